@@ -1,0 +1,667 @@
+/*
+ * The relay loop, in the shape of PostgreSQL's receivelog.c HandleCopyStream:
+ * compute the next wake-up, drain every buffered CopyData message, serve
+ * Kafka's delivery reports, recompute the confirmable position, answer the
+ * server. The confirmed (flush) LSN only ever comes from tracker_safe_lsn,
+ * which only moves on delivery reports (R1-R3); nothing here guesses.
+ */
+#include "relay.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "be.h"
+#include "feedback.h"
+#include "log.h"
+#include "lsn.h"
+#include "outbox.h"
+#include "pgout.h"
+#include "relcache.h"
+#include "repl.h"
+#include "tracker.h"
+#include "xmem.h"
+
+/* Messages handled before the loop serves reports and feedback again, so a
+ * backlog cannot starve the status updates. */
+#define RELAY_RECV_BUDGET 2048
+#define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
+
+enum stream_end {
+    STREAM_STOP,   /* signal or --end-lsn: drain and exit 0 */
+    STREAM_RETRY,  /* Postgres connection trouble: reconnect, keep the producer */
+    STREAM_REWIND, /* Kafka trouble: new producer, restart from the safe LSN */
+    STREAM_FATAL,  /* logged; exit 1 */
+};
+
+struct relay {
+    const struct relay_config *cfg;
+    struct tracker *tracker;
+    struct relcache *relcache;
+    struct sink *sink;
+    struct repl_conn *rc;
+    struct pgout_msg *msg;
+    struct feedback_state fb;
+    struct outbox_layout layout;
+    bool have_layout;
+
+    /* the transaction being received */
+    bool in_txn;
+    bool skip_txn;
+    uint64_t txn_seq;
+    uint64_t txn_commit_lsn;
+    char txn_lsn[LSN_STR_MAX];
+    char txn_ts[OUTBOX_TS_LEN + 1];
+
+    uint64_t write_lsn; /* furthest position received */
+    int64_t last_server_msg_us;
+    bool probe_sent;
+    bool end_reached;
+
+    /* set from delivery reports */
+    bool rewind;
+    bool fatal;
+
+    uint64_t produced;
+    uint64_t delivered;
+    char err[1024];
+};
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t monotonic_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void sleep_ms(int ms, const struct relay_config *cfg)
+{
+    struct pollfd pfd = {.fd = cfg->stop_fd, .events = POLLIN};
+
+    /* Wake early on a signal: a relay in backoff must still stop at once. */
+    if (cfg->stop_fd >= 0)
+        (void)poll(&pfd, 1, ms);
+    else
+        (void)poll(NULL, 0, ms);
+}
+
+static void on_delivery(void *arg, uint64_t seq, const char *err, bool permanent)
+{
+    struct relay *r = arg;
+
+    if (!tracker_ack(r->tracker, seq, err == NULL)) {
+        /* A report for nothing in flight means the books are wrong; only a
+         * rewind makes them right again. */
+        log_error("delivery report for unknown transaction seq=%llu; rewinding",
+                  (unsigned long long)seq);
+        r->rewind = true;
+        return;
+    }
+    if (err == NULL) {
+        r->delivered++;
+        return;
+    }
+    if (permanent) {
+        log_error("delivery failed permanently, stopping without confirming it: %s", err);
+        r->fatal = true;
+    } else {
+        log_warn("delivery failed, rewinding to the last delivered position: %s", err);
+        r->rewind = true;
+    }
+}
+
+/* Returns false when the connection failed (already logged). */
+static bool send_status(struct relay *r, bool reply_requested)
+{
+    uint64_t flush = tracker_safe_lsn(r->tracker);
+    int64_t now = now_us();
+    uint64_t write = r->write_lsn > flush ? r->write_lsn : flush;
+
+    if (repl_send_status(r->rc, write, flush, flush, now - PG_EPOCH_OFFSET_US, reply_requested,
+                         r->err, sizeof(r->err)) != REPL_OK) {
+        log_warn("%s", r->err);
+        return false;
+    }
+    log_debug("status update write=" LSN_FMT " flush=" LSN_FMT, LSN_ARGS(write), LSN_ARGS(flush));
+    feedback_sent(&r->fb, flush, monotonic_us());
+    return true;
+}
+
+/* Keeps the walsender content while the producer's queue is full (R4):
+ * serves delivery reports and keeps sending status updates, without reading
+ * further WAL. Returns true to retry the produce, false to leave the stream. */
+static bool wait_for_queue(struct relay *r, enum stream_end *end)
+{
+    sink_poll(r->sink, 100);
+    if (*r->cfg->stop) {
+        *end = STREAM_STOP;
+        return false;
+    }
+    if (r->fatal || r->rewind) {
+        *end = r->fatal ? STREAM_FATAL : STREAM_REWIND;
+        return false;
+    }
+    if (feedback_due(&r->fb, tracker_safe_lsn(r->tracker), monotonic_us()) &&
+        !send_status(r, false)) {
+        *end = STREAM_RETRY;
+        return false;
+    }
+    return true;
+}
+
+static bool handle_insert(struct relay *r, enum stream_end *end)
+{
+    const struct pgout_msg *m = r->msg;
+    struct outbox_event ev;
+    enum outbox_status ost;
+    char topic[256];
+    struct sink_meta meta = {.lsn = r->txn_lsn, .commit_ts = r->txn_ts};
+
+    if (relcache_get(r->relcache, m->u.insert.relid) == NULL) {
+        log_error("protocol error: insert for relation %u before its Relation message at lsn %s",
+                  m->u.insert.relid, r->txn_lsn);
+        *end = STREAM_FATAL;
+        return false;
+    }
+    if (!r->have_layout || m->u.insert.relid != r->layout.relid || r->skip_txn)
+        return true;
+    if (!r->in_txn) {
+        log_error("protocol error: insert outside a transaction");
+        *end = STREAM_FATAL;
+        return false;
+    }
+    ost = outbox_event_from_tuple(&r->layout, &m->u.insert.newtup, &ev);
+    if (ost != OUTBOX_OK) {
+        log_error("bad outbox row at lsn %s (id %.*s): %s; stopping without confirming it",
+                  r->txn_lsn, ev.id.ptr ? (int)ev.id.len : 1, ev.id.ptr ? ev.id.ptr : "?",
+                  outbox_strerror(ost));
+        *end = STREAM_FATAL;
+        return false;
+    }
+    if (!outbox_topic(r->cfg->topic_template, &ev, topic, sizeof(topic))) {
+        log_error("outbox row id=%.*s at lsn %s: aggregate_type '%.*s' does not make a valid "
+                  "Kafka topic name from template '%s'; stopping without confirming it",
+                  (int)ev.id.len, ev.id.ptr, r->txn_lsn, (int)ev.aggregate_type.len,
+                  ev.aggregate_type.ptr, r->cfg->topic_template);
+        *end = STREAM_FATAL;
+        return false;
+    }
+    for (;;) {
+        enum sink_status st =
+            sink_produce(r->sink, topic, &ev, &meta, r->txn_seq, r->err, sizeof(r->err));
+
+        if (st == SINK_OK)
+            break;
+        if (st == SINK_QUEUE_FULL) {
+            if (!wait_for_queue(r, end))
+                return false;
+            continue;
+        }
+        log_error("cannot produce event id=%.*s lsn=%s to topic %s: %s", (int)ev.id.len,
+                  ev.id.ptr, r->txn_lsn, topic, r->err);
+        *end = st == SINK_EPERMANENT ? STREAM_FATAL : STREAM_REWIND;
+        return false;
+    }
+    tracker_add_event(r->tracker, r->txn_seq);
+    r->produced++;
+    return true;
+}
+
+static bool handle_relation(struct relay *r, enum stream_end *end)
+{
+    const struct relcache_rel *rel = relcache_put(r->relcache, r->msg);
+    const char *missing = NULL;
+
+    if (strcmp(rel->nspname, r->cfg->table_schema) != 0 ||
+        strcmp(rel->relname, r->cfg->table_name) != 0) {
+        if (r->have_layout && rel->relid == r->layout.relid)
+            r->have_layout = false; /* renamed away from the outbox name */
+        return true;
+    }
+    if (outbox_layout_init(&r->layout, rel, &missing) != OUTBOX_OK) {
+        log_error("table %s.%s has no column \"%s\"; the outbox needs id, aggregate_type, "
+                  "aggregate_id, event_type and payload",
+                  rel->nspname, rel->relname, missing);
+        *end = STREAM_FATAL;
+        return false;
+    }
+    r->have_layout = true;
+    return true;
+}
+
+static bool handle_begin(struct relay *r, enum stream_end *end)
+{
+    const struct pgout_msg *m = r->msg;
+    uint64_t final_lsn = m->u.begin.final_lsn;
+
+    if (r->in_txn) {
+        log_error("protocol error: Begin inside a transaction at lsn " LSN_FMT,
+                  LSN_ARGS(final_lsn));
+        *end = STREAM_FATAL;
+        return false;
+    }
+    if (r->cfg->end_lsn != 0 && final_lsn > r->cfg->end_lsn) {
+        log_info("reached end position " LSN_FMT ": next transaction commits at " LSN_FMT,
+                 LSN_ARGS(r->cfg->end_lsn), LSN_ARGS(final_lsn));
+        r->end_reached = true;
+        *end = STREAM_STOP;
+        return false;
+    }
+    r->in_txn = true;
+    r->txn_commit_lsn = final_lsn;
+    /* A transaction that commits before what was already produced is a
+     * re-sent copy (reconnect, or a slot that moved back after a server
+     * crash); one before --start-lsn was excluded by the operator. */
+    r->skip_txn = final_lsn < tracker_last_end_lsn(r->tracker) ||
+                  (r->cfg->start_lsn != 0 && final_lsn < r->cfg->start_lsn);
+    if (r->skip_txn) {
+        log_debug("skipping transaction committed at " LSN_FMT, LSN_ARGS(final_lsn));
+        return true;
+    }
+    r->txn_seq = tracker_begin(r->tracker);
+    lsn_format(final_lsn, r->txn_lsn, sizeof(r->txn_lsn));
+    outbox_format_timestamp(m->u.begin.commit_time, r->txn_ts, sizeof(r->txn_ts));
+    return true;
+}
+
+static bool handle_commit(struct relay *r, enum stream_end *end)
+{
+    const struct pgout_msg *m = r->msg;
+
+    if (!r->in_txn || m->u.commit.commit_lsn != r->txn_commit_lsn) {
+        log_error("protocol error: Commit at " LSN_FMT " does not match Begin at " LSN_FMT,
+                  LSN_ARGS(m->u.commit.commit_lsn), LSN_ARGS(r->txn_commit_lsn));
+        *end = STREAM_FATAL;
+        return false;
+    }
+    r->in_txn = false;
+    if (m->u.commit.end_lsn > r->write_lsn)
+        r->write_lsn = m->u.commit.end_lsn;
+    if (r->skip_txn)
+        return true;
+    if (!tracker_commit(r->tracker, r->txn_seq, m->u.commit.end_lsn)) {
+        log_error("protocol error: commit end " LSN_FMT " is not after the previous one",
+                  LSN_ARGS(m->u.commit.end_lsn));
+        *end = STREAM_FATAL;
+        return false;
+    }
+    return true;
+}
+
+static bool handle_xlogdata(struct relay *r, const uint8_t *buf, int len, enum stream_end *end)
+{
+    enum pgout_status st;
+
+    if (len < REPL_XLOGDATA_HDR_LEN) {
+        log_error("protocol error: XLogData of %d bytes", len);
+        *end = STREAM_FATAL;
+        return false;
+    }
+    st = pgout_decode(buf + REPL_XLOGDATA_HDR_LEN, (size_t)len - REPL_XLOGDATA_HDR_LEN, 1, r->msg);
+    if (st != PGOUT_OK) {
+        log_error("protocol error: cannot decode pgoutput message '%c' at " LSN_FMT ": %s",
+                  len > REPL_XLOGDATA_HDR_LEN ? buf[REPL_XLOGDATA_HDR_LEN] : '?',
+                  LSN_ARGS(be_get64(buf + 1)), pgout_strerror(st));
+        *end = STREAM_FATAL;
+        return false;
+    }
+    switch (r->msg->tag) {
+    case PGOUT_MSG_BEGIN:
+        return handle_begin(r, end);
+    case PGOUT_MSG_COMMIT:
+        return handle_commit(r, end);
+    case PGOUT_MSG_RELATION:
+        return handle_relation(r, end);
+    case PGOUT_MSG_INSERT:
+        return handle_insert(r, end);
+    case PGOUT_MSG_MESSAGE:
+        /* A non-transactional message has been fully received: its position
+         * is as safe to confirm as a keepalive's (R3). */
+        if (!r->in_txn && !(r->msg->u.message.flags & 1))
+            tracker_note_server_position(r->tracker, r->msg->u.message.lsn);
+        return true;
+    default:
+        /* Type, Origin, Update, Delete, Truncate: nothing to publish. */
+        return true;
+    }
+}
+
+static bool handle_keepalive(struct relay *r, const uint8_t *buf, int len, enum stream_end *end)
+{
+    uint64_t wal_end;
+
+    if (len < REPL_KEEPALIVE_LEN) {
+        log_error("protocol error: keepalive of %d bytes", len);
+        *end = STREAM_FATAL;
+        return false;
+    }
+    wal_end = be_get64(buf + 1);
+    if (buf[17])
+        r->fb.reply_requested = true;
+    if (!r->in_txn) {
+        tracker_note_server_position(r->tracker, wal_end);
+        if (wal_end > r->write_lsn)
+            r->write_lsn = wal_end;
+        if (r->cfg->end_lsn != 0 && wal_end >= r->cfg->end_lsn && tracker_idle(r->tracker)) {
+            log_info("reached end position " LSN_FMT, LSN_ARGS(r->cfg->end_lsn));
+            r->end_reached = true;
+            *end = STREAM_STOP;
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool handle_copydata(struct relay *r, const uint8_t *buf, int len, enum stream_end *end)
+{
+    r->last_server_msg_us = monotonic_us();
+    r->probe_sent = false;
+    switch (buf[0]) {
+    case 'w':
+        return handle_xlogdata(r, buf, len, end);
+    case 'k':
+        return handle_keepalive(r, buf, len, end);
+    default:
+        log_error("protocol error: unknown CopyData message '%c'", buf[0]);
+        *end = STREAM_FATAL;
+        return false;
+    }
+}
+
+static enum stream_end check_kafka(struct relay *r)
+{
+    char fatal[512];
+
+    if (r->fatal)
+        return STREAM_FATAL;
+    if (sink_fatal(r->sink, fatal, sizeof(fatal))) {
+        log_warn("producer hit a fatal error (%s); rewinding with a new producer", fatal);
+        return STREAM_REWIND;
+    }
+    if (r->rewind)
+        return STREAM_REWIND;
+    return STREAM_STOP; /* no trouble */
+}
+
+static enum stream_end stream(struct relay *r)
+{
+    const struct relay_config *cfg = r->cfg;
+    enum stream_end end = STREAM_STOP;
+
+    r->last_server_msg_us = monotonic_us();
+    r->probe_sent = false;
+    for (;;) {
+        int n = 0;
+        int64_t wait_us;
+        uint64_t safe;
+        struct pollfd pfd[3];
+        int npfd = 0;
+
+        if (*cfg->stop)
+            return STREAM_STOP;
+        for (int budget = 0; budget < RELAY_RECV_BUDGET; budget++) {
+            const uint8_t *buf;
+
+            n = repl_recv(r->rc, &buf, r->err, sizeof(r->err));
+            if (n == 0)
+                break;
+            if (n < 0) {
+                if (n == REPL_EFATAL) {
+                    log_error("%s", r->err);
+                    return STREAM_FATAL;
+                }
+                log_warn("%s", r->err);
+                return STREAM_RETRY;
+            }
+            if (!handle_copydata(r, buf, n, &end))
+                return end;
+        }
+        sink_poll(r->sink, 0);
+        if ((end = check_kafka(r)) != STREAM_STOP)
+            return end;
+        safe = tracker_safe_lsn(r->tracker);
+        if (r->end_reached)
+            return STREAM_STOP;
+        if (feedback_due(&r->fb, safe, monotonic_us()) && !send_status(r, false))
+            return STREAM_RETRY;
+
+        /* R8: a server that stopped talking is probed once, then dropped. */
+        {
+            int64_t silent_ms = (monotonic_us() - r->last_server_msg_us) / 1000;
+            if (silent_ms > cfg->server_timeout_ms) {
+                log_warn("no message from the server for %lld ms; reconnecting",
+                         (long long)silent_ms);
+                return STREAM_RETRY;
+            }
+            if (silent_ms > cfg->server_timeout_ms / 2 && !r->probe_sent) {
+                r->probe_sent = true;
+                if (!send_status(r, true))
+                    return STREAM_RETRY;
+            }
+        }
+        if (n > 0)
+            continue; /* budget used up with more buffered: go round again */
+
+        wait_us = feedback_wait_us(&r->fb, safe, monotonic_us());
+        if (wait_us > 1000000)
+            wait_us = 1000000;
+        pfd[npfd++] = (struct pollfd){.fd = repl_socket(r->rc), .events = POLLIN};
+        pfd[npfd++] = (struct pollfd){.fd = sink_wakeup_fd(r->sink), .events = POLLIN};
+        if (cfg->stop_fd >= 0)
+            pfd[npfd++] = (struct pollfd){.fd = cfg->stop_fd, .events = POLLIN};
+        if (poll(pfd, (nfds_t)npfd, (int)((wait_us + 999) / 1000)) < 0 && errno != EINTR) {
+            log_error("poll: %s", strerror(errno));
+            return STREAM_FATAL;
+        }
+        if (pfd[0].revents != 0 && repl_consume(r->rc, r->err, sizeof(r->err)) != REPL_OK) {
+            log_warn("%s", r->err);
+            return STREAM_RETRY;
+        }
+    }
+}
+
+/* Stop path (DESIGN.md "Shutdown"): stop reading, wait a bounded time for
+ * deliveries, confirm what was delivered, end the stream politely. */
+static void drain_and_confirm(struct relay *r)
+{
+    int left = 0;
+
+    if (r->sink != NULL) {
+        left = sink_flush(r->sink, r->cfg->shutdown_timeout_ms);
+        if (left > 0)
+            log_warn("%d events still undelivered after %d ms; they will be sent again on the "
+                     "next start",
+                     left, r->cfg->shutdown_timeout_ms);
+    }
+    if (r->rc != NULL) {
+        if (send_status(r, false))
+            log_info("confirmed position " LSN_FMT, LSN_ARGS(tracker_safe_lsn(r->tracker)));
+        repl_close(r->rc);
+        r->rc = NULL;
+    }
+}
+
+static int backoff_next(int current_ms, int max_ms)
+{
+    int next = current_ms == 0 ? 100 : current_ms * 2;
+
+    if (next > max_ms)
+        next = max_ms;
+    /* Full jitter in the upper half keeps a fleet from reconnecting in step. */
+    return next / 2 + (int)(random() % (next / 2 + 1));
+}
+
+enum relay_exit relay_run(const struct relay_config *cfg)
+{
+    struct relay r = {.cfg = cfg};
+    struct repl_opts opts = {
+        .dburl = cfg->database_url,
+        .slot = cfg->slot,
+        .publication = cfg->publication,
+        .table_schema = cfg->table_schema,
+        .table_name = cfg->table_name,
+        .create_slot = cfg->create_slot,
+        .create_publication = cfg->create_publication,
+        .proto_version = 1,
+        .connect_timeout_s = cfg->connect_timeout_s,
+    };
+    enum relay_exit result = RELAY_EXIT_ERROR;
+    bool first = true;
+    int backoff_ms = 0;
+    int64_t busy_since_us = 0;
+
+    srandom((unsigned)now_us());
+    r.msg = xmalloc(sizeof(*r.msg));
+    r.tracker = tracker_new(0);
+    r.fb.interval_us = (int64_t)cfg->status_interval_ms * 1000;
+    r.fb.min_gap_us = 100000;
+
+    while (!*cfg->stop) {
+        struct repl_slot_info info;
+        enum repl_status st;
+        enum stream_end end;
+        uint64_t start;
+
+        if (r.sink == NULL) {
+            r.sink = sink_new(cfg->brokers, cfg->kafka_props, cfg->nkafka_props, on_delivery, &r,
+                              r.err, sizeof(r.err));
+            if (r.sink == NULL) {
+                log_error("%s", r.err);
+                goto out;
+            }
+        }
+        if (backoff_ms > 0) {
+            log_info("reconnecting in %d ms", backoff_ms);
+            sleep_ms(backoff_ms, cfg);
+            if (*cfg->stop)
+                break;
+        }
+        st = repl_open(&opts, &r.rc, &info, r.err, sizeof(r.err));
+        if (st == REPL_EBUSY) {
+            int64_t now = monotonic_us();
+            if (busy_since_us == 0)
+                busy_since_us = now;
+            /* A killed relay's walsender lingers until it notices the
+             * closed socket; give it a few seconds before calling it a
+             * second relay. */
+            if (now - busy_since_us > 15000000) {
+                log_error("%s; stop the other relay or use another --slot", r.err);
+                goto out;
+            }
+            log_warn("%s; retrying", r.err);
+            backoff_ms = 1000;
+            continue;
+        }
+        if (st == REPL_EFATAL) {
+            log_error("%s", r.err);
+            goto out;
+        }
+        if (st != REPL_OK) {
+            log_warn("%s", r.err);
+            backoff_ms = backoff_next(backoff_ms, cfg->reconnect_max_ms);
+            continue;
+        }
+        busy_since_us = 0;
+        if (info.publication_created)
+            log_info("created publication \"%s\" for table %s.%s with publish = 'insert'",
+                     cfg->publication, cfg->table_schema, cfg->table_name);
+        if (info.created)
+            log_info("created replication slot \"%s\" (pgoutput) at " LSN_FMT, cfg->slot,
+                     LSN_ARGS(info.confirmed_flush));
+        if (first) {
+            if (cfg->start_lsn != 0 && cfg->start_lsn < info.confirmed_flush) {
+                log_error("--start-lsn " LSN_FMT " is older than slot \"%s\"'s confirmed_flush_lsn "
+                          LSN_FMT ": the server no longer has those transactions for this slot",
+                          LSN_ARGS(cfg->start_lsn), cfg->slot, LSN_ARGS(info.confirmed_flush));
+                goto out;
+            }
+            start = cfg->start_lsn > info.confirmed_flush ? cfg->start_lsn : info.confirmed_flush;
+            tracker_free(r.tracker);
+            r.tracker = tracker_new(start);
+            first = false;
+        } else {
+            start = tracker_safe_lsn(r.tracker);
+        }
+        relcache_free(r.relcache);
+        r.relcache = relcache_new();
+        r.have_layout = false;
+        r.in_txn = false;
+        st = repl_start(r.rc, start, r.err, sizeof(r.err));
+        if (st != REPL_OK) {
+            if (st == REPL_EFATAL) {
+                log_error("%s", r.err);
+                goto out;
+            }
+            log_warn("%s", r.err);
+            repl_abort(r.rc);
+            r.rc = NULL;
+            backoff_ms = st == REPL_EBUSY ? 1000 : backoff_next(backoff_ms, cfg->reconnect_max_ms);
+            continue;
+        }
+        log_info("streaming slot \"%s\" publication \"%s\" from " LSN_FMT " (database \"%s\")",
+                 cfg->slot, cfg->publication, LSN_ARGS(start), info.dbname);
+        r.fb.last_sent_us = 0; /* answer a new server at once */
+        r.fb.reply_requested = false;
+        backoff_ms = 0;
+
+        end = stream(&r);
+        switch (end) {
+        case STREAM_STOP:
+            drain_and_confirm(&r);
+            result = RELAY_EXIT_OK;
+            goto out;
+        case STREAM_FATAL:
+            /* Whatever was delivered is still worth confirming. */
+            drain_and_confirm(&r);
+            goto out;
+        case STREAM_RETRY:
+            /* The producer keeps its in-flight events; a half-received
+             * transaction will be re-sent whole, so its partial entry must
+             * no longer hold the watermark back. */
+            tracker_abandon_open(r.tracker);
+            r.in_txn = false;
+            repl_abort(r.rc);
+            r.rc = NULL;
+            backoff_ms = backoff_next(backoff_ms, cfg->reconnect_max_ms);
+            break;
+        case STREAM_REWIND:
+            /* New producer, stream restarted from the last delivered
+             * position: per-key order holds, duplicates are possible. */
+            log_warn("rewinding to " LSN_FMT " with a new producer",
+                     LSN_ARGS(tracker_safe_lsn(r.tracker)));
+            repl_abort(r.rc);
+            r.rc = NULL;
+            sink_free(r.sink);
+            r.sink = NULL;
+            tracker_reset(r.tracker);
+            r.rewind = false;
+            backoff_ms = backoff_next(backoff_ms, cfg->reconnect_max_ms);
+            break;
+        }
+    }
+    /* Stopped while not streaming (in backoff). */
+    drain_and_confirm(&r);
+    result = RELAY_EXIT_OK;
+out:
+    log_info("relay stopped: %llu events produced, %llu delivered, confirmed " LSN_FMT,
+             (unsigned long long)r.produced, (unsigned long long)r.delivered,
+             LSN_ARGS(tracker_safe_lsn(r.tracker)));
+    repl_abort(r.rc);
+    sink_free(r.sink);
+    relcache_free(r.relcache);
+    tracker_free(r.tracker);
+    free(r.msg);
+    return result;
+}

@@ -1,0 +1,49 @@
+/*
+ * The relay: one loop that reads the slot, turns outbox inserts into Kafka
+ * messages, and confirms to Postgres only what Kafka acknowledged
+ * (PROTOCOL.md R1-R10). Owns the replication connection, the producer and the
+ * watermark; logs what it decides.
+ */
+#ifndef ORDERS_CDC_RELAY_H
+#define ORDERS_CDC_RELAY_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sink_kafka.h"
+
+struct relay_config {
+    const char *database_url;
+    const char *brokers;
+    const char *slot;
+    const char *publication;
+    const char *table_schema;
+    const char *table_name;
+    const char *topic_template;
+    bool create_slot;
+    bool create_publication;
+    uint64_t start_lsn; /* 0: resume from the slot */
+    uint64_t end_lsn;   /* 0: run until stopped */
+    int status_interval_ms;
+    int shutdown_timeout_ms;
+    int server_timeout_ms;    /* no message from the server this long: reconnect */
+    int connect_timeout_s;
+    int reconnect_max_ms;
+    const struct sink_prop *kafka_props;
+    size_t nkafka_props;
+    /* Set by a signal handler; the loop stops reading, drains, confirms. */
+    volatile sig_atomic_t *stop;
+    int stop_fd; /* read end of the signal self-pipe, or -1 */
+};
+
+enum relay_exit {
+    RELAY_EXIT_OK = 0,    /* stopped by signal or --end-lsn after draining */
+    RELAY_EXIT_ERROR = 1, /* fatal condition, already logged */
+};
+
+/* Runs until stopped; returns how it ended. Logs every decision. */
+enum relay_exit relay_run(const struct relay_config *cfg);
+
+#endif

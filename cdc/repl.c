@@ -1,0 +1,556 @@
+/*
+ * Replication connection over libpq, shaped after PostgreSQL's
+ * pg_recvlogical.c and streamutil.c. In walsender mode only the simple query
+ * protocol works, so values are quoted with PQescapeLiteral/Identifier.
+ */
+#include "repl.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "be.h"
+#include "lsn.h"
+
+struct repl_conn {
+    PGconn *conn;
+    char *copybuf; /* last PQgetCopyData buffer, freed on the next receive */
+    const struct repl_opts *opts;
+    bool streaming;
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) PRINTF_FMT(3, 4);
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    size_t n;
+
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    /* libpq messages end in a newline; our log lines must not. */
+    n = strlen(err);
+    while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
+        err[--n] = '\0';
+}
+
+static const char *sqlstate(const PGresult *res)
+{
+    const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    return s ? s : "";
+}
+
+/* Connection failures the relay cannot fix by retrying. */
+static bool connect_error_is_fatal(const char *msg)
+{
+    static const char *const fatal[] = {
+        "password authentication failed",
+        "no pg_hba.conf entry",
+        "must be superuser or replication role",
+        "permission denied",
+        "does not exist",
+        "invalid connection option",
+        "invalid URI",
+        "invalid sslmode",
+        "missing \"=\"",
+        NULL,
+    };
+    for (int i = 0; fatal[i] != NULL; i++)
+        if (strstr(msg, fatal[i]) != NULL)
+            return true;
+    return false;
+}
+
+static enum repl_status run_query(struct repl_conn *rc, const char *sql, ExecStatusType want,
+                                  PGresult **out, char *err, size_t errlen)
+{
+    PGresult *res = PQexec(rc->conn, sql);
+
+    if (PQresultStatus(res) != want) {
+        enum repl_status st = PQstatus(rc->conn) == CONNECTION_BAD ? REPL_ERETRY : REPL_EFATAL;
+        set_err(err, errlen, "%s (sqlstate %s) running: %.200s", PQerrorMessage(rc->conn),
+                sqlstate(res), sql);
+        PQclear(res);
+        return st;
+    }
+    *out = res;
+    return REPL_OK;
+}
+
+static char *literal(struct repl_conn *rc, const char *s)
+{
+    return PQescapeLiteral(rc->conn, s, strlen(s));
+}
+
+static char *ident(struct repl_conn *rc, const char *s)
+{
+    return PQescapeIdentifier(rc->conn, s, strlen(s));
+}
+
+static enum repl_status check_wal_level(struct repl_conn *rc, char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    enum repl_status st = run_query(rc, "SHOW wal_level", PGRES_TUPLES_OK, &res, err, errlen);
+
+    if (st != REPL_OK)
+        return st;
+    if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "logical") != 0) {
+        set_err(err, errlen,
+                "wal_level is '%s', logical decoding needs 'logical': set wal_level = logical in "
+                "postgresql.conf and restart the server",
+                PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "?");
+        PQclear(res);
+        return REPL_EFATAL;
+    }
+    PQclear(res);
+    return REPL_OK;
+}
+
+static enum repl_status identify(struct repl_conn *rc, struct repl_slot_info *info, char *err,
+                                 size_t errlen)
+{
+    PGresult *res = NULL;
+    enum repl_status st = run_query(rc, "IDENTIFY_SYSTEM", PGRES_TUPLES_OK, &res, err, errlen);
+
+    if (st != REPL_OK)
+        return st;
+    if (PQntuples(res) != 1 || PQnfields(res) < 4) {
+        set_err(err, errlen, "IDENTIFY_SYSTEM returned %d rows and %d fields, expected 1 and 4",
+                PQntuples(res), PQnfields(res));
+        PQclear(res);
+        return REPL_EFATAL;
+    }
+    if (!lsn_parse(PQgetvalue(res, 0, 2), &info->server_wal_end))
+        info->server_wal_end = 0;
+    if (PQgetisnull(res, 0, 3)) {
+        set_err(err, errlen, "connection is not a database replication connection");
+        PQclear(res);
+        return REPL_EFATAL;
+    }
+    snprintf(info->dbname, sizeof(info->dbname), "%s", PQgetvalue(res, 0, 3));
+    PQclear(res);
+    return REPL_OK;
+}
+
+static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slot_info *info,
+                                           char *err, size_t errlen)
+{
+    const struct repl_opts *o = rc->opts;
+    char *pub = literal(rc, o->publication), *sch = literal(rc, o->table_schema),
+         *tab = literal(rc, o->table_name);
+    char *pub_id = ident(rc, o->publication), *sch_id = ident(rc, o->table_schema),
+         *tab_id = ident(rc, o->table_name);
+    char sql[2048];
+    PGresult *res = NULL;
+    enum repl_status st = REPL_EFATAL;
+
+    if (!pub || !sch || !tab || !pub_id || !sch_id || !tab_id) {
+        set_err(err, errlen, "cannot quote names: %s", PQerrorMessage(rc->conn));
+        goto out;
+    }
+    snprintf(sql, sizeof(sql),
+             "SELECT c.oid IS NOT NULL, p.oid IS NOT NULL, coalesce(p.pubinsert, false), "
+             "EXISTS (SELECT 1 FROM pg_publication_tables t WHERE t.pubname = %s "
+             "AND t.schemaname = %s AND t.tablename = %s) "
+             "FROM (SELECT 1) one "
+             "LEFT JOIN pg_class c ON c.oid = to_regclass(format('%%I.%%I', %s, %s)) "
+             "LEFT JOIN pg_publication p ON p.pubname = %s",
+             pub, sch, tab, sch, tab, pub);
+    st = run_query(rc, sql, PGRES_TUPLES_OK, &res, err, errlen);
+    if (st != REPL_OK)
+        goto out;
+    st = REPL_EFATAL;
+    if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+        set_err(err, errlen,
+                "table %s.%s does not exist in database \"%s\": run `orders-api --migrate` or "
+                "set --table",
+                o->table_schema, o->table_name, info->dbname);
+        goto out;
+    }
+    if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+        PGresult *cres = NULL;
+
+        if (!o->create_publication) {
+            set_err(err, errlen,
+                    "publication \"%s\" does not exist; create it with CREATE PUBLICATION %s FOR "
+                    "TABLE %s.%s WITH (publish = 'insert') or drop --no-create-publication",
+                    o->publication, pub_id, sch_id, tab_id);
+            goto out;
+        }
+        snprintf(sql, sizeof(sql), "CREATE PUBLICATION %s FOR TABLE %s.%s WITH (publish = 'insert')",
+                 pub_id, sch_id, tab_id);
+        cres = PQexec(rc->conn, sql);
+        if (PQresultStatus(cres) != PGRES_COMMAND_OK) {
+            /* 42710: a concurrent relay created it first; that is fine. */
+            if (strcmp(sqlstate(cres), "42710") != 0) {
+                set_err(err, errlen,
+                        "cannot create publication \"%s\": %s (the relay's role must own table "
+                        "%s.%s, or create the publication as its owner)",
+                        o->publication, PQerrorMessage(rc->conn), o->table_schema, o->table_name);
+                st = PQstatus(rc->conn) == CONNECTION_BAD ? REPL_ERETRY : REPL_EFATAL;
+                PQclear(cres);
+                goto out;
+            }
+        } else {
+            info->publication_created = true;
+        }
+        PQclear(cres);
+        st = REPL_OK;
+        goto out;
+    }
+    if (strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
+        set_err(err, errlen,
+                "publication \"%s\" does not publish inserts: ALTER PUBLICATION %s SET (publish = "
+                "'insert')",
+                o->publication, pub_id);
+        goto out;
+    }
+    if (strcmp(PQgetvalue(res, 0, 3), "t") != 0) {
+        set_err(err, errlen,
+                "publication \"%s\" does not include table %s.%s: ALTER PUBLICATION %s ADD TABLE "
+                "%s.%s",
+                o->publication, o->table_schema, o->table_name, pub_id, sch_id, tab_id);
+        goto out;
+    }
+    st = REPL_OK;
+out:
+    PQclear(res);
+    PQfreemem(pub);
+    PQfreemem(sch);
+    PQfreemem(tab);
+    PQfreemem(pub_id);
+    PQfreemem(sch_id);
+    PQfreemem(tab_id);
+    return st;
+}
+
+static enum repl_status create_slot(struct repl_conn *rc, struct repl_slot_info *info, char *err,
+                                    size_t errlen)
+{
+    char *slot_id = ident(rc, rc->opts->slot);
+    char sql[512];
+    PGresult *res;
+    enum repl_status st = REPL_OK;
+
+    if (slot_id == NULL) {
+        set_err(err, errlen, "cannot quote slot name: %s", PQerrorMessage(rc->conn));
+        return REPL_EFATAL;
+    }
+    snprintf(sql, sizeof(sql), "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT 'nothing')",
+             slot_id);
+    PQfreemem(slot_id);
+    res = PQexec(rc->conn, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        if (strcmp(sqlstate(res), "42710") == 0) {
+            set_err(err, errlen, "slot \"%s\" was created concurrently by another session",
+                    rc->opts->slot);
+            st = REPL_EBUSY;
+        } else {
+            set_err(err, errlen, "cannot create replication slot \"%s\": %s", rc->opts->slot,
+                    PQerrorMessage(rc->conn));
+            st = PQstatus(rc->conn) == CONNECTION_BAD ? REPL_ERETRY : REPL_EFATAL;
+        }
+        PQclear(res);
+        return st;
+    }
+    if (PQntuples(res) != 1 || PQnfields(res) < 2 ||
+        !lsn_parse(PQgetvalue(res, 0, 1), &info->confirmed_flush)) {
+        set_err(err, errlen, "unexpected CREATE_REPLICATION_SLOT result");
+        PQclear(res);
+        return REPL_EFATAL;
+    }
+    info->created = true;
+    PQclear(res);
+    return REPL_OK;
+}
+
+static enum repl_status ensure_slot(struct repl_conn *rc, struct repl_slot_info *info, char *err,
+                                    size_t errlen)
+{
+    const struct repl_opts *o = rc->opts;
+    char *slot = literal(rc, o->slot);
+    char sql[1024];
+    PGresult *res = NULL;
+    enum repl_status st;
+    const char *plugin, *database, *wal_status;
+
+    if (slot == NULL) {
+        set_err(err, errlen, "cannot quote slot name: %s", PQerrorMessage(rc->conn));
+        return REPL_EFATAL;
+    }
+    snprintf(sql, sizeof(sql),
+             "SELECT slot_type, coalesce(plugin, ''), coalesce(database, ''), active, "
+             "coalesce(active_pid::text, ''), coalesce(wal_status, ''), "
+             "coalesce(confirmed_flush_lsn::text, '0/0') "
+             "FROM pg_replication_slots WHERE slot_name = %s",
+             slot);
+    PQfreemem(slot);
+    st = run_query(rc, sql, PGRES_TUPLES_OK, &res, err, errlen);
+    if (st != REPL_OK)
+        return st;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        if (!o->create_slot) {
+            set_err(err, errlen,
+                    "replication slot \"%s\" does not exist and --no-create-slot is set; create "
+                    "it with SELECT pg_create_logical_replication_slot('%s', 'pgoutput')",
+                    o->slot, o->slot);
+            return REPL_EFATAL;
+        }
+        return create_slot(rc, info, err, errlen);
+    }
+    plugin = PQgetvalue(res, 0, 1);
+    database = PQgetvalue(res, 0, 2);
+    wal_status = PQgetvalue(res, 0, 5);
+    st = REPL_EFATAL;
+    if (strcmp(PQgetvalue(res, 0, 0), "logical") != 0 || strcmp(plugin, "pgoutput") != 0) {
+        set_err(err, errlen,
+                "replication slot \"%s\" is a %s slot with plugin '%s'; the relay needs a logical "
+                "slot with plugin 'pgoutput' (use another --slot name)",
+                o->slot, PQgetvalue(res, 0, 0), plugin);
+    } else if (strcmp(database, info->dbname) != 0) {
+        set_err(err, errlen,
+                "replication slot \"%s\" belongs to database \"%s\", not \"%s\" (use another "
+                "--slot name or connect to \"%s\")",
+                o->slot, database, info->dbname, database);
+    } else if (strcmp(wal_status, "lost") == 0) {
+        set_err(err, errlen,
+                "replication slot \"%s\" is invalidated (wal_status = lost): the WAL it needed "
+                "was removed, events after its confirmed position are gone from the slot; drop "
+                "and recreate it, then replay the gap from the outbox table",
+                o->slot);
+    } else if (strcmp(PQgetvalue(res, 0, 3), "t") == 0) {
+        set_err(err, errlen,
+                "replication slot \"%s\" is active for PID %s: another relay (or a walsender "
+                "not yet gone) holds it",
+                o->slot, PQgetvalue(res, 0, 4));
+        st = REPL_EBUSY;
+    } else if (!lsn_parse(PQgetvalue(res, 0, 6), &info->confirmed_flush)) {
+        set_err(err, errlen, "cannot parse confirmed_flush_lsn '%s'", PQgetvalue(res, 0, 6));
+    } else {
+        st = REPL_OK;
+    }
+    PQclear(res);
+    return st;
+}
+
+enum repl_status repl_open(const struct repl_opts *opts, struct repl_conn **out,
+                           struct repl_slot_info *info, char *err, size_t errlen)
+{
+    char timeout[16];
+    /* Defaults come before dbname so the user's URI can override them;
+     * replication and options come after because the relay depends on them:
+     * text values must be rendered in ISO style and UTC (PROTOCOL.md P13). */
+    const char *keys[] = {"connect_timeout",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "application_name",
+                          "dbname",
+                          "replication",
+                          "options",
+                          NULL};
+    const char *vals[] = {timeout,
+                          "1",
+                          "10",
+                          "5",
+                          "3",
+                          "cdc-relay",
+                          opts->dburl,
+                          "database",
+                          "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 "
+                          "-c TimeZone=UTC",
+                          NULL};
+    struct repl_conn *rc;
+    enum repl_status st;
+
+    memset(info, 0, sizeof(*info));
+    *out = NULL;
+    snprintf(timeout, sizeof(timeout), "%d", opts->connect_timeout_s);
+    rc = calloc(1, sizeof(*rc));
+    if (rc == NULL) {
+        set_err(err, errlen, "out of memory");
+        return REPL_EFATAL;
+    }
+    rc->opts = opts;
+    rc->conn = PQconnectdbParams(keys, vals, 1);
+    if (rc->conn == NULL || PQstatus(rc->conn) != CONNECTION_OK) {
+        const char *msg = rc->conn ? PQerrorMessage(rc->conn) : "out of memory";
+        set_err(err, errlen, "cannot connect to Postgres: %s", msg);
+        st = connect_error_is_fatal(msg) ? REPL_EFATAL : REPL_ERETRY;
+        if (strstr(msg, "must be superuser or replication role") != NULL)
+            set_err(err, errlen,
+                    "cannot connect to Postgres: the role lacks the REPLICATION attribute (ALTER "
+                    "ROLE <name> REPLICATION)");
+        repl_abort(rc);
+        return st;
+    }
+    st = identify(rc, info, err, errlen);
+    if (st == REPL_OK)
+        st = check_wal_level(rc, err, errlen);
+    if (st == REPL_OK)
+        st = ensure_publication(rc, info, err, errlen);
+    if (st == REPL_OK)
+        st = ensure_slot(rc, info, err, errlen);
+    if (st != REPL_OK) {
+        repl_abort(rc);
+        return st;
+    }
+    *out = rc;
+    return REPL_OK;
+}
+
+enum repl_status repl_start(struct repl_conn *rc, uint64_t start_lsn, char *err, size_t errlen)
+{
+    char *slot_id = ident(rc, rc->opts->slot);
+    char *pub_id = ident(rc, rc->opts->publication);
+    char *pub_lit = NULL;
+    char sql[1024];
+    PGresult *res;
+    enum repl_status st = REPL_OK;
+
+    if (slot_id == NULL || pub_id == NULL || (pub_lit = literal(rc, pub_id)) == NULL) {
+        set_err(err, errlen, "cannot quote names: %s", PQerrorMessage(rc->conn));
+        PQfreemem(slot_id);
+        PQfreemem(pub_id);
+        return REPL_EFATAL;
+    }
+    /* publication_names is split like an identifier list, so the quoted
+     * identifier goes inside the literal (PROTOCOL.md §1.3). */
+    snprintf(sql, sizeof(sql),
+             "START_REPLICATION SLOT %s LOGICAL " LSN_FMT " (proto_version '%d', "
+             "publication_names %s)",
+             slot_id, LSN_ARGS(start_lsn), rc->opts->proto_version, pub_lit);
+    PQfreemem(slot_id);
+    PQfreemem(pub_id);
+    PQfreemem(pub_lit);
+    res = PQexec(rc->conn, sql);
+    if (PQresultStatus(res) != PGRES_COPY_BOTH) {
+        const char *state = sqlstate(res);
+        set_err(err, errlen, "START_REPLICATION failed: %s", PQerrorMessage(rc->conn));
+        if (PQstatus(rc->conn) == CONNECTION_BAD)
+            st = REPL_ERETRY;
+        else if (strcmp(state, "55006") == 0)
+            st = REPL_EBUSY; /* object in use: slot active for another PID */
+        else
+            st = REPL_EFATAL;
+        PQclear(res);
+        return st;
+    }
+    PQclear(res);
+    rc->streaming = true;
+    return REPL_OK;
+}
+
+int repl_recv(struct repl_conn *rc, const uint8_t **buf, char *err, size_t errlen)
+{
+    int n;
+
+    if (rc->copybuf != NULL) {
+        PQfreemem(rc->copybuf);
+        rc->copybuf = NULL;
+    }
+    n = PQgetCopyData(rc->conn, &rc->copybuf, 1);
+    if (n > 0) {
+        *buf = (const uint8_t *)rc->copybuf;
+        return n;
+    }
+    if (n == 0)
+        return 0;
+    if (n == -1) {
+        /* End of copy: the server's reason comes as the next result. */
+        PGresult *res = PQgetResult(rc->conn);
+        enum repl_status st = REPL_ERETRY;
+
+        rc->streaming = false;
+        if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+            set_err(err, errlen, "server ended the replication stream");
+        } else {
+            const char *state = sqlstate(res);
+            set_err(err, errlen, "replication stream ended: %s", PQerrorMessage(rc->conn));
+            /* Errors raised by pgoutput itself (missing publication, slot
+             * dropped) are not cured by reconnecting; admin shutdowns and
+             * terminated walsenders are (57P01 admin_shutdown, 57P02/57P03). */
+            if (state[0] != '\0' && strncmp(state, "57", 2) != 0 && strncmp(state, "08", 2) != 0 &&
+                PQstatus(rc->conn) != CONNECTION_BAD)
+                st = REPL_EFATAL;
+        }
+        PQclear(res);
+        return st;
+    }
+    set_err(err, errlen, "replication connection failed: %s", PQerrorMessage(rc->conn));
+    rc->streaming = false;
+    return REPL_ERETRY;
+}
+
+enum repl_status repl_consume(struct repl_conn *rc, char *err, size_t errlen)
+{
+    if (PQconsumeInput(rc->conn) == 0) {
+        set_err(err, errlen, "replication connection failed: %s", PQerrorMessage(rc->conn));
+        return REPL_ERETRY;
+    }
+    return REPL_OK;
+}
+
+int repl_socket(const struct repl_conn *rc)
+{
+    return PQsocket(rc->conn);
+}
+
+enum repl_status repl_send_status(struct repl_conn *rc, uint64_t write_lsn, uint64_t flush_lsn,
+                                  uint64_t apply_lsn, int64_t now_pg_us, bool reply_requested,
+                                  char *err, size_t errlen)
+{
+    uint8_t msg[REPL_STATUS_LEN];
+
+    msg[0] = 'r';
+    be_put64(msg + 1, write_lsn);
+    be_put64(msg + 9, flush_lsn);
+    be_put64(msg + 17, apply_lsn);
+    be_put64(msg + 25, (uint64_t)now_pg_us);
+    msg[33] = reply_requested ? 1 : 0;
+    if (PQputCopyData(rc->conn, (const char *)msg, (int)sizeof(msg)) <= 0 ||
+        PQflush(rc->conn) != 0) {
+        set_err(err, errlen, "cannot send status update: %s", PQerrorMessage(rc->conn));
+        return REPL_ERETRY;
+    }
+    return REPL_OK;
+}
+
+void repl_close(struct repl_conn *rc)
+{
+    if (rc == NULL)
+        return;
+    if (rc->streaming && PQstatus(rc->conn) == CONNECTION_OK) {
+        /* prepareToTerminate: CopyDone, then drain until CommandComplete so
+         * the walsender ends cleanly instead of logging an unexpected EOF. */
+        if (PQputCopyEnd(rc->conn, NULL) > 0 && PQflush(rc->conn) == 0) {
+            PGresult *res;
+            char *buf = NULL;
+
+            while (PQgetCopyData(rc->conn, &buf, 0) > 0) {
+                PQfreemem(buf);
+                buf = NULL;
+            }
+            while ((res = PQgetResult(rc->conn)) != NULL)
+                PQclear(res);
+        }
+    }
+    repl_abort(rc);
+}
+
+void repl_abort(struct repl_conn *rc)
+{
+    if (rc == NULL)
+        return;
+    if (rc->copybuf != NULL)
+        PQfreemem(rc->copybuf);
+    PQfinish(rc->conn);
+    free(rc);
+}

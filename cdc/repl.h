@@ -1,0 +1,94 @@
+/*
+ * The replication connection: libpq in logical walsender mode
+ * (replication=database). Checks the server's preconditions, creates the
+ * publication and the pgoutput slot when missing, starts streaming, and moves
+ * CopyBoth messages in and status updates out. Does not log; every failure
+ * is returned with a message in the caller's buffer. The only file of the
+ * relay that includes libpq-fe.h.
+ */
+#ifndef ORDERS_CDC_REPL_H
+#define ORDERS_CDC_REPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compiler.h"
+
+/* Wire sizes of the CopyBoth envelope (PROTOCOL.md §1.2). */
+#define REPL_XLOGDATA_HDR_LEN (1 + 8 + 8 + 8)
+#define REPL_KEEPALIVE_LEN    (1 + 8 + 8 + 1)
+#define REPL_STATUS_LEN       (1 + 8 + 8 + 8 + 8 + 1)
+
+enum repl_status {
+    REPL_OK = 0,
+    REPL_ERETRY = -1, /* connection-level trouble: back off and reconnect */
+    REPL_EFATAL = -2, /* configuration the relay cannot fix: stop and say what to do */
+    REPL_EBUSY = -3,  /* the slot is active in another session */
+};
+
+struct repl_opts {
+    const char *dburl; /* libpq URI or conninfo; replication=database is added */
+    const char *slot;
+    const char *publication;
+    const char *table_schema;
+    const char *table_name;
+    bool create_slot;
+    bool create_publication;
+    int proto_version;
+    int connect_timeout_s;
+};
+
+/* What the server said about the slot before streaming. */
+struct repl_slot_info {
+    bool created;              /* this call created it */
+    uint64_t confirmed_flush;  /* slot's confirmed_flush_lsn (consistent point if created) */
+    bool publication_created;
+    char dbname[128];
+    uint64_t server_wal_end;   /* IDENTIFY_SYSTEM xlogpos */
+};
+
+struct repl_conn;
+
+/*
+ * Connects, runs IDENTIFY_SYSTEM, validates wal_level, the publication (and
+ * that it lists the table with inserts published) and the slot (pgoutput,
+ * same database, not invalidated, not active elsewhere), creating the
+ * publication and then the slot when missing and allowed. On REPL_OK *out is
+ * new (free with repl_close). Returns a repl_status; err says what to fix.
+ */
+enum repl_status repl_open(const struct repl_opts *opts, struct repl_conn **out,
+                           struct repl_slot_info *info, char *err, size_t errlen) MUSTCHECK;
+
+/* START_REPLICATION SLOT ... LOGICAL start_lsn (proto_version, publication_names). */
+enum repl_status repl_start(struct repl_conn *rc, uint64_t start_lsn, char *err,
+                            size_t errlen) MUSTCHECK;
+
+/*
+ * Receives one CopyData message without blocking. Returns its length with
+ * *buf pointing at it (borrowed until the next repl_recv or repl_close), 0
+ * when nothing is buffered (wait for repl_socket to be readable, then call
+ * again), or a negative repl_status when the stream ended or failed.
+ */
+int repl_recv(struct repl_conn *rc, const uint8_t **buf, char *err, size_t errlen) MUSTCHECK;
+
+/* Reads what the socket has into libpq's buffer; call when it is readable. */
+enum repl_status repl_consume(struct repl_conn *rc, char *err, size_t errlen) MUSTCHECK;
+
+/* The socket to poll for reading. */
+int repl_socket(const struct repl_conn *rc);
+
+/* Sends a standby status update ('r'): write, flush, apply LSNs, client clock
+ * now_pg_us (µs since 2000-01-01) and whether the server should reply. */
+enum repl_status repl_send_status(struct repl_conn *rc, uint64_t write_lsn, uint64_t flush_lsn,
+                                  uint64_t apply_lsn, int64_t now_pg_us, bool reply_requested,
+                                  char *err, size_t errlen) MUSTCHECK;
+
+/* Ends the copy stream politely (CopyDone, drain to CommandComplete) and
+ * closes the connection. NULL-safe. */
+void repl_close(struct repl_conn *rc);
+
+/* Closes without the polite end: for a connection already broken. NULL-safe. */
+void repl_abort(struct repl_conn *rc);
+
+#endif

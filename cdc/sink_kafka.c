@@ -1,0 +1,273 @@
+/*
+ * librdkafka producer for outbox events, after librdkafka's
+ * examples/idempotent_producer.c: idempotence on, delivery reports drive the
+ * relay's watermark, a fatal error makes the producer unusable. Never logs
+ * an event failure itself; the relay decides and logs.
+ */
+#include "sink_kafka.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "log.h"
+
+struct sink {
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *mainq;
+    int wake[2];
+    sink_delivery_fn on_delivery;
+    void *arg;
+};
+
+/* Errors a retry or a new producer cannot fix: the message as it is will
+ * never be accepted (PROTOCOL.md §3.2 "permanent"). */
+static bool error_is_permanent(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Copies a header's value into buf as a C string ("?" when absent). */
+static const char *header_value(const rd_kafka_message_t *rkm, const char *name, char *buf,
+                                size_t buflen)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *val;
+    size_t len;
+
+    if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(hdrs, name, &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        val == NULL)
+        return "?";
+    if (len >= buflen)
+        len = buflen - 1;
+    memcpy(buf, val, len);
+    buf[len] = '\0';
+    return buf;
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+    struct sink *s = opaque;
+    uint64_t seq = (uint64_t)(uintptr_t)rkm->_private;
+    char err[768], idbuf[128], lsnbuf[32];
+
+    (void)rk;
+    if (s->on_delivery == NULL)
+        return;
+    if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        s->on_delivery(s->arg, seq, NULL, false);
+        return;
+    }
+    snprintf(err, sizeof(err), "%s: event id=%s lsn=%s topic=%s partition=%d",
+             rd_kafka_err2str(rkm->err), header_value(rkm, "id", idbuf, sizeof(idbuf)),
+             header_value(rkm, "lsn", lsnbuf, sizeof(lsnbuf)),
+             rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "?", (int)rkm->partition);
+    s->on_delivery(s->arg, seq, err, error_is_permanent(rkm->err));
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char fatal[512];
+        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+        log_error("kafka fatal error: %s", fatal);
+        return;
+    }
+    /* Broker-down and transport errors are retried by librdkafka; they are
+     * worth a line but not an action. */
+    log_warn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    /* syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug */
+    if (level <= 3)
+        log_error("kafka %s: %s", fac, buf);
+    else if (level == 4)
+        log_warn("kafka %s: %s", fac, buf);
+    else if (level <= 6)
+        log_info("kafka %s: %s", fac, buf);
+    else
+        log_debug("kafka %s: %s", fac, buf);
+}
+
+static bool set_prop(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
+                     size_t errlen)
+{
+    char why[512];
+
+    if (rd_kafka_conf_set(conf, name, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+        snprintf(err, errlen, "kafka property %s=%s: %s", name, value, why);
+        return false;
+    }
+    return true;
+}
+
+struct sink *sink_new(const char *brokers, const struct sink_prop *props, size_t nprops,
+                      sink_delivery_fn on_delivery, void *arg, char *err, size_t errlen)
+{
+    /* Relay defaults (PROTOCOL.md §3.1): never give up on a message
+     * (message.timeout.ms=0), since a timed-out message would be a gap. */
+    static const struct sink_prop defaults[] = {
+        {"enable.idempotence", "true"},
+        {"acks", "all"},
+        {"message.timeout.ms", "0"},
+        {"partitioner", "murmur2_random"},
+        {"linger.ms", "5"},
+        {"queue.buffering.max.messages", "100000"},
+        {"queue.buffering.max.kbytes", "16384"},
+        {"client.id", "cdc-relay"},
+    };
+    struct sink *s = calloc(1, sizeof(*s));
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char why[512];
+
+    if (s == NULL || conf == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    s->wake[0] = s->wake[1] = -1;
+    s->on_delivery = on_delivery;
+    s->arg = arg;
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+        if (!set_prop(conf, defaults[i].name, defaults[i].value, err, errlen))
+            goto fail;
+    if (brokers != NULL && !set_prop(conf, "bootstrap.servers", brokers, err, errlen))
+        goto fail;
+    for (size_t i = 0; i < nprops; i++)
+        if (!set_prop(conf, props[i].name, props[i].value, err, errlen))
+            goto fail;
+    rd_kafka_conf_set_opaque(conf, s);
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    s->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
+    if (s->rk == NULL) {
+        snprintf(err, errlen, "cannot create Kafka producer: %s", why);
+        goto fail;
+    }
+    conf = NULL; /* owned by rk now */
+    if (pipe(s->wake) != 0) {
+        snprintf(err, errlen, "pipe: out of file descriptors");
+        goto fail;
+    }
+    fcntl(s->wake[0], F_SETFL, O_NONBLOCK);
+    fcntl(s->wake[1], F_SETFL, O_NONBLOCK);
+    s->mainq = rd_kafka_queue_get_main(s->rk);
+    rd_kafka_queue_io_event_enable(s->mainq, s->wake[1], "1", 1);
+    return s;
+fail:
+    if (conf != NULL)
+        rd_kafka_conf_destroy(conf);
+    sink_free(s);
+    return NULL;
+}
+
+void sink_free(struct sink *s)
+{
+    if (s == NULL)
+        return;
+    if (s->rk != NULL) {
+        /* The callback must not reach a relay that is tearing this sink
+         * down: purged messages were never confirmed, so dropping their
+         * reports is safe. */
+        s->on_delivery = NULL;
+        rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        if (s->mainq != NULL) {
+            rd_kafka_queue_io_event_enable(s->mainq, -1, NULL, 0);
+            rd_kafka_queue_destroy(s->mainq);
+        }
+        rd_kafka_destroy(s->rk);
+    }
+    if (s->wake[0] >= 0)
+        close(s->wake[0]);
+    if (s->wake[1] >= 0)
+        close(s->wake[1]);
+    free(s);
+}
+
+enum sink_status sink_produce(struct sink *s, const char *topic, const struct outbox_event *ev,
+                              const struct sink_meta *meta, uint64_t seq, char *err, size_t errlen)
+{
+    rd_kafka_resp_err_t rerr;
+
+    rerr = rd_kafka_producev(
+        s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(ev->aggregate_id.ptr, ev->aggregate_id.len),
+        RD_KAFKA_V_VALUE((void *)ev->payload.ptr, ev->payload.len),
+        RD_KAFKA_V_HEADER("id", ev->id.ptr, (ssize_t)ev->id.len),
+        RD_KAFKA_V_HEADER("event_type", ev->event_type.ptr, (ssize_t)ev->event_type.len),
+        RD_KAFKA_V_HEADER("aggregate_type", ev->aggregate_type.ptr,
+                          (ssize_t)ev->aggregate_type.len),
+        RD_KAFKA_V_HEADER("lsn", meta->lsn, -1), RD_KAFKA_V_HEADER("commit_ts", meta->commit_ts, -1),
+        RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq), RD_KAFKA_V_END);
+    switch (rerr) {
+    case RD_KAFKA_RESP_ERR_NO_ERROR:
+        return SINK_OK;
+    case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+        return SINK_QUEUE_FULL;
+    case RD_KAFKA_RESP_ERR__FATAL:
+        snprintf(err, errlen, "producer is in a fatal state");
+        return SINK_EFATAL;
+    default:
+        snprintf(err, errlen, "%s", rd_kafka_err2str(rerr));
+        return error_is_permanent(rerr) || rerr == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC
+                   ? SINK_EPERMANENT
+                   : SINK_EFATAL;
+    }
+}
+
+static void drain_wakeup(struct sink *s)
+{
+    char buf[64];
+    while (read(s->wake[0], buf, sizeof(buf)) > 0)
+        ;
+}
+
+void sink_poll(struct sink *s, int timeout_ms)
+{
+    drain_wakeup(s);
+    rd_kafka_poll(s->rk, timeout_ms);
+}
+
+int sink_flush(struct sink *s, int timeout_ms)
+{
+    rd_kafka_flush(s->rk, timeout_ms);
+    drain_wakeup(s);
+    return rd_kafka_outq_len(s->rk);
+}
+
+int sink_outstanding(const struct sink *s)
+{
+    return rd_kafka_outq_len(s->rk);
+}
+
+bool sink_fatal(struct sink *s, char *err, size_t errlen)
+{
+    return rd_kafka_fatal_error(s->rk, err, errlen) != RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+int sink_wakeup_fd(const struct sink *s)
+{
+    return s->wake[0];
+}

@@ -1,0 +1,77 @@
+/*
+ * The Kafka side: one idempotent librdkafka producer (acks=all,
+ * murmur2_random) that turns outbox events into messages and reports each
+ * delivery back by the sequence number it was produced with. The only file of
+ * the relay that includes rdkafka.h. Not thread-safe: call everything,
+ * including sink_poll (which runs the delivery callback), from one thread.
+ */
+#ifndef ORDERS_CDC_SINK_KAFKA_H
+#define ORDERS_CDC_SINK_KAFKA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compiler.h"
+#include "outbox.h"
+
+struct sink;
+
+/* Called from sink_poll/sink_flush for each delivery report. err is NULL on
+ * success, else a description; permanent is true for errors that a retry
+ * cannot fix (message too large, authorization, invalid topic). */
+typedef void (*sink_delivery_fn)(void *arg, uint64_t seq, const char *err, bool permanent);
+
+struct sink_prop {
+    const char *name;
+    const char *value;
+};
+
+/*
+ * Returns a new producer (free with sink_free) or NULL with err filled.
+ * Relay defaults are applied first, then props in order (kcat's -X), so a
+ * user can override anything.
+ */
+struct sink *sink_new(const char *brokers, const struct sink_prop *props, size_t nprops,
+                      sink_delivery_fn on_delivery, void *arg, char *err, size_t errlen);
+
+/* Purges whatever is still queued (those reports are not delivered to the
+ * callback) and destroys the producer. NULL-safe. */
+void sink_free(struct sink *s);
+
+enum sink_status {
+    SINK_OK = 0,
+    SINK_QUEUE_FULL, /* back-pressure: poll and try again */
+    SINK_EPERMANENT, /* this event can never be produced as is (err says why) */
+    SINK_EFATAL,     /* the producer is unusable: rewind with a new one */
+};
+
+/* Headers that go with each event (DESIGN.md "Routing"). */
+struct sink_meta {
+    const char *lsn;       /* commit LSN, "X/Y" */
+    const char *commit_ts; /* ISO 8601 UTC */
+};
+
+/* Produces ev to topic (payload copied). */
+enum sink_status sink_produce(struct sink *s, const char *topic, const struct outbox_event *ev,
+                              const struct sink_meta *meta, uint64_t seq, char *err,
+                              size_t errlen) MUSTCHECK;
+
+/* Serves delivery reports and errors, waiting up to timeout_ms for the first. */
+void sink_poll(struct sink *s, int timeout_ms);
+
+/* Waits up to timeout_ms for every queued message; returns the number still
+ * undelivered. */
+int sink_flush(struct sink *s, int timeout_ms);
+
+/* Messages produced and not yet reported. */
+int sink_outstanding(const struct sink *s);
+
+/* True once librdkafka raised a fatal error; err gets its text. */
+bool sink_fatal(struct sink *s, char *err, size_t errlen);
+
+/* A file descriptor that becomes readable when reports are waiting, for
+ * poll() next to the replication socket. Drain it with sink_poll. */
+int sink_wakeup_fd(const struct sink *s);
+
+#endif

@@ -1,0 +1,177 @@
+/* The delivery watermark: confirm only what Kafka acknowledged, in order. */
+#include "cdc/tracker.h"
+#include "unit/check.h"
+
+static void test_in_order_acks(void)
+{
+    struct tracker *t = tracker_new(100);
+    uint64_t a, b;
+
+    CHECK_EQ_U64(tracker_safe_lsn(t), 100);
+    a = tracker_begin(t);
+    tracker_add_event(t, a);
+    tracker_add_event(t, a);
+    CHECK(tracker_commit(t, a, 200));
+    b = tracker_begin(t);
+    tracker_add_event(t, b);
+    CHECK(tracker_commit(t, b, 300));
+    CHECK_EQ_U64(tracker_safe_lsn(t), 100);
+    CHECK(tracker_ack(t, a, true));
+    CHECK_EQ_U64(tracker_safe_lsn(t), 100); /* one of a's two events still out */
+    CHECK(tracker_ack(t, a, true));
+    CHECK_EQ_U64(tracker_safe_lsn(t), 200);
+    CHECK(tracker_ack(t, b, true));
+    CHECK_EQ_U64(tracker_safe_lsn(t), 300);
+    CHECK(tracker_idle(t));
+    tracker_free(t);
+}
+
+static void test_out_of_order_acks_wait_for_the_oldest(void)
+{
+    struct tracker *t = tracker_new(0);
+    uint64_t a = tracker_begin(t);
+
+    tracker_add_event(t, a);
+    CHECK(tracker_commit(t, a, 10));
+    uint64_t b = tracker_begin(t);
+    tracker_add_event(t, b);
+    CHECK(tracker_commit(t, b, 20));
+    CHECK(tracker_ack(t, b, true));
+    CHECK_EQ_U64(tracker_safe_lsn(t), 0); /* b is done but a is not: never past a */
+    CHECK(tracker_ack(t, a, true));
+    CHECK_EQ_U64(tracker_safe_lsn(t), 20);
+    tracker_free(t);
+}
+
+static void test_open_transaction_holds_back(void)
+{
+    struct tracker *t = tracker_new(0);
+    uint64_t a = tracker_begin(t);
+
+    tracker_add_event(t, a);
+    CHECK(tracker_ack(t, a, true));
+    CHECK_EQ_U64(tracker_safe_lsn(t), 0); /* delivered, but not committed yet */
+    CHECK(tracker_in_transaction(t));
+    tracker_note_server_position(t, 500);
+    CHECK_EQ_U64(tracker_safe_lsn(t), 0); /* R3: never inside a transaction */
+    CHECK(tracker_commit(t, a, 40));
+    CHECK_EQ_U64(tracker_safe_lsn(t), 40);
+    tracker_free(t);
+}
+
+static void test_empty_transaction_is_done_at_commit(void)
+{
+    struct tracker *t = tracker_new(0);
+    uint64_t a = tracker_begin(t);
+
+    CHECK(tracker_commit(t, a, 70));
+    CHECK_EQ_U64(tracker_safe_lsn(t), 70);
+    tracker_free(t);
+}
+
+static void test_keepalive_only_when_idle(void)
+{
+    struct tracker *t = tracker_new(0);
+    uint64_t a = tracker_begin(t);
+
+    tracker_add_event(t, a);
+    CHECK(tracker_commit(t, a, 10));
+    tracker_note_server_position(t, 99);
+    CHECK_EQ_U64(tracker_safe_lsn(t), 0); /* an event is in flight */
+    CHECK(tracker_ack(t, a, true));
+    tracker_note_server_position(t, 99);
+    CHECK_EQ_U64(tracker_safe_lsn(t), 99);
+    tracker_note_server_position(t, 50);
+    CHECK_EQ_U64(tracker_safe_lsn(t), 99); /* never backwards */
+    CHECK_EQ_U64(tracker_last_end_lsn(t), 99);
+    tracker_free(t);
+}
+
+static void test_failure_freezes_until_reset(void)
+{
+    struct tracker *t = tracker_new(5);
+    uint64_t a = tracker_begin(t);
+
+    tracker_add_event(t, a);
+    tracker_add_event(t, a);
+    CHECK(tracker_commit(t, a, 10));
+    CHECK(tracker_ack(t, a, true));
+    CHECK(tracker_ack(t, a, false));
+    CHECK(tracker_failed(t));
+    CHECK_EQ_U64(tracker_safe_lsn(t), 5);
+    tracker_note_server_position(t, 1000);
+    CHECK_EQ_U64(tracker_safe_lsn(t), 5);
+    tracker_reset(t);
+    CHECK(!tracker_failed(t));
+    CHECK(tracker_idle(t));
+    CHECK_EQ_U64(tracker_last_end_lsn(t), 5);
+    /* a late report from the old producer matches nothing */
+    CHECK(!tracker_ack(t, a, true));
+    tracker_free(t);
+}
+
+static void test_commit_must_move_forward(void)
+{
+    struct tracker *t = tracker_new(100);
+    uint64_t a = tracker_begin(t);
+
+    CHECK(!tracker_commit(t, a, 100));
+    CHECK(!tracker_commit(t, a, 50));
+    CHECK(tracker_commit(t, a, 101));
+    CHECK(!tracker_commit(t, a, 102)); /* already committed */
+    tracker_free(t);
+}
+
+static void test_abandoned_transaction_never_confirms(void)
+{
+    struct tracker *t = tracker_new(0);
+    uint64_t a = tracker_begin(t);
+
+    tracker_add_event(t, a);
+    tracker_abandon_open(t);
+    CHECK(!tracker_in_transaction(t));
+    CHECK(tracker_ack(t, a, true));
+    CHECK_EQ_U64(tracker_safe_lsn(t), 0);
+    CHECK(tracker_idle(t));
+    uint64_t b = tracker_begin(t);
+    tracker_add_event(t, b);
+    CHECK(tracker_commit(t, b, 30));
+    CHECK(tracker_ack(t, b, true));
+    CHECK_EQ_U64(tracker_safe_lsn(t), 30);
+    tracker_free(t);
+}
+
+static void test_many_transactions_grow_the_ring(void)
+{
+    struct tracker *t = tracker_new(0);
+    uint64_t seqs[1000];
+
+    for (int i = 0; i < 1000; i++) {
+        seqs[i] = tracker_begin(t);
+        tracker_add_event(t, seqs[i]);
+        CHECK(tracker_commit(t, seqs[i], (uint64_t)(i + 1) * 10));
+    }
+    CHECK_EQ_U64(tracker_inflight_events(t), 1000);
+    /* acknowledge in reverse: nothing moves until the first one lands */
+    for (int i = 999; i > 0; i--)
+        CHECK(tracker_ack(t, seqs[i], true));
+    CHECK_EQ_U64(tracker_safe_lsn(t), 0);
+    CHECK(tracker_ack(t, seqs[0], true));
+    CHECK_EQ_U64(tracker_safe_lsn(t), 10000);
+    CHECK(!tracker_ack(t, seqs[0], true)); /* no double counting */
+    tracker_free(t);
+}
+
+int main(void)
+{
+    test_in_order_acks();
+    test_out_of_order_acks_wait_for_the_oldest();
+    test_open_transaction_holds_back();
+    test_empty_transaction_is_done_at_commit();
+    test_keepalive_only_when_idle();
+    test_failure_freezes_until_reset();
+    test_commit_must_move_forward();
+    test_abandoned_transaction_never_confirms();
+    test_many_transactions_grow_the_ring();
+    return check_summary();
+}
