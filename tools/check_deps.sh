@@ -1,0 +1,26 @@
+#!/bin/sh
+# Module dependency rule (STYLE.md §4): common/ uses libc only, and each I/O
+# library is included by exactly one module, so the parsers stay pure.
+status=0
+check() {
+    header=$1
+    shift
+    found=$(grep -l "#include <$header>" common/*.[ch] cdc/*.[ch] api/*.[ch] 2>/dev/null | sort | tr '\n' ' ')
+    allowed=$(echo "$@" | tr ' ' '\n' | sort | tr '\n' ' ')
+    for f in $found; do
+        case " $allowed " in
+        *" $f "*) ;;
+        *) echo "lint: $f includes <$header>; only $* may"; status=1 ;;
+        esac
+    done
+}
+check libpq-fe.h cdc/repl.c api/store_pg.c
+check librdkafka/rdkafka.h cdc/sink_kafka.c
+check microhttpd.h api/http.c
+check jansson.h api/orders.c api/http.c api/store_pg.c
+if grep -l '#include <\(libpq-fe\|librdkafka/rdkafka\|microhttpd\|jansson\)\.h>' common/*.[ch] >/dev/null 2>&1; then
+    echo "lint: common/ must not include third-party headers"
+    status=1
+fi
+[ $status -eq 0 ] && echo "lint: module dependencies ok"
+exit $status
