@@ -80,7 +80,7 @@ $(BIN)/orders-api: $(BUILD)/api/main.o $(LIBAPI) $(LIBCOMMON)
 
 $(BUILD)/tests/%: tests/unit/%.c $(call obj,$(SUPPORT_SRC)) $(LIBCDC) $(LIBAPI) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
 
 # Unit tests: no servers, a few seconds. Each binary prints its own counts;
 # tests/run_unit.sh adds them up into "N passed, N failed".

@@ -10,11 +10,11 @@
 #include <stdint.h>
 
 struct feedback_state {
-    int64_t last_sent_us;      /* when the last update went out (0 = never) */
-    uint64_t last_sent_flush;  /* flush LSN it carried */
-    bool reply_requested;      /* a keepalive asked for an answer */
-    int64_t interval_us;       /* regular cadence (--status-interval) */
-    int64_t min_gap_us;        /* least time between updates that only move flush */
+    int64_t last_sent_us;     /* when the last update went out (0 = never) */
+    uint64_t last_sent_flush; /* flush LSN it carried */
+    bool reply_requested;     /* a keepalive asked for an answer */
+    int64_t interval_us;      /* regular cadence (--status-interval) */
+    int64_t min_gap_us;       /* least time between updates that only move flush */
 };
 
 /* True when an update is due at now_us with flush as the confirmable LSN:

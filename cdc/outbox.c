@@ -71,15 +71,12 @@ static enum outbox_status take(const struct pgout_tuple *tuple, int index, bool 
 }
 
 enum outbox_status outbox_event_from_tuple(const struct outbox_layout *layout,
-                                           const struct pgout_tuple *tuple,
-                                           struct outbox_event *ev)
+                                           const struct pgout_tuple *tuple, struct outbox_event *ev)
 {
     struct pgout_str *dest[OUTBOX_NCOLS] = {&ev->id, &ev->aggregate_type, &ev->aggregate_id,
                                             &ev->event_type, &ev->payload};
-    enum outbox_status st;
-
     for (int c = 0; c < OUTBOX_NCOLS; c++) {
-        st = take(tuple, layout->index[c], c == OUTBOX_COL_PAYLOAD, dest[c]);
+        enum outbox_status st = take(tuple, layout->index[c], c == OUTBOX_COL_PAYLOAD, dest[c]);
         if (st != OUTBOX_OK)
             return st;
     }

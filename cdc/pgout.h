@@ -85,7 +85,7 @@ struct pgout_msg {
     uint32_t xid;
     union {
         struct {
-            uint64_t final_lsn; /* start of the commit record */
+            uint64_t final_lsn;  /* start of the commit record */
             int64_t commit_time; /* microseconds since 2000-01-01 UTC */
             uint32_t xid;
         } begin;
@@ -129,8 +129,8 @@ struct pgout_msg {
         } del;
         struct {
             uint32_t nrelids;
-            uint8_t flags;          /* 1 CASCADE, 2 RESTART IDENTITY */
-            const uint8_t *relids;  /* nrelids big-endian Int32; use pgout_truncate_relid() */
+            uint8_t flags;         /* 1 CASCADE, 2 RESTART IDENTITY */
+            const uint8_t *relids; /* nrelids big-endian Int32; use pgout_truncate_relid() */
         } truncate;
         struct {
             uint8_t flags; /* 1 = transactional */

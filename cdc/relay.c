@@ -27,7 +27,7 @@
 
 /* Messages handled before the loop serves reports and feedback again, so a
  * backlog cannot starve the status updates. */
-#define RELAY_RECV_BUDGET 2048
+#define RELAY_RECV_BUDGET  2048
 #define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
 
 enum stream_end {
@@ -209,8 +209,8 @@ static bool handle_insert(struct relay *r, enum stream_end *end)
                 return false;
             continue;
         }
-        log_error("cannot produce event id=%.*s lsn=%s to topic %s: %s", (int)ev.id.len,
-                  ev.id.ptr, r->txn_lsn, topic, r->err);
+        log_error("cannot produce event id=%.*s lsn=%s to topic %s: %s", (int)ev.id.len, ev.id.ptr,
+                  r->txn_lsn, topic, r->err);
         *end = st == SINK_EPERMANENT ? STREAM_FATAL : STREAM_REWIND;
         return false;
     }
@@ -476,10 +476,8 @@ static enum stream_end stream(struct relay *r)
  * deliveries, confirm what was delivered, end the stream politely. */
 static void drain_and_confirm(struct relay *r)
 {
-    int left = 0;
-
     if (r->sink != NULL) {
-        left = sink_flush(r->sink, r->cfg->shutdown_timeout_ms);
+        int left = sink_flush(r->sink, r->cfg->shutdown_timeout_ms);
         if (left > 0)
             log_warn("%d events still undelivered after %d ms; they will be sent again on the "
                      "next start",
@@ -582,8 +580,9 @@ enum relay_exit relay_run(const struct relay_config *cfg)
                      LSN_ARGS(info.confirmed_flush));
         if (first) {
             if (cfg->start_lsn != 0 && cfg->start_lsn < info.confirmed_flush) {
-                log_error("--start-lsn " LSN_FMT " is older than slot \"%s\"'s confirmed_flush_lsn "
-                          LSN_FMT ": the server no longer has those transactions for this slot",
+                log_error("--start-lsn " LSN_FMT
+                          " is older than slot \"%s\"'s confirmed_flush_lsn " LSN_FMT
+                          ": the server no longer has those transactions for this slot",
                           LSN_ARGS(cfg->start_lsn), cfg->slot, LSN_ARGS(info.confirmed_flush));
                 goto out;
             }

@@ -28,7 +28,7 @@ struct relay_config {
     uint64_t end_lsn;   /* 0: run until stopped */
     int status_interval_ms;
     int shutdown_timeout_ms;
-    int server_timeout_ms;    /* no message from the server this long: reconnect */
+    int server_timeout_ms; /* no message from the server this long: reconnect */
     int connect_timeout_s;
     int reconnect_max_ms;
     const struct sink_prop *kafka_props;

@@ -182,8 +182,9 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
                     o->publication, pub_id, sch_id, tab_id);
             goto out;
         }
-        snprintf(sql, sizeof(sql), "CREATE PUBLICATION %s FOR TABLE %s.%s WITH (publish = 'insert')",
-                 pub_id, sch_id, tab_id);
+        snprintf(sql, sizeof(sql),
+                 "CREATE PUBLICATION %s FOR TABLE %s.%s WITH (publish = 'insert')", pub_id, sch_id,
+                 tab_id);
         cres = PQexec(rc->conn, sql);
         if (PQresultStatus(cres) != PGRES_COMMAND_OK) {
             /* 42710: a concurrent relay created it first; that is fine. */
@@ -235,7 +236,6 @@ static enum repl_status create_slot(struct repl_conn *rc, struct repl_slot_info 
     char *slot_id = ident(rc, rc->opts->slot);
     char sql[512];
     PGresult *res;
-    enum repl_status st = REPL_OK;
 
     if (slot_id == NULL) {
         set_err(err, errlen, "cannot quote slot name: %s", PQerrorMessage(rc->conn));
@@ -246,6 +246,8 @@ static enum repl_status create_slot(struct repl_conn *rc, struct repl_slot_info 
     PQfreemem(slot_id);
     res = PQexec(rc->conn, sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        enum repl_status st;
+
         if (strcmp(sqlstate(res), "42710") == 0) {
             set_err(err, errlen, "slot \"%s\" was created concurrently by another session",
                     rc->opts->slot);
@@ -346,16 +348,11 @@ enum repl_status repl_open(const struct repl_opts *opts, struct repl_conn **out,
     /* Defaults come before dbname so the user's URI can override them;
      * replication and options come after because the relay depends on them:
      * text values must be rendered in ISO style and UTC (PROTOCOL.md P13). */
-    const char *keys[] = {"connect_timeout",
-                          "keepalives",
-                          "keepalives_idle",
-                          "keepalives_interval",
-                          "keepalives_count",
-                          "application_name",
-                          "dbname",
-                          "replication",
-                          "options",
-                          NULL};
+    const char *keys[] = {"connect_timeout",  "keepalives",
+                          "keepalives_idle",  "keepalives_interval",
+                          "keepalives_count", "application_name",
+                          "dbname",           "replication",
+                          "options",          NULL};
     const char *vals[] = {timeout,
                           "1",
                           "10",
@@ -413,7 +410,6 @@ enum repl_status repl_start(struct repl_conn *rc, uint64_t start_lsn, char *err,
     char *pub_lit = NULL;
     char sql[1024];
     PGresult *res;
-    enum repl_status st = REPL_OK;
 
     if (slot_id == NULL || pub_id == NULL || (pub_lit = literal(rc, pub_id)) == NULL) {
         set_err(err, errlen, "cannot quote names: %s", PQerrorMessage(rc->conn));
@@ -433,6 +429,8 @@ enum repl_status repl_start(struct repl_conn *rc, uint64_t start_lsn, char *err,
     res = PQexec(rc->conn, sql);
     if (PQresultStatus(res) != PGRES_COPY_BOTH) {
         const char *state = sqlstate(res);
+        enum repl_status st;
+
         set_err(err, errlen, "START_REPLICATION failed: %s", PQerrorMessage(rc->conn));
         if (PQstatus(rc->conn) == CONNECTION_BAD)
             st = REPL_ERETRY;

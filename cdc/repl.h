@@ -41,11 +41,11 @@ struct repl_opts {
 
 /* What the server said about the slot before streaming. */
 struct repl_slot_info {
-    bool created;              /* this call created it */
-    uint64_t confirmed_flush;  /* slot's confirmed_flush_lsn (consistent point if created) */
+    bool created;             /* this call created it */
+    uint64_t confirmed_flush; /* slot's confirmed_flush_lsn (consistent point if created) */
     bool publication_created;
     char dbname[128];
-    uint64_t server_wal_end;   /* IDENTIFY_SYSTEM xlogpos */
+    uint64_t server_wal_end; /* IDENTIFY_SYSTEM xlogpos */
 };
 
 struct repl_conn;

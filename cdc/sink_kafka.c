@@ -219,7 +219,8 @@ enum sink_status sink_produce(struct sink *s, const char *topic, const struct ou
         RD_KAFKA_V_HEADER("event_type", ev->event_type.ptr, (ssize_t)ev->event_type.len),
         RD_KAFKA_V_HEADER("aggregate_type", ev->aggregate_type.ptr,
                           (ssize_t)ev->aggregate_type.len),
-        RD_KAFKA_V_HEADER("lsn", meta->lsn, -1), RD_KAFKA_V_HEADER("commit_ts", meta->commit_ts, -1),
+        RD_KAFKA_V_HEADER("lsn", meta->lsn, -1),
+        RD_KAFKA_V_HEADER("commit_ts", meta->commit_ts, -1),
         RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq), RD_KAFKA_V_END);
     switch (rerr) {
     case RD_KAFKA_RESP_ERR_NO_ERROR:

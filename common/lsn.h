@@ -9,9 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LSN_FMT        "%X/%X"
-#define LSN_ARGS(lsn)  ((unsigned)((uint64_t)(lsn) >> 32)), ((unsigned)(uint64_t)(lsn))
-#define LSN_STR_MAX    18 /* "FFFFFFFF/FFFFFFFF" plus NUL */
+#define LSN_FMT       "%X/%X"
+#define LSN_ARGS(lsn) ((unsigned)((uint64_t)(lsn) >> 32)), ((unsigned)(uint64_t)(lsn))
+#define LSN_STR_MAX   18 /* "FFFFFFFF/FFFFFFFF" plus NUL */
 
 /* Parse "X/Y" (1..8 hex digits each side, nothing else). Returns false on bad input. */
 bool lsn_parse(const char *s, uint64_t *out);

@@ -19,8 +19,8 @@ static void test_parse_ok(void)
 static void test_parse_rejects(void)
 {
     uint64_t v = 42;
-    const char *bad[] = {"", "/", "0/", "/0", "0", "0/0/0", "g/0", "0/0 ", " 0/0",
-                         "123456789/0", "0/123456789", "-1/0", "0x1/0", NULL};
+    const char *bad[] = {"",     "/",    "0/",          "/0",          "0",    "0/0/0", "g/0",
+                         "0/0 ", " 0/0", "123456789/0", "0/123456789", "-1/0", "0x1/0", NULL};
 
     for (int i = 0; bad[i] != NULL; i++) {
         CHECK(!lsn_parse(bad[i], &v));

@@ -75,8 +75,8 @@ static void test_timestamp(void)
 
 static void test_event_from_tuple(void)
 {
-    const char *names[] = {"created_at", "payload", "event_type", "aggregate_id",
-                           "aggregate_type", "id"};
+    const char *names[] = {"created_at",   "payload",        "event_type",
+                           "aggregate_id", "aggregate_type", "id"};
     char *colnames[6];
     uint32_t typoids[6] = {0};
     struct relcache_rel rel = {.relid = 7, .nspname = "public", .relname = "outbox", .ncols = 6};

@@ -1,0 +1,434 @@
+/*
+ * HTTP request lifecycle on libmicrohttpd (see http.h). Per-request state lives
+ * in *req_cls from the first access-handler call until NOTIFY_COMPLETED frees
+ * it. Bodies are capped at HTTP_BODY_MAX and never buffered past it. This file
+ * decides what to log about a request; the modules under it only report.
+ */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "log.h"
+#include "orders.h"
+#include "router.h"
+#include "xmem.h"
+
+#define PATH_LOG_MAX 96 /* bytes of the request path kept for the access log */
+
+struct http_server {
+    struct MHD_Daemon *d;
+    const struct store_ops *ops;
+    void *store;
+    struct sockaddr_storage addr;
+    MHD_socket listen_fd; /* returned by MHD_quiesce_daemon; ours to close */
+    atomic_int inflight;
+};
+
+struct http_request {
+    enum router_route route;
+    char id[ORDERS_ID_LEN + 1]; /* ROUTER_ROUTE_ORDER_GET */
+    int64_t start_us;
+    unsigned status;   /* answer decided early (e.g. 415), sent once the body is read;
+                          then the status actually queued */
+    const char *error; /* message for a decided error answer (static) */
+    const char *allow; /* Allow header for a decided 405 */
+    char *body;        /* POST /orders body so far, at most HTTP_BODY_MAX bytes */
+    size_t body_len;
+    size_t discarded; /* body bytes read and dropped because the answer is decided */
+    char method[8];   /* for the access log */
+    char path[PATH_LOG_MAX];
+};
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Copies at most len - 1 bytes of s, replacing anything but printable ASCII and '"'. */
+static void copy_printable(char *dst, size_t len, const char *s)
+{
+    size_t i = 0;
+
+    for (; s != NULL && s[i] != '\0' && i + 1 < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+
+        if (ch < 0x20 || ch > 0x7e || ch == '"')
+            dst[i] = '?';
+        else
+            dst[i] = s[i];
+    }
+    if (len > 0)
+        dst[i] = '\0';
+}
+
+/*
+ * Queues a JSON response. body is malloc'd and owned by MHD afterwards; NULL
+ * means an empty body. Adds Allow and Location when given.
+ */
+static enum MHD_Result send_json(struct MHD_Connection *c, struct http_request *r, unsigned status,
+                                 char *body, const char *allow, const char *location)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    resp = MHD_create_response_from_buffer(body != NULL ? strlen(body) : 0, body,
+                                           MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (allow != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    if (location != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+    ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    r->status = status;
+    return ret;
+}
+
+/* {"error": msg}; msg must be UTF-8 (every caller passes ASCII). */
+static enum MHD_Result send_error(struct MHD_Connection *c, struct http_request *r, unsigned status,
+                                  const char *msg, const char *allow)
+{
+    json_t *obj = json_pack("{s:s}", "error", msg);
+    char *body = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
+
+    json_decref(obj);
+    if (body == NULL)
+        body = xstrdup("{\"error\":\"internal error\"}");
+    return send_json(c, r, status, body, allow, NULL);
+}
+
+static enum MHD_Result send_decided(struct MHD_Connection *c, struct http_request *r)
+{
+    return send_error(c, r, r->status, r->error, r->allow);
+}
+
+/* Maps a failed store call to the client answer and logs the server-side reason once. */
+static enum MHD_Result send_store_failure(struct MHD_Connection *c, struct http_request *r,
+                                          enum store_status s, const char *what, const char *err)
+{
+    if (s == STORE_UNAVAILABLE) {
+        log_warn("%s failed status=503 error=\"%s\"", what, err);
+        return send_error(c, r, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable", NULL);
+    }
+    log_error("%s failed status=500 error=\"%s\"", what, err);
+    return send_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error", NULL);
+}
+
+static enum MHD_Result handle_get_order(struct http_server *srv, struct MHD_Connection *c,
+                                        struct http_request *r)
+{
+    char err[STORE_ERR_MAX];
+    struct store_order order;
+    enum store_status s;
+
+    s = srv->ops->order_get(srv->store, r->id, &order, err, sizeof(err));
+    if (s == STORE_OK)
+        return send_json(c, r, MHD_HTTP_OK, order.json, NULL, NULL);
+    if (s == STORE_NOT_FOUND)
+        return send_error(c, r, MHD_HTTP_NOT_FOUND, "order not found", NULL);
+    return send_store_failure(c, r, s, "get order", err);
+}
+
+static enum MHD_Result handle_create(struct http_server *srv, struct MHD_Connection *c,
+                                     struct http_request *r)
+{
+    char verr[ORDERS_ERR_MAX], err[STORE_ERR_MAX], location[sizeof("/orders/") + ORDERS_ID_LEN];
+    struct order_request req;
+    struct store_order order;
+    enum store_status s;
+
+    if (orders_parse_request(r->body, r->body_len, &req, verr, sizeof(verr)) != ORDERS_OK)
+        return send_error(c, r, MHD_HTTP_BAD_REQUEST, verr, NULL);
+    s = srv->ops->order_create(srv->store, &req, &order, err, sizeof(err));
+    if (s != STORE_OK)
+        return send_store_failure(c, r, s, "create order", err);
+    snprintf(location, sizeof(location), "/orders/%s", order.id);
+    return send_json(c, r, MHD_HTTP_CREATED, order.json, NULL, location);
+}
+
+/* True if the request announces a body (Content-Length > 0 or chunked). */
+static bool has_body(struct MHD_Connection *c, unsigned long long *declared)
+{
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+    *declared = 0;
+    if (cl != NULL) {
+        /* MHD already rejected a malformed Content-Length with 400. */
+        *declared = strtoull(cl, NULL, 10);
+        return *declared > 0;
+    }
+    return MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) !=
+           NULL;
+}
+
+/*
+ * First call for a request: headers are in, no body yet. Decides every answer
+ * that needs no body (404, 405, 400 bad id, 415) and answers 413 at once when
+ * Content-Length is over the cap (MHD then shuts the read side and never reads
+ * the body). Everything else is answered on the final call, once MHD has read
+ * the (possibly empty) body: answering earlier makes MHD close the connection,
+ * and closing a socket with unread input resets it, which can destroy the
+ * answer before the client reads it.
+ */
+static enum MHD_Result on_headers(struct MHD_Connection *c, struct http_request *r,
+                                  const char *method, const char *url)
+{
+    struct router_match m;
+    enum router_status rs = router_match(method, url, &m);
+    unsigned long long declared;
+
+    r->route = m.route;
+    if (m.id != NULL && rs == ROUTER_OK)
+        memcpy(r->id, m.id, ORDERS_ID_LEN);
+    switch (rs) {
+    case ROUTER_ENOTFOUND:
+        r->status = MHD_HTTP_NOT_FOUND;
+        r->error = "not found";
+        break;
+    case ROUTER_EMETHOD:
+        r->status = MHD_HTTP_METHOD_NOT_ALLOWED;
+        r->error = "method not allowed";
+        r->allow = m.allow;
+        break;
+    case ROUTER_EBADID:
+        r->status = MHD_HTTP_BAD_REQUEST;
+        r->error = "invalid order id: expected a uuid like 123e4567-e89b-12d3-a456-426614174000";
+        break;
+    case ROUTER_OK:
+        break;
+    }
+    if (rs == ROUTER_OK && m.route == ROUTER_ROUTE_ORDER_CREATE) {
+        const char *ct =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+
+        if (router_content_type(ct) != ROUTER_CTYPE_JSON) {
+            r->status = MHD_HTTP_UNSUPPORTED_MEDIA_TYPE;
+            r->error = "Content-Type must be application/json";
+        }
+    }
+    if (has_body(c, &declared) && declared > HTTP_BODY_MAX)
+        return send_error(c, r, MHD_HTTP_CONTENT_TOO_LARGE, "request body exceeds 16384 bytes",
+                          NULL);
+    return MHD_YES;
+}
+
+/* Final call: the body (if any) has been read. Answers the request. */
+static enum MHD_Result on_complete_request(struct http_server *srv, struct MHD_Connection *c,
+                                           struct http_request *r)
+{
+    char err[STORE_ERR_MAX];
+    enum store_status s;
+
+    if (r->status != 0)
+        return send_decided(c, r);
+    switch (r->route) {
+    case ROUTER_ROUTE_ORDER_CREATE:
+        return handle_create(srv, c, r);
+    case ROUTER_ROUTE_ORDER_GET:
+        return handle_get_order(srv, c, r);
+    case ROUTER_ROUTE_HEALTHZ:
+        return send_json(c, r, MHD_HTTP_OK, xstrdup("{\"status\":\"ok\"}"), NULL, NULL);
+    case ROUTER_ROUTE_READYZ:
+        s = srv->ops->ping(srv->store, err, sizeof(err));
+        if (s == STORE_OK)
+            return send_json(c, r, MHD_HTTP_OK, xstrdup("{\"status\":\"ready\"}"), NULL, NULL);
+        log_warn("readiness check failed error=\"%s\"", err);
+        return send_error(c, r, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable", NULL);
+    case ROUTER_ROUTE_NONE:
+        break;
+    }
+    return send_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error", NULL);
+}
+
+/*
+ * A chunk of body. Appends it for POST /orders; drops it when the answer is
+ * already decided or the endpoint takes no body.
+ */
+static enum MHD_Result on_body(struct http_request *r, const char *data, size_t len)
+{
+    bool keep = r->status == 0 && r->route == ROUTER_ROUTE_ORDER_CREATE;
+    size_t have = keep ? r->body_len : r->discarded;
+
+    if (len > HTTP_BODY_MAX - have) {
+        /*
+         * Only reachable without a Content-Length (chunked): MHD cannot queue an
+         * answer in the middle of a body, so drop the connection rather than
+         * read on.
+         */
+        log_info("request body over limit, closing connection limit=%zu", HTTP_BODY_MAX);
+        r->status = MHD_HTTP_CONTENT_TOO_LARGE;
+        return MHD_NO;
+    }
+    if (!keep) {
+        r->discarded += len;
+        return MHD_YES;
+    }
+    r->body = xrealloc(r->body, r->body_len + len);
+    memcpy(r->body + r->body_len, data, len);
+    r->body_len += len;
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
+{
+    struct http_server *srv = cls;
+    struct http_request *r = *req_cls;
+    enum MHD_Result ret;
+
+    UNUSED(version);
+    if (r == NULL) {
+        r = xcalloc(1, sizeof(*r));
+        r->start_us = now_us();
+        if (log_threshold >= LOG_LEVEL_DEBUG) {
+            copy_printable(r->method, sizeof(r->method), method);
+            copy_printable(r->path, sizeof(r->path), url);
+        }
+        *req_cls = r;
+        atomic_fetch_add(&srv->inflight, 1);
+        return on_headers(c, r, method, url);
+    }
+    if (*upload_data_size > 0) {
+        ret = on_body(r, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return ret;
+    }
+    return on_complete_request(srv, c, r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *srv = cls;
+    struct http_request *r = *req_cls;
+
+    UNUSED(c);
+    if (r == NULL)
+        return;
+    log_debug("request method=%s path=\"%s\" status=%u duration_us=%lld termination=%d", r->method,
+              r->path, r->status, (long long)(now_us() - r->start_us), (int)toe);
+    free(r->body);
+    free(r);
+    *req_cls = NULL;
+    atomic_fetch_sub(&srv->inflight, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) PRINTF_FMT(2, 0);
+
+/* libmicrohttpd's own messages (bind errors, dropped connections) into our log. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    size_t n;
+
+    UNUSED(cls);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    copy_printable(msg, sizeof(msg), msg);
+    log_warn("http server message=\"%s\"", msg);
+}
+
+struct http_server *http_server_start(const struct http_options *opt, char *errbuf, size_t errlen)
+{
+    struct http_server *srv = xcalloc(1, sizeof(*srv));
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+
+    if (opt->addr_len > sizeof(srv->addr)) {
+        snprintf(errbuf, errlen, "listen address too long");
+        free(srv);
+        return NULL;
+    }
+    memcpy(&srv->addr, opt->addr, opt->addr_len);
+    srv->ops = opt->ops;
+    srv->store = opt->store;
+    srv->listen_fd = MHD_INVALID_SOCKET;
+    atomic_init(&srv->inflight, 0);
+    if (opt->addr->sa_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    srv->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
+                              /* First, so that no message goes to MHD's own stderr logger. */
+                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_SOCK_ADDR,
+                              opt->addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)opt->threads,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_CONN_TIMEOUT_S,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_CONN_LIMIT,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+    if (srv->d == NULL) {
+        snprintf(errbuf, errlen, "cannot start the HTTP server (reason logged above)");
+        free(srv);
+        return NULL;
+    }
+    return srv;
+}
+
+void http_server_addr(const struct http_server *srv, char *buf, size_t len)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
+    unsigned port = info != NULL ? info->port : 0;
+    char host[INET6_ADDRSTRLEN] = "?";
+
+    if (srv->addr.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&srv->addr)->sin6_addr, host,
+                  sizeof(host));
+        snprintf(buf, len, "[%s]:%u", host, port);
+    } else {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)&srv->addr)->sin_addr, host, sizeof(host));
+        snprintf(buf, len, "%s:%u", host, port);
+    }
+}
+
+void http_server_quiesce(struct http_server *srv)
+{
+    srv->listen_fd = MHD_quiesce_daemon(srv->d);
+}
+
+int http_server_inflight(struct http_server *srv)
+{
+    return atomic_load(&srv->inflight);
+}
+
+bool http_server_drain(struct http_server *srv, int timeout_ms)
+{
+    int64_t deadline = now_us() + (int64_t)timeout_ms * 1000;
+    struct timespec tick = {0, 10 * 1000000L};
+
+    while (atomic_load(&srv->inflight) > 0) {
+        if (now_us() >= deadline)
+            return false;
+        nanosleep(&tick, NULL);
+    }
+    return true;
+}
+
+void http_server_stop(struct http_server *srv)
+{
+    if (srv == NULL)
+        return;
+    MHD_stop_daemon(srv->d);
+    if (srv->listen_fd != MHD_INVALID_SOCKET)
+        close(srv->listen_fd);
+    free(srv);
+}

@@ -1,0 +1,201 @@
+/*
+ * orders-api entry point: parses the configuration, then either applies the
+ * schema migrations (--migrate) or serves HTTP until SIGTERM/SIGINT, draining
+ * requests in progress before it exits. Exit codes: 0 clean, 1 error, 2 usage.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/config.h"
+#include "api/http.h"
+#include "api/migrations.h"
+#include "api/store_pg.h"
+#include "log.h"
+
+#define ORDERS_API_VERSION "0.1.0"
+#define DRAIN_TIMEOUT_MS   10000 /* bounded wait for requests in progress at shutdown */
+
+static volatile sig_atomic_t stop_signal;
+static int stop_pipe[2] = {-1, -1};
+
+static void on_stop_signal(int sig)
+{
+    int saved = errno;
+
+    if (stop_signal != 0)
+        _exit(1); /* second signal: the operator does not want to wait */
+    stop_signal = sig;
+    /* Wakes the main loop; a full pipe already means "wake up". */
+    if (write(stop_pipe[1], "x", 1) < 0) {
+        /* nothing to do in a handler */
+    }
+    errno = saved;
+}
+
+/* Self-pipe plus handlers. Returns 0 or -1 with errno set. */
+static int signals_setup(void)
+{
+    struct sigaction sa;
+
+    if (pipe(stop_pipe) != 0)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        int fl = fcntl(stop_pipe[i], F_GETFL);
+
+        if (fl < 0 || fcntl(stop_pipe[i], F_SETFL, fl | O_NONBLOCK) != 0 ||
+            fcntl(stop_pipe[i], F_SETFD, FD_CLOEXEC) != 0)
+            return -1;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) != 0)
+        return -1;
+    sa.sa_handler = on_stop_signal;
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+        return -1;
+    return 0;
+}
+
+/* Blocks (block=true) or unblocks SIGTERM/SIGINT in the calling thread. */
+static void stop_signals_mask(bool block)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+static int run_migrate(const struct config *cfg)
+{
+    char err[STORE_ERR_MAX];
+    int applied = 0, version = 0;
+
+    if (store_pg_migrate(cfg->database_url, cfg->db_timeout_ms, migrations, migrations_count,
+                         &applied, &version, err, sizeof(err)) != 0) {
+        log_error("migrate failed error=\"%s\"", err);
+        return 1;
+    }
+    if (applied == 0)
+        log_info("schema up to date version=%d", version);
+    else
+        log_info("migrations done applied=%d version=%d", applied, version);
+    return 0;
+}
+
+/* Sleeps until a stop signal arrives. */
+static void wait_for_stop(void)
+{
+    struct pollfd pfd = {.fd = stop_pipe[0], .events = POLLIN};
+
+    while (stop_signal == 0) {
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+            log_error("poll failed error=\"%s\"", strerror(errno));
+            return;
+        }
+    }
+}
+
+static int run_server(const struct config *cfg)
+{
+    struct store_pg_options sopt = {
+        .database_url = cfg->database_url,
+        .pool_size = cfg->pool_size,
+        .timeout_ms = cfg->db_timeout_ms,
+    };
+    struct http_options hopt = {
+        .addr = (const struct sockaddr *)&cfg->listen_addr,
+        .addr_len = cfg->listen_addr_len,
+        .threads = cfg->pool_size,
+        .ops = &store_pg_ops,
+    };
+    struct store_pg *store;
+    struct http_server *srv;
+    char err[STORE_ERR_MAX], addr[HTTP_ADDR_STR_MAX];
+    int connected = 0;
+
+    store = store_pg_open(&sopt, &connected, err, sizeof(err));
+    if (store == NULL) {
+        log_error("database url invalid error=\"%s\"", err);
+        return 1;
+    }
+    if (connected < cfg->pool_size)
+        log_warn("database not fully reachable at startup, will retry connected=%d "
+                 "pool_size=%d error=\"%s\"",
+                 connected, cfg->pool_size, err);
+    hopt.store = store;
+    /* Worker threads inherit this mask, so only the main thread takes the signals. */
+    stop_signals_mask(true);
+    srv = http_server_start(&hopt, err, sizeof(err));
+    stop_signals_mask(false);
+    if (srv == NULL) {
+        log_error("http server failed to start listen=\"%s\" error=\"%s\"", cfg->listen, err);
+        store_pg_close(store);
+        return 1;
+    }
+    http_server_addr(srv, addr, sizeof(addr));
+    log_info("listening addr=%s pool_size=%d version=%s", addr, cfg->pool_size, ORDERS_API_VERSION);
+
+    wait_for_stop();
+
+    log_info("shutting down signal=%s in_flight=%d", stop_signal == SIGINT ? "SIGINT" : "SIGTERM",
+             http_server_inflight(srv));
+    http_server_quiesce(srv);
+    if (!http_server_drain(srv, DRAIN_TIMEOUT_MS))
+        log_warn("requests still in progress after drain timeout timeout_ms=%d in_flight=%d",
+                 DRAIN_TIMEOUT_MS, http_server_inflight(srv));
+    http_server_stop(srv);
+    store_pg_close(store);
+    log_info("stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    char err[CONFIG_ERR_MAX], desc[512];
+
+    if (config_parse(&cfg, argc, argv, getenv, err, sizeof(err)) != 0) {
+        fprintf(stderr, "orders-api: %s\nTry 'orders-api --help'.\n", err);
+        return 2;
+    }
+    switch (cfg.action) {
+    case CONFIG_ACTION_HELP:
+        config_usage(stdout, "orders-api");
+        return 0;
+    case CONFIG_ACTION_VERSION:
+        printf("orders-api %s\n", ORDERS_API_VERSION);
+        return 0;
+    case CONFIG_ACTION_SERVE:
+    case CONFIG_ACTION_MIGRATE:
+        break;
+    }
+    if (cfg.database_url == NULL) {
+        fprintf(stderr, "orders-api: no database: set DATABASE_URL or pass --database-url\n"
+                        "Try 'orders-api --help'.\n");
+        return 2;
+    }
+    if (store_pg_describe(cfg.database_url, desc, sizeof(desc), err, sizeof(err)) != 0) {
+        fprintf(stderr, "orders-api: --database-url/DATABASE_URL: %s\n", err);
+        return 2;
+    }
+    log_threshold = cfg.log_level;
+    if (signals_setup() != 0) {
+        log_error("signal setup failed error=\"%s\"", strerror(errno));
+        return 1;
+    }
+    log_info("starting mode=%s database=\"%s\"",
+             cfg.action == CONFIG_ACTION_MIGRATE ? "migrate" : "serve", desc);
+    if (cfg.action == CONFIG_ACTION_MIGRATE)
+        return run_migrate(&cfg);
+    return run_server(&cfg);
+}

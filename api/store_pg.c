@@ -1,0 +1,717 @@
+/*
+ * libpq connection pool, order queries and the migrator (see store_pg.h).
+ * A checked-out connection is used outside the pool lock; the lock only guards
+ * the busy flags. Must never log a connection string or a password, and never
+ * retry a write that may have reached the server.
+ */
+#include "store_pg.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "log.h"
+#include "xmem.h"
+
+#define STMT_CREATE "order_create"
+#define STMT_GET    "order_get"
+
+/*
+ * One statement, so one implicit transaction: the order and its event commit
+ * together or not at all. The payload is built by the server so the response
+ * body and the Kafka value (pgoutput sends jsonb's text form) are the same bytes.
+ */
+static const char sql_create[] =
+    "WITH o AS ("
+    " INSERT INTO orders (id, item, quantity, status, created_at)"
+    " VALUES (gen_random_uuid(), $1::text, $2::int, 'created', now())"
+    " RETURNING id, item, quantity, status, created_at"
+    "), e AS ("
+    " INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload)"
+    " SELECT gen_random_uuid(), 'orders', o.id::text, 'OrderCreated',"
+    "  jsonb_build_object('id', o.id, 'item', o.item, 'quantity', o.quantity,"
+    "   'status', o.status, 'created_at', o.created_at)"
+    " FROM o"
+    " RETURNING aggregate_id, payload"
+    ") SELECT aggregate_id, payload::text FROM e";
+
+static const char sql_get[] =
+    "SELECT id::text, jsonb_build_object('id', id, 'item', item, 'quantity', quantity,"
+    " 'status', status, 'created_at', created_at)::text"
+    " FROM orders WHERE id = $1::uuid";
+
+/* Keyword/value arrays for PQconnectdbParams, owning their strings. */
+struct pg_params {
+    const char **keys; /* NULL-terminated */
+    const char **vals;
+    char **owned; /* strings allocated here, freed with the arrays */
+    int n, owned_n;
+};
+
+struct pool_conn {
+    PGconn *conn;
+    bool busy;
+    bool prepared;       /* statements exist on this session */
+    bool doomed;         /* the server said FATAL while we were idle: reconnect */
+    int64_t retry_at_us; /* no reconnect attempt before this (monotonic) */
+    char last_err[STORE_ERR_MAX];
+};
+
+struct store_pg {
+    struct pg_params params;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct pool_conn *conns;
+    int n;
+    int timeout_ms;
+};
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * Copies a libpq message into buf on one line: newlines and tabs become
+ * spaces, and double quotes single ones, so it fits a log's key="value".
+ */
+static void flatten(char *buf, size_t len, const char *prefix, const char *msg)
+{
+    size_t n;
+
+    if (len == 0)
+        return;
+    snprintf(buf, len, "%s%s", prefix, msg != NULL ? msg : "");
+    n = strlen(buf);
+    for (size_t i = 0; i < n; i++) {
+        if (buf[i] == '\n' || buf[i] == '\t' || buf[i] == '\r')
+            buf[i] = ' ';
+        else if (buf[i] == '"')
+            buf[i] = '\'';
+    }
+    while (n > 0 && buf[n - 1] == ' ')
+        buf[--n] = '\0';
+}
+
+/*
+ * Server notices ("relation already exists, skipping") go to the debug log. A
+ * FATAL arriving while the session is idle (fast shutdown, pg_terminate_backend)
+ * is delivered here too: it dooms the pooled session, so the next checkout
+ * reconnects instead of sending a statement into a closing socket.
+ */
+static void notice_receiver(void *arg, const PGresult *res)
+{
+    struct pool_conn *pc = arg;
+    const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    char line[STORE_ERR_MAX];
+
+    if (pc != NULL && sev != NULL && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0))
+        pc->doomed = true;
+    flatten(line, sizeof(line), "", PQresultErrorMessage(res));
+    log_debug("postgres notice message=\"%s\"", line);
+}
+
+static void params_free(struct pg_params *p)
+{
+    for (int i = 0; i < p->owned_n; i++)
+        free(p->owned[i]);
+    free(p->owned);
+    free(p->keys);
+    free(p->vals);
+    memset(p, 0, sizeof(*p));
+}
+
+static void params_add(struct pg_params *p, const char *key, const char *val)
+{
+    char *k = xstrdup(key), *v = xstrdup(val);
+
+    p->owned[p->owned_n++] = k;
+    p->owned[p->owned_n++] = v;
+    p->keys[p->n] = k;
+    p->vals[p->n] = v;
+    p->n++;
+    p->keys[p->n] = NULL;
+    p->vals[p->n] = NULL;
+}
+
+/*
+ * Expands url with PQconninfoParse and adds our settings: TimeZone=UTC always
+ * (created_at renders in UTC), and, unless the URL sets them, connect_timeout,
+ * tcp_user_timeout and (when service is true) statement_timeout. The URL's own
+ * "options" are kept, between our statement_timeout and our TimeZone, so the
+ * URL can override the former but not the latter.
+ */
+static int params_build(struct pg_params *p, const char *url, int timeout_ms, bool service,
+                        char *errbuf, size_t errlen)
+{
+    PQconninfoOption *info;
+    char *perr = NULL;
+    const char *user_options = "";
+    bool has_connect_timeout = false, has_tcp_user_timeout = false;
+    int count = 0;
+    char buf[512];
+
+    memset(p, 0, sizeof(*p));
+    info = PQconninfoParse(url, &perr);
+    if (info == NULL) {
+        /* perr may quote part of the string, password included: do not copy it. */
+        PQfreemem(perr);
+        flatten(errbuf, errlen, "", "not a valid libpq connection URI or key=value string");
+        return -1;
+    }
+    for (PQconninfoOption *o = info; o->keyword != NULL; o++)
+        count++;
+    p->keys = xcalloc((size_t)count + 8, sizeof(*p->keys));
+    p->vals = xcalloc((size_t)count + 8, sizeof(*p->vals));
+    p->owned = xcalloc(((size_t)count + 8) * 2, sizeof(*p->owned));
+    for (PQconninfoOption *o = info; o->keyword != NULL; o++) {
+        if (o->val == NULL)
+            continue;
+        if (strcmp(o->keyword, "options") == 0) {
+            user_options = o->val;
+            continue;
+        }
+        if (strcmp(o->keyword, "connect_timeout") == 0)
+            has_connect_timeout = true;
+        if (strcmp(o->keyword, "tcp_user_timeout") == 0)
+            has_tcp_user_timeout = true;
+        params_add(p, o->keyword, o->val);
+    }
+    if (!has_connect_timeout) {
+        /* libpq treats 1 as 2; round up so the wait is never shorter than asked. */
+        int secs = (timeout_ms + 999) / 1000;
+
+        snprintf(buf, sizeof(buf), "%d", secs < 2 ? 2 : secs);
+        params_add(p, "connect_timeout", buf);
+    }
+    if (!has_tcp_user_timeout) {
+        snprintf(buf, sizeof(buf), "%d", timeout_ms < 10000 ? 10000 : timeout_ms);
+        params_add(p, "tcp_user_timeout", buf);
+    }
+    params_add(p, "fallback_application_name", "orders-api");
+    if (service)
+        snprintf(buf, sizeof(buf), "-c statement_timeout=%d %s -c TimeZone=UTC", timeout_ms,
+                 user_options);
+    else
+        snprintf(buf, sizeof(buf), "%s -c TimeZone=UTC", user_options);
+    params_add(p, "options", buf);
+    PQconninfoFree(info);
+    return 0;
+}
+
+int store_pg_describe(const char *url, char *desc, size_t desclen, char *errbuf, size_t errlen)
+{
+    PQconninfoOption *info;
+    char *perr = NULL;
+    const char *host = NULL, *port = NULL, *dbname = NULL, *user = NULL;
+
+    info = PQconninfoParse(url, &perr);
+    if (info == NULL) {
+        PQfreemem(perr);
+        flatten(errbuf, errlen, "", "not a valid libpq connection URI or key=value string");
+        return -1;
+    }
+    for (PQconninfoOption *o = info; o->keyword != NULL; o++) {
+        if (strcmp(o->keyword, "host") == 0 ||
+            (host == NULL && strcmp(o->keyword, "hostaddr") == 0))
+            host = o->val;
+        else if (strcmp(o->keyword, "port") == 0)
+            port = o->val;
+        else if (strcmp(o->keyword, "dbname") == 0)
+            dbname = o->val;
+        else if (strcmp(o->keyword, "user") == 0)
+            user = o->val;
+    }
+    /* Unset values fall back to libpq's PG* environment and defaults at connect time. */
+    snprintf(desc, desclen, "host=%s port=%s dbname=%s user=%s", host ? host : "(default)",
+             port ? port : "(default)", dbname ? dbname : "(default)", user ? user : "(default)");
+    PQconninfoFree(info);
+    return 0;
+}
+
+static bool sqlstate_is(const PGresult *res, const char *code)
+{
+    const char *s = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    return s != NULL && strcmp(s, code) == 0;
+}
+
+/*
+ * Maps a failed result to a status and message. Connection loss, shutdown,
+ * resource exhaustion, read-only standbys, timeouts and a missing schema are
+ * STORE_UNAVAILABLE (retry later / elsewhere); the rest is STORE_ERROR.
+ */
+static enum store_status classify(PGconn *conn, const PGresult *res, const char *what, char *errbuf,
+                                  size_t errlen)
+{
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    char prefix[96];
+
+    if (msg == NULL)
+        msg = PQerrorMessage(conn);
+    snprintf(prefix, sizeof(prefix), "%s: %s%s", what, state != NULL ? state : "",
+             state != NULL ? " " : "");
+    flatten(errbuf, errlen, prefix, msg);
+    if (PQstatus(conn) != CONNECTION_OK || state == NULL)
+        return STORE_UNAVAILABLE;
+    if (strncmp(state, "08", 2) == 0 ||  /* connection exception */
+        strncmp(state, "53", 2) == 0 ||  /* insufficient resources */
+        strncmp(state, "57P", 3) == 0 || /* admin shutdown, crash shutdown, cannot connect now */
+        strcmp(state, "57014") == 0 ||   /* query_canceled: statement_timeout */
+        strcmp(state, "25006") == 0 ||   /* read_only_sql_transaction: we reached a standby */
+        strcmp(state, "42P01") == 0 ||   /* undefined_table: not migrated yet */
+        strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
+        return STORE_UNAVAILABLE;
+    return STORE_ERROR;
+}
+
+static enum store_status prepare_all(struct pool_conn *pc, char *errbuf, size_t errlen)
+{
+    static const struct {
+        const char *name, *sql;
+        int nparams;
+    } stmts[] = {{STMT_CREATE, sql_create, 2}, {STMT_GET, sql_get, 1}};
+
+    for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
+        PGresult *res = PQprepare(pc->conn, stmts[i].name, stmts[i].sql, stmts[i].nparams, NULL);
+        enum store_status st = STORE_OK;
+
+        /* 42P05: prepared by an earlier, partly failed attempt on this session. */
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && !sqlstate_is(res, "42P05")) {
+            st = classify(pc->conn, res, "prepare", errbuf, errlen);
+            if (sqlstate_is(res, "42P01"))
+                flatten(errbuf, errlen, "",
+                        "schema not migrated (run orders-api --migrate): "
+                        "relation orders or outbox does not exist");
+        }
+        PQclear(res);
+        if (st != STORE_OK)
+            return st;
+    }
+    pc->prepared = true;
+    return STORE_OK;
+}
+
+/*
+ * Makes a checked-out slot usable: notices a server-closed idle session before
+ * sending anything on it, (re)connects at most every STORE_PG_RECONNECT_MS, and
+ * prepares the statements once per session.
+ */
+static enum store_status conn_ready(struct store_pg *st, struct pool_conn *pc, char *errbuf,
+                                    size_t errlen)
+{
+    if (pc->conn != NULL && PQstatus(pc->conn) == CONNECTION_OK) {
+        /*
+         * Reads (without blocking) whatever the server sent while we were idle;
+         * PQisBusy parses it, so a FATAL reaches notice_receiver and an EOF
+         * turns the status bad.
+         */
+        if (PQconsumeInput(pc->conn) == 1)
+            (void)PQisBusy(pc->conn);
+    }
+    if (pc->conn == NULL || PQstatus(pc->conn) != CONNECTION_OK || pc->doomed) {
+        int64_t now = now_us();
+
+        if (now < pc->retry_at_us) {
+            flatten(errbuf, errlen, "database unavailable: ", pc->last_err);
+            return STORE_UNAVAILABLE;
+        }
+        pc->prepared = false;
+        pc->doomed = false;
+        if (pc->conn == NULL)
+            pc->conn = PQconnectdbParams(st->params.keys, st->params.vals, 0);
+        else
+            PQreset(pc->conn);
+        if (pc->conn == NULL || PQstatus(pc->conn) != CONNECTION_OK) {
+            flatten(pc->last_err, sizeof(pc->last_err), "",
+                    pc->conn != NULL ? PQerrorMessage(pc->conn) : "out of memory");
+            pc->retry_at_us = now_us() + (int64_t)STORE_PG_RECONNECT_MS * 1000;
+            flatten(errbuf, errlen, "database unavailable: ", pc->last_err);
+            return STORE_UNAVAILABLE;
+        }
+        PQsetNoticeReceiver(pc->conn, notice_receiver, pc);
+        pc->retry_at_us = 0;
+    }
+    if (!pc->prepared)
+        return prepare_all(pc, errbuf, errlen);
+    return STORE_OK;
+}
+
+/* Waits up to timeout_ms for a free slot. Returns NULL on timeout. */
+static struct pool_conn *checkout(struct store_pg *st)
+{
+    struct pool_conn *pc = NULL;
+    struct timespec deadline;
+
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += st->timeout_ms / 1000;
+    deadline.tv_nsec += (long)(st->timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        for (int i = 0; i < st->n; i++) {
+            if (!st->conns[i].busy) {
+                pc = &st->conns[i];
+                pc->busy = true;
+                goto out;
+            }
+        }
+        if (pthread_cond_timedwait(&st->cv, &st->mu, &deadline) == ETIMEDOUT)
+            break;
+    }
+out:
+    pthread_mutex_unlock(&st->mu);
+    return pc;
+}
+
+static void checkin(struct store_pg *st, struct pool_conn *pc)
+{
+    pthread_mutex_lock(&st->mu);
+    pc->busy = false;
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
+static enum store_status busy_error(const struct store_pg *st, char *errbuf, size_t errlen)
+{
+    snprintf(errbuf, errlen, "no database connection free within %d ms", st->timeout_ms);
+    return STORE_UNAVAILABLE;
+}
+
+/* Copies row 0 (id, json) of a two-column result into *out. */
+static enum store_status take_row(PGresult *res, struct store_order *out, char *errbuf,
+                                  size_t errlen)
+{
+    if (PQnfields(res) != 2 || PQntuples(res) != 1 || PQgetlength(res, 0, 0) != ORDERS_ID_LEN) {
+        snprintf(errbuf, errlen, "unexpected result shape: %d rows, %d columns", PQntuples(res),
+                 PQnfields(res));
+        return STORE_ERROR;
+    }
+    memcpy(out->id, PQgetvalue(res, 0, 0), ORDERS_ID_LEN);
+    out->id[ORDERS_ID_LEN] = '\0';
+    out->json = xstrdup(PQgetvalue(res, 0, 1));
+    return STORE_OK;
+}
+
+static enum store_status pg_order_create(void *store, const struct order_request *req,
+                                         struct store_order *out, char *errbuf, size_t errlen)
+{
+    struct store_pg *st = store;
+    struct pool_conn *pc = checkout(st);
+    enum store_status s = STORE_UNAVAILABLE;
+    char qty[16];
+    const char *values[2] = {req->item, qty};
+
+    if (pc == NULL)
+        return busy_error(st, errbuf, errlen);
+    snprintf(qty, sizeof(qty), "%d", req->quantity);
+    /* Retried only on serialization failure or deadlock: the server rolled back. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        PGresult *res;
+
+        s = conn_ready(st, pc, errbuf, errlen);
+        if (s != STORE_OK)
+            break;
+        res = PQexecPrepared(pc->conn, STMT_CREATE, 2, values, NULL, NULL, 0);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+            s = take_row(res, out, errbuf, errlen);
+            PQclear(res);
+            break;
+        }
+        s = classify(pc->conn, res, "insert order", errbuf, errlen);
+        if (!(sqlstate_is(res, "40001") || sqlstate_is(res, "40P01"))) {
+            PQclear(res);
+            break;
+        }
+        PQclear(res);
+    }
+    checkin(st, pc);
+    return s;
+}
+
+static enum store_status pg_order_get(void *store, const char *id, struct store_order *out,
+                                      char *errbuf, size_t errlen)
+{
+    struct store_pg *st = store;
+    struct pool_conn *pc = checkout(st);
+    enum store_status s = STORE_UNAVAILABLE;
+    const char *values[1] = {id};
+
+    if (pc == NULL)
+        return busy_error(st, errbuf, errlen);
+    /* A read is idempotent: if the session broke under us, reset it and try once more. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        PGresult *res;
+
+        s = conn_ready(st, pc, errbuf, errlen);
+        if (s != STORE_OK)
+            break;
+        res = PQexecPrepared(pc->conn, STMT_GET, 1, values, NULL, NULL, 0);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+            s = PQntuples(res) == 0 ? STORE_NOT_FOUND : take_row(res, out, errbuf, errlen);
+            PQclear(res);
+            break;
+        }
+        s = classify(pc->conn, res, "select order", errbuf, errlen);
+        PQclear(res);
+        if (PQstatus(pc->conn) == CONNECTION_OK)
+            break;
+    }
+    checkin(st, pc);
+    return s;
+}
+
+static enum store_status pg_ping(void *store, char *errbuf, size_t errlen)
+{
+    struct store_pg *st = store;
+    struct pool_conn *pc = checkout(st);
+    enum store_status s = STORE_UNAVAILABLE;
+
+    if (pc == NULL)
+        return busy_error(st, errbuf, errlen);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        PGresult *res;
+
+        s = conn_ready(st, pc, errbuf, errlen);
+        if (s != STORE_OK)
+            break;
+        res = PQexec(pc->conn, "SELECT 1");
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+            s = STORE_OK;
+            PQclear(res);
+            break;
+        }
+        s = classify(pc->conn, res, "ping", errbuf, errlen);
+        PQclear(res);
+        if (PQstatus(pc->conn) == CONNECTION_OK)
+            break;
+    }
+    checkin(st, pc);
+    return s;
+}
+
+const struct store_ops store_pg_ops = {
+    .order_create = pg_order_create,
+    .order_get = pg_order_get,
+    .ping = pg_ping,
+};
+
+struct store_pg *store_pg_open(const struct store_pg_options *opt, int *connected, char *errbuf,
+                               size_t errlen)
+{
+    struct store_pg *st = xcalloc(1, sizeof(*st));
+    pthread_condattr_t ca;
+
+    *connected = 0;
+    if (params_build(&st->params, opt->database_url, opt->timeout_ms, true, errbuf, errlen) != 0) {
+        free(st);
+        return NULL;
+    }
+    st->n = opt->pool_size;
+    st->timeout_ms = opt->timeout_ms;
+    st->conns = xcalloc((size_t)st->n, sizeof(*st->conns));
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&st->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    for (int i = 0; i < st->n; i++) {
+        char err[STORE_ERR_MAX];
+
+        if (conn_ready(st, &st->conns[i], err, sizeof(err)) == STORE_OK) {
+            (*connected)++;
+        } else if (i == 0) {
+            /* Report the first failure; the others are almost always the same. */
+            snprintf(errbuf, errlen, "%s", err);
+        }
+    }
+    return st;
+}
+
+void store_pg_close(struct store_pg *st)
+{
+    if (st == NULL)
+        return;
+    for (int i = 0; i < st->n; i++)
+        PQfinish(st->conns[i].conn);
+    free(st->conns);
+    pthread_cond_destroy(&st->cv);
+    pthread_mutex_destroy(&st->mu);
+    params_free(&st->params);
+    free(st);
+}
+
+/* ---- migrations ---- */
+
+/* Runs sql expecting a command or tuples result; on failure fills errbuf with what. */
+static int exec_ok(PGconn *conn, const char *sql, const char *what, char *errbuf, size_t errlen)
+{
+    PGresult *res = PQexec(conn, sql);
+    ExecStatusType rs = PQresultStatus(res);
+
+    if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
+        classify(conn, res, what, errbuf, errlen);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
+
+static int lock_call(PGconn *conn, const char *fn, bool *got, char *errbuf, size_t errlen)
+{
+    char sql[128];
+    PGresult *res;
+
+    snprintf(sql, sizeof(sql), "SELECT %s(%lld)", fn, (long long)STORE_PG_MIGRATE_LOCK_KEY);
+    res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        classify(conn, res, fn, errbuf, errlen);
+        PQclear(res);
+        return -1;
+    }
+    if (got != NULL)
+        *got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return 0;
+}
+
+/* Column 0 of row r as an int (the server's text form of an int column). */
+static int int_value(const PGresult *res, int r)
+{
+    return (int)strtol(PQgetvalue(res, r, 0), NULL, 10);
+}
+
+/* Applies one migration and records it, in one transaction. */
+static int apply_one(PGconn *conn, const struct migration *m, char *errbuf, size_t errlen)
+{
+    char what[128], version[16];
+    const char *values[2] = {version, m->name};
+    PGresult *res;
+
+    snprintf(what, sizeof(what), "migration %s failed", m->name);
+    snprintf(version, sizeof(version), "%d", m->version);
+    if (exec_ok(conn, "BEGIN", what, errbuf, errlen) != 0)
+        return -1;
+    /* Simple query protocol: a file may hold several statements; all run in our BEGIN. */
+    if (exec_ok(conn, m->sql, what, errbuf, errlen) != 0)
+        goto fail;
+    res = PQexecParams(conn, "INSERT INTO schema_migrations (version, name) VALUES ($1::int, $2)",
+                       2, NULL, values, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        classify(conn, res, what, errbuf, errlen);
+        PQclear(res);
+        goto fail;
+    }
+    PQclear(res);
+    if (exec_ok(conn, "COMMIT", what, errbuf, errlen) != 0)
+        goto fail;
+    return 0;
+fail:
+    /* Best effort: if the connection is gone the server rolls back anyway. */
+    PQclear(PQexec(conn, "ROLLBACK"));
+    return -1;
+}
+
+int store_pg_migrate(const char *database_url, int timeout_ms, const struct migration *migs,
+                     int count, int *applied, int *version, char *errbuf, size_t errlen)
+{
+    struct pg_params params;
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    bool got = false, locked = false;
+    int rc = -1, max_embedded = 0;
+
+    *applied = 0;
+    *version = 0;
+    if (params_build(&params, database_url, timeout_ms, false, errbuf, errlen) != 0)
+        return -1;
+    for (int i = 0; i < count; i++) {
+        if (migs[i].version <= max_embedded) {
+            snprintf(errbuf, errlen, "embedded migrations out of order at %s", migs[i].name);
+            goto out;
+        }
+        max_embedded = migs[i].version;
+    }
+    conn = PQconnectdbParams(params.keys, params.vals, 0);
+    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+        flatten(errbuf, errlen,
+                "cannot connect: ", conn != NULL ? PQerrorMessage(conn) : "out of memory");
+        goto out;
+    }
+    PQsetNoticeReceiver(conn, notice_receiver, NULL);
+    if (PQserverVersion(conn) < 130000) {
+        snprintf(errbuf, errlen, "PostgreSQL 13 or newer is required (server is %d)",
+                 PQserverVersion(conn));
+        goto out;
+    }
+    if (lock_call(conn, "pg_try_advisory_lock", &got, errbuf, errlen) != 0)
+        goto out;
+    if (!got) {
+        log_info("waiting for migration lock key=%lld", (long long)STORE_PG_MIGRATE_LOCK_KEY);
+        if (lock_call(conn, "pg_advisory_lock", NULL, errbuf, errlen) != 0)
+            goto out;
+    }
+    locked = true;
+    if (exec_ok(conn,
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY,"
+                " name text, applied_at timestamptz DEFAULT now())",
+                "create schema_migrations", errbuf, errlen) != 0)
+        goto out;
+    res = PQexec(conn, "SELECT version FROM schema_migrations ORDER BY version");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 1) {
+        classify(conn, res, "read schema_migrations", errbuf, errlen);
+        goto out;
+    }
+    for (int i = 0; i < count; i++) {
+        bool done = false;
+        int64_t t0;
+
+        for (int r = 0; r < PQntuples(res) && !done; r++)
+            done = int_value(res, r) == migs[i].version;
+        if (done)
+            continue;
+        t0 = now_us();
+        if (apply_one(conn, &migs[i], errbuf, errlen) != 0)
+            goto out;
+        (*applied)++;
+        log_info("migration applied version=%d name=\"%s\" duration_ms=%lld", migs[i].version,
+                 migs[i].name, (long long)((now_us() - t0) / 1000));
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        int v = int_value(res, r);
+
+        if (v > max_embedded)
+            log_warn("database has a migration this binary does not know version=%d", v);
+        if (v > *version)
+            *version = v;
+    }
+    if (max_embedded > *version)
+        *version = max_embedded;
+    rc = 0;
+out:
+    PQclear(res);
+    if (locked) {
+        char ignored[STORE_ERR_MAX];
+
+        /* Closing the session releases the lock anyway; unlock explicitly to be tidy. */
+        if (lock_call(conn, "pg_advisory_unlock", NULL, ignored, sizeof(ignored)) != 0)
+            log_debug("advisory unlock failed error=\"%s\"", ignored);
+    }
+    PQfinish(conn);
+    params_free(&params);
+    return rc;
+}

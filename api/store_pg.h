@@ -1,0 +1,73 @@
+/*
+ * PostgreSQL storage for orders-api: a fixed pool of libpq connections with
+ * prepared statements (implementing struct store_ops), and the schema
+ * migrator behind --migrate. The only api/ module that includes the libpq header.
+ */
+#ifndef ORDERS_API_STORE_PG_H
+#define ORDERS_API_STORE_PG_H
+
+#include <stdint.h>
+
+#include "api/migrations.h"
+#include "compiler.h"
+#include "store.h"
+
+/* Session advisory lock held while migrating ("ordersmg" in ASCII). */
+#define STORE_PG_MIGRATE_LOCK_KEY INT64_C(0x6F72646572736D67)
+/* Minimum time between reconnect attempts of one pooled connection. */
+#define STORE_PG_RECONNECT_MS 1000
+
+struct store_pg;
+
+struct store_pg_options {
+    const char *database_url; /* libpq URI or key=value string; copied */
+    int pool_size;            /* connections, >= 1 */
+    int timeout_ms;           /* checkout wait; also connect_timeout (rounded up to whole
+                                 seconds, at least 2) and statement_timeout, unless the URL
+                                 sets them */
+};
+
+/*
+ * The ops table to use with a struct store_pg * as the store argument. Its
+ * functions log nothing but server notices (debug level, e.g. the FATAL a
+ * server sends an idle session before closing it).
+ */
+extern const struct store_ops store_pg_ops;
+
+/*
+ * Checks that url parses as a libpq connection string and writes a
+ * password-free description ("host=... port=... dbname=... user=...") to desc.
+ * @returns 0, or -1 with a generic reason in errbuf (libpq's parse message is
+ * not copied: it can quote the password). Never logs.
+ */
+int store_pg_describe(const char *url, char *desc, size_t desclen, char *errbuf,
+                      size_t errlen) MUSTCHECK;
+
+/*
+ * Creates the pool and tries to connect every slot now. A slot that cannot
+ * connect is retried on checkout (at most every STORE_PG_RECONNECT_MS), so the
+ * service can start before the database. *connected gets the number of slots
+ * that connected. Every connection runs with TimeZone=UTC.
+ * @returns new (free with store_pg_close), or NULL with errbuf filled if the URL
+ * does not parse. Logs only server notices (debug). Not thread-safe; call before serving.
+ */
+struct store_pg *store_pg_open(const struct store_pg_options *opt, int *connected, char *errbuf,
+                               size_t errlen) MUSTCHECK;
+
+/* Closes every connection. Callers must have stopped using the store. NULL is a no-op. */
+void store_pg_close(struct store_pg *st);
+
+/*
+ * Applies the pending entries of migs[0..count) (ascending versions), each in
+ * its own transaction together with its schema_migrations row, under a session
+ * advisory lock (STORE_PG_MIGRATE_LOCK_KEY); creates schema_migrations if
+ * missing. timeout_ms bounds connecting only (migrations get no
+ * statement_timeout). Logs (info) each migration applied, and waiting for the lock.
+ * *applied gets the number applied, *version the highest version now recorded.
+ * @returns 0, or -1 with errbuf naming the failed step or migration and the
+ * server's message; the failed migration leaves nothing behind.
+ */
+int store_pg_migrate(const char *database_url, int timeout_ms, const struct migration *migs,
+                     int count, int *applied, int *version, char *errbuf, size_t errlen) MUSTCHECK;
+
+#endif
