@@ -56,10 +56,15 @@ struct relay {
     char txn_lsn[LSN_STR_MAX];
     char txn_ts[OUTBOX_TS_LEN + 1];
 
-    uint64_t write_lsn; /* furthest position received */
+    uint64_t write_lsn;       /* furthest position received */
+    uint64_t pending_wal_end; /* keepalive position waiting for the tracker to go idle */
     int64_t last_server_msg_us;
     bool probe_sent;
     bool end_reached;
+    int64_t stop_deadline_us; /* set when a stop request is first seen */
+    int64_t reply_burst_start_us;
+    int reply_burst;
+    char systemid[32];
 
     /* set from delivery reports */
     bool rewind;
@@ -139,13 +144,31 @@ static bool send_status(struct relay *r, bool reply_requested)
     return true;
 }
 
+/*
+ * A stop request is honoured between transactions, so a clean stop never
+ * leaves half a transaction produced (the server would re-send it whole, as
+ * duplicates); inside one the relay reads on to its Commit, for at most
+ * --shutdown-timeout.
+ */
+static bool should_stop(struct relay *r)
+{
+    if (!*r->cfg->stop)
+        return false;
+    if (r->stop_deadline_us == 0)
+        r->stop_deadline_us = monotonic_us() + (int64_t)r->cfg->shutdown_timeout_ms * 1000;
+    return !r->in_txn || monotonic_us() >= r->stop_deadline_us;
+}
+
 /* Keeps the walsender content while the producer's queue is full (R4):
  * serves delivery reports and keeps sending status updates, without reading
  * further WAL. Returns true to retry the produce, false to leave the stream. */
 static bool wait_for_queue(struct relay *r, enum stream_end *end)
 {
     sink_poll(r->sink, 100);
-    if (*r->cfg->stop) {
+    /* The relay is not reading, so the server's silence means nothing. */
+    r->last_server_msg_us = monotonic_us();
+    r->probe_sent = false;
+    if (should_stop(r)) {
         *end = STREAM_STOP;
         return false;
     }
@@ -169,6 +192,7 @@ static bool handle_insert(struct relay *r, enum stream_end *end)
     char topic[256];
     struct sink_meta meta = {.lsn = r->txn_lsn, .commit_ts = r->txn_ts};
 
+    memset(&ev, 0, sizeof(ev)); /* the error path below may log a field never set */
     if (relcache_get(r->relcache, m->u.insert.relid) == NULL) {
         log_error("protocol error: insert for relation %u before its Relation message at lsn %s",
                   m->u.insert.relid, r->txn_lsn);
@@ -261,6 +285,7 @@ static bool handle_begin(struct relay *r, enum stream_end *end)
     }
     r->in_txn = true;
     r->txn_commit_lsn = final_lsn;
+    r->pending_wal_end = 0; /* this transaction's commit will supersede it */
     /* A transaction that commits before what was already produced is a
      * re-sent copy (reconnect, or a slot that moved back after a server
      * crash); one before --start-lsn was excluded by the operator. */
@@ -295,6 +320,10 @@ static bool handle_commit(struct relay *r, enum stream_end *end)
         log_error("protocol error: commit end " LSN_FMT " is not after the previous one",
                   LSN_ARGS(m->u.commit.end_lsn));
         *end = STREAM_FATAL;
+        return false;
+    }
+    if (should_stop(r)) {
+        *end = STREAM_STOP;
         return false;
     }
     return true;
@@ -338,6 +367,18 @@ static bool handle_xlogdata(struct relay *r, const uint8_t *buf, int len, enum s
     }
 }
 
+/* --end-lsn via the server's position: everything before wal_end has been
+ * received and, the tracker being idle, delivered. */
+static bool end_position_reached(struct relay *r, uint64_t wal_end, enum stream_end *end)
+{
+    if (r->cfg->end_lsn == 0 || wal_end < r->cfg->end_lsn)
+        return false;
+    log_info("reached end position " LSN_FMT, LSN_ARGS(r->cfg->end_lsn));
+    r->end_reached = true;
+    *end = STREAM_STOP;
+    return true;
+}
+
 static bool handle_keepalive(struct relay *r, const uint8_t *buf, int len, enum stream_end *end)
 {
     uint64_t wal_end;
@@ -348,20 +389,38 @@ static bool handle_keepalive(struct relay *r, const uint8_t *buf, int len, enum 
         return false;
     }
     wal_end = be_get64(buf + 1);
-    if (buf[17])
+    if (buf[17]) {
+        int64_t now = monotonic_us();
+
         r->fb.reply_requested = true;
-    if (!r->in_txn) {
-        tracker_note_server_position(r->tracker, wal_end);
-        if (wal_end > r->write_lsn)
-            r->write_lsn = wal_end;
-        if (r->cfg->end_lsn != 0 && wal_end >= r->cfg->end_lsn && tracker_idle(r->tracker)) {
-            log_info("reached end position " LSN_FMT, LSN_ARGS(r->cfg->end_lsn));
-            r->end_reached = true;
-            *end = STREAM_STOP;
+        /* A server shutting down (WalSndDone) asks again after every reply
+         * until the client confirms everything it sent. While events are
+         * still undelivered the relay cannot, so answering would only flood
+         * it and hold up the shutdown: close the stream instead and come
+         * back when the server does. */
+        if (now - r->reply_burst_start_us > 1000000) {
+            r->reply_burst_start_us = now;
+            r->reply_burst = 0;
+        }
+        if (++r->reply_burst > 20 && !tracker_idle(r->tracker)) {
+            log_warn("server keeps asking for a confirmation of " LSN_FMT " that needs undelivered "
+                     "events (shutting down?); closing the stream",
+                     LSN_ARGS(wal_end));
+            *end = STREAM_RETRY;
             return false;
         }
     }
-    return true;
+    if (r->in_txn)
+        return true;
+    tracker_note_server_position(r->tracker, wal_end);
+    if (wal_end > r->write_lsn)
+        r->write_lsn = wal_end;
+    if (!tracker_idle(r->tracker)) {
+        /* Confirmable once what is in flight is delivered (R3). */
+        r->pending_wal_end = wal_end;
+        return true;
+    }
+    return !end_position_reached(r, wal_end, end);
 }
 
 static bool handle_copydata(struct relay *r, const uint8_t *buf, int len, enum stream_end *end)
@@ -409,7 +468,7 @@ static enum stream_end stream(struct relay *r)
         struct pollfd pfd[3];
         int npfd = 0;
 
-        if (*cfg->stop)
+        if (should_stop(r))
             return STREAM_STOP;
         for (int budget = 0; budget < RELAY_RECV_BUDGET; budget++) {
             const uint8_t *buf;
@@ -431,6 +490,16 @@ static enum stream_end stream(struct relay *r)
         sink_poll(r->sink, 0);
         if ((end = check_kafka(r)) != STREAM_STOP)
             return end;
+        if (r->pending_wal_end != 0 && !r->in_txn) {
+            uint64_t pending = r->pending_wal_end;
+
+            tracker_note_server_position(r->tracker, pending);
+            if (tracker_idle(r->tracker)) {
+                r->pending_wal_end = 0;
+                if (end_position_reached(r, pending, &end))
+                    return end;
+            }
+        }
         safe = tracker_safe_lsn(r->tracker);
         if (r->end_reached)
             return STREAM_STOP;
@@ -459,7 +528,9 @@ static enum stream_end stream(struct relay *r)
             wait_us = 1000000;
         pfd[npfd++] = (struct pollfd){.fd = repl_socket(r->rc), .events = POLLIN};
         pfd[npfd++] = (struct pollfd){.fd = sink_wakeup_fd(r->sink), .events = POLLIN};
-        if (cfg->stop_fd >= 0)
+        /* Once seen, the stop request is the flag's business; a still-readable
+         * pipe would only spin this poll. */
+        if (cfg->stop_fd >= 0 && !*cfg->stop)
             pfd[npfd++] = (struct pollfd){.fd = cfg->stop_fd, .events = POLLIN};
         if (poll(pfd, (nfds_t)npfd, (int)((wait_us + 999) / 1000)) < 0 && errno != EINTR) {
             log_error("poll: %s", strerror(errno));
@@ -472,23 +543,40 @@ static enum stream_end stream(struct relay *r)
     }
 }
 
-/* Stop path (DESIGN.md "Shutdown"): stop reading, wait a bounded time for
- * deliveries, confirm what was delivered, end the stream politely. */
-static void drain_and_confirm(struct relay *r)
+/*
+ * Stop path (DESIGN.md "Shutdown"): stop reading, wait a bounded time for
+ * deliveries, confirm what was delivered, end the stream politely. Returns
+ * true when everything produced was delivered.
+ */
+static bool drain_and_confirm(struct relay *r)
 {
-    if (r->sink != NULL) {
-        int left = sink_flush(r->sink, r->cfg->shutdown_timeout_ms);
-        if (left > 0)
-            log_warn("%d events still undelivered after %d ms; they will be sent again on the "
-                     "next start",
-                     left, r->cfg->shutdown_timeout_ms);
+    int64_t budget_ms = r->cfg->shutdown_timeout_ms;
+    bool complete = true;
+
+    if (r->stop_deadline_us != 0) {
+        budget_ms = (r->stop_deadline_us - monotonic_us()) / 1000;
+        if (budget_ms < 0)
+            budget_ms = 0;
     }
+    if (r->sink != NULL) {
+        int left = sink_flush(r->sink, (int)budget_ms);
+        if (left > 0) {
+            log_warn("%d events still undelivered after %lld ms; they will be sent again on the "
+                     "next start",
+                     left, (long long)budget_ms);
+            complete = false;
+        }
+    }
+    (void)tracker_safe_lsn(r->tracker); /* pops what was delivered, so idle is accurate */
+    if (r->fatal || r->rewind || tracker_failed(r->tracker) || !tracker_idle(r->tracker))
+        complete = false;
     if (r->rc != NULL) {
         if (send_status(r, false))
             log_info("confirmed position " LSN_FMT, LSN_ARGS(tracker_safe_lsn(r->tracker)));
-        repl_close(r->rc);
+        repl_close(r->rc, 2000);
         r->rc = NULL;
     }
+    return complete;
 }
 
 static int backoff_next(int current_ms, int max_ms)
@@ -497,6 +585,8 @@ static int backoff_next(int current_ms, int max_ms)
 
     if (next > max_ms)
         next = max_ms;
+    if (next < 100)
+        next = 100;
     /* Full jitter in the upper half keeps a fleet from reconnecting in step. */
     return next / 2 + (int)(random() % (next / 2 + 1));
 }
@@ -514,6 +604,7 @@ enum relay_exit relay_run(const struct relay_config *cfg)
         .create_publication = cfg->create_publication,
         .proto_version = 1,
         .connect_timeout_s = cfg->connect_timeout_s,
+        .stop_fd = cfg->stop_fd,
     };
     enum relay_exit result = RELAY_EXIT_ERROR;
     bool first = true;
@@ -566,6 +657,8 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             log_error("%s", r.err);
             goto out;
         }
+        if (st == REPL_ESTOP)
+            break;
         if (st != REPL_OK) {
             log_warn("%s", r.err);
             backoff_ms = backoff_next(backoff_ms, cfg->reconnect_max_ms);
@@ -579,6 +672,13 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             log_info("created replication slot \"%s\" (pgoutput) at " LSN_FMT, cfg->slot,
                      LSN_ARGS(info.confirmed_flush));
         if (first) {
+            if (cfg->start_lsn > info.server_wal_end) {
+                log_error("--start-lsn " LSN_FMT
+                          " is beyond the server's current WAL position " LSN_FMT
+                          ": confirming it would skip every transaction until then",
+                          LSN_ARGS(cfg->start_lsn), LSN_ARGS(info.server_wal_end));
+                goto out;
+            }
             if (cfg->start_lsn != 0 && cfg->start_lsn < info.confirmed_flush) {
                 log_error("--start-lsn " LSN_FMT
                           " is older than slot \"%s\"'s confirmed_flush_lsn " LSN_FMT
@@ -589,16 +689,39 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             start = cfg->start_lsn > info.confirmed_flush ? cfg->start_lsn : info.confirmed_flush;
             tracker_free(r.tracker);
             r.tracker = tracker_new(start);
+            snprintf(r.systemid, sizeof(r.systemid), "%s", info.systemid);
             first = false;
+            /* From now on a missing slot or publication is not a first
+             * start but a loss: never recreate them silently (P8). */
+            opts.create_slot = false;
+            opts.create_publication = false;
         } else {
             start = tracker_safe_lsn(r.tracker);
+            if (strcmp(info.systemid, r.systemid) != 0) {
+                log_error("the server is another cluster now (system identifier %s, was %s): a "
+                          "failover or restore; slot \"%s\" there has not followed this relay's "
+                          "history, so events may be missing; check, then restart the relay",
+                          info.systemid, r.systemid, cfg->slot);
+                goto out;
+            }
+            if (info.confirmed_flush > start) {
+                log_error("slot \"%s\" has confirmed_flush_lsn " LSN_FMT
+                          ", ahead of the last position this relay delivered (" LSN_FMT
+                          "): something else advanced or recreated it, and the transactions in "
+                          "between may never have reached Kafka",
+                          cfg->slot, LSN_ARGS(info.confirmed_flush), LSN_ARGS(start));
+                goto out;
+            }
         }
         relcache_free(r.relcache);
         r.relcache = relcache_new();
         r.have_layout = false;
         r.in_txn = false;
+        r.pending_wal_end = 0;
         st = repl_start(r.rc, start, r.err, sizeof(r.err));
         if (st != REPL_OK) {
+            if (st == REPL_ESTOP)
+                break;
             if (st == REPL_EFATAL) {
                 log_error("%s", r.err);
                 goto out;
@@ -618,7 +741,11 @@ enum relay_exit relay_run(const struct relay_config *cfg)
         end = stream(&r);
         switch (end) {
         case STREAM_STOP:
-            drain_and_confirm(&r);
+            if (!drain_and_confirm(&r) && r.end_reached) {
+                /* A replay script must not take this run for complete. */
+                log_error("--end-lsn reached but not every event was delivered");
+                goto out;
+            }
             result = RELAY_EXIT_OK;
             goto out;
         case STREAM_FATAL:

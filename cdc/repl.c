@@ -6,10 +6,12 @@
 #include "repl.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -33,10 +35,103 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
-    /* libpq messages end in a newline; our log lines must not. */
+    /* libpq messages end in a newline, and DETAIL/HINT add more; a log
+     * entry must stay one line. */
     n = strlen(err);
     while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
         err[--n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (err[i] == '\n' || err[i] == '\r')
+            err[i] = ' ';
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits until the socket is readable, stop_fd fires, or timeout_ms passes
+ * (-1: no timeout). Returns 1 readable, 0 timeout, -1 stop requested. */
+static int wait_readable(PGconn *conn, int stop_fd, int timeout_ms)
+{
+    struct pollfd pfd[2] = {{.fd = PQsocket(conn), .events = POLLIN},
+                            {.fd = stop_fd, .events = POLLIN}};
+    int n = poll(pfd, stop_fd >= 0 ? 2 : 1, timeout_ms);
+
+    if (n > 0 && stop_fd >= 0 && pfd[1].revents != 0)
+        return -1;
+    return n > 0 ? 1 : (n == 0 ? 0 : (errno == EINTR ? 0 : 1));
+}
+
+/*
+ * PQexec that a signal can interrupt: slot creation waits for every running
+ * transaction to end (PROTOCOL.md P15), and an operator's SIGTERM must not
+ * wait with it. Returns the last result (caller clears), or NULL when
+ * stopped (the query is cancelled) or the connection failed.
+ */
+static PGresult *exec_interruptible(struct repl_conn *rc, const char *sql, bool *stopped)
+{
+    PGresult *res, *last = NULL;
+
+    *stopped = false;
+    if (!PQsendQuery(rc->conn, sql))
+        return NULL;
+    for (;;) {
+        while (!PQisBusy(rc->conn)) {
+            res = PQgetResult(rc->conn);
+            if (res == NULL)
+                return last;
+            PQclear(last);
+            last = res;
+            /* COPY BOTH answers START_REPLICATION: the stream begins here. */
+            if (PQresultStatus(res) == PGRES_COPY_BOTH)
+                return last;
+        }
+        int w = wait_readable(rc->conn, rc->opts->stop_fd, 1000);
+        if (w < 0) {
+            PGcancel *cancel = PQgetCancel(rc->conn);
+            char buf[256];
+
+            if (cancel != NULL) {
+                (void)PQcancel(cancel, buf, sizeof(buf));
+                PQfreeCancel(cancel);
+            }
+            PQclear(last);
+            *stopped = true;
+            return NULL;
+        }
+        if (w > 0 && PQconsumeInput(rc->conn) == 0) {
+            PQclear(last);
+            return NULL;
+        }
+    }
+}
+
+/* Classifies a failed command: connection loss and transient server states
+ * are retried, everything else needs a person. */
+static enum repl_status classify(struct repl_conn *rc, const PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    if (PQstatus(rc->conn) == CONNECTION_BAD || state == NULL)
+        return REPL_ERETRY;
+    /* 08 connection exception, 57 operator intervention (shutdown, crash
+     * recovery), 53 insufficient resources (too many connections or wal
+     * senders), 40 serialization or deadlock, 55006 object in use. */
+    if (strncmp(state, "08", 2) == 0 || strncmp(state, "57", 2) == 0 ||
+        strncmp(state, "53", 2) == 0 || strncmp(state, "40", 2) == 0)
+        return REPL_ERETRY;
+    if (strcmp(state, "55006") == 0)
+        return REPL_EBUSY;
+    /* A walsender in stopping mode refuses new commands while the server
+     * shuts down: XX000 "cannot execute new commands while WAL sender is in
+     * stopping mode". */
+    if (strstr(PQresultErrorMessage(res), "stopping mode") != NULL)
+        return REPL_ERETRY;
+    return REPL_EFATAL;
 }
 
 static const char *sqlstate(const PGresult *res)
@@ -69,10 +164,15 @@ static bool connect_error_is_fatal(const char *msg)
 static enum repl_status run_query(struct repl_conn *rc, const char *sql, ExecStatusType want,
                                   PGresult **out, char *err, size_t errlen)
 {
-    PGresult *res = PQexec(rc->conn, sql);
+    bool stopped;
+    PGresult *res = exec_interruptible(rc, sql, &stopped);
 
+    if (stopped) {
+        set_err(err, errlen, "stopped while waiting for: %.200s", sql);
+        return REPL_ESTOP;
+    }
     if (PQresultStatus(res) != want) {
-        enum repl_status st = PQstatus(rc->conn) == CONNECTION_BAD ? REPL_ERETRY : REPL_EFATAL;
+        enum repl_status st = classify(rc, res);
         set_err(err, errlen, "%s (sqlstate %s) running: %.200s", PQerrorMessage(rc->conn),
                 sqlstate(res), sql);
         PQclear(res);
@@ -125,6 +225,7 @@ static enum repl_status identify(struct repl_conn *rc, struct repl_slot_info *in
         PQclear(res);
         return REPL_EFATAL;
     }
+    snprintf(info->systemid, sizeof(info->systemid), "%s", PQgetvalue(res, 0, 0));
     if (!lsn_parse(PQgetvalue(res, 0, 2), &info->server_wal_end))
         info->server_wal_end = 0;
     if (PQgetisnull(res, 0, 3)) {
@@ -185,21 +286,24 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
         snprintf(sql, sizeof(sql),
                  "CREATE PUBLICATION %s FOR TABLE %s.%s WITH (publish = 'insert')", pub_id, sch_id,
                  tab_id);
-        cres = PQexec(rc->conn, sql);
-        if (PQresultStatus(cres) != PGRES_COMMAND_OK) {
-            /* 42710: a concurrent relay created it first; that is fine. */
-            if (strcmp(sqlstate(cres), "42710") != 0) {
+        st = run_query(rc, sql, PGRES_COMMAND_OK, &cres, err, errlen);
+        if (st != REPL_OK) {
+            /* 42710/23505: a concurrent relay created it first; check again. */
+            if (strstr(err, "sqlstate 42710") != NULL || strstr(err, "sqlstate 23505") != NULL) {
+                st = REPL_ERETRY;
+                goto out;
+            }
+            if (st == REPL_EFATAL) {
+                char why[512];
+                snprintf(why, sizeof(why), "%s", err);
                 set_err(err, errlen,
                         "cannot create publication \"%s\": %s (the relay's role must own table "
                         "%s.%s, or create the publication as its owner)",
-                        o->publication, PQerrorMessage(rc->conn), o->table_schema, o->table_name);
-                st = PQstatus(rc->conn) == CONNECTION_BAD ? REPL_ERETRY : REPL_EFATAL;
-                PQclear(cres);
-                goto out;
+                        o->publication, why, o->table_schema, o->table_name);
             }
-        } else {
-            info->publication_created = true;
+            goto out;
         }
+        info->publication_created = true;
         PQclear(cres);
         st = REPL_OK;
         goto out;
@@ -236,6 +340,7 @@ static enum repl_status create_slot(struct repl_conn *rc, struct repl_slot_info 
     char *slot_id = ident(rc, rc->opts->slot);
     char sql[512];
     PGresult *res;
+    bool stopped;
 
     if (slot_id == NULL) {
         set_err(err, errlen, "cannot quote slot name: %s", PQerrorMessage(rc->conn));
@@ -244,7 +349,11 @@ static enum repl_status create_slot(struct repl_conn *rc, struct repl_slot_info 
     snprintf(sql, sizeof(sql), "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT 'nothing')",
              slot_id);
     PQfreemem(slot_id);
-    res = PQexec(rc->conn, sql);
+    res = exec_interruptible(rc, sql, &stopped);
+    if (stopped) {
+        set_err(err, errlen, "stopped while creating replication slot \"%s\"", rc->opts->slot);
+        return REPL_ESTOP;
+    }
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         enum repl_status st;
 
@@ -255,7 +364,7 @@ static enum repl_status create_slot(struct repl_conn *rc, struct repl_slot_info 
         } else {
             set_err(err, errlen, "cannot create replication slot \"%s\": %s", rc->opts->slot,
                     PQerrorMessage(rc->conn));
-            st = PQstatus(rc->conn) == CONNECTION_BAD ? REPL_ERETRY : REPL_EFATAL;
+            st = classify(rc, res);
         }
         PQclear(res);
         return st;
@@ -299,8 +408,11 @@ static enum repl_status ensure_slot(struct repl_conn *rc, struct repl_slot_info 
         PQclear(res);
         if (!o->create_slot) {
             set_err(err, errlen,
-                    "replication slot \"%s\" does not exist and --no-create-slot is set; create "
-                    "it with SELECT pg_create_logical_replication_slot('%s', 'pgoutput')",
+                    "replication slot \"%s\" does not exist (dropped while the relay ran, or "
+                    "--no-create-slot is set); transactions after the relay's last confirmed "
+                    "position may be gone from the server: recreate it with SELECT "
+                    "pg_create_logical_replication_slot('%s', 'pgoutput') and replay the gap from "
+                    "the outbox table",
                     o->slot, o->slot);
             return REPL_EFATAL;
         }
@@ -410,6 +522,7 @@ enum repl_status repl_start(struct repl_conn *rc, uint64_t start_lsn, char *err,
     char *pub_lit = NULL;
     char sql[1024];
     PGresult *res;
+    bool stopped;
 
     if (slot_id == NULL || pub_id == NULL || (pub_lit = literal(rc, pub_id)) == NULL) {
         set_err(err, errlen, "cannot quote names: %s", PQerrorMessage(rc->conn));
@@ -426,18 +539,16 @@ enum repl_status repl_start(struct repl_conn *rc, uint64_t start_lsn, char *err,
     PQfreemem(slot_id);
     PQfreemem(pub_id);
     PQfreemem(pub_lit);
-    res = PQexec(rc->conn, sql);
+    res = exec_interruptible(rc, sql, &stopped);
+    if (stopped) {
+        set_err(err, errlen, "stopped while starting replication");
+        return REPL_ESTOP;
+    }
     if (PQresultStatus(res) != PGRES_COPY_BOTH) {
-        const char *state = sqlstate(res);
-        enum repl_status st;
+        /* 55006 object in use: the slot is active for another PID. */
+        enum repl_status st = classify(rc, res);
 
         set_err(err, errlen, "START_REPLICATION failed: %s", PQerrorMessage(rc->conn));
-        if (PQstatus(rc->conn) == CONNECTION_BAD)
-            st = REPL_ERETRY;
-        else if (strcmp(state, "55006") == 0)
-            st = REPL_EBUSY; /* object in use: slot active for another PID */
-        else
-            st = REPL_EFATAL;
         PQclear(res);
         return st;
     }
@@ -521,25 +632,50 @@ enum repl_status repl_send_status(struct repl_conn *rc, uint64_t write_lsn, uint
     return REPL_OK;
 }
 
-void repl_close(struct repl_conn *rc)
+void repl_close(struct repl_conn *rc, int timeout_ms)
 {
+    int64_t deadline;
+
     if (rc == NULL)
         return;
-    if (rc->streaming && PQstatus(rc->conn) == CONNECTION_OK) {
-        /* prepareToTerminate: CopyDone, then drain until CommandComplete so
-         * the walsender ends cleanly instead of logging an unexpected EOF. */
-        if (PQputCopyEnd(rc->conn, NULL) > 0 && PQflush(rc->conn) == 0) {
-            PGresult *res;
+    deadline = mono_ms() + timeout_ms;
+    /* prepareToTerminate: CopyDone, then drain until CommandComplete so the
+     * walsender ends cleanly instead of logging an unexpected EOF. Bounded:
+     * a server that does not answer must not hold up the exit. */
+    if (rc->streaming && PQstatus(rc->conn) == CONNECTION_OK && PQputCopyEnd(rc->conn, NULL) > 0 &&
+        PQflush(rc->conn) == 0) {
+        for (;;) {
             char *buf = NULL;
+            int n = PQgetCopyData(rc->conn, &buf, 1);
+            int64_t left = deadline - mono_ms();
 
-            while (PQgetCopyData(rc->conn, &buf, 0) > 0) {
+            if (n > 0) {
                 PQfreemem(buf);
-                buf = NULL;
+                continue;
             }
-            while ((res = PQgetResult(rc->conn)) != NULL)
-                PQclear(res);
+            if (n < 0)
+                break;
+            if (left <= 0 || wait_readable(rc->conn, -1, (int)left) <= 0 ||
+                PQconsumeInput(rc->conn) == 0)
+                goto done;
+        }
+        for (;;) {
+            PGresult *res;
+            int64_t left = deadline - mono_ms();
+
+            if (PQisBusy(rc->conn)) {
+                if (left <= 0 || wait_readable(rc->conn, -1, (int)left) <= 0 ||
+                    PQconsumeInput(rc->conn) == 0)
+                    break;
+                continue;
+            }
+            res = PQgetResult(rc->conn);
+            if (res == NULL)
+                break;
+            PQclear(res);
         }
     }
+done:
     repl_abort(rc);
 }
 

@@ -25,6 +25,7 @@ enum repl_status {
     REPL_ERETRY = -1, /* connection-level trouble: back off and reconnect */
     REPL_EFATAL = -2, /* configuration the relay cannot fix: stop and say what to do */
     REPL_EBUSY = -3,  /* the slot is active in another session */
+    REPL_ESTOP = -4,  /* stop_fd became readable while waiting for the server */
 };
 
 struct repl_opts {
@@ -37,6 +38,7 @@ struct repl_opts {
     bool create_publication;
     int proto_version;
     int connect_timeout_s;
+    int stop_fd; /* readable = give up waiting (signal self-pipe), or -1 */
 };
 
 /* What the server said about the slot before streaming. */
@@ -45,6 +47,7 @@ struct repl_slot_info {
     uint64_t confirmed_flush; /* slot's confirmed_flush_lsn (consistent point if created) */
     bool publication_created;
     char dbname[128];
+    char systemid[32];       /* IDENTIFY_SYSTEM systemid: which cluster this is */
     uint64_t server_wal_end; /* IDENTIFY_SYSTEM xlogpos */
 };
 
@@ -84,9 +87,9 @@ enum repl_status repl_send_status(struct repl_conn *rc, uint64_t write_lsn, uint
                                   uint64_t apply_lsn, int64_t now_pg_us, bool reply_requested,
                                   char *err, size_t errlen) MUSTCHECK;
 
-/* Ends the copy stream politely (CopyDone, drain to CommandComplete) and
- * closes the connection. NULL-safe. */
-void repl_close(struct repl_conn *rc);
+/* Ends the copy stream politely (CopyDone, then drain to CommandComplete for
+ * at most timeout_ms) and closes the connection. NULL-safe. */
+void repl_close(struct repl_conn *rc, int timeout_ms);
 
 /* Closes without the polite end: for a connection already broken. NULL-safe. */
 void repl_abort(struct repl_conn *rc);

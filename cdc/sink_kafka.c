@@ -38,6 +38,7 @@ static bool error_is_permanent(rd_kafka_resp_err_t err)
     case RD_KAFKA_RESP_ERR_INVALID_RECORD:
     case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
     case RD_KAFKA_RESP_ERR__INVALID_ARG:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC: /* auto-creation off and nobody created it */
         return true;
     default:
         return false;
@@ -144,7 +145,10 @@ struct sink *sink_new(const char *brokers, const struct sink_prop *props, size_t
 
     if (s == NULL || conf == NULL) {
         snprintf(err, errlen, "out of memory");
-        goto fail;
+        if (conf != NULL)
+            rd_kafka_conf_destroy(conf);
+        free(s);
+        return NULL;
     }
     s->wake[0] = s->wake[1] = -1;
     s->on_delivery = on_delivery;
@@ -226,15 +230,22 @@ enum sink_status sink_produce(struct sink *s, const char *topic, const struct ou
     case RD_KAFKA_RESP_ERR_NO_ERROR:
         return SINK_OK;
     case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+        /* Full with nothing queued: this one message is larger than the
+         * whole queue (queue.buffering.max.kbytes) and will never fit. */
+        if (rd_kafka_outq_len(s->rk) == 0) {
+            snprintf(err, errlen,
+                     "message of %zu bytes does not fit in the producer queue; raise "
+                     "queue.buffering.max.kbytes",
+                     ev->payload.len);
+            return SINK_EPERMANENT;
+        }
         return SINK_QUEUE_FULL;
     case RD_KAFKA_RESP_ERR__FATAL:
         snprintf(err, errlen, "producer is in a fatal state");
         return SINK_EFATAL;
     default:
         snprintf(err, errlen, "%s", rd_kafka_err2str(rerr));
-        return error_is_permanent(rerr) || rerr == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC
-                   ? SINK_EPERMANENT
-                   : SINK_EFATAL;
+        return error_is_permanent(rerr) ? SINK_EPERMANENT : SINK_EFATAL;
     }
 }
 

@@ -218,3 +218,47 @@ def test_relay_help_and_bad_usage():
     assert r.returncode == 2 and "--start-lsn" in r.stderr
     r = run_bin("cdc-relay", env={"DATABASE_URL": None})
     assert r.returncode == 2 and "DATABASE_URL" in r.stderr
+
+
+@pytest.mark.timeout(180)
+def test_walsender_terminated_relay_reconnects_and_loses_nothing(stack):
+    stack.start_api()
+    relay = stack.start_relay()
+    first = stack.post_many(50, clients=4)
+    assert len(stack.events(count=50, timeout=60)) == 50
+    mark = relay.mark()
+    stack.pg.psql(
+        f"SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{stack.slot}'",
+        url=stack.url,
+    )
+    relay.wait_for_log(r"streaming slot", timeout=30, since=mark)
+    second = stack.post_many(50, clients=4)
+    assert all(r[0] == 201 for r in first + second)
+    events = stack.events(count=100, timeout=60)
+    assert set(by_id(events)) == stack.outbox_ids()
+    assert relay.alive
+
+
+@pytest.mark.timeout(180)
+def test_slot_dropped_while_running_is_fatal_not_recreated(stack):
+    relay = stack.start_relay()
+    stack.pg.psql(
+        f"""DO $$ BEGIN
+          FOR i IN 1..500 LOOP
+            PERFORM pg_terminate_backend(active_pid) FROM pg_replication_slots
+              WHERE slot_name = '{stack.slot}' AND active;
+            BEGIN
+              PERFORM pg_drop_replication_slot('{stack.slot}');
+              RETURN;
+            EXCEPTION WHEN object_in_use THEN PERFORM pg_sleep(0.01);
+            END;
+          END LOOP;
+          RAISE 'slot stayed active';
+        END $$""",
+        url=stack.url,
+    )
+    assert relay.wait(60) == 1
+    assert "does not exist" in relay.log_text()
+    assert stack.pg.psql(
+        f"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{stack.slot}'", url=stack.url
+    ) == "0"
