@@ -1,0 +1,160 @@
+#!/bin/bash
+# Installs what building and testing need, then caches the Kafka jars.
+# Idempotent; when everything is present it only checks (well under a second)
+# and prints one line. Runs at the start of `make test`, `make run`, `make deps`.
+#
+#   sh tests/harness/deps.sh
+#
+# As root it installs the missing Debian packages with apt-get; otherwise it
+# prints the apt-get line to run and exits 1.
+# Kafka: ${ORDERS_CDC_CACHE:-$HOME/.cache/orders-cdc}/kafka-4.1.1/libs/*.jar,
+# from tests/harness/kafka-pom.xml via Maven (Maven Central). It is downloaded
+# into a temporary directory and renamed into place, so an interrupted
+# download is never taken for a complete one; a changed pom re-downloads.
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
+set -euo pipefail
+PROG=deps
+. "$(dirname "$0")/common.sh"
+export DEBIAN_FRONTEND=noninteractive
+
+pkgs=()
+why=()
+add() { # add PACKAGE REASON
+    local p
+    for p in "${pkgs[@]+"${pkgs[@]}"}"; do
+        [ "$p" = "$1" ] && return 0
+    done
+    pkgs+=("$1")
+    why+=("$2")
+}
+have() { command -v "$1" >/dev/null 2>&1; }
+has_pytest='import importlib.util as u, sys; sys.exit(u.find_spec("pytest") is None)'
+dpkg_has() { dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed'; }
+
+check_all() {
+    pkgs=()
+    why=()
+    have cc && have make || add build-essential "cc/make missing"
+    have pkg-config || add pkg-config "pkg-config missing"
+    local mod
+    for mod in libpq:libpq-dev rdkafka:librdkafka-dev jansson:libjansson-dev \
+        libmicrohttpd:libmicrohttpd-dev; do
+        have pkg-config && pkg-config --exists "${mod%%:*}" ||
+            add "${mod#*:}" "pkg-config module ${mod%%:*} missing"
+    done
+    have psql && pg_bindir >/dev/null && [ -x "$(pg_bindir)/postgres" ] ||
+        add postgresql "postgres server binaries missing"
+    dpkg_has postgresql-contrib || add postgresql-contrib "not installed"
+    have kcat || add kcat "kcat missing"
+    have clang || add clang "clang missing"
+    if have clang; then
+        # libFuzzer/sanitizer runtimes for clang (a Recommends, easy to miss)
+        local rt
+        rt=$(clang -print-runtime-dir 2>/dev/null || true)
+        if ! ls "$rt"/libclang_rt.fuzzer*.a >/dev/null 2>&1 &&
+            ! ls "$(dirname "$rt")"/*/libclang_rt.fuzzer*.a >/dev/null 2>&1; then
+            local v
+            v=$(clang --version | sed -nE 's/.*clang version ([0-9]+).*/\1/p' | head -1)
+            [ -n "$v" ] && add "libclang-rt-$v-dev" "clang fuzzer runtime missing"
+        fi
+    fi
+    have clang-format || add clang-format "clang-format missing"
+    have cppcheck || add cppcheck "cppcheck missing"
+    have curl || add curl "curl missing"
+    if ! have python3; then
+        add python3 "python3 missing"
+        add python3-pytest "pytest missing"
+    elif ! python3 -c "$has_pytest" 2>/dev/null && ! /usr/bin/python3 -c "$has_pytest" 2>/dev/null; then
+        add python3-pytest "python3 -m pytest fails"
+    fi
+    have mvn || add maven "mvn missing"
+    find_java >/dev/null || add openjdk-17-jre-headless "no java >= 17"
+    have runuser && have setsid || add util-linux "runuser/setsid missing"
+}
+
+check_all
+if [ ${#pkgs[@]} -gt 0 ]; then
+    line="apt-get install -y --no-install-recommends ${pkgs[*]}"
+    if ! is_root; then
+        for i in "${!pkgs[@]}"; do
+            echo "deps: missing ${pkgs[$i]} (${why[$i]})" >&2
+        done
+        echo "deps: not root; run:  sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive $line" >&2
+        exit 1
+    fi
+    for i in "${!pkgs[@]}"; do
+        echo "deps: installing ${pkgs[$i]} (${why[$i]})"
+    done
+    have apt-get || die "apt-get not found; install by hand: ${pkgs[*]}"
+    log=$(mktemp /tmp/orders-cdc-apt.XXXXXX)
+    t0=$(date +%s)
+    if ! apt-get -o DPkg::Lock::Timeout=300 update -qq >"$log" 2>&1 ||
+        ! apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends \
+            "${pkgs[@]}" >>"$log" 2>&1; then
+        tail -30 "$log" >&2
+        die "apt-get failed (full log: $log)"
+    fi
+    rm -f "$log"
+    echo "deps: apt-get installed ${#pkgs[@]} package(s) in $(($(date +%s) - t0)) s"
+    hash -r
+    check_all
+    [ ${#pkgs[@]} -eq 0 ] || die "still missing after apt-get: ${pkgs[*]}"
+fi
+
+# ---- Kafka jars -------------------------------------------------------------
+pom=$HARNESS_DIR/kafka-pom.xml
+stamp=$(sha256sum "$pom" | cut -c1-64)
+if [ -f "$KAFKA_HOME/pom.sha256" ] && [ "$(cat "$KAFKA_HOME/pom.sha256")" = "$stamp" ] &&
+    [ -f "$KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar" ]; then
+    echo "deps: ok (Kafka $KAFKA_VERSION jars in $KAFKA_LIBS)"
+    exit 0
+fi
+
+mkdir -p "$ORDERS_CDC_CACHE"
+# one download at a time; a second deps.sh waits, then finds the jars there
+exec 9>"$ORDERS_CDC_CACHE/.lock"
+flock 9
+if [ -f "$KAFKA_HOME/pom.sha256" ] && [ "$(cat "$KAFKA_HOME/pom.sha256")" = "$stamp" ] &&
+    [ -f "$KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar" ]; then
+    echo "deps: ok (Kafka $KAFKA_VERSION jars in $KAFKA_LIBS)"
+    exit 0
+fi
+# leftovers of interrupted downloads
+find "$ORDERS_CDC_CACHE" -maxdepth 1 \( -name '.kafka-download.*' -o -name '.kafka-old.*' \) \
+    -exec rm -rf {} + 2>/dev/null || true
+echo "deps: downloading Kafka $KAFKA_VERSION jars from Maven Central into $KAFKA_HOME"
+tmp=$(mktemp -d "$ORDERS_CDC_CACHE/.kafka-download.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+cp "$pom" "$tmp/pom.xml"
+t0=$(date +%s)
+ok=0
+for attempt in 1 2 3; do
+    if (cd "$tmp" && mvn -q -B -f pom.xml dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$tmp/libs") >"$tmp/mvn.log" 2>&1; then
+        ok=1
+        break
+    fi
+    echo "deps: mvn attempt $attempt failed" >&2
+    rm -rf "$tmp/libs"
+    sleep $((attempt * 3))
+done
+if [ $ok != 1 ]; then
+    tail -40 "$tmp/mvn.log" >&2
+    die "could not download the Kafka jars with Maven"
+fi
+for j in "kafka_2.13-$KAFKA_VERSION.jar" "kafka-tools-$KAFKA_VERSION.jar" \
+    "kafka-clients-$KAFKA_VERSION.jar" log4j-slf4j-impl-*.jar; do
+    ls "$tmp/libs/"$j >/dev/null 2>&1 || die "Maven finished but $j is missing"
+done
+rm -rf "$tmp/target" "$tmp/mvn.log"
+echo "$stamp" >"$tmp/pom.sha256"
+chmod 755 "$tmp"
+old=""
+if [ -e "$KAFKA_HOME" ]; then
+    old=$ORDERS_CDC_CACHE/.kafka-old.$$
+    mv "$KAFKA_HOME" "$old"
+fi
+mv -T "$tmp" "$KAFKA_HOME"
+trap - EXIT
+[ -z "$old" ] || rm -rf "$old"
+echo "deps: Kafka jars ready ($(ls "$KAFKA_LIBS" | wc -l) jars, $(du -sh "$KAFKA_LIBS" | cut -f1), $(($(date +%s) - t0)) s)"
