@@ -93,9 +93,10 @@ static PGresult *exec_interruptible(struct repl_conn *rc, const char *sql, bool 
         int w = wait_readable(rc->conn, rc->opts->stop_fd, 1000);
         if (w < 0) {
             PGcancel *cancel = PQgetCancel(rc->conn);
-            char buf[256];
 
             if (cancel != NULL) {
+                char buf[256];
+
                 (void)PQcancel(cancel, buf, sizeof(buf));
                 PQfreeCancel(cancel);
             }
