@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +72,14 @@ static void usage(FILE *out)
         "                          is sent at half of it [default 60]\n"
         "  --shutdown-timeout SEC  on SIGTERM/SIGINT, wait this long for deliveries [default "
         "30]\n"
+        "  --state-file PATH       where the last delivered position is saved (written\n"
+        "                          atomically before Postgres is told) and resumed from\n"
+        "                          [env CDC_STATE_FILE; default cdc-relay.<slot>.state in the\n"
+        "                          working directory]\n"
+        "  --no-state-file         keep no state file (resume from the slot alone)\n"
+        "  --replay-window DUR     hold the slot's confirmed position back by DUR (900, 15m,\n"
+        "                          2h) so that window can be replayed with --start-lsn; costs\n"
+        "                          that much WAL on the server [default 0]\n"
         "  --reconnect-max SEC     cap of the reconnect backoff [default 30]\n"
         "  -X NAME=VALUE           set any librdkafka property (repeatable), e.g.\n"
         "                          -X compression.type=lz4; applied after the relay's "
@@ -108,6 +118,34 @@ static int parse_seconds(const char *opt, const char *s, int *out_ms)
     if (*out_ms < 1)
         *out_ms = 1;
     return 0;
+}
+
+/* "900", "900s", "15m", "2h", "1d" to seconds. */
+static int parse_duration(const char *opt, const char *s, int64_t *out_s)
+{
+    char *end;
+    long long v;
+    int64_t mult = 1;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno == 0 && end != s && v >= 0) {
+        if (*end == 'm')
+            mult = 60;
+        else if (*end == 'h')
+            mult = 3600;
+        else if (*end == 'd')
+            mult = 86400;
+        else if (*end != 's' && *end != '\0')
+            mult = 0;
+        if (mult != 0 && (*end == '\0' || end[1] == '\0') && v <= INT64_C(3650) * 86400 / mult) {
+            *out_s = v * mult;
+            return 0;
+        }
+    }
+    fprintf(stderr, "cdc-relay: %s: '%s' is not a duration like 900, 900s, 15m, 2h or 1d\n", opt,
+            s);
+    return -1;
 }
 
 static int parse_lsn_opt(const char *opt, const char *s, uint64_t *out)
@@ -151,6 +189,9 @@ int main(int argc, char **argv)
     };
     const char *table = env_or("CDC_TABLE", "public.outbox");
     const char *level = env_or("LOG_LEVEL", "info");
+    const char *state_file = env_or("CDC_STATE_FILE", NULL);
+    bool no_state_file = false;
+    char default_state[512];
     struct sigaction sa;
     enum relay_exit rc;
     char *table_copy, *dot;
@@ -168,6 +209,8 @@ int main(int argc, char **argv)
             cfg.create_slot = false;
         } else if (strcmp(a, "--no-create-publication") == 0) {
             cfg.create_publication = false;
+        } else if (strcmp(a, "--no-state-file") == 0) {
+            no_state_file = true;
         } else if ((v = strchr(a, '=')) != NULL && strncmp(a, "--", 2) == 0) {
             fprintf(stderr, "cdc-relay: write '%.*s %s' with a space, not '='\n", (int)(v - a), a,
                     v + 1);
@@ -178,7 +221,8 @@ int main(int argc, char **argv)
                    strcmp(a, "--topic-template") == 0 || strcmp(a, "--start-lsn") == 0 ||
                    strcmp(a, "--end-lsn") == 0 || strcmp(a, "--status-interval") == 0 ||
                    strcmp(a, "--server-timeout") == 0 || strcmp(a, "--shutdown-timeout") == 0 ||
-                   strcmp(a, "--reconnect-max") == 0 || strcmp(a, "--log-level") == 0) {
+                   strcmp(a, "--reconnect-max") == 0 || strcmp(a, "--log-level") == 0 ||
+                   strcmp(a, "--state-file") == 0 || strcmp(a, "--replay-window") == 0) {
             if ((v = need_arg(argc, argv, &i)) == NULL)
                 return 2;
             if (strcmp(a, "-X") == 0) {
@@ -221,6 +265,11 @@ int main(int argc, char **argv)
             } else if (strcmp(a, "--shutdown-timeout") == 0) {
                 if (parse_seconds(a, v, &cfg.shutdown_timeout_ms) != 0)
                     return 2;
+            } else if (strcmp(a, "--state-file") == 0) {
+                state_file = v;
+            } else if (strcmp(a, "--replay-window") == 0) {
+                if (parse_duration(a, v, &cfg.replay_window_s) != 0)
+                    return 2;
             } else if (strcmp(a, "--reconnect-max") == 0) {
                 if (parse_seconds(a, v, &cfg.reconnect_max_ms) != 0)
                     return 2;
@@ -258,6 +307,14 @@ int main(int argc, char **argv)
     if (*cfg.table_schema == '\0' || *cfg.table_name == '\0' || strchr(cfg.table_name, '.')) {
         fprintf(stderr, "cdc-relay: --table '%s' is not SCHEMA.NAME\n", table);
         return 2;
+    }
+
+    if (!no_state_file) {
+        if (state_file == NULL) {
+            snprintf(default_state, sizeof(default_state), "cdc-relay.%s.state", cfg.slot);
+            state_file = default_state;
+        }
+        cfg.state_file = state_file;
     }
 
     if (pipe(stop_pipe) == 0) {

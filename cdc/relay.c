@@ -22,6 +22,7 @@
 #include "pgout.h"
 #include "relcache.h"
 #include "repl.h"
+#include "state.h"
 #include "tracker.h"
 #include "xmem.h"
 
@@ -29,6 +30,8 @@
  * backlog cannot starve the status updates. */
 #define RELAY_RECV_BUDGET  2048
 #define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
+/* Samples of the delivered position kept for --replay-window. */
+#define REPLAY_SAMPLES 4096
 
 enum stream_end {
     STREAM_STOP,   /* signal or --end-lsn: drain and exit 0 */
@@ -65,6 +68,17 @@ struct relay {
     int64_t reply_burst_start_us;
     int reply_burst;
     char systemid[32];
+
+    /* --state-file: the last delivered position written durably */
+    uint64_t saved_lsn;
+
+    /* --replay-window: (time, delivered position) samples, oldest first */
+    struct {
+        int64_t at_us;
+        uint64_t lsn;
+    } samples[REPLAY_SAMPLES];
+    size_t nsamples;
+    uint64_t held_lsn; /* what the server is allowed to forget up to */
 
     /* set from delivery reports */
     bool rewind;
@@ -128,19 +142,75 @@ static void on_delivery(void *arg, uint64_t seq, const char *err, bool permanent
 }
 
 /* Returns false when the connection failed (already logged). */
+/*
+ * --replay-window: the position the server may forget up to is the newest
+ * delivered position at least the window old, so the last window of WAL
+ * stays in the slot for a replay (--start-lsn). Samples are taken at most
+ * every window/REPLAY_SAMPLES (and at least 1 s) apart.
+ */
+static uint64_t replay_window_hold(struct relay *r, uint64_t delivered, int64_t now)
+{
+    int64_t window_us = r->cfg->replay_window_s * 1000000;
+    int64_t spacing = window_us / REPLAY_SAMPLES;
+    size_t keep = 0;
+
+    if (spacing < 1000000)
+        spacing = 1000000;
+    if (r->nsamples == 0 || (r->samples[r->nsamples - 1].lsn != delivered &&
+                             now - r->samples[r->nsamples - 1].at_us >= spacing)) {
+        if (r->nsamples == REPLAY_SAMPLES) {
+            memmove(&r->samples[0], &r->samples[1], sizeof(r->samples[0]) * (REPLAY_SAMPLES - 1));
+            r->nsamples--;
+        }
+        r->samples[r->nsamples].at_us = now;
+        r->samples[r->nsamples].lsn = delivered;
+        r->nsamples++;
+    }
+    while (keep < r->nsamples && r->samples[keep].at_us <= now - window_us)
+        keep++;
+    if (keep > 0) {
+        /* samples[keep-1] is the newest old enough; older ones are done. */
+        r->held_lsn = r->samples[keep - 1].lsn;
+        memmove(&r->samples[0], &r->samples[keep - 1],
+                sizeof(r->samples[0]) * (r->nsamples - keep + 1));
+        r->nsamples -= keep - 1;
+    }
+    return r->held_lsn;
+}
+
+/* Returns false when the connection failed or the position could not be
+ * saved (both logged; the latter also marks the relay fatal). */
 static bool send_status(struct relay *r, bool reply_requested)
 {
-    uint64_t flush = tracker_safe_lsn(r->tracker);
+    uint64_t delivered = tracker_safe_lsn(r->tracker);
+    uint64_t flush = delivered;
     int64_t now = now_us();
-    uint64_t write = r->write_lsn > flush ? r->write_lsn : flush;
+    uint64_t write;
 
+    /* R9: the saved position is on disk before the server may forget it. */
+    if (r->cfg->state_file != NULL && delivered > r->saved_lsn) {
+        struct relay_state st = {.lsn = delivered};
+
+        snprintf(st.slot, sizeof(st.slot), "%s", r->cfg->slot);
+        snprintf(st.systemid, sizeof(st.systemid), "%s", r->systemid);
+        if (state_save(r->cfg->state_file, &st, r->err, sizeof(r->err)) != 0) {
+            log_error("%s; stopping so that nothing is confirmed unsaved", r->err);
+            r->fatal = true;
+            return false;
+        }
+        r->saved_lsn = delivered;
+    }
+    if (r->cfg->replay_window_s > 0)
+        flush = replay_window_hold(r, delivered, monotonic_us());
+    write = r->write_lsn > delivered ? r->write_lsn : delivered;
     if (repl_send_status(r->rc, write, flush, flush, now - PG_EPOCH_OFFSET_US, reply_requested,
                          r->err, sizeof(r->err)) != REPL_OK) {
         log_warn("%s", r->err);
         return false;
     }
-    log_debug("status update write=" LSN_FMT " flush=" LSN_FMT, LSN_ARGS(write), LSN_ARGS(flush));
-    feedback_sent(&r->fb, flush, monotonic_us());
+    log_debug("status update write=" LSN_FMT " flush=" LSN_FMT " delivered=" LSN_FMT,
+              LSN_ARGS(write), LSN_ARGS(flush), LSN_ARGS(delivered));
+    feedback_sent(&r->fb, delivered, monotonic_us());
     return true;
 }
 
@@ -394,15 +464,16 @@ static bool handle_keepalive(struct relay *r, const uint8_t *buf, int len, enum 
 
         r->fb.reply_requested = true;
         /* A server shutting down (WalSndDone) asks again after every reply
-         * until the client confirms everything it sent. While events are
-         * still undelivered the relay cannot, so answering would only flood
-         * it and hold up the shutdown: close the stream instead and come
-         * back when the server does. */
+         * until the client confirms everything it sent. With events still
+         * undelivered (or a --replay-window holding the position back) the
+         * relay cannot, so answering would only flood it and hold up the
+         * shutdown: close the stream instead and come back when the server
+         * does. An idle relay confirms at the first request, so no burst. */
         if (now - r->reply_burst_start_us > 1000000) {
             r->reply_burst_start_us = now;
             r->reply_burst = 0;
         }
-        if (++r->reply_burst > 20 && !tracker_idle(r->tracker)) {
+        if (++r->reply_burst > 20) {
             log_warn("server keeps asking for a confirmation of " LSN_FMT " that needs undelivered "
                      "events (shutting down?); closing the stream",
                      LSN_ARGS(wal_end));
@@ -591,6 +662,100 @@ static int backoff_next(int current_ms, int max_ms)
     return next / 2 + (int)(random() % (next / 2 + 1));
 }
 
+/*
+ * Where the first connection of a run starts, and the checks that refuse a
+ * start that would skip events silently (PROTOCOL.md R9, P8): the saved
+ * position against the slot, --start-lsn against the slot and the server.
+ * Logs its refusals; returns false for them.
+ */
+static bool first_start_position(struct relay *r, const struct repl_slot_info *info,
+                                 uint64_t *start)
+{
+    const struct relay_config *cfg = r->cfg;
+    uint64_t pos = info->confirmed_flush;
+    struct relay_state st;
+
+    if (cfg->state_file != NULL) {
+        int found = state_load(cfg->state_file, &st, r->err, sizeof(r->err));
+
+        if (found < 0) {
+            log_error("%s", r->err);
+            return false;
+        }
+        if (found == 0 && !info->created)
+            log_info("no state file %s yet: starting from slot \"%s\" at " LSN_FMT, cfg->state_file,
+                     cfg->slot, LSN_ARGS(info->confirmed_flush));
+        if (found == 1) {
+            if (strcmp(st.slot, cfg->slot) != 0) {
+                log_error("state file %s belongs to slot \"%s\", not \"%s\": use another "
+                          "--state-file",
+                          cfg->state_file, st.slot, cfg->slot);
+                return false;
+            }
+            if (strcmp(st.systemid, info->systemid) != 0) {
+                log_error("state file %s was written against another cluster (system identifier "
+                          "%s, this server is %s): a failover or restore; the slot here has not "
+                          "followed the relay's history. Check for a gap, then delete the state "
+                          "file to start over",
+                          cfg->state_file, st.systemid, info->systemid);
+                return false;
+            }
+            if (info->created) {
+                log_error("slot \"%s\" did not exist, but state file %s says this relay "
+                          "delivered up to " LSN_FMT " from it: the slot was dropped, and "
+                          "transactions committed between then and " LSN_FMT
+                          " were never relayed. Replay them from the outbox table, then delete "
+                          "the state file to start over",
+                          cfg->slot, cfg->state_file, LSN_ARGS(st.lsn),
+                          LSN_ARGS(info->confirmed_flush));
+                return false;
+            }
+            if (info->confirmed_flush > st.lsn) {
+                log_error("slot \"%s\" has confirmed_flush_lsn " LSN_FMT
+                          ", ahead of the position this relay saved as delivered (" LSN_FMT
+                          "): the slot was recreated or advanced by someone else, so transactions "
+                          "in between may never have reached Kafka. Check, then delete %s to "
+                          "start over",
+                          cfg->slot, LSN_ARGS(info->confirmed_flush), LSN_ARGS(st.lsn),
+                          cfg->state_file);
+                return false;
+            }
+            if (st.lsn > info->server_wal_end) {
+                log_error("state file %s says " LSN_FMT " was delivered, beyond the server's "
+                          "WAL end " LSN_FMT ": the server was restored to an earlier point. "
+                          "Check, then delete the state file to start over",
+                          cfg->state_file, LSN_ARGS(st.lsn), LSN_ARGS(info->server_wal_end));
+                return false;
+            }
+            /* A crash can move the slot back (it is saved at checkpoints);
+             * the saved position avoids re-sending what Kafka has. */
+            pos = st.lsn;
+            r->saved_lsn = st.lsn;
+            log_info("resuming from saved position " LSN_FMT " (state file %s, slot at " LSN_FMT
+                     ")",
+                     LSN_ARGS(st.lsn), cfg->state_file, LSN_ARGS(info->confirmed_flush));
+        }
+    }
+    if (cfg->start_lsn != 0) {
+        if (cfg->start_lsn > info->server_wal_end) {
+            log_error("--start-lsn " LSN_FMT " is beyond the server's current WAL position " LSN_FMT
+                      ": confirming it would skip every transaction until then",
+                      LSN_ARGS(cfg->start_lsn), LSN_ARGS(info->server_wal_end));
+            return false;
+        }
+        if (cfg->start_lsn < info->confirmed_flush) {
+            log_error("--start-lsn " LSN_FMT
+                      " is older than slot \"%s\"'s confirmed_flush_lsn " LSN_FMT
+                      ": the server no longer has those transactions for this slot",
+                      LSN_ARGS(cfg->start_lsn), cfg->slot, LSN_ARGS(info->confirmed_flush));
+            return false;
+        }
+        pos = cfg->start_lsn;
+    }
+    *start = pos;
+    return true;
+}
+
 enum relay_exit relay_run(const struct relay_config *cfg)
 {
     struct relay r = {.cfg = cfg};
@@ -672,23 +837,11 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             log_info("created replication slot \"%s\" (pgoutput) at " LSN_FMT, cfg->slot,
                      LSN_ARGS(info.confirmed_flush));
         if (first) {
-            if (cfg->start_lsn > info.server_wal_end) {
-                log_error("--start-lsn " LSN_FMT
-                          " is beyond the server's current WAL position " LSN_FMT
-                          ": confirming it would skip every transaction until then",
-                          LSN_ARGS(cfg->start_lsn), LSN_ARGS(info.server_wal_end));
+            if (!first_start_position(&r, &info, &start))
                 goto out;
-            }
-            if (cfg->start_lsn != 0 && cfg->start_lsn < info.confirmed_flush) {
-                log_error("--start-lsn " LSN_FMT
-                          " is older than slot \"%s\"'s confirmed_flush_lsn " LSN_FMT
-                          ": the server no longer has those transactions for this slot",
-                          LSN_ARGS(cfg->start_lsn), cfg->slot, LSN_ARGS(info.confirmed_flush));
-                goto out;
-            }
-            start = cfg->start_lsn > info.confirmed_flush ? cfg->start_lsn : info.confirmed_flush;
             tracker_free(r.tracker);
             r.tracker = tracker_new(start);
+            r.held_lsn = info.confirmed_flush > 0 ? info.confirmed_flush : start;
             snprintf(r.systemid, sizeof(r.systemid), "%s", info.systemid);
             first = false;
             /* From now on a missing slot or publication is not a first

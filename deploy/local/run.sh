@@ -140,6 +140,8 @@ if [ $ok != 1 ]; then
 fi
 
 echo "run: starting cdc-relay"
+# The relay's saved position lives with the rest of this run's state.
+export CDC_STATE_FILE="${CDC_STATE_FILE:-$RUN_DIR/cdc-relay.state}"
 # shellcheck disable=SC2086
 setsid "$RELAY" ${RELAY_ARGS:-} </dev/null >>"$RUN_DIR/cdc-relay.log" 2>&1 &
 relay_pid=$!

@@ -71,6 +71,8 @@ class Stack:
             f"{topic_prefix}.${{aggregate_type}}.events" if topic_prefix else "${aggregate_type}.events"
         )
         self.topic = self.template.replace("${aggregate_type}", "orders")
+        # The relay's saved position, beside the servers of this run.
+        self.state_file = str(pg.dir.parent / f"{self.slot}.state")
         self.api = None
         self.api_base = None
         self.relay = None
@@ -101,6 +103,8 @@ class Stack:
             self.template,
             "--status-interval",
             "1",
+            "--state-file",
+            self.state_file,
             *extra,
         ]
 

@@ -1,0 +1,105 @@
+"""Saved position, replay window, and the refusals that keep a gap from
+passing silently (issue: no event lost, none invented)."""
+
+from __future__ import annotations
+
+import collections
+import json
+import signal
+import time
+
+import pytest
+
+from stack import Stack, lsn_int
+
+
+@pytest.fixture
+def stack(migrated_pg, kafka, spawn):
+    s = Stack(migrated_pg, kafka, spawn)
+    s.start_api()
+    return s
+
+
+def fmt(v: int) -> str:
+    return f"{v >> 32:X}/{v & 0xFFFFFFFF:X}"
+
+
+def saved_lsn(stack) -> int:
+    text = open(stack.state_file).read()
+    return lsn_int(dict(l.split("=", 1) for l in text.split())["lsn"])
+
+
+def stop(relay):
+    relay.signal(signal.SIGTERM)
+    assert relay.wait(40) == 0, relay.log_tail()
+
+
+@pytest.mark.timeout(120)
+def test_state_file_is_written_before_the_slot_moves(stack):
+    relay = stack.start_relay()
+    assert all(r[0] == 201 for r in stack.post_many(20, clients=4))
+    events = stack.events(count=20, timeout=60)
+    last = max(lsn_int(e["headers"]["lsn"]) for e in events)
+    stack.wait_until(lambda: stack.confirmed_flush() > last, 15, "slot confirmed past the events")
+    assert saved_lsn(stack) >= stack.confirmed_flush()
+    stop(relay)
+    assert saved_lsn(stack) >= stack.confirmed_flush() > last
+
+
+@pytest.mark.timeout(120)
+def test_slot_dropped_between_runs_is_refused(stack):
+    relay = stack.start_relay()
+    assert stack.post_order()[0] == 201
+    assert len(stack.events(count=1, timeout=60)) == 1
+    stop(relay)
+    stack.pg.psql(f"SELECT pg_drop_replication_slot('{stack.slot}')", url=stack.url)
+    relay = stack.start_relay(wait=False)
+    assert relay.wait(60) == 1
+    assert "did not exist" in relay.log_text()
+
+
+@pytest.mark.timeout(120)
+def test_slot_advanced_past_the_saved_position_is_refused(stack):
+    relay = stack.start_relay()
+    assert stack.post_order()[0] == 201
+    assert len(stack.events(count=1, timeout=60)) == 1
+    stop(relay)
+    assert stack.post_order("never relayed")[0] == 201
+    stack.pg.psql(
+        f"SELECT pg_replication_slot_advance('{stack.slot}', pg_current_wal_lsn())", url=stack.url
+    )
+    relay = stack.start_relay(wait=False)
+    assert relay.wait(60) == 1
+    assert "ahead of the position this relay saved" in relay.log_text()
+
+
+@pytest.mark.timeout(180)
+def test_replay_window_keeps_wal_for_a_replay_and_restarts_without_duplicates(stack):
+    relay = stack.start_relay("--replay-window", "1h")
+    created_at = stack.confirmed_flush()
+    assert all(r[0] == 201 for r in stack.post_many(10, clients=2))
+    events = stack.events(count=10, timeout=60)
+    first = min(lsn_int(e["headers"]["lsn"]) for e in events)
+    last = max(lsn_int(e["headers"]["lsn"]) for e in events)
+    stack.wait_until(lambda: saved_lsn(stack) > last, 15, "state file past the events")
+    time.sleep(2)  # several status updates
+    assert stack.confirmed_flush() == created_at, "the window must hold the slot back"
+    stop(relay)
+
+    # A normal restart resumes from the state file: no duplicates.
+    relay = stack.start_relay("--replay-window", "1h")
+    assert stack.post_order("after restart")[0] == 201
+    assert len(stack.events(count=11, timeout=60)) == 11
+    time.sleep(2)
+    assert len(stack.events()) == 11
+    stop(relay)
+
+    # The window still holds the first ten: replay them.
+    relay = stack.start_relay(
+        "--start-lsn", fmt(first), "--end-lsn", fmt(last), wait=False
+    )
+    assert relay.wait(60) == 0, relay.log_tail()
+    events = stack.events(count=21, timeout=60)
+    counts = collections.Counter(e["headers"]["id"] for e in events)
+    assert len(events) == 21
+    assert sorted(counts.values()) == [1] + [2] * 10
