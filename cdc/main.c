@@ -60,6 +60,11 @@ static void usage(FILE *out)
         "  --topic-template TMPL   topic for each event; ${aggregate_type} and ${event_type}\n"
         "                          are replaced [env CDC_TOPIC_TEMPLATE; default "
         "${aggregate_type}.events]\n"
+        "  --source table|messages table: inserts into the outbox table; messages: also\n"
+        "                          transactional pg_logical_emit_message events (no table\n"
+        "                          needed) [env CDC_SOURCE; default table]\n"
+        "  --message-prefix P      prefix of those messages [env CDC_MESSAGE_PREFIX; default "
+        "outbox]\n"
         "  --no-create-slot        fail if the slot is missing instead of creating it\n"
         "  --no-create-publication fail if the publication is missing instead of creating "
         "it\n"
@@ -176,6 +181,7 @@ int main(int argc, char **argv)
         .slot = env_or("CDC_SLOT", "cdc_outbox_slot"),
         .publication = env_or("CDC_PUBLICATION", "cdc_outbox_pub"),
         .topic_template = env_or("CDC_TOPIC_TEMPLATE", "${aggregate_type}.events"),
+        .message_prefix = env_or("CDC_MESSAGE_PREFIX", "outbox"),
         .create_slot = true,
         .create_publication = true,
         .status_interval_ms = 10000,
@@ -190,6 +196,7 @@ int main(int argc, char **argv)
     const char *table = env_or("CDC_TABLE", "public.outbox");
     const char *level = env_or("LOG_LEVEL", "info");
     const char *state_file = env_or("CDC_STATE_FILE", NULL);
+    const char *source = env_or("CDC_SOURCE", "table");
     bool no_state_file = false;
     char default_state[512];
     struct sigaction sa;
@@ -209,6 +216,10 @@ int main(int argc, char **argv)
             cfg.create_slot = false;
         } else if (strcmp(a, "--no-create-publication") == 0) {
             cfg.create_publication = false;
+        } else if (strcmp(a, "--source") == 0 && i + 1 < argc) {
+            source = argv[++i];
+        } else if (strcmp(a, "--message-prefix") == 0 && i + 1 < argc) {
+            cfg.message_prefix = argv[++i];
         } else if (strcmp(a, "--no-state-file") == 0) {
             no_state_file = true;
         } else if ((v = strchr(a, '=')) != NULL && strncmp(a, "--", 2) == 0) {
@@ -309,6 +320,16 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    if (strcmp(source, "messages") == 0) {
+        cfg.source_messages = true;
+    } else if (strcmp(source, "table") != 0) {
+        fprintf(stderr, "cdc-relay: --source '%s' is not 'table' or 'messages'\n", source);
+        return 2;
+    }
+    if (*cfg.message_prefix == '\0') {
+        fprintf(stderr, "cdc-relay: --message-prefix must not be empty\n");
+        return 2;
+    }
     if (!no_state_file) {
         if (state_file == NULL) {
             snprintf(default_state, sizeof(default_state), "cdc-relay.%s.state", cfg.slot);

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "lsn.h"
 #include "outbox.h"
+#include "outbox_message.h"
 #include "pgout.h"
 #include "relcache.h"
 #include "repl.h"
@@ -254,13 +255,13 @@ static bool wait_for_queue(struct relay *r, enum stream_end *end)
     return true;
 }
 
+static bool produce_event(struct relay *r, const struct outbox_event *evp, enum stream_end *end);
+
 static bool handle_insert(struct relay *r, enum stream_end *end)
 {
     const struct pgout_msg *m = r->msg;
     struct outbox_event ev;
     enum outbox_status ost;
-    char topic[256];
-    struct sink_meta meta = {.lsn = r->txn_lsn, .commit_ts = r->txn_ts};
 
     memset(&ev, 0, sizeof(ev)); /* the error path below may log a field never set */
     if (relcache_get(r->relcache, m->u.insert.relid) == NULL) {
@@ -284,6 +285,52 @@ static bool handle_insert(struct relay *r, enum stream_end *end)
         *end = STREAM_FATAL;
         return false;
     }
+    return produce_event(r, &ev, end);
+}
+
+/* Message mode: a transactional pg_logical_emit_message with the outbox
+ * prefix is one event, committed with the transaction around it. */
+static bool handle_outbox_message(struct relay *r, enum stream_end *end)
+{
+    const struct pgout_msg *m = r->msg;
+    struct outbox_message om;
+    const char *why = NULL;
+    bool ok;
+
+    if (!(m->u.message.flags & 1)) {
+        log_warn(
+            "non-transactional message with prefix \"%s\" at " LSN_FMT
+            " ignored: an outbox event must be emitted with pg_logical_emit_message(true, ...) "
+            "so it commits with its transaction",
+            r->cfg->message_prefix, LSN_ARGS(m->u.message.lsn));
+        return true;
+    }
+    if (!r->in_txn) {
+        log_error("protocol error: transactional message outside a transaction");
+        *end = STREAM_FATAL;
+        return false;
+    }
+    if (r->skip_txn)
+        return true;
+    if (!outbox_message_parse(m->u.message.content, m->u.message.len, &om, &why)) {
+        log_error("bad outbox message at lsn %s: %s; stopping without confirming it", r->txn_lsn,
+                  why);
+        *end = STREAM_FATAL;
+        return false;
+    }
+    ok = produce_event(r, &om.ev, end);
+    outbox_message_free(&om);
+    return ok;
+}
+
+/* Routes and produces one event of the open transaction, waiting while the
+ * producer's queue is full. */
+static bool produce_event(struct relay *r, const struct outbox_event *evp, enum stream_end *end)
+{
+    const struct outbox_event ev = *evp;
+    char topic[256];
+    struct sink_meta meta = {.lsn = r->txn_lsn, .commit_ts = r->txn_ts};
+
     if (!outbox_topic(r->cfg->topic_template, &ev, topic, sizeof(topic))) {
         log_error("outbox row id=%.*s at lsn %s: aggregate_type '%.*s' does not make a valid "
                   "Kafka topic name from template '%s'; stopping without confirming it",
@@ -426,6 +473,11 @@ static bool handle_xlogdata(struct relay *r, const uint8_t *buf, int len, enum s
     case PGOUT_MSG_INSERT:
         return handle_insert(r, end);
     case PGOUT_MSG_MESSAGE:
+        if (r->cfg->source_messages &&
+            r->msg->u.message.prefix.len == strlen(r->cfg->message_prefix) &&
+            memcmp(r->msg->u.message.prefix.ptr, r->cfg->message_prefix,
+                   r->msg->u.message.prefix.len) == 0)
+            return handle_outbox_message(r, end);
         /* A non-transactional message has been fully received: its position
          * is as safe to confirm as a keepalive's (R3). */
         if (!r->in_txn && !(r->msg->u.message.flags & 1))
@@ -770,6 +822,7 @@ enum relay_exit relay_run(const struct relay_config *cfg)
         .proto_version = 1,
         .connect_timeout_s = cfg->connect_timeout_s,
         .stop_fd = cfg->stop_fd,
+        .messages = cfg->source_messages,
     };
     enum relay_exit result = RELAY_EXIT_ERROR;
     bool first = true;
@@ -831,7 +884,8 @@ enum relay_exit relay_run(const struct relay_config *cfg)
         }
         busy_since_us = 0;
         if (info.publication_created)
-            log_info("created publication \"%s\" for table %s.%s with publish = 'insert'",
+            log_info("created publication \"%s\" (for table %s.%s with publish = 'insert' when "
+                     "the table exists)",
                      cfg->publication, cfg->table_schema, cfg->table_name);
         if (info.created)
             log_info("created replication slot \"%s\" (pgoutput) at " LSN_FMT, cfg->slot,

@@ -31,8 +31,10 @@ struct relay_config {
     int server_timeout_ms; /* no message from the server this long: reconnect */
     int connect_timeout_s;
     int reconnect_max_ms;
-    const char *state_file;  /* saved delivered position; NULL: none */
-    int64_t replay_window_s; /* hold the slot's confirmed position back this long */
+    bool source_messages;       /* also relay pg_logical_emit_message events */
+    const char *message_prefix; /* their prefix, "outbox" */
+    const char *state_file;     /* saved delivered position; NULL: none */
+    int64_t replay_window_s;    /* hold the slot's confirmed position back this long */
     const struct sink_prop *kafka_props;
     size_t nkafka_props;
     /* Set by a signal handler; the loop stops reading, drains, confirms. */

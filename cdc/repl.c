@@ -250,6 +250,7 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
     char sql[2048];
     PGresult *res = NULL;
     enum repl_status st = REPL_EFATAL;
+    bool table_exists;
 
     if (!pub || !sch || !tab || !pub_id || !sch_id || !tab_id) {
         set_err(err, errlen, "cannot quote names: %s", PQerrorMessage(rc->conn));
@@ -267,7 +268,9 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
     if (st != REPL_OK)
         goto out;
     st = REPL_EFATAL;
-    if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+    table_exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    /* Message mode needs no table: its events are not rows. */
+    if (!table_exists && !o->messages) {
         set_err(err, errlen,
                 "table %s.%s does not exist in database \"%s\": run `orders-api --migrate` or "
                 "set --table",
@@ -284,9 +287,12 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
                     o->publication, pub_id, sch_id, tab_id);
             goto out;
         }
-        snprintf(sql, sizeof(sql),
-                 "CREATE PUBLICATION %s FOR TABLE %s.%s WITH (publish = 'insert')", pub_id, sch_id,
-                 tab_id);
+        if (table_exists)
+            snprintf(sql, sizeof(sql),
+                     "CREATE PUBLICATION %s FOR TABLE %s.%s WITH (publish = 'insert')", pub_id,
+                     sch_id, tab_id);
+        else
+            snprintf(sql, sizeof(sql), "CREATE PUBLICATION %s", pub_id);
         st = run_query(rc, sql, PGRES_COMMAND_OK, &cres, err, errlen);
         if (st != REPL_OK) {
             /* 42710/23505: a concurrent relay created it first; check again. */
@@ -307,6 +313,10 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
         info->publication_created = true;
         PQclear(cres);
         st = REPL_OK;
+        goto out;
+    }
+    if (o->messages) {
+        st = REPL_OK; /* any publication will do: messages are not filtered by it */
         goto out;
     }
     if (strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
@@ -535,8 +545,9 @@ enum repl_status repl_start(struct repl_conn *rc, uint64_t start_lsn, char *err,
      * identifier goes inside the literal (PROTOCOL.md §1.3). */
     snprintf(sql, sizeof(sql),
              "START_REPLICATION SLOT %s LOGICAL " LSN_FMT " (proto_version '%d', "
-             "publication_names %s)",
-             slot_id, LSN_ARGS(start_lsn), rc->opts->proto_version, pub_lit);
+             "publication_names %s%s)",
+             slot_id, LSN_ARGS(start_lsn), rc->opts->proto_version, pub_lit,
+             rc->opts->messages ? ", messages 'true'" : "");
     PQfreemem(slot_id);
     PQfreemem(pub_id);
     PQfreemem(pub_lit);

@@ -37,6 +37,7 @@ struct repl_opts {
     bool create_slot;
     bool create_publication;
     int proto_version;
+    bool messages; /* message mode: pgoutput 'messages' on, the publication may be empty */
     int connect_timeout_s;
     int stop_fd; /* readable = give up waiting (signal self-pipe), or -1 */
 };

@@ -103,3 +103,38 @@ def test_replay_window_keeps_wal_for_a_replay_and_restarts_without_duplicates(st
     counts = collections.Counter(e["headers"]["id"] for e in events)
     assert len(events) == 21
     assert sorted(counts.values()) == [1] + [2] * 10
+
+
+@pytest.mark.timeout(120)
+def test_message_mode_relays_committed_messages_only(stack):
+    relay = stack.start_relay("--source", "messages")
+
+    def emit(event_id, transactional=True):
+        content = json.dumps(
+            {
+                "id": event_id,
+                "aggregate_type": "orders",
+                "aggregate_id": f"agg-{event_id}",
+                "event_type": "OrderCreated",
+                "payload": {"id": f"agg-{event_id}", "quantity": 2},
+            }
+        )
+        return f"SELECT pg_logical_emit_message({str(transactional).lower()}, 'outbox', '{content}')"
+
+    stack.pg.psql(f"BEGIN; {emit('m1')}; COMMIT;", url=stack.url)
+    stack.pg.psql(f"BEGIN; {emit('m2')}; ROLLBACK;", url=stack.url)
+    stack.pg.psql(emit("m3", transactional=False), url=stack.url)
+    stack.pg.psql(f"BEGIN; {emit('m4')}; {emit('m5')}; COMMIT;", url=stack.url)
+    events = stack.events(count=3, timeout=60)
+    time.sleep(1)
+    events = stack.events()
+    assert [e["headers"]["id"] for e in events if e["partition"] is not None]
+    assert sorted(e["headers"]["id"] for e in events) == ["m1", "m4", "m5"]
+    m1 = next(e for e in events if e["headers"]["id"] == "m1")
+    assert m1["key"] == "agg-m1"
+    assert m1["payload"] == '{"id": "agg-m1", "quantity": 2}'
+    assert m1["headers"]["event_type"] == "OrderCreated"
+    assert "non-transactional message" in relay.log_text()
+    # Orders through the table still flow in message mode.
+    assert stack.post_order()[0] == 201
+    assert len(stack.events(count=4, timeout=60)) == 4

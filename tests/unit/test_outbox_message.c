@@ -1,0 +1,58 @@
+/* Message-mode envelope parsing. */
+#include "cdc/outbox_message.h"
+#include "unit/check.h"
+
+static bool parse(const char *s, struct outbox_message *m, const char **why)
+{
+    return outbox_message_parse((const uint8_t *)s, strlen(s), m, why);
+}
+
+int main(void)
+{
+    struct outbox_message m;
+    const char *why = NULL;
+
+    CHECK(parse("{\"id\": \"e1\", \"aggregate_type\": \"orders\", \"aggregate_id\": \"o1\", "
+                "\"event_type\": \"OrderCreated\", \"payload\": {\"id\": \"o1\", \"item\": "
+                "\"book\", \"quantity\": 2}}",
+                &m, &why));
+    CHECK_VIEW(m.ev.id.ptr, m.ev.id.len, "e1");
+    CHECK_VIEW(m.ev.aggregate_type.ptr, m.ev.aggregate_type.len, "orders");
+    CHECK_VIEW(m.ev.aggregate_id.ptr, m.ev.aggregate_id.len, "o1");
+    CHECK_VIEW(m.ev.event_type.ptr, m.ev.event_type.len, "OrderCreated");
+    /* jsonb's text style: ", " and ": " separators, keys in their order */
+    CHECK_VIEW(m.ev.payload.ptr, m.ev.payload.len,
+               "{\"id\": \"o1\", \"item\": \"book\", \"quantity\": 2}");
+    outbox_message_free(&m);
+
+    CHECK(parse("{\"id\": \"e1\", \"aggregate_type\": \"a\", \"aggregate_id\": \"o1\", "
+                "\"event_type\": \"E\", \"payload\": null}",
+                &m, &why));
+    CHECK(m.ev.payload.ptr == NULL);
+    outbox_message_free(&m);
+
+    const char *bad[] = {
+        "",
+        "nope",
+        "[1]",
+        "{\"id\": \"e1\"}",
+        "{\"id\": \"\", \"aggregate_type\": \"a\", \"aggregate_id\": \"o\", \"event_type\": \"E\", "
+        "\"payload\": 1}",
+        "{\"id\": 5, \"aggregate_type\": \"a\", \"aggregate_id\": \"o\", \"event_type\": \"E\", "
+        "\"payload\": 1}",
+        "{\"id\": \"e\", \"aggregate_type\": \"a\", \"aggregate_id\": \"o\", \"event_type\": \"E\"}",
+        "{\"id\": \"e\", \"aggregate_type\": \"a\", \"aggregate_id\": \"o\", \"event_type\": \"E\", "
+        "\"payload\": 1, \"extra\": 2}",
+        "{\"id\": \"e\", \"id\": \"f\", \"aggregate_type\": \"a\", \"aggregate_id\": \"o\", "
+        "\"event_type\": \"E\", \"payload\": 1}",
+        NULL,
+    };
+    for (int i = 0; bad[i] != NULL; i++) {
+        why = NULL;
+        CHECK(!parse(bad[i], &m, &why));
+        CHECK(why != NULL);
+        CHECK(m.root == NULL);
+    }
+    outbox_message_free(NULL);
+    return check_summary();
+}
