@@ -65,6 +65,9 @@ static void usage(FILE *out)
         "                          needed) [env CDC_SOURCE; default table]\n"
         "  --message-prefix P      prefix of those messages [env CDC_MESSAGE_PREFIX; default "
         "outbox]\n"
+        "  --heartbeat-interval SEC  write a logical message (pg_logical_emit_message,\n"
+        "                          prefix cdc-relay-heartbeat) this often, so a silent\n"
+        "                          database still lets the slot advance [default off]\n"
         "  --no-create-slot        fail if the slot is missing instead of creating it\n"
         "  --no-create-publication fail if the publication is missing instead of creating "
         "it\n"
@@ -220,6 +223,9 @@ int main(int argc, char **argv)
             source = argv[++i];
         } else if (strcmp(a, "--message-prefix") == 0 && i + 1 < argc) {
             cfg.message_prefix = argv[++i];
+        } else if (strcmp(a, "--heartbeat-interval") == 0 && i + 1 < argc) {
+            if (parse_seconds(a, argv[++i], &cfg.heartbeat_interval_ms) != 0)
+                return 2;
         } else if (strcmp(a, "--no-state-file") == 0) {
             no_state_file = true;
         } else if ((v = strchr(a, '=')) != NULL && strncmp(a, "--", 2) == 0) {

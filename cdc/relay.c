@@ -67,6 +67,9 @@ struct relay {
     bool end_reached;
     int64_t stop_deadline_us; /* set when a stop request is first seen */
     int64_t reply_burst_start_us;
+    struct repl_heartbeat *heartbeat;
+    int64_t next_heartbeat_us;
+    const struct repl_opts *opts;
     int reply_burst;
     char systemid[32];
 
@@ -577,6 +580,29 @@ static enum stream_end check_kafka(struct relay *r)
     return STREAM_STOP; /* no trouble */
 }
 
+/* --heartbeat-interval: one beat per interval, never blocking the loop
+ * except to (re)connect; a failing heartbeat is logged, not fatal. */
+static void heartbeat(struct relay *r)
+{
+    int64_t now = monotonic_us();
+
+    if (r->cfg->heartbeat_interval_ms <= 0 || now < r->next_heartbeat_us)
+        return;
+    r->next_heartbeat_us = now + (int64_t)r->cfg->heartbeat_interval_ms * 1000;
+    if (r->heartbeat == NULL) {
+        r->heartbeat = repl_heartbeat_open(r->opts, r->err, sizeof(r->err));
+        if (r->heartbeat == NULL) {
+            log_warn("%s", r->err);
+            return;
+        }
+    }
+    if (repl_heartbeat_tick(r->heartbeat, r->err, sizeof(r->err)) != REPL_OK) {
+        log_warn("%s; reconnecting at the next beat", r->err);
+        repl_heartbeat_close(r->heartbeat);
+        r->heartbeat = NULL;
+    }
+}
+
 static enum stream_end stream(struct relay *r)
 {
     const struct relay_config *cfg = r->cfg;
@@ -643,6 +669,7 @@ static enum stream_end stream(struct relay *r)
                     return STREAM_RETRY;
             }
         }
+        heartbeat(r);
         if (n > 0)
             continue; /* budget used up with more buffered: go round again */
 
@@ -830,6 +857,7 @@ enum relay_exit relay_run(const struct relay_config *cfg)
     int64_t busy_since_us = 0;
 
     srandom((unsigned)now_us());
+    r.opts = &opts;
     r.msg = xmalloc(sizeof(*r.msg));
     r.tracker = tracker_new(0);
     r.fb.interval_us = (int64_t)cfg->status_interval_ms * 1000;
@@ -992,6 +1020,7 @@ out:
              (unsigned long long)r.produced, (unsigned long long)r.delivered,
              LSN_ARGS(tracker_safe_lsn(r.tracker)));
     repl_abort(r.rc);
+    repl_heartbeat_close(r.heartbeat);
     sink_free(r.sink);
     relcache_free(r.relcache);
     tracker_free(r.tracker);

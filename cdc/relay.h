@@ -33,6 +33,7 @@ struct relay_config {
     int reconnect_max_ms;
     bool source_messages;       /* also relay pg_logical_emit_message events */
     const char *message_prefix; /* their prefix, "outbox" */
+    int heartbeat_interval_ms;  /* 0: no heartbeat */
     const char *state_file;     /* saved delivered position; NULL: none */
     int64_t replay_window_s;    /* hold the slot's confirmed position back this long */
     const struct sink_prop *kafka_props;

@@ -691,6 +691,73 @@ done:
     repl_abort(rc);
 }
 
+struct repl_heartbeat {
+    PGconn *conn;
+    bool in_flight;
+};
+
+struct repl_heartbeat *repl_heartbeat_open(const struct repl_opts *opts, char *err, size_t errlen)
+{
+    char timeout[16];
+    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+    const char *vals[] = {timeout, "cdc-relay-heartbeat", opts->dburl, NULL};
+    struct repl_heartbeat *hb = calloc(1, sizeof(*hb));
+
+    if (hb == NULL) {
+        set_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    snprintf(timeout, sizeof(timeout), "%d", opts->connect_timeout_s);
+    hb->conn = PQconnectdbParams(keys, vals, 1);
+    if (hb->conn == NULL || PQstatus(hb->conn) != CONNECTION_OK) {
+        set_err(err, errlen, "heartbeat connection failed: %s",
+                hb->conn ? PQerrorMessage(hb->conn) : "out of memory");
+        repl_heartbeat_close(hb);
+        return NULL;
+    }
+    return hb;
+}
+
+enum repl_status repl_heartbeat_tick(struct repl_heartbeat *hb, char *err, size_t errlen)
+{
+    if (hb->in_flight) {
+        PGresult *res;
+
+        if (PQconsumeInput(hb->conn) == 0) {
+            set_err(err, errlen, "heartbeat connection failed: %s", PQerrorMessage(hb->conn));
+            return REPL_ERETRY;
+        }
+        if (PQisBusy(hb->conn))
+            return REPL_OK; /* the last one is still running: skip this beat */
+        while ((res = PQgetResult(hb->conn)) != NULL) {
+            if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                set_err(err, errlen, "heartbeat failed: %s", PQresultErrorMessage(res));
+                PQclear(res);
+                return REPL_ERETRY;
+            }
+            PQclear(res);
+        }
+        hb->in_flight = false;
+    }
+    /* Non-transactional: written to WAL at once, decoded when read, no
+     * transaction to commit (PROTOCOL.md P1; PG15 has the 3-argument form). */
+    if (!PQsendQuery(hb->conn,
+                     "SELECT pg_logical_emit_message(false, 'cdc-relay-heartbeat', now()::text)")) {
+        set_err(err, errlen, "heartbeat failed: %s", PQerrorMessage(hb->conn));
+        return REPL_ERETRY;
+    }
+    hb->in_flight = true;
+    return REPL_OK;
+}
+
+void repl_heartbeat_close(struct repl_heartbeat *hb)
+{
+    if (hb == NULL)
+        return;
+    PQfinish(hb->conn);
+    free(hb);
+}
+
 void repl_abort(struct repl_conn *rc)
 {
     if (rc == NULL)

@@ -88,6 +88,24 @@ enum repl_status repl_send_status(struct repl_conn *rc, uint64_t write_lsn, uint
                                   uint64_t apply_lsn, int64_t now_pg_us, bool reply_requested,
                                   char *err, size_t errlen) MUSTCHECK;
 
+/*
+ * Heartbeat (PROTOCOL.md P1): a second, ordinary connection that writes a
+ * non-transactional logical message every interval, so the slot's database
+ * produces WAL the relay can confirm even when nothing else happens there.
+ */
+struct repl_heartbeat;
+
+/* Returns a new heartbeat connection (free with repl_heartbeat_close) or
+ * NULL with err filled. */
+struct repl_heartbeat *repl_heartbeat_open(const struct repl_opts *opts, char *err, size_t errlen);
+
+/* Collects the previous heartbeat's answer if it came, then sends the next
+ * one without waiting. Returns REPL_OK, or REPL_ERETRY when the connection
+ * failed (close it and open a new one later). */
+enum repl_status repl_heartbeat_tick(struct repl_heartbeat *hb, char *err, size_t errlen) MUSTCHECK;
+
+void repl_heartbeat_close(struct repl_heartbeat *hb); /* NULL-safe */
+
 /* Ends the copy stream politely (CopyDone, then drain to CommandComplete for
  * at most timeout_ms) and closes the connection. NULL-safe. */
 void repl_close(struct repl_conn *rc, int timeout_ms);

@@ -138,3 +138,19 @@ def test_message_mode_relays_committed_messages_only(stack):
     # Orders through the table still flow in message mode.
     assert stack.post_order()[0] == 201
     assert len(stack.events(count=4, timeout=60)) == 4
+
+
+@pytest.mark.timeout(120)
+def test_heartbeat_writes_wal_the_slot_confirms(stack):
+    relay = stack.start_relay("--heartbeat-interval", "0.5")
+    time.sleep(1)
+    c0 = stack.confirmed_flush()
+    beats = lambda: int(
+        stack.pg.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'cdc-relay-heartbeat'",
+            url=stack.url,
+        )
+    )
+    assert beats() == 1
+    stack.wait_until(lambda: stack.confirmed_flush() > c0, 15, "slot advanced by heartbeats")
+    assert relay.alive
