@@ -135,7 +135,7 @@ struct sink *sink_new(const char *brokers, const struct sink_prop *props, size_t
         {"message.timeout.ms", "0"},
         {"partitioner", "murmur2_random"},
         {"linger.ms", "5"},
-        {"queue.buffering.max.messages", "100000"},
+        {"queue.buffering.max.messages", "20000"},
         {"queue.buffering.max.kbytes", "16384"},
         {"client.id", "cdc-relay"},
     };

@@ -154,3 +154,62 @@ def test_heartbeat_writes_wal_the_slot_confirms(stack):
     assert beats() == 1
     stack.wait_until(lambda: stack.confirmed_flush() > c0, 15, "slot advanced by heartbeats")
     assert relay.alive
+
+
+@pytest.mark.timeout(300)
+def test_big_transaction_arrives_only_after_commit_and_aborted_work_never(stack):
+    import subprocess
+
+    from harness import _psql_bin
+
+    relay = stack.start_relay()
+    rows = 100_000
+    session = subprocess.Popen(
+        [_psql_bin(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", stack.url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    session.stdin.write(
+        "BEGIN;\n"
+        "INSERT INTO outbox SELECT gen_random_uuid(), 'orders', 'k' || (g % 100), 'Big',"
+        f" jsonb_build_object('n', g) FROM generate_series(1, {rows}) g;\n"
+        "SELECT pg_sleep(0);\n"
+    )
+    session.stdin.flush()
+    stack.wait_until(
+        lambda: int(stack.pg.psql("SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'", url=stack.url)) >= 1,
+        60,
+        "the big transaction to be open",
+    )
+    time.sleep(2)
+    assert stack.events() == [], "nothing may be produced before the commit"
+    # The slot may move into the open transaction's WAL (R3: its restart_lsn
+    # stays behind it), never past where it will commit.
+    confirmed_before_commit = stack.confirmed_flush()
+    session.stdin.write("COMMIT;\n")
+    session.stdin.close()
+    assert session.wait(120) == 0, session.stdout.read()
+
+    stack.pg.psql(
+        "BEGIN; INSERT INTO outbox SELECT gen_random_uuid(), 'orders', 'x', 'Aborted', '{}'"
+        " FROM generate_series(1, 1000); ROLLBACK;",
+        url=stack.url,
+    )
+    assert stack.post_order("after")[0] == 201
+    events = stack.events(count=rows + 1, timeout=180)
+    time.sleep(1)
+    events = stack.events(timeout=60)
+    types = collections.Counter(e["headers"]["event_type"] for e in events)
+    assert types == {"Big": rows, "OrderCreated": 1}, types
+    assert len({e["headers"]["id"] for e in events}) == rows + 1
+    big_commit = {lsn_int(e["headers"]["lsn"]) for e in events if e["headers"]["event_type"] == "Big"}
+    assert len(big_commit) == 1 and confirmed_before_commit <= big_commit.pop()
+    # Per key, the big transaction's events keep their insert order.
+    per_key = collections.defaultdict(list)
+    for e in events:
+        if e["headers"]["event_type"] == "Big":
+            per_key[e["key"]].append(json.loads(e["payload"])["n"])
+    assert all(v == sorted(v) for v in per_key.values())
+    assert relay.alive
