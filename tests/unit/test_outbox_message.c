@@ -40,8 +40,10 @@ int main(void)
         "\"payload\": 1}",
         "{\"id\": 5, \"aggregate_type\": \"a\", \"aggregate_id\": \"o\", \"event_type\": \"E\", "
         "\"payload\": 1}",
-        "{\"id\": \"e\", \"aggregate_type\": \"a\", \"aggregate_id\": \"o\", \"event_type\": \"E\"}",
-        "{\"id\": \"e\", \"aggregate_type\": \"a\", \"aggregate_id\": \"o\", \"event_type\": \"E\", "
+        "{\"id\": \"e\", \"aggregate_type\": \"a\", \"aggregate_id\": \"o\", \"event_type\": "
+        "\"E\"}",
+        "{\"id\": \"e\", \"aggregate_type\": \"a\", \"aggregate_id\": \"o\", \"event_type\": "
+        "\"E\", "
         "\"payload\": 1, \"extra\": 2}",
         "{\"id\": \"e\", \"id\": \"f\", \"aggregate_type\": \"a\", \"aggregate_id\": \"o\", "
         "\"event_type\": \"E\", \"payload\": 1}",
