@@ -82,6 +82,12 @@ $(BUILD)/tests/%: tests/unit/%.c $(call obj,$(SUPPORT_SRC)) $(LIBCDC) $(LIBAPI) 
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
 
+# Test-only programs (not installed): the librdkafka mock cluster harness.
+KAFKA_MOCK := $(BUILD)/tools/kafka_mock
+$(KAFKA_MOCK): tests/tools/kafka_mock.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
 # Unit tests: no servers, a few seconds. Each binary prints its own counts;
 # tests/run_unit.sh adds them up into "N passed, N failed".
 test-unit: $(UNIT_BINS)
@@ -91,11 +97,11 @@ test-unit: $(UNIT_BINS)
 # so they never mix with the normal objects.
 test:
 	@sh tests/harness/deps.sh
-	$(MAKE) all
+	$(MAKE) all $(KAFKA_MOCK)
 	$(MAKE) SAN=1 BUILD=build/asan BIN=bin/asan all test-unit
 	BIN_DIR=bin/asan sh tests/run_integration.sh
 
-test-integration: all
+test-integration: all $(KAFKA_MOCK)
 	BIN_DIR=$(BIN) sh tests/run_integration.sh
 
 asan:
@@ -114,7 +120,7 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 
-C_FILES = $(wildcard common/*.[ch] cdc/*.[ch] api/*.[ch] tests/unit/*.[ch] tests/support/*.[ch] tests/fuzz/*.c)
+C_FILES = $(wildcard common/*.[ch] cdc/*.[ch] api/*.[ch] tests/unit/*.[ch] tests/support/*.[ch] tests/fuzz/*.c tests/tools/*.c)
 
 fmt format:
 	clang-format -i $(C_FILES)
