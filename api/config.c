@@ -18,6 +18,7 @@ enum opt_kind {
     OPT_LISTEN,    /* host:port */
     OPT_INT,       /* integer in [min, max] stored at offset */
     OPT_LOG_LEVEL, /* error|warn|info|debug */
+    OPT_OUTBOX,    /* table|message */
     OPT_MIGRATE,   /* action flags: no value */
     OPT_HELP,
     OPT_VERSION,
@@ -46,6 +47,9 @@ static const struct opt_def opts[] = {
      "wait for a pooled connection, connect, and statement_timeout (100..600000)"},
     {"--log-level", "LOG_LEVEL", "LEVEL", "info", OPT_LOG_LEVEL, 0, 0, 0,
      "error, warn, info or debug"},
+    {"--outbox-mode", "OUTBOX_MODE", "MODE", "table", OPT_OUTBOX, 0, 0, 0,
+     "how the OrderCreated event is written: table (outbox row) or message\n"
+     "(pg_logical_emit_message, prefix outbox; needs a relay in message mode)"},
     {"--migrate", NULL, NULL, NULL, OPT_MIGRATE, 0, 0, 0,
      "apply pending schema migrations and exit"},
     {"--help", NULL, NULL, NULL, OPT_HELP, 0, 0, 0, "print this help and exit"},
@@ -187,6 +191,15 @@ static int apply(struct config *cfg, const struct opt_def *opt, const char *labe
                           "%s: \"%.64s\" is not a log level (error, warn, info, debug)", label,
                           val);
         return 0;
+    case OPT_OUTBOX:
+        if (strcmp(val, "table") == 0)
+            cfg->outbox_mode = STORE_OUTBOX_TABLE;
+        else if (strcmp(val, "message") == 0)
+            cfg->outbox_mode = STORE_OUTBOX_MESSAGE;
+        else
+            return seterr(errbuf, errlen, "%s: \"%.64s\" is not an outbox mode (table, message)",
+                          label, val);
+        return 0;
     case OPT_MIGRATE:
     case OPT_HELP:
     case OPT_VERSION:
@@ -270,14 +283,22 @@ void config_usage(FILE *f, const char *prog)
 {
     fprintf(f, "usage: %s [options]\n\n", prog);
     fprintf(f, "Orders HTTP service: POST /orders writes the order and its OrderCreated\n"
-               "outbox event in one transaction. Flags beat the environment, which beats\n"
-               "the defaults; an empty variable counts as unset.\n\n");
+               "outbox event in one transaction. A request with an Idempotency-Key header\n"
+               "(1..255 printable ASCII characters) is answered once: a retry with the same\n"
+               "key gets the first answer (Idempotent-Replayed: true) and writes nothing.\n"
+               "Flags beat the environment, which beats the defaults; an empty variable\n"
+               "counts as unset.\n\n");
     for (size_t i = 0; i < OPT_COUNT; i++) {
         char flag[64];
 
         snprintf(flag, sizeof(flag), "%s%s%s", opts[i].flag, opts[i].metavar != NULL ? " " : "",
                  opts[i].metavar != NULL ? opts[i].metavar : "");
-        fprintf(f, "  %-22s %s\n", flag, opts[i].help);
+        /* A '\n' in the help text continues it on the next line, in the same column. */
+        for (const char *h = opts[i].help, *nl; h != NULL; h = nl != NULL ? nl + 1 : NULL) {
+            nl = strchr(h, '\n');
+            fprintf(f, "  %-22s %.*s\n", h == opts[i].help ? flag : "",
+                    nl != NULL ? (int)(nl - h) : (int)strlen(h), h);
+        }
         if (opts[i].env != NULL || opts[i].def != NULL)
             fprintf(f, "  %-22s env %s, default %s\n", "", opts[i].env != NULL ? opts[i].env : "-",
                     opts[i].def != NULL ? opts[i].def : "none");

@@ -14,6 +14,7 @@
 
 #include "compiler.h"
 #include "log.h"
+#include "store.h"
 
 #define CONFIG_ADDR_STR_MAX 64 /* "[ffff:...:ffff]:65535" plus NUL, with room */
 #define CONFIG_ERR_MAX      256
@@ -34,6 +35,7 @@ struct config {
     int pool_size;     /* DB connections and HTTP worker threads */
     int db_timeout_ms; /* pool checkout, connect and statement timeout */
     enum log_level log_level;
+    enum store_outbox_mode outbox_mode; /* --outbox-mode table|message */
 };
 
 /* Reads one environment variable; returns NULL if unset. getenv() fits. */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,11 +22,14 @@
 #include <microhttpd.h>
 
 #include "log.h"
+#include "idem.h"
 #include "orders.h"
 #include "router.h"
 #include "xmem.h"
 
-#define PATH_LOG_MAX 96 /* bytes of the request path kept for the access log */
+#define PATH_LOG_MAX         96 /* bytes of the request path kept for the access log */
+#define IDEM_HEADER          "Idempotency-Key"
+#define IDEM_REPLAYED_HEADER "Idempotent-Replayed"
 
 struct http_server {
     struct MHD_Daemon *d;
@@ -49,6 +53,8 @@ struct http_request {
     size_t discarded; /* body bytes read and dropped because the answer is decided */
     char method[8];   /* for the access log */
     char path[PATH_LOG_MAX];
+    bool has_idem_key; /* POST /orders came with a valid Idempotency-Key */
+    char idem_key[IDEM_KEY_MAX + 1];
 };
 
 static int64_t now_us(void)
@@ -76,12 +82,19 @@ static void copy_printable(char *dst, size_t len, const char *s)
         dst[i] = '\0';
 }
 
+/* Extra response headers; NULL members are left out. */
+struct resp_headers {
+    const char *allow;
+    const char *location;
+    const char *replayed; /* Idempotent-Replayed */
+};
+
 /*
  * Queues a JSON response. body is malloc'd and owned by MHD afterwards; NULL
- * means an empty body. Adds Allow and Location when given.
+ * means an empty body. hdrs (NULL for none) adds Allow, Location, Idempotent-Replayed.
  */
 static enum MHD_Result send_json(struct MHD_Connection *c, struct http_request *r, unsigned status,
-                                 char *body, const char *allow, const char *location)
+                                 char *body, const struct resp_headers *hdrs)
 {
     struct MHD_Response *resp;
     enum MHD_Result ret;
@@ -93,10 +106,12 @@ static enum MHD_Result send_json(struct MHD_Connection *c, struct http_request *
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    if (allow != NULL)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-    if (location != NULL)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+    if (hdrs != NULL && hdrs->allow != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, hdrs->allow);
+    if (hdrs != NULL && hdrs->location != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, hdrs->location);
+    if (hdrs != NULL && hdrs->replayed != NULL)
+        MHD_add_response_header(resp, IDEM_REPLAYED_HEADER, hdrs->replayed);
     ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     r->status = status;
@@ -111,9 +126,12 @@ static enum MHD_Result send_error(struct MHD_Connection *c, struct http_request 
     char *body = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
 
     json_decref(obj);
+
+    struct resp_headers hdrs = {.allow = allow};
+
     if (body == NULL)
         body = xstrdup("{\"error\":\"internal error\"}");
-    return send_json(c, r, status, body, allow, NULL);
+    return send_json(c, r, status, body, &hdrs);
 }
 
 static enum MHD_Result send_decided(struct MHD_Connection *c, struct http_request *r)
@@ -142,7 +160,7 @@ static enum MHD_Result handle_get_order(struct http_server *srv, struct MHD_Conn
 
     s = srv->ops->order_get(srv->store, r->id, &order, err, sizeof(err));
     if (s == STORE_OK)
-        return send_json(c, r, MHD_HTTP_OK, order.json, NULL, NULL);
+        return send_json(c, r, MHD_HTTP_OK, order.json, NULL);
     if (s == STORE_NOT_FOUND)
         return send_error(c, r, MHD_HTTP_NOT_FOUND, "order not found", NULL);
     return send_store_failure(c, r, s, "get order", err);
@@ -151,18 +169,75 @@ static enum MHD_Result handle_get_order(struct http_server *srv, struct MHD_Conn
 static enum MHD_Result handle_create(struct http_server *srv, struct MHD_Connection *c,
                                      struct http_request *r)
 {
-    char verr[ORDERS_ERR_MAX], err[STORE_ERR_MAX], location[sizeof("/orders/") + ORDERS_ID_LEN];
+    char verr[ORDERS_ERR_MAX], err[STORE_ERR_MAX], hash[IDEM_HASH_HEX_LEN + 1];
     struct order_request req;
-    struct store_order order;
+    struct store_idempotency idem = {.key = r->idem_key, .request_hash = hash};
+    struct store_created created;
+    struct resp_headers hdrs = {0};
     enum store_status s;
+    enum MHD_Result ret;
 
     if (orders_parse_request(r->body, r->body_len, &req, verr, sizeof(verr)) != ORDERS_OK)
         return send_error(c, r, MHD_HTTP_BAD_REQUEST, verr, NULL);
-    s = srv->ops->order_create(srv->store, &req, &order, err, sizeof(err));
+    if (r->has_idem_key)
+        idem_request_hash(&req, hash);
+    s = srv->ops->order_create(srv->store, &req, r->has_idem_key ? &idem : NULL, &created, err,
+                               sizeof(err));
+    if (s == STORE_KEY_MISMATCH)
+        return send_error(c, r, MHD_HTTP_UNPROCESSABLE_CONTENT,
+                          "Idempotency-Key reused with a different request", NULL);
     if (s != STORE_OK)
         return send_store_failure(c, r, s, "create order", err);
-    snprintf(location, sizeof(location), "/orders/%s", order.id);
-    return send_json(c, r, MHD_HTTP_CREATED, order.json, NULL, location);
+    hdrs.location = created.location;
+    hdrs.replayed = created.replayed ? "true" : NULL;
+    /* MHD copies header values when they are added; the body it frees itself. */
+    ret = send_json(c, r, (unsigned)created.http_status, created.body, &hdrs);
+    free(created.location);
+    return ret;
+}
+
+struct header_count {
+    const char *name;
+    int n;
+};
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    struct header_count *hc = cls;
+
+    UNUSED(kind);
+    UNUSED(value);
+    if (key != NULL && strcasecmp(key, hc->name) == 0)
+        hc->n++;
+    return MHD_YES;
+}
+
+/*
+ * Reads the Idempotency-Key header of a POST /orders into r, or decides a 400
+ * if it is present but unusable: repeated, empty, too long or not printable ASCII.
+ */
+static void read_idem_key(struct MHD_Connection *c, struct http_request *r)
+{
+    struct header_count hc = {IDEM_HEADER, 0};
+    const char *key = NULL;
+    size_t len = 0;
+
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &hc);
+    if (hc.n == 0)
+        return;
+    if (hc.n == 1 &&
+        MHD_lookup_connection_value_n(c, MHD_HEADER_KIND, IDEM_HEADER, sizeof(IDEM_HEADER) - 1,
+                                      &key, &len) == MHD_YES &&
+        idem_key_valid(key, len)) {
+        memcpy(r->idem_key, key, len);
+        r->idem_key[len] = '\0';
+        r->has_idem_key = true;
+        return;
+    }
+    r->status = MHD_HTTP_BAD_REQUEST;
+    r->error = hc.n > 1 ? "Idempotency-Key must be sent once"
+                        : "Idempotency-Key must be 1 to 255 printable ASCII characters";
 }
 
 /* True if the request announces a body (Content-Length > 0 or chunked). */
@@ -224,6 +299,8 @@ static enum MHD_Result on_headers(struct MHD_Connection *c, struct http_request 
         if (router_content_type(ct) != ROUTER_CTYPE_JSON) {
             r->status = MHD_HTTP_UNSUPPORTED_MEDIA_TYPE;
             r->error = "Content-Type must be application/json";
+        } else {
+            read_idem_key(c, r);
         }
     }
     if (has_body(c, &declared) && declared > HTTP_BODY_MAX)
@@ -247,11 +324,11 @@ static enum MHD_Result on_complete_request(struct http_server *srv, struct MHD_C
     case ROUTER_ROUTE_ORDER_GET:
         return handle_get_order(srv, c, r);
     case ROUTER_ROUTE_HEALTHZ:
-        return send_json(c, r, MHD_HTTP_OK, xstrdup("{\"status\":\"ok\"}"), NULL, NULL);
+        return send_json(c, r, MHD_HTTP_OK, xstrdup("{\"status\":\"ok\"}"), NULL);
     case ROUTER_ROUTE_READYZ:
         s = srv->ops->ping(srv->store, err, sizeof(err));
         if (s == STORE_OK)
-            return send_json(c, r, MHD_HTTP_OK, xstrdup("{\"status\":\"ready\"}"), NULL, NULL);
+            return send_json(c, r, MHD_HTTP_OK, xstrdup("{\"status\":\"ready\"}"), NULL);
         log_warn("readiness check failed error=\"%s\"", err);
         return send_error(c, r, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable", NULL);
     case ROUTER_ROUTE_NONE:

@@ -111,6 +111,7 @@ static int run_server(const struct config *cfg)
         .database_url = cfg->database_url,
         .pool_size = cfg->pool_size,
         .timeout_ms = cfg->db_timeout_ms,
+        .outbox_mode = cfg->outbox_mode,
     };
     struct http_options hopt = {
         .addr = (const struct sockaddr *)&cfg->listen_addr,
@@ -143,7 +144,8 @@ static int run_server(const struct config *cfg)
         return 1;
     }
     http_server_addr(srv, addr, sizeof(addr));
-    log_info("listening addr=%s pool_size=%d version=%s", addr, cfg->pool_size, ORDERS_API_VERSION);
+    log_info("listening addr=%s pool_size=%d outbox_mode=%s version=%s", addr, cfg->pool_size,
+             cfg->outbox_mode == STORE_OUTBOX_MESSAGE ? "message" : "table", ORDERS_API_VERSION);
 
     wait_for_stop();
 

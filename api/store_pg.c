@@ -19,15 +19,20 @@
 #include "log.h"
 #include "xmem.h"
 
-#define STMT_CREATE "order_create"
-#define STMT_GET    "order_get"
+#define STMT_CREATE       "order_create"
+#define STMT_CREATE_KEYED "order_create_keyed"
+#define STMT_KEY_GET      "idempotency_key_get"
+#define STMT_GET          "order_get"
+
+/* Tries of a keyed create: serialization failures, and a key pruned between its statements. */
+#define KEYED_ATTEMPTS 3
 
 /*
  * One statement, so one implicit transaction: the order and its event commit
  * together or not at all. The payload is built by the server so the response
  * body and the Kafka value (pgoutput sends jsonb's text form) are the same bytes.
  */
-static const char sql_create[] =
+static const char sql_create_table[] =
     "WITH o AS ("
     " INSERT INTO orders (id, item, quantity, status, created_at)"
     " VALUES (gen_random_uuid(), $1::text, $2::int, 'created', now())"
@@ -40,6 +45,78 @@ static const char sql_create[] =
     " FROM o"
     " RETURNING aggregate_id, payload"
     ") SELECT aggregate_id, payload::text FROM e";
+
+/*
+ * --outbox-mode message: the event is a transactional logical decoding message
+ * (prefix "outbox") whose content is the outbox row as a JSON object, rendered
+ * by jsonb: {"id": ..., "payload": {...}, "event_type": ..., "aggregate_id":
+ * ..., "aggregate_type": ...}. Transactional, so it is decoded at the commit of
+ * the order's transaction, in commit order, and never if it rolls back.
+ */
+#define SQL_EMIT_P                                                                                 \
+    "pg_logical_emit_message(true, 'outbox', jsonb_build_object('id', gen_random_uuid(),"          \
+    " 'aggregate_type', 'orders', 'aggregate_id', p.id::text, 'event_type', 'OrderCreated',"       \
+    " 'payload', p.payload)::text)"
+
+/* MATERIALIZED and the lsn filter make sure the message is emitted before the row is returned. */
+static const char sql_create_message[] =
+    "WITH o AS ("
+    " INSERT INTO orders (id, item, quantity, status, created_at)"
+    " VALUES (gen_random_uuid(), $1::text, $2::int, 'created', now())"
+    " RETURNING id, jsonb_build_object('id', id, 'item', item, 'quantity', quantity,"
+    "  'status', status, 'created_at', created_at) AS payload"
+    "), m AS MATERIALIZED ("
+    " SELECT p.id, p.payload, " SQL_EMIT_P " AS lsn FROM o AS p"
+    ") SELECT id::text, payload::text FROM m WHERE lsn IS NOT NULL";
+
+/*
+ * With an Idempotency-Key ($3, request hash $4). The order values and the
+ * response body are computed first (r, p), so the key row (k) can be inserted
+ * BEFORE the order, with the answer it stands for; the order (o) is inserted
+ * only for a row k returned. If another transaction holds the same key
+ * uncommitted, k's insert waits on the primary key until that one ends: commit
+ * means a conflict (DO NOTHING, zero rows, nothing written), rollback means we
+ * go ahead. Zero rows therefore always means "the key exists": the caller then
+ * reads it with STMT_KEY_GET (a new statement, so a new snapshot that sees the
+ * winner's commit). The first answer is k's RETURNING, the very row a replay
+ * reads, so both are the same bytes.
+ */
+#define SQL_KEYED_HEAD                                                                             \
+    "WITH r AS MATERIALIZED ("                                                                     \
+    " SELECT gen_random_uuid() AS id, $1::text AS item, $2::int AS quantity,"                      \
+    "  'created'::text AS status, now() AS created_at"                                             \
+    "), p AS MATERIALIZED ("                                                                       \
+    " SELECT r.id, r.item, r.quantity, r.status, r.created_at,"                                    \
+    "  jsonb_build_object('id', r.id, 'item', r.item, 'quantity', r.quantity,"                     \
+    "   'status', r.status, 'created_at', r.created_at) AS payload"                                \
+    " FROM r"                                                                                      \
+    "), k AS ("                                                                                    \
+    " INSERT INTO idempotency_keys (key, request_hash, status, body, location)"                    \
+    " SELECT $3::text, $4::text, 201, p.payload::text, '/orders/' || p.id::text FROM p"            \
+    " ON CONFLICT (key) DO NOTHING"                                                                \
+    " RETURNING status, body, location"                                                            \
+    "), o AS ("                                                                                    \
+    " INSERT INTO orders (id, item, quantity, status, created_at)"                                 \
+    " SELECT p.id, p.item, p.quantity, p.status, p.created_at FROM p, k"                           \
+    " RETURNING id"                                                                                \
+    ")"
+
+static const char sql_create_keyed_table[] =
+    SQL_KEYED_HEAD ", e AS ("
+                   " INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload)"
+                   " SELECT gen_random_uuid(), 'orders', o.id::text, 'OrderCreated', p.payload"
+                   " FROM o, p"
+                   " RETURNING id"
+                   ") SELECT k.status, k.body, k.location FROM k, e";
+
+/* FROM o, p: one row only if the order was inserted; o.id = p.id. */
+static const char sql_create_keyed_message[] =
+    SQL_KEYED_HEAD ", m AS MATERIALIZED ("
+                   " SELECT " SQL_EMIT_P " AS lsn FROM o, p"
+                   ") SELECT k.status, k.body, k.location FROM k, m WHERE m.lsn IS NOT NULL";
+
+static const char sql_key_get[] =
+    "SELECT request_hash, status, body, location FROM idempotency_keys WHERE key = $1::text";
 
 static const char sql_get[] =
     "SELECT id::text, jsonb_build_object('id', id, 'item', item, 'quantity', quantity,"
@@ -70,6 +147,7 @@ struct store_pg {
     struct pool_conn *conns;
     int n;
     int timeout_ms;
+    enum store_outbox_mode outbox_mode;
 };
 
 static int64_t now_us(void)
@@ -275,28 +353,34 @@ static enum store_status classify(PGconn *conn, const PGresult *res, const char 
     return STORE_ERROR;
 }
 
-static enum store_status prepare_all(struct pool_conn *pc, char *errbuf, size_t errlen)
+static enum store_status prepare_all(const struct store_pg *st, struct pool_conn *pc, char *errbuf,
+                                     size_t errlen)
 {
-    static const struct {
+    bool message = st->outbox_mode == STORE_OUTBOX_MESSAGE;
+    const struct {
         const char *name, *sql;
         int nparams;
-    } stmts[] = {{STMT_CREATE, sql_create, 2}, {STMT_GET, sql_get, 1}};
+    } stmts[] = {
+        {STMT_CREATE, message ? sql_create_message : sql_create_table, 2},
+        {STMT_CREATE_KEYED, message ? sql_create_keyed_message : sql_create_keyed_table, 4},
+        {STMT_KEY_GET, sql_key_get, 1},
+        {STMT_GET, sql_get, 1},
+    };
 
     for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
         PGresult *res = PQprepare(pc->conn, stmts[i].name, stmts[i].sql, stmts[i].nparams, NULL);
-        enum store_status st = STORE_OK;
+        enum store_status s = STORE_OK;
 
         /* 42P05: prepared by an earlier, partly failed attempt on this session. */
         if (PQresultStatus(res) != PGRES_COMMAND_OK && !sqlstate_is(res, "42P05")) {
-            st = classify(pc->conn, res, "prepare", errbuf, errlen);
+            s = classify(pc->conn, res, "prepare", errbuf, errlen);
             if (sqlstate_is(res, "42P01"))
-                flatten(errbuf, errlen, "",
-                        "schema not migrated (run orders-api --migrate): "
-                        "relation orders or outbox does not exist");
+                flatten(errbuf, errlen, "schema not migrated (run orders-api --migrate): ",
+                        PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
         }
         PQclear(res);
-        if (st != STORE_OK)
-            return st;
+        if (s != STORE_OK)
+            return s;
     }
     pc->prepared = true;
     return STORE_OK;
@@ -343,7 +427,7 @@ static enum store_status conn_ready(struct store_pg *st, struct pool_conn *pc, c
         pc->retry_at_us = 0;
     }
     if (!pc->prepared)
-        return prepare_all(pc, errbuf, errlen);
+        return prepare_all(st, pc, errbuf, errlen);
     return STORE_OK;
 }
 
@@ -406,20 +490,21 @@ static enum store_status take_row(PGresult *res, struct store_order *out, char *
     return STORE_OK;
 }
 
-static enum store_status pg_order_create(void *store, const struct order_request *req,
-                                         struct store_order *out, char *errbuf, size_t errlen)
+static bool retryable(const PGresult *res)
 {
-    struct store_pg *st = store;
-    struct pool_conn *pc = checkout(st);
-    enum store_status s = STORE_UNAVAILABLE;
-    char qty[16];
-    const char *values[2] = {req->item, qty};
+    return sqlstate_is(res, "40001") || sqlstate_is(res, "40P01");
+}
 
-    if (pc == NULL)
-        return busy_error(st, errbuf, errlen);
-    snprintf(qty, sizeof(qty), "%d", req->quantity);
+/* The fast path, without a key: one statement, (id, payload) back. */
+static enum store_status create_plain(struct store_pg *st, struct pool_conn *pc,
+                                      const char *const values[2], struct store_created *out,
+                                      char *errbuf, size_t errlen)
+{
+    enum store_status s = STORE_UNAVAILABLE;
+
     /* Retried only on serialization failure or deadlock: the server rolled back. */
     for (int attempt = 0; attempt < 2; attempt++) {
+        struct store_order order;
         PGresult *res;
 
         s = conn_ready(st, pc, errbuf, errlen);
@@ -427,16 +512,139 @@ static enum store_status pg_order_create(void *store, const struct order_request
             break;
         res = PQexecPrepared(pc->conn, STMT_CREATE, 2, values, NULL, NULL, 0);
         if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-            s = take_row(res, out, errbuf, errlen);
+            s = take_row(res, &order, errbuf, errlen);
             PQclear(res);
+            if (s == STORE_OK) {
+                out->http_status = 201;
+                out->body = order.json;
+                out->location = xmalloc(sizeof("/orders/") + ORDERS_ID_LEN);
+                snprintf(out->location, sizeof("/orders/") + ORDERS_ID_LEN, "/orders/%s", order.id);
+            }
             break;
         }
         s = classify(pc->conn, res, "insert order", errbuf, errlen);
-        if (!(sqlstate_is(res, "40001") || sqlstate_is(res, "40P01"))) {
+        if (!retryable(res)) {
             PQclear(res);
             break;
         }
         PQclear(res);
+    }
+    return s;
+}
+
+/*
+ * Copies a stored answer (status, body, location) from row 0 of res, starting
+ * at column col, into *out.
+ */
+static enum store_status take_answer(const PGresult *res, int col, struct store_created *out,
+                                     char *errbuf, size_t errlen)
+{
+    long status;
+    char *end;
+
+    if (PQnfields(res) != col + 3 || PQntuples(res) != 1 || PQgetisnull(res, 0, col) ||
+        PQgetisnull(res, 0, col + 1)) {
+        snprintf(errbuf, errlen, "unexpected idempotency result shape: %d rows, %d columns",
+                 PQntuples(res), PQnfields(res));
+        return STORE_ERROR;
+    }
+    status = strtol(PQgetvalue(res, 0, col), &end, 10);
+    if (*end != '\0' || status < 100 || status > 599) {
+        snprintf(errbuf, errlen, "stored idempotent status is not an HTTP status");
+        return STORE_ERROR;
+    }
+    out->http_status = (int)status;
+    out->body = xstrdup(PQgetvalue(res, 0, col + 1));
+    out->location = PQgetisnull(res, 0, col + 2) ? NULL : xstrdup(PQgetvalue(res, 0, col + 2));
+    return STORE_OK;
+}
+
+/*
+ * With an Idempotency-Key: the keyed insert, and if the key exists, a read of
+ * its stored answer. After a zero-row insert nothing was written, so a key that
+ * vanished in between (pruned) or a connection lost during the read is tried
+ * again from the start; a failed insert is not (it may have committed).
+ */
+static enum store_status create_keyed(struct store_pg *st, struct pool_conn *pc,
+                                      const char *const values[4],
+                                      const struct store_idempotency *idem,
+                                      struct store_created *out, char *errbuf, size_t errlen)
+{
+    enum store_status s = STORE_UNAVAILABLE;
+
+    for (int attempt = 0; attempt < KEYED_ATTEMPTS; attempt++) {
+        PGresult *res;
+
+        s = conn_ready(st, pc, errbuf, errlen);
+        if (s != STORE_OK)
+            break;
+        res = PQexecPrepared(pc->conn, STMT_CREATE_KEYED, 4, values, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            s = classify(pc->conn, res, "insert order", errbuf, errlen);
+            if (retryable(res)) {
+                PQclear(res);
+                continue;
+            }
+            PQclear(res);
+            break;
+        }
+        if (PQntuples(res) != 0) {
+            s = take_answer(res, 0, out, errbuf, errlen);
+            PQclear(res);
+            break;
+        }
+        /* Zero rows: the key exists (committed before us, or by the request we waited for). */
+        PQclear(res);
+        res = PQexecPrepared(pc->conn, STMT_KEY_GET, 1, &values[2], NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            s = classify(pc->conn, res, "read idempotency key", errbuf, errlen);
+            PQclear(res);
+            /* We wrote nothing, so a lost connection may run the whole thing again. */
+            if (PQstatus(pc->conn) != CONNECTION_OK)
+                continue;
+            break;
+        }
+        if (PQntuples(res) == 0) {
+            PQclear(res);
+            snprintf(errbuf, errlen, "idempotency key deleted while in use; tried %d times",
+                     attempt + 1);
+            s = STORE_UNAVAILABLE;
+            continue;
+        }
+        if (PQnfields(res) >= 1 && strcmp(PQgetvalue(res, 0, 0), idem->request_hash) != 0) {
+            PQclear(res);
+            snprintf(errbuf, errlen, "Idempotency-Key reused with a different request");
+            s = STORE_KEY_MISMATCH;
+            break;
+        }
+        s = take_answer(res, 1, out, errbuf, errlen);
+        out->replayed = s == STORE_OK;
+        PQclear(res);
+        break;
+    }
+    return s;
+}
+
+static enum store_status pg_order_create(void *store, const struct order_request *req,
+                                         const struct store_idempotency *idem,
+                                         struct store_created *out, char *errbuf, size_t errlen)
+{
+    struct store_pg *st = store;
+    struct pool_conn *pc = checkout(st);
+    enum store_status s;
+    char qty[16];
+    const char *values[4] = {req->item, qty, NULL, NULL};
+
+    if (pc == NULL)
+        return busy_error(st, errbuf, errlen);
+    memset(out, 0, sizeof(*out));
+    snprintf(qty, sizeof(qty), "%d", req->quantity);
+    if (idem == NULL) {
+        s = create_plain(st, pc, values, out, errbuf, errlen);
+    } else {
+        values[2] = idem->key;
+        values[3] = idem->request_hash;
+        s = create_keyed(st, pc, values, idem, out, errbuf, errlen);
     }
     checkin(st, pc);
     return s;
@@ -522,6 +730,7 @@ struct store_pg *store_pg_open(const struct store_pg_options *opt, int *connecte
     }
     st->n = opt->pool_size;
     st->timeout_ms = opt->timeout_ms;
+    st->outbox_mode = opt->outbox_mode;
     st->conns = xcalloc((size_t)st->n, sizeof(*st->conns));
     pthread_mutex_init(&st->mu, NULL);
     pthread_condattr_init(&ca);

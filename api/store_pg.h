@@ -25,6 +25,8 @@ struct store_pg_options {
     int timeout_ms;           /* checkout wait; also connect_timeout (rounded up to whole
                                  seconds, at least 2) and statement_timeout, unless the URL
                                  sets them */
+    /* How order_create writes the OrderCreated event: outbox row or logical message. */
+    enum store_outbox_mode outbox_mode;
 };
 
 /*

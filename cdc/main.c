@@ -133,11 +133,12 @@ static int parse_duration(const char *opt, const char *s, int64_t *out_s)
 {
     char *end;
     long long v;
-    int64_t mult = 1;
 
     errno = 0;
     v = strtoll(s, &end, 10);
     if (errno == 0 && end != s && v >= 0) {
+        int64_t mult = 1;
+
         if (*end == 'm')
             mult = 60;
         else if (*end == 'h')

@@ -81,11 +81,13 @@ class Stack:
             raise HarnessError(f"migrate failed: {r.stderr}")
 
     # processes -----------------------------------------------------------
-    def start_api(self, pool_size: int = 8):
+    def start_api(self, pool_size: int = 8, extra_args: tuple[str, ...] = ()):
+        """extra_args: more orders-api flags, e.g. ("--outbox-mode", "message")."""
         self.api = self.spawn(
             "orders-api",
             "--pool-size",
             str(pool_size),
+            *extra_args,
             env={"DATABASE_URL": self.url, "LISTEN_ADDR": "127.0.0.1:0"},
             wait_for=r"listening addr=\S+",
         )

@@ -501,6 +501,31 @@ static void test_config(void)
     CHECK_EQ_INT(cfg.pool_size, 8);
     CHECK_EQ_INT(cfg.db_timeout_ms, 5000);
     CHECK_EQ_INT(cfg.log_level, LOG_LEVEL_INFO);
+    CHECK_EQ_INT(cfg.outbox_mode, STORE_OUTBOX_TABLE);
+
+    /* --outbox-mode / OUTBOX_MODE: table or message, flag beats env, anything else is an error. */
+    {
+        const char *env[] = {"OUTBOX_MODE", "message", NULL};
+        const char *empty_env[] = {"OUTBOX_MODE", "", NULL};
+        const char *a1[] = {"--outbox-mode", "table", NULL};
+        const char *a2[] = {"--outbox-mode=message", NULL};
+        const char *bad1[] = {"--outbox-mode", "Message", NULL};
+        const char *bad2[] = {"--outbox-mode", NULL};
+        const char *bad_env[] = {"OUTBOX_MODE", "kafka", NULL};
+
+        CHECK_EQ_INT(cfg_run(&cfg, env, NULL, err), 0);
+        CHECK_EQ_INT(cfg.outbox_mode, STORE_OUTBOX_MESSAGE);
+        CHECK_EQ_INT(cfg_run(&cfg, env, a1, err), 0);
+        CHECK_EQ_INT(cfg.outbox_mode, STORE_OUTBOX_TABLE);
+        CHECK_EQ_INT(cfg_run(&cfg, NULL, a2, err), 0);
+        CHECK_EQ_INT(cfg.outbox_mode, STORE_OUTBOX_MESSAGE);
+        CHECK_EQ_INT(cfg_run(&cfg, empty_env, NULL, err), 0);
+        CHECK_EQ_INT(cfg.outbox_mode, STORE_OUTBOX_TABLE);
+        expect_cfg_error(NULL, bad1,
+                         "--outbox-mode: \"Message\" is not an outbox mode (table, message)");
+        expect_cfg_error(NULL, bad2, "--outbox-mode requires a value");
+        expect_cfg_error(bad_env, NULL, "OUTBOX_MODE: \"kafka\" is not an outbox mode");
+    }
 
     /* Environment beats defaults; empty variables count as unset. */
     {
@@ -644,6 +669,9 @@ static void test_config(void)
         CHECK(strstr(text, "env DB_POOL_SIZE, default 8") != NULL);
         CHECK(strstr(text, "env DB_TIMEOUT_MS, default 5000") != NULL);
         CHECK(strstr(text, "env LOG_LEVEL, default info") != NULL);
+        CHECK(strstr(text, "--outbox-mode MODE") != NULL);
+        CHECK(strstr(text, "env OUTBOX_MODE, default table") != NULL);
+        CHECK(strstr(text, "Idempotency-Key") != NULL);
         CHECK(strstr(text, "--migrate") != NULL);
         CHECK(strstr(text, "--version") != NULL);
         free(text);
