@@ -133,6 +133,7 @@ lint: format-check
 	cppcheck --std=c11 --enable=warning,style,performance,portability --inline-suppr \
 	    --suppress=missingIncludeSystem --error-exitcode=1 -q -Icommon common cdc api
 	@sh tools/check_deps.sh
+	@sh tools/check_deploy.sh
 
 clean:
 	rm -rf build bin

@@ -16,6 +16,18 @@ Before each test that uses pg or kafka, a server a previous test left
 stopped, paused or started with extra settings is brought back to default.
 Each test has a time limit: @pytest.mark.timeout(SECONDS), default
 $ORDERS_CDC_TEST_TIMEOUT or 300.
+
+External servers (the compose `it` service, deploy/docker-compose.yml):
+  ORDERS_CDC_EXTERNAL_PG_URL  a superuser URL of a running Postgres with
+               wal_level=logical (no query parameters: tests append
+               ?replication=database). The session works in a database of its
+               own, created here; a database a test made (new_database()) is
+               dropped with its replication slots when the test ends, the
+               session's at the end of the run.
+  ORDERS_CDC_EXTERNAL_KAFKA   bootstrap servers of a running Kafka/Redpanda.
+  With either set, that server is not started or stopped by the suite; a test
+  that would stop, restart or reconfigure it, or that needs it to itself
+  (EXTERNAL_SKIP), is skipped.
 """
 
 from __future__ import annotations
@@ -27,6 +39,8 @@ import re
 import shutil
 import signal
 import tempfile
+import urllib.parse
+import uuid
 from pathlib import Path
 
 import pytest
@@ -34,6 +48,135 @@ import pytest
 from harness import HarnessError, Kafka, Postgres, Proc, run_bin
 
 DEFAULT_TEST_TIMEOUT = int(os.environ.get("ORDERS_CDC_TEST_TIMEOUT", "300"))
+EXTERNAL_PG_URL = os.environ.get("ORDERS_CDC_EXTERNAL_PG_URL") or None
+EXTERNAL_KAFKA = os.environ.get("ORDERS_CDC_EXTERNAL_KAFKA") or None
+
+# Tests that need a server to themselves although they never stop it.
+EXTERNAL_SKIP = {
+    "test_harness.py::test_pg_select_1": (
+        EXTERNAL_PG_URL,
+        "asserts the harness's own loopback URL and database name",
+    ),
+    "test_end_to_end.py::test_thousand_orders_from_16_clients_arrive_once_each": (
+        EXTERNAL_KAFKA,
+        "needs orders.events to itself (the stack's relay writes there too)",
+    ),
+    # These would be skipped anyway when they call kafka.stop(); this saves
+    # the work they do before it.
+    "test_end_to_end.py::test_broker_down_orders_accepted_nothing_confirmed_then_all_arrive": (
+        EXTERNAL_KAFKA,
+        "stops and restarts the broker",
+    ),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        key = f"{item.path.name}::{item.originalname}"
+        when, why = EXTERNAL_SKIP.get(key, (None, None))
+        if when:
+            item.add_marker(pytest.mark.skip(reason=f"external servers: {why}"))
+
+
+def _external_skip(what: str):
+    pytest.skip(f"external servers: the suite cannot {what} a server it does not run")
+
+
+class ExternalPostgres(Postgres):
+    """A Postgres server the suite does not manage: $ORDERS_CDC_EXTERNAL_PG_URL."""
+
+    def __init__(self, admin_url: str, dir: Path):
+        super().__init__(dir)
+        self.admin = urllib.parse.urlsplit(admin_url)
+        if self.admin.query or self.admin.fragment:
+            raise HarnessError("ORDERS_CDC_EXTERNAL_PG_URL: give a URL without ?parameters")
+        self.created: list[str] = []
+        self.env = {"PGPORT": str(self.admin.port or 5432)}
+
+    def open(self) -> "ExternalPostgres":
+        name = f"it_{uuid.uuid4().hex[:12]}"
+        self.psql(f'CREATE DATABASE "{name}"', dbname="postgres")
+        self.created.append(name)
+        self.env["DATABASE_URL"] = self.url_for(name)
+        self.state = "running"
+        return self
+
+    def url_for(self, dbname: str) -> str:
+        return urllib.parse.urlunsplit(self.admin._replace(path="/" + dbname))
+
+    def new_database(self, name: str | None = None) -> str:
+        url = super().new_database(name)
+        self.created.append(urllib.parse.urlsplit(url).path.lstrip("/"))
+        return url
+
+    def drop_created(self, keep: int = 0) -> None:
+        """Drop the databases made after the first `keep`, after their slots
+        (a database with a logical slot cannot be dropped)."""
+        for name in reversed(self.created[keep:]):
+            lit = name.replace("'", "''")
+            self.psql(
+                f"""DO $$ BEGIN
+                  FOR i IN 1..500 LOOP
+                    PERFORM pg_terminate_backend(active_pid) FROM pg_replication_slots
+                      WHERE database = '{lit}' AND active_pid IS NOT NULL;
+                    BEGIN
+                      PERFORM pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+                        WHERE database = '{lit}';
+                      RETURN;
+                    EXCEPTION WHEN object_in_use THEN PERFORM pg_sleep(0.01);
+                    END;
+                  END LOOP;
+                END $$""",
+                dbname="postgres",
+            )
+            self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', dbname="postgres")
+        del self.created[keep:]
+
+    def start(self, *settings, **kw):
+        _external_skip("restart or reconfigure")
+
+    def stop(self, mode: str = "fast"):
+        _external_skip("stop")
+
+    def restart(self, mode: str = "fast"):
+        _external_skip("restart")
+
+    def running(self) -> bool:
+        return self.psql_result("SELECT 1", dbname="postgres").returncode == 0
+
+
+class ExternalKafka(Kafka):
+    """A Kafka-protocol broker the suite does not manage: $ORDERS_CDC_EXTERNAL_KAFKA."""
+
+    def __init__(self, brokers: str, dir: Path):
+        super().__init__(dir)
+        self.env = {"KAFKA_BROKERS": brokers}
+        self.state = "running"
+
+    def start(self, *settings):
+        _external_skip("restart or reconfigure")
+
+    def stop(self):
+        _external_skip("stop")
+
+    def kill(self):
+        _external_skip("kill")
+
+    def pause(self):
+        _external_skip("pause")
+
+    def resume(self):
+        _external_skip("resume")
+
+    def topics_tool(self, *args, timeout: float = 60):
+        _external_skip("run Kafka's own admin tools against")
+
+    def running(self) -> bool:
+        try:
+            self.metadata()
+        except HarnessError:
+            return False
+        return True
 
 
 def pytest_configure(config):
@@ -122,6 +265,14 @@ def _stop_kafka(server: Kafka):
 
 @pytest.fixture(scope="session")
 def pg(run_dir):
+    if EXTERNAL_PG_URL:
+        ext = ExternalPostgres(EXTERNAL_PG_URL, run_dir / "pg")
+        error = _try(ext.open)
+        if error:
+            pytest.fail(f"external PostgreSQL ($ORDERS_CDC_EXTERNAL_PG_URL):\n{error}", pytrace=False)
+        yield ext
+        _quietly(ext.drop_created)
+        return
     server = Postgres(run_dir / "pg")
     atexit.register(_stop_pg, server)  # if pytest dies before teardown
     error = _try(server.start)
@@ -135,6 +286,9 @@ def pg(run_dir):
 
 @pytest.fixture(scope="session")
 def kafka(run_dir):
+    if EXTERNAL_KAFKA:
+        yield ExternalKafka(EXTERNAL_KAFKA, run_dir / "kafka")
+        return
     server = Kafka(run_dir / "kafka")
     atexit.register(_stop_kafka, server)
     error = _try(server.start)
@@ -175,6 +329,20 @@ def _servers_in_default_state(request):
         if error:
             pytest.fail(f"could not bring {name} back for this test:\n{error}", pytrace=False)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _external_databases_per_test(request):
+    """On an external server, drop what a test made (its databases and their
+    replication slots) when it ends: the server's max_replication_slots is
+    shared with whatever else uses it, and inactive slots would hold WAL."""
+    if not EXTERNAL_PG_URL or "pg" not in request.fixturenames:
+        yield
+        return
+    server = request.getfixturevalue("pg")
+    keep = len(server.created)
+    yield
+    _quietly(server.drop_created, keep)
 
 
 def _reset(server):
