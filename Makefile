@@ -36,7 +36,7 @@ GEN_MIGR  := $(BUILD)/gen/migrations.c
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .PHONY: all clean test test-unit test-integration run fmt format format-check lint \
-        asan fuzz deps help
+        asan fuzz deps help valgrind
 .DEFAULT_GOAL := all
 
 all: $(BIN)/orders-api $(BIN)/cdc-relay
@@ -46,6 +46,7 @@ help:
 	@echo "make test         unit + integration tests (installs what is missing; ASan+UBSan builds)"
 	@echo "make test-unit    unit tests only (no servers)"
 	@echo "make run          Postgres + Kafka + api + relay on loopback; prints curl and kcat lines"
+	@echo "make valgrind     memcheck of api and relay through an integration scenario"
 	@echo "make fuzz         short libFuzzer runs of the pgoutput decoder and request parser"
 	@echo "make fmt          apply clang-format;  make format-check  check it"
 	@echo "make lint         cppcheck, clang-format check, module dependency rule"
@@ -106,6 +107,10 @@ test-integration: all $(KAFKA_MOCK)
 
 asan:
 	$(MAKE) SAN=1 BUILD=build/asan BIN=bin/asan all test-unit
+
+# valgrind memcheck of both binaries through an integration scenario.
+valgrind: all
+	python3 tests/valgrind.py
 
 deps:
 	@sh tests/harness/deps.sh
