@@ -22,12 +22,14 @@
 #include <microhttpd.h>
 
 #include "log.h"
+#include "api_metrics.h"
 #include "idem.h"
 #include "orders.h"
 #include "router.h"
 #include "xmem.h"
 
-#define PATH_LOG_MAX         96 /* bytes of the request path kept for the access log */
+#define PATH_LOG_MAX         96          /* bytes of the request path kept for the access log */
+#define METRICS_BUF_START    (16 * 1024) /* first guess at the /metrics text size */
 #define IDEM_HEADER          "Idempotency-Key"
 #define IDEM_REPLAYED_HEADER "Idempotent-Replayed"
 
@@ -38,10 +40,14 @@ struct http_server {
     struct sockaddr_storage addr;
     MHD_socket listen_fd; /* returned by MHD_quiesce_daemon; ours to close */
     atomic_int inflight;
+    struct api_metrics *metrics;
 };
 
 struct http_request {
     enum router_route route;
+    enum router_route endpoint; /* what the path names, also on 400/405: the route label */
+    enum api_metrics_method method_label;
+    bool answered;              /* a response was queued: counted in the metrics when completed */
     char id[ORDERS_ID_LEN + 1]; /* ROUTER_ROUTE_ORDER_GET */
     int64_t start_us;
     unsigned status;   /* answer decided early (e.g. 415), sent once the body is read;
@@ -62,6 +68,14 @@ static int64_t now_us(void)
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t unix_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
@@ -90,11 +104,12 @@ struct resp_headers {
 };
 
 /*
- * Queues a JSON response. body is malloc'd and owned by MHD afterwards; NULL
- * means an empty body. hdrs (NULL for none) adds Allow, Location, Idempotent-Replayed.
+ * Queues a response of type ctype. body is malloc'd and owned by MHD afterwards;
+ * NULL means an empty body. hdrs (NULL for none) adds Allow, Location,
+ * Idempotent-Replayed.
  */
-static enum MHD_Result send_json(struct MHD_Connection *c, struct http_request *r, unsigned status,
-                                 char *body, const struct resp_headers *hdrs)
+static enum MHD_Result send_body(struct MHD_Connection *c, struct http_request *r, unsigned status,
+                                 const char *ctype, char *body, const struct resp_headers *hdrs)
 {
     struct MHD_Response *resp;
     enum MHD_Result ret;
@@ -105,7 +120,7 @@ static enum MHD_Result send_json(struct MHD_Connection *c, struct http_request *
         free(body);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (hdrs != NULL && hdrs->allow != NULL)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, hdrs->allow);
     if (hdrs != NULL && hdrs->location != NULL)
@@ -115,7 +130,14 @@ static enum MHD_Result send_json(struct MHD_Connection *c, struct http_request *
     ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     r->status = status;
+    r->answered = ret == MHD_YES;
     return ret;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, struct http_request *r, unsigned status,
+                                 char *body, const struct resp_headers *hdrs)
+{
+    return send_body(c, r, status, "application/json", body, hdrs);
 }
 
 /* {"error": msg}; msg must be UTF-8 (every caller passes ASCII). */
@@ -188,6 +210,7 @@ static enum MHD_Result handle_create(struct http_server *srv, struct MHD_Connect
                           "Idempotency-Key reused with a different request", NULL);
     if (s != STORE_OK)
         return send_store_failure(c, r, s, "create order", err);
+    api_metrics_order_answered(srv->metrics, created.replayed);
     hdrs.location = created.location;
     hdrs.replayed = created.replayed ? "true" : NULL;
     /* MHD copies header values when they are added; the body it frees itself. */
@@ -273,6 +296,7 @@ static enum MHD_Result on_headers(struct MHD_Connection *c, struct http_request 
     unsigned long long declared;
 
     r->route = m.route;
+    r->endpoint = m.endpoint;
     if (m.id != NULL && rs == ROUTER_OK)
         memcpy(r->id, m.id, ORDERS_ID_LEN);
     switch (rs) {
@@ -309,6 +333,31 @@ static enum MHD_Result on_headers(struct MHD_Connection *c, struct http_request 
     return MHD_YES;
 }
 
+/*
+ * GET /metrics: a snapshot of the counters, the in-flight gauge and the pool,
+ * in the Prometheus text format. Touches no database connection.
+ */
+static enum MHD_Result handle_metrics(struct http_server *srv, struct MHD_Connection *c,
+                                      struct http_request *r)
+{
+    struct api_metrics_snapshot *snap = xmalloc(sizeof(*snap));
+    size_t cap = METRICS_BUF_START, n;
+    char *text = xmalloc(cap);
+
+    api_metrics_read(srv->metrics, snap);
+    snap->in_flight = atomic_load(&srv->inflight);
+    if (srv->ops->pool_stats != NULL)
+        srv->ops->pool_stats(srv->store, &snap->pool);
+    n = api_metrics_render(snap, text, cap);
+    if (n >= cap) {
+        cap = n + 1;
+        text = xrealloc(text, cap);
+        api_metrics_render(snap, text, cap);
+    }
+    free(snap);
+    return send_body(c, r, MHD_HTTP_OK, API_METRICS_CONTENT_TYPE, text, NULL);
+}
+
 /* Final call: the body (if any) has been read. Answers the request. */
 static enum MHD_Result on_complete_request(struct http_server *srv, struct MHD_Connection *c,
                                            struct http_request *r)
@@ -331,6 +380,8 @@ static enum MHD_Result on_complete_request(struct http_server *srv, struct MHD_C
             return send_json(c, r, MHD_HTTP_OK, xstrdup("{\"status\":\"ready\"}"), NULL);
         log_warn("readiness check failed error=\"%s\"", err);
         return send_error(c, r, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable", NULL);
+    case ROUTER_ROUTE_METRICS:
+        return handle_metrics(srv, c, r);
     case ROUTER_ROUTE_NONE:
         break;
     }
@@ -378,6 +429,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r == NULL) {
         r = xcalloc(1, sizeof(*r));
         r->start_us = now_us();
+        r->method_label = api_metrics_method(method);
         if (log_threshold >= LOG_LEVEL_DEBUG) {
             copy_printable(r->method, sizeof(r->method), method);
             copy_printable(r->path, sizeof(r->path), url);
@@ -399,12 +451,18 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 {
     struct http_server *srv = cls;
     struct http_request *r = *req_cls;
+    int64_t duration_us;
 
     UNUSED(c);
     if (r == NULL)
         return;
+    duration_us = now_us() - r->start_us;
+    /* A request dropped before an answer was queued has no status to count. */
+    if (r->answered)
+        api_metrics_request_done(srv->metrics, r->endpoint, r->method_label, r->status,
+                                 duration_us);
     log_debug("request method=%s path=\"%s\" status=%u duration_us=%lld termination=%d", r->method,
-              r->path, r->status, (long long)(now_us() - r->start_us), (int)toe);
+              r->path, r->status, (long long)duration_us, (int)toe);
     free(r->body);
     free(r);
     *req_cls = NULL;
@@ -444,6 +502,7 @@ struct http_server *http_server_start(const struct http_options *opt, char *errb
     srv->store = opt->store;
     srv->listen_fd = MHD_INVALID_SOCKET;
     atomic_init(&srv->inflight, 0);
+    srv->metrics = api_metrics_new(opt->start_unix_us != 0 ? opt->start_unix_us : unix_now_us());
     if (opt->addr->sa_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     srv->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
@@ -455,6 +514,7 @@ struct http_server *http_server_start(const struct http_options *opt, char *errb
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
     if (srv->d == NULL) {
         snprintf(errbuf, errlen, "cannot start the HTTP server (reason logged above)");
+        api_metrics_free(srv->metrics);
         free(srv);
         return NULL;
     }
@@ -507,5 +567,6 @@ void http_server_stop(struct http_server *srv)
     MHD_stop_daemon(srv->d);
     if (srv->listen_fd != MHD_INVALID_SOCKET)
         close(srv->listen_fd);
+    api_metrics_free(srv->metrics);
     free(srv);
 }

@@ -1,13 +1,15 @@
 /*
  * The orders HTTP server on libmicrohttpd: routes requests (router.c),
- * validates bodies (orders.c) and calls a struct store_ops. The only file that
- * includes the libmicrohttpd header. Must never block on anything but the store.
+ * validates bodies (orders.c) and calls a struct store_ops, and serves its own
+ * metrics at /metrics (api_metrics.c). The only file that includes the
+ * libmicrohttpd header. Must never block on anything but the store.
  */
 #ifndef ORDERS_API_HTTP_H
 #define ORDERS_API_HTTP_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "compiler.h"
@@ -26,6 +28,7 @@ struct http_options {
     int threads;                 /* worker threads (MHD thread pool), >= 1 */
     const struct store_ops *ops; /* borrowed until http_server_stop returns */
     void *store;                 /* passed to ops; borrowed likewise */
+    int64_t start_unix_us;       /* process start (Unix µs) for /metrics; 0 means now */
 };
 
 /*

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/config.h"
@@ -105,7 +106,8 @@ static void wait_for_stop(void)
     }
 }
 
-static int run_server(const struct config *cfg)
+/* start_unix_us: when main() began, for process_start_time_seconds. */
+static int run_server(const struct config *cfg, int64_t start_unix_us)
 {
     struct store_pg_options sopt = {
         .database_url = cfg->database_url,
@@ -118,6 +120,7 @@ static int run_server(const struct config *cfg)
         .addr_len = cfg->listen_addr_len,
         .threads = cfg->pool_size,
         .ops = &store_pg_ops,
+        .start_unix_us = start_unix_us,
     };
     struct store_pg *store;
     struct http_server *srv;
@@ -165,7 +168,9 @@ int main(int argc, char **argv)
 {
     struct config cfg;
     char err[CONFIG_ERR_MAX], desc[512];
+    struct timespec start;
 
+    clock_gettime(CLOCK_REALTIME, &start);
     if (config_parse(&cfg, argc, argv, getenv, err, sizeof(err)) != 0) {
         fprintf(stderr, "orders-api: %s\nTry 'orders-api --help'.\n", err);
         return 2;
@@ -199,5 +204,5 @@ int main(int argc, char **argv)
              cfg.action == CONFIG_ACTION_MIGRATE ? "migrate" : "serve", desc);
     if (cfg.action == CONFIG_ACTION_MIGRATE)
         return run_migrate(&cfg);
-    return run_server(&cfg);
+    return run_server(&cfg, (int64_t)start.tv_sec * 1000000 + start.tv_nsec / 1000);
 }

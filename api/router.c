@@ -24,17 +24,22 @@ enum router_status router_match(const char *method, const char *path, struct rou
         return ROUTER_ENOTFOUND;
 
     if (strcmp(path, "/orders") == 0) {
+        out->endpoint = ROUTER_ROUTE_ORDER_CREATE;
         out->allow = "POST";
         if (strcmp(method, "POST") != 0)
             return ROUTER_EMETHOD;
         out->route = ROUTER_ROUTE_ORDER_CREATE;
         return ROUTER_OK;
     }
-    if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0) {
+    if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
+        strcmp(path, "/metrics") == 0) {
+        out->endpoint = path[1] == 'h'   ? ROUTER_ROUTE_HEALTHZ
+                        : path[1] == 'r' ? ROUTER_ROUTE_READYZ
+                                         : ROUTER_ROUTE_METRICS;
         out->allow = "GET, HEAD";
         if (!is_get(method))
             return ROUTER_EMETHOD;
-        out->route = path[1] == 'h' ? ROUTER_ROUTE_HEALTHZ : ROUTER_ROUTE_READYZ;
+        out->route = out->endpoint;
         return ROUTER_OK;
     }
     if (strncmp(path, ORDERS_PREFIX, strlen(ORDERS_PREFIX)) == 0) {
@@ -43,6 +48,7 @@ enum router_status router_match(const char *method, const char *path, struct rou
         /* An empty or multi-segment tail is a different (unknown) resource. */
         if (*id == '\0' || strchr(id, '/') != NULL)
             return ROUTER_ENOTFOUND;
+        out->endpoint = ROUTER_ROUTE_ORDER_GET;
         out->allow = "GET, HEAD";
         out->id = id;
         out->id_len = strlen(id);

@@ -15,7 +15,10 @@ enum router_route {
     ROUTER_ROUTE_ORDER_GET,    /* GET /orders/{id} */
     ROUTER_ROUTE_HEALTHZ,      /* GET /healthz */
     ROUTER_ROUTE_READYZ,       /* GET /readyz */
+    ROUTER_ROUTE_METRICS,      /* GET /metrics */
 };
+
+#define ROUTER_ROUTE_COUNT ((int)ROUTER_ROUTE_METRICS + 1)
 
 enum router_status {
     ROUTER_OK = 0,
@@ -25,7 +28,9 @@ enum router_status {
 };
 
 struct router_match {
-    enum router_route route;
+    enum router_route route;    /* set on ROUTER_OK only */
+    enum router_route endpoint; /* the endpoint the path names, whatever the method or id
+                                   (NONE if not found); labels metrics of 400 and 405 answers */
     const char *allow; /* static Allow header value for the path; NULL if no path matched */
     const char *id;    /* ROUTER_ROUTE_ORDER_GET (and EBADID): view into path, not NUL-terminated */
     size_t id_len;

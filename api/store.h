@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "api_metrics.h"
 #include "orders.h"
 
 #define STORE_ERR_MAX 256
@@ -76,6 +77,12 @@ struct store_ops {
                                    char *errbuf, size_t errlen);
     /* STORE_OK if a pooled connection answers SELECT 1. */
     enum store_status (*ping)(void *store, char *errbuf, size_t errlen);
+    /*
+     * Fills *out with the pool's size, connections checked out, the wait
+     * histogram of every checkout and the timeouts so far (for /metrics).
+     * Never blocks on the database; may be NULL (no pool families shown).
+     */
+    void (*pool_stats)(void *store, struct api_metrics_pool *out);
 };
 
 #endif

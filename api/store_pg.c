@@ -146,6 +146,9 @@ struct store_pg {
     pthread_cond_t cv;
     struct pool_conn *conns;
     int n;
+    int busy_n;                   /* connections checked out; under mu */
+    struct api_metrics_hist wait; /* every checkout's wait; under mu */
+    uint64_t wait_timeouts;       /* checkouts that gave up; under mu */
     int timeout_ms;
     enum store_outbox_mode outbox_mode;
 };
@@ -431,13 +434,19 @@ static enum store_status conn_ready(struct store_pg *st, struct pool_conn *pc, c
     return STORE_OK;
 }
 
-/* Waits up to timeout_ms for a free slot. Returns NULL on timeout. */
+/*
+ * Waits up to timeout_ms for a free slot. Returns NULL on timeout. Records the
+ * wait for /metrics; only a checkout that had to wait reads the clock again.
+ */
 static struct pool_conn *checkout(struct store_pg *st)
 {
     struct pool_conn *pc = NULL;
-    struct timespec deadline;
+    struct timespec start, deadline, end;
+    bool waited = false;
+    uint64_t wait_us = 0;
 
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    deadline = start;
     deadline.tv_sec += st->timeout_ms / 1000;
     deadline.tv_nsec += (long)(st->timeout_ms % 1000) * 1000000L;
     if (deadline.tv_nsec >= 1000000000L) {
@@ -450,13 +459,23 @@ static struct pool_conn *checkout(struct store_pg *st)
             if (!st->conns[i].busy) {
                 pc = &st->conns[i];
                 pc->busy = true;
+                st->busy_n++;
                 goto out;
             }
         }
+        waited = true;
         if (pthread_cond_timedwait(&st->cv, &st->mu, &deadline) == ETIMEDOUT)
             break;
     }
 out:
+    if (waited) {
+        clock_gettime(CLOCK_MONOTONIC, &end);
+        wait_us = (uint64_t)((int64_t)(end.tv_sec - start.tv_sec) * 1000000 +
+                             (end.tv_nsec - start.tv_nsec) / 1000);
+    }
+    api_metrics_hist_observe(&st->wait, wait_us);
+    if (pc == NULL)
+        st->wait_timeouts++;
     pthread_mutex_unlock(&st->mu);
     return pc;
 }
@@ -465,6 +484,7 @@ static void checkin(struct store_pg *st, struct pool_conn *pc)
 {
     pthread_mutex_lock(&st->mu);
     pc->busy = false;
+    st->busy_n--;
     pthread_cond_signal(&st->cv);
     pthread_mutex_unlock(&st->mu);
 }
@@ -711,10 +731,24 @@ static enum store_status pg_ping(void *store, char *errbuf, size_t errlen)
     return s;
 }
 
+static void pg_pool_stats(void *store, struct api_metrics_pool *out)
+{
+    struct store_pg *st = store;
+
+    pthread_mutex_lock(&st->mu);
+    out->known = true;
+    out->size = st->n;
+    out->busy = st->busy_n;
+    out->wait = st->wait;
+    out->timeouts = st->wait_timeouts;
+    pthread_mutex_unlock(&st->mu);
+}
+
 const struct store_ops store_pg_ops = {
     .order_create = pg_order_create,
     .order_get = pg_order_get,
     .ping = pg_ping,
+    .pool_stats = pg_pool_stats,
 };
 
 struct store_pg *store_pg_open(const struct store_pg_options *opt, int *connected, char *errbuf,
