@@ -126,8 +126,8 @@ write_conf() {
         echo "port = $port"
         echo "unix_socket_directories = $(quote "$sockdir")"
         echo "wal_level = logical"
-        echo "max_replication_slots = 10"
-        echo "max_wal_senders = 10"
+        echo "max_replication_slots = 32"
+        echo "max_wal_senders = 32"
         echo "log_line_prefix = '%m [%p] %q%a '"
         echo "log_replication_commands = on"
         for kv in "$@"; do

@@ -345,6 +345,34 @@ def _external_databases_per_test(request):
     _quietly(server.drop_created, keep)
 
 
+@pytest.fixture(autouse=True)
+def _local_slots_per_test(request):
+    """On the harness's own server, drop every replication slot when a test
+    ends (its relays are stopped by then): slots are cluster-wide, limited by
+    max_replication_slots, and an inactive one holds WAL for ever."""
+    if EXTERNAL_PG_URL or "pg" not in request.fixturenames:
+        yield
+        return
+    server = request.getfixturevalue("pg")
+    yield
+    if server.state != "running":
+        return
+    _quietly(
+        lambda sql: server.psql(sql, dbname="postgres"),
+        """DO $$ BEGIN
+          FOR i IN 1..500 LOOP
+            PERFORM pg_terminate_backend(active_pid) FROM pg_replication_slots
+              WHERE active_pid IS NOT NULL;
+            BEGIN
+              PERFORM pg_drop_replication_slot(slot_name) FROM pg_replication_slots;
+              RETURN;
+            EXCEPTION WHEN object_in_use OR undefined_object THEN PERFORM pg_sleep(0.01);
+            END;
+          END LOOP;
+        END $$""",
+    )
+
+
 def _reset(server):
     if server.state == "paused":
         server.resume()
