@@ -15,6 +15,8 @@
 
 #include "log.h"
 #include "lsn.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "relay.h"
 #include "xmem.h"
 
@@ -95,6 +97,13 @@ static void usage(FILE *out)
         "                          (enable.idempotence=true acks=all message.timeout.ms=0\n"
         "                          partitioner=murmur2_random linger.ms=5)\n"
         "  --log-level LEVEL       error, warn, info, debug [env LOG_LEVEL; default info]\n"
+        "  --log-format FORMAT     text, or json (one object a line: ts, level, msg, and\n"
+        "                          lsn and event_id on event lines) [env LOG_FORMAT;\n"
+        "                          default text]\n"
+        "  --metrics-listen ADDR   serve GET /metrics (Prometheus), /healthz and /readyz on\n"
+        "                          HOST:PORT (port 0: any free one; the address is logged as\n"
+        "                          'metrics listening addr=HOST:PORT') [env\n"
+        "                          CDC_METRICS_LISTEN; default off]\n"
         "  -h, --help              show this help and exit\n"
         "  -V, --version           show the version and exit\n"
         "\n"
@@ -199,6 +208,11 @@ int main(int argc, char **argv)
     };
     const char *table = env_or("CDC_TABLE", "public.outbox");
     const char *level = env_or("LOG_LEVEL", "info");
+    const char *log_format = env_or("LOG_FORMAT", "text");
+    const char *metrics_listen = env_or("CDC_METRICS_LISTEN", NULL);
+    struct metrics_board *board = NULL;
+    struct metrics_http *http = NULL;
+    char dsn_shown[512];
     const char *state_file = env_or("CDC_STATE_FILE", NULL);
     const char *source = env_or("CDC_SOURCE", "table");
     bool no_state_file = false;
@@ -240,7 +254,8 @@ int main(int argc, char **argv)
                    strcmp(a, "--end-lsn") == 0 || strcmp(a, "--status-interval") == 0 ||
                    strcmp(a, "--server-timeout") == 0 || strcmp(a, "--shutdown-timeout") == 0 ||
                    strcmp(a, "--reconnect-max") == 0 || strcmp(a, "--log-level") == 0 ||
-                   strcmp(a, "--state-file") == 0 || strcmp(a, "--replay-window") == 0) {
+                   strcmp(a, "--state-file") == 0 || strcmp(a, "--replay-window") == 0 ||
+                   strcmp(a, "--log-format") == 0 || strcmp(a, "--metrics-listen") == 0) {
             if ((v = need_arg(argc, argv, &i)) == NULL)
                 return 2;
             if (strcmp(a, "-X") == 0) {
@@ -291,6 +306,10 @@ int main(int argc, char **argv)
             } else if (strcmp(a, "--reconnect-max") == 0) {
                 if (parse_seconds(a, v, &cfg.reconnect_max_ms) != 0)
                     return 2;
+            } else if (strcmp(a, "--log-format") == 0) {
+                log_format = v;
+            } else if (strcmp(a, "--metrics-listen") == 0) {
+                metrics_listen = v;
             } else {
                 level = v;
             }
@@ -302,6 +321,10 @@ int main(int argc, char **argv)
     if (!log_level_parse(level, &log_threshold)) {
         fprintf(stderr, "cdc-relay: log level '%s' is not one of error, warn, info, debug\n",
                 level);
+        return 2;
+    }
+    if (!log_format_parse(log_format, &log_output)) {
+        fprintf(stderr, "cdc-relay: log format '%s' is not one of text, json\n", log_format);
         return 2;
     }
     if (cfg.database_url == NULL) {
@@ -358,10 +381,34 @@ int main(int argc, char **argv)
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
 
-    log_info("cdc-relay %s starting: slot \"%s\" publication \"%s\" table %s.%s brokers %s",
+    log_info("cdc-relay %s starting: slot \"%s\" publication \"%s\" table %s.%s brokers %s "
+             "database %s",
              RELAY_VERSION, cfg.slot, cfg.publication, cfg.table_schema, cfg.table_name,
-             cfg.brokers);
+             cfg.brokers, log_redact_dsn(cfg.database_url, dsn_shown, sizeof(dsn_shown)));
+    if (metrics_listen != NULL) {
+        char err[512], addr[128];
+        sigset_t stop_set;
+
+        board = metrics_board_new();
+        /* The server thread inherits this mask: signals stay with the loop. */
+        sigemptyset(&stop_set);
+        sigaddset(&stop_set, SIGINT);
+        sigaddset(&stop_set, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+        http = metrics_http_start(metrics_listen, board, err, sizeof(err));
+        pthread_sigmask(SIG_UNBLOCK, &stop_set, NULL);
+        if (http == NULL) {
+            log_error("%s", err);
+            metrics_board_free(board);
+            return 1;
+        }
+        metrics_http_addr(http, addr, sizeof(addr));
+        log_info("metrics listening addr=%s", addr);
+        cfg.metrics = board;
+    }
     rc = relay_run(&cfg);
+    metrics_http_stop(http);
+    metrics_board_free(board);
 
     for (size_t i = 0; i < cfg.nkafka_props; i++)
         free((char *)props[i].name);

@@ -15,9 +15,11 @@
 #include <time.h>
 
 #include "be.h"
+#include "catchup.h"
 #include "feedback.h"
 #include "log.h"
 #include "lsn.h"
+#include "metrics.h"
 #include "outbox.h"
 #include "outbox_message.h"
 #include "pgout.h"
@@ -33,6 +35,8 @@
 #define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
 /* Samples of the delivered position kept for --replay-window. */
 #define REPLAY_SAMPLES 4096
+/* Metrics snapshots are published at most this often (and at stream edges). */
+#define METRICS_PUBLISH_US 100000
 
 enum stream_end {
     STREAM_STOP,   /* signal or --end-lsn: drain and exit 0 */
@@ -90,6 +94,19 @@ struct relay {
 
     uint64_t produced;
     uint64_t delivered;
+
+    /* observability only (docs/observability.md): nothing here feeds a
+     * decision of the loop */
+    uint64_t received;         /* events decoded in transactions being relayed */
+    uint64_t failed;           /* failed delivery reports and refused produces */
+    uint64_t reconnects_pg;    /* streams left for Postgres trouble */
+    uint64_t reconnects_kafka; /* rewinds */
+    uint64_t confirmed_lsn;    /* flush of the last status update sent (or the slot's) */
+    uint64_t server_wal_end;   /* IDENTIFY_SYSTEM xlogpos, then keepalive walEnd */
+    uint64_t stream_start_lsn;
+    bool streaming;
+    int64_t next_publish_us;
+    struct catchup catchup;
     char err[1024];
 };
 
@@ -120,15 +137,28 @@ static void sleep_ms(int ms, const struct relay_config *cfg)
         (void)poll(NULL, 0, ms);
 }
 
-static void on_delivery(void *arg, uint64_t seq, const char *err, bool permanent)
+/* Logs a delivery report with the event's lsn and id headers as fields. */
+static void log_report(enum log_level level, const char *lsn_text, const char *event_id,
+                       const char *what, const char *err)
+{
+    struct log_field fields[] = {{"lsn", lsn_text, -1}, {"event_id", event_id, -1}};
+
+    if (err != NULL)
+        log_write_fields(level, fields, 2, "%s: %s", what, err);
+    else
+        log_write_fields(level, fields, 2, "%s", what);
+}
+
+static void on_delivery(void *arg, uint64_t seq, const char *err, bool permanent,
+                        const char *event_id, const char *lsn_text)
 {
     struct relay *r = arg;
 
     if (!tracker_ack(r->tracker, seq, err == NULL)) {
         /* A report for nothing in flight means the books are wrong; only a
          * rewind makes them right again. */
-        log_error("delivery report for unknown transaction seq=%llu; rewinding",
-                  (unsigned long long)seq);
+        log_report(LOG_LEVEL_ERROR, lsn_text, event_id,
+                   "delivery report for unknown transaction; rewinding", NULL);
         r->rewind = true;
         return;
     }
@@ -136,11 +166,14 @@ static void on_delivery(void *arg, uint64_t seq, const char *err, bool permanent
         r->delivered++;
         return;
     }
+    r->failed++;
     if (permanent) {
-        log_error("delivery failed permanently, stopping without confirming it: %s", err);
+        log_report(LOG_LEVEL_ERROR, lsn_text, event_id,
+                   "delivery failed permanently, stopping without confirming it", err);
         r->fatal = true;
     } else {
-        log_warn("delivery failed, rewinding to the last delivered position: %s", err);
+        log_report(LOG_LEVEL_WARN, lsn_text, event_id,
+                   "delivery failed, rewinding to the last delivered position", err);
         r->rewind = true;
     }
 }
@@ -215,7 +248,92 @@ static bool send_status(struct relay *r, bool reply_requested)
     log_debug("status update write=" LSN_FMT " flush=" LSN_FMT " delivered=" LSN_FMT,
               LSN_ARGS(write), LSN_ARGS(flush), LSN_ARGS(delivered));
     feedback_sent(&r->fb, delivered, monotonic_us());
+    r->confirmed_lsn = flush;
     return true;
+}
+
+static void log_catchup(enum catchup_event ev, const struct catchup_report *rep, uint64_t received,
+                        uint64_t server)
+{
+    char behind[32], rate[32], eta[32];
+    struct log_field fields[] = {
+        {"behind_bytes", behind, -1}, {"events_per_s", rate, -1}, {"eta_s", eta, -1}};
+    double mib = (double)rep->behind_bytes / (1024.0 * 1024.0);
+
+    snprintf(behind, sizeof(behind), "%llu", (unsigned long long)rep->behind_bytes);
+    snprintf(rate, sizeof(rate), "%.0f", rep->events_per_s);
+    snprintf(eta, sizeof(eta), "%.0f", rep->eta_s);
+    switch (ev) {
+    case CATCHUP_STARTED:
+        log_write_fields(LOG_LEVEL_INFO, fields, 1,
+                         "catch-up: %.1f MiB of WAL behind (received " LSN_FMT
+                         ", server WAL end " LSN_FMT "); progress every %d s",
+                         mib, LSN_ARGS(received), LSN_ARGS(server),
+                         (int)(CATCHUP_INTERVAL_US / 1000000));
+        break;
+    case CATCHUP_PROGRESS:
+        if (rep->eta_s < 0) {
+            fields[2].value = NULL;
+            log_write_fields(LOG_LEVEL_INFO, fields, 3,
+                             "catch-up: %.0f events/s, %.1f MiB of WAL behind, ETA unknown",
+                             rep->events_per_s, mib);
+        } else {
+            log_write_fields(LOG_LEVEL_INFO, fields, 3,
+                             "catch-up: %.0f events/s, %.1f MiB of WAL behind, ETA %.0fs",
+                             rep->events_per_s, mib, rep->eta_s);
+        }
+        break;
+    case CATCHUP_DONE:
+        log_info("catch-up: done, %llu events in %.0fs; caught up at " LSN_FMT,
+                 (unsigned long long)rep->events, rep->elapsed_s, LSN_ARGS(received));
+        break;
+    case CATCHUP_NONE:
+        break;
+    }
+}
+
+/*
+ * Observation only: reports catch-up progress and publishes the metrics
+ * snapshot (at most every METRICS_PUBLISH_US unless forced). Reads the
+ * relay's state; changes nothing the loop decides with.
+ */
+static void observe(struct relay *r, bool force)
+{
+    int64_t now = monotonic_us();
+    uint64_t received = r->write_lsn > r->stream_start_lsn ? r->write_lsn : r->stream_start_lsn;
+    struct catchup_report rep;
+    struct metrics_snapshot snap;
+
+    if (r->streaming) {
+        enum catchup_event ev =
+            catchup_update(&r->catchup, now, received, r->server_wal_end, r->received, &rep);
+        log_catchup(ev, &rep, received, r->server_wal_end);
+    }
+    if (r->cfg->metrics == NULL || (!force && now < r->next_publish_us))
+        return;
+    r->next_publish_us = now + METRICS_PUBLISH_US;
+    memset(&snap, 0, sizeof(snap));
+    snap.events_received = r->received;
+    snap.events_produced = r->produced;
+    snap.events_delivered = r->delivered;
+    snap.events_failed = r->failed;
+    snap.reconnects_postgres = r->reconnects_pg;
+    snap.reconnects_kafka = r->reconnects_kafka;
+    snap.events_in_flight = tracker_inflight_events(r->tracker);
+    snap.received_lsn = received;
+    snap.delivered_lsn = tracker_safe_lsn(r->tracker);
+    snap.confirmed_lsn = r->confirmed_lsn;
+    /* the server has at least what it sent */
+    snap.server_wal_end_lsn = r->server_wal_end > received ? r->server_wal_end : received;
+    snap.pending_known = tracker_oldest_pending_time(r->tracker, &snap.oldest_pending_commit_us);
+    snap.streaming = r->streaming;
+    snap.catching_up = r->catchup.active;
+    snap.last_server_msg_us = r->last_server_msg_us;
+    snap.server_timeout_ms = r->cfg->server_timeout_ms;
+    snap.have_kafka = r->sink != NULL;
+    if (r->sink != NULL)
+        sink_stats(r->sink, &snap.kafka);
+    metrics_board_publish(r->cfg->metrics, &snap);
 }
 
 /*
@@ -242,6 +360,7 @@ static bool wait_for_queue(struct relay *r, enum stream_end *end)
     /* The relay is not reading, so the server's silence means nothing. */
     r->last_server_msg_us = monotonic_us();
     r->probe_sent = false;
+    observe(r, false);
     if (should_stop(r)) {
         *end = STREAM_STOP;
         return false;
@@ -268,8 +387,9 @@ static bool handle_insert(struct relay *r, enum stream_end *end)
 
     memset(&ev, 0, sizeof(ev)); /* the error path below may log a field never set */
     if (relcache_get(r->relcache, m->u.insert.relid) == NULL) {
-        log_error("protocol error: insert for relation %u before its Relation message at lsn %s",
-                  m->u.insert.relid, r->txn_lsn);
+        log_event(LOG_LEVEL_ERROR, r->txn_commit_lsn, NULL, -1,
+                  "protocol error: insert for relation %u before its Relation message",
+                  m->u.insert.relid);
         *end = STREAM_FATAL;
         return false;
     }
@@ -282,9 +402,9 @@ static bool handle_insert(struct relay *r, enum stream_end *end)
     }
     ost = outbox_event_from_tuple(&r->layout, &m->u.insert.newtup, &ev);
     if (ost != OUTBOX_OK) {
-        log_error("bad outbox row at lsn %s (id %.*s): %s; stopping without confirming it",
-                  r->txn_lsn, ev.id.ptr ? (int)ev.id.len : 1, ev.id.ptr ? ev.id.ptr : "?",
-                  outbox_strerror(ost));
+        log_event(LOG_LEVEL_ERROR, r->txn_commit_lsn, ev.id.ptr ? ev.id.ptr : "?",
+                  ev.id.ptr ? (int)ev.id.len : -1,
+                  "bad outbox row: %s; stopping without confirming it", outbox_strerror(ost));
         *end = STREAM_FATAL;
         return false;
     }
@@ -301,11 +421,11 @@ static bool handle_outbox_message(struct relay *r, enum stream_end *end)
     bool ok;
 
     if (!(m->u.message.flags & 1)) {
-        log_warn(
-            "non-transactional message with prefix \"%s\" at " LSN_FMT
-            " ignored: an outbox event must be emitted with pg_logical_emit_message(true, ...) "
-            "so it commits with its transaction",
-            r->cfg->message_prefix, LSN_ARGS(m->u.message.lsn));
+        log_event(LOG_LEVEL_WARN, m->u.message.lsn, NULL, -1,
+                  "non-transactional message with prefix \"%s\" ignored: an outbox event must "
+                  "be emitted with pg_logical_emit_message(true, ...) so it commits with its "
+                  "transaction",
+                  r->cfg->message_prefix);
         return true;
     }
     if (!r->in_txn) {
@@ -316,8 +436,8 @@ static bool handle_outbox_message(struct relay *r, enum stream_end *end)
     if (r->skip_txn)
         return true;
     if (!outbox_message_parse(m->u.message.content, m->u.message.len, &om, &why)) {
-        log_error("bad outbox message at lsn %s: %s; stopping without confirming it", r->txn_lsn,
-                  why);
+        log_event(LOG_LEVEL_ERROR, r->txn_commit_lsn, NULL, -1,
+                  "bad outbox message: %s; stopping without confirming it", why);
         *end = STREAM_FATAL;
         return false;
     }
@@ -334,11 +454,12 @@ static bool produce_event(struct relay *r, const struct outbox_event *evp, enum 
     char topic[256];
     struct sink_meta meta = {.lsn = r->txn_lsn, .commit_ts = r->txn_ts};
 
+    r->received++;
     if (!outbox_topic(r->cfg->topic_template, &ev, topic, sizeof(topic))) {
-        log_error("outbox row id=%.*s at lsn %s: aggregate_type '%.*s' does not make a valid "
-                  "Kafka topic name from template '%s'; stopping without confirming it",
-                  (int)ev.id.len, ev.id.ptr, r->txn_lsn, (int)ev.aggregate_type.len,
-                  ev.aggregate_type.ptr, r->cfg->topic_template);
+        log_event(LOG_LEVEL_ERROR, r->txn_commit_lsn, ev.id.ptr, (int)ev.id.len,
+                  "outbox event: aggregate_type '%.*s' does not make a valid Kafka topic name "
+                  "from template '%s'; stopping without confirming it",
+                  (int)ev.aggregate_type.len, ev.aggregate_type.ptr, r->cfg->topic_template);
         *end = STREAM_FATAL;
         return false;
     }
@@ -353,13 +474,17 @@ static bool produce_event(struct relay *r, const struct outbox_event *evp, enum 
                 return false;
             continue;
         }
-        log_error("cannot produce event id=%.*s lsn=%s to topic %s: %s", (int)ev.id.len, ev.id.ptr,
-                  r->txn_lsn, topic, r->err);
+        r->failed++;
+        log_event(LOG_LEVEL_ERROR, r->txn_commit_lsn, ev.id.ptr, (int)ev.id.len,
+                  "cannot produce event to topic %s: %s", topic, r->err);
         *end = st == SINK_EPERMANENT ? STREAM_FATAL : STREAM_REWIND;
         return false;
     }
     tracker_add_event(r->tracker, r->txn_seq);
     r->produced++;
+    if (log_threshold >= LOG_LEVEL_DEBUG)
+        log_event(LOG_LEVEL_DEBUG, r->txn_commit_lsn, ev.id.ptr, (int)ev.id.len,
+                  "event produced topic=%s", topic);
     return true;
 }
 
@@ -391,8 +516,8 @@ static bool handle_begin(struct relay *r, enum stream_end *end)
     uint64_t final_lsn = m->u.begin.final_lsn;
 
     if (r->in_txn) {
-        log_error("protocol error: Begin inside a transaction at lsn " LSN_FMT,
-                  LSN_ARGS(final_lsn));
+        log_event(LOG_LEVEL_ERROR, final_lsn, NULL, -1,
+                  "protocol error: Begin inside a transaction");
         *end = STREAM_FATAL;
         return false;
     }
@@ -412,10 +537,12 @@ static bool handle_begin(struct relay *r, enum stream_end *end)
     r->skip_txn = final_lsn < tracker_last_end_lsn(r->tracker) ||
                   (r->cfg->start_lsn != 0 && final_lsn < r->cfg->start_lsn);
     if (r->skip_txn) {
-        log_debug("skipping transaction committed at " LSN_FMT, LSN_ARGS(final_lsn));
+        if (log_threshold >= LOG_LEVEL_DEBUG)
+            log_event(LOG_LEVEL_DEBUG, final_lsn, NULL, -1, "skipping transaction");
         return true;
     }
     r->txn_seq = tracker_begin(r->tracker);
+    tracker_set_commit_time(r->tracker, r->txn_seq, m->u.begin.commit_time + PG_EPOCH_OFFSET_US);
     lsn_format(final_lsn, r->txn_lsn, sizeof(r->txn_lsn));
     outbox_format_timestamp(m->u.begin.commit_time, r->txn_ts, sizeof(r->txn_ts));
     return true;
@@ -426,8 +553,9 @@ static bool handle_commit(struct relay *r, enum stream_end *end)
     const struct pgout_msg *m = r->msg;
 
     if (!r->in_txn || m->u.commit.commit_lsn != r->txn_commit_lsn) {
-        log_error("protocol error: Commit at " LSN_FMT " does not match Begin at " LSN_FMT,
-                  LSN_ARGS(m->u.commit.commit_lsn), LSN_ARGS(r->txn_commit_lsn));
+        log_event(LOG_LEVEL_ERROR, m->u.commit.commit_lsn, NULL, -1,
+                  "protocol error: Commit does not match Begin at " LSN_FMT,
+                  LSN_ARGS(r->txn_commit_lsn));
         *end = STREAM_FATAL;
         return false;
     }
@@ -437,7 +565,8 @@ static bool handle_commit(struct relay *r, enum stream_end *end)
     if (r->skip_txn)
         return true;
     if (!tracker_commit(r->tracker, r->txn_seq, m->u.commit.end_lsn)) {
-        log_error("protocol error: commit end " LSN_FMT " is not after the previous one",
+        log_event(LOG_LEVEL_ERROR, r->txn_commit_lsn, NULL, -1,
+                  "protocol error: commit end " LSN_FMT " is not after the previous one",
                   LSN_ARGS(m->u.commit.end_lsn));
         *end = STREAM_FATAL;
         return false;
@@ -460,9 +589,10 @@ static bool handle_xlogdata(struct relay *r, const uint8_t *buf, int len, enum s
     }
     st = pgout_decode(buf + REPL_XLOGDATA_HDR_LEN, (size_t)len - REPL_XLOGDATA_HDR_LEN, 1, r->msg);
     if (st != PGOUT_OK) {
-        log_error("protocol error: cannot decode pgoutput message '%c' at " LSN_FMT ": %s",
+        log_event(LOG_LEVEL_ERROR, be_get64(buf + 1), NULL, -1,
+                  "protocol error: cannot decode pgoutput message '%c': %s",
                   len > REPL_XLOGDATA_HDR_LEN ? buf[REPL_XLOGDATA_HDR_LEN] : '?',
-                  LSN_ARGS(be_get64(buf + 1)), pgout_strerror(st));
+                  pgout_strerror(st));
         *end = STREAM_FATAL;
         return false;
     }
@@ -514,6 +644,8 @@ static bool handle_keepalive(struct relay *r, const uint8_t *buf, int len, enum 
         return false;
     }
     wal_end = be_get64(buf + 1);
+    if (wal_end > r->server_wal_end)
+        r->server_wal_end = wal_end;
     if (buf[17]) {
         int64_t now = monotonic_us();
 
@@ -670,6 +802,7 @@ static enum stream_end stream(struct relay *r)
             }
         }
         heartbeat(r);
+        observe(r, false);
         if (n > 0)
             continue; /* budget used up with more buffered: go round again */
 
@@ -862,6 +995,8 @@ enum relay_exit relay_run(const struct relay_config *cfg)
     r.tracker = tracker_new(0);
     r.fb.interval_us = (int64_t)cfg->status_interval_ms * 1000;
     r.fb.min_gap_us = 100000;
+    catchup_init(&r.catchup, CATCHUP_INTERVAL_US, CATCHUP_ENTER_BYTES, CATCHUP_DONE_BYTES);
+    observe(&r, true);
 
     while (!*cfg->stop) {
         struct repl_slot_info info;
@@ -897,6 +1032,7 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             }
             log_warn("%s; retrying", r.err);
             backoff_ms = 1000;
+            r.reconnects_pg++;
             continue;
         }
         if (st == REPL_EFATAL) {
@@ -908,9 +1044,14 @@ enum relay_exit relay_run(const struct relay_config *cfg)
         if (st != REPL_OK) {
             log_warn("%s", r.err);
             backoff_ms = backoff_next(backoff_ms, cfg->reconnect_max_ms);
+            r.reconnects_pg++;
             continue;
         }
         busy_since_us = 0;
+        if (info.server_wal_end > r.server_wal_end)
+            r.server_wal_end = info.server_wal_end;
+        if (info.confirmed_flush > r.confirmed_lsn)
+            r.confirmed_lsn = info.confirmed_flush; /* until our first status update */
         if (info.publication_created)
             log_info("created publication \"%s\" (for table %s.%s with publish = 'insert' when "
                      "the table exists)",
@@ -926,6 +1067,8 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             r.held_lsn = info.confirmed_flush > 0 ? info.confirmed_flush : start;
             snprintf(r.systemid, sizeof(r.systemid), "%s", info.systemid);
             first = false;
+            if (cfg->start_lsn != 0)
+                catchup_arm(&r.catchup); /* a replay: reported from 1 MiB on */
             /* From now on a missing slot or publication is not a first
              * start but a loss: never recreate them silently (P8). */
             opts.create_slot = false;
@@ -965,6 +1108,7 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             repl_abort(r.rc);
             r.rc = NULL;
             backoff_ms = st == REPL_EBUSY ? 1000 : backoff_next(backoff_ms, cfg->reconnect_max_ms);
+            r.reconnects_pg++;
             continue;
         }
         log_info("streaming slot \"%s\" publication \"%s\" from " LSN_FMT " (database \"%s\")",
@@ -972,8 +1116,18 @@ enum relay_exit relay_run(const struct relay_config *cfg)
         r.fb.last_sent_us = 0; /* answer a new server at once */
         r.fb.reply_requested = false;
         backoff_ms = 0;
+        r.streaming = true;
+        r.stream_start_lsn = start;
+        r.last_server_msg_us = monotonic_us(); /* as stream() starts; for /readyz */
+        observe(&r, true);
 
         end = stream(&r);
+        r.streaming = false;
+        if (end == STREAM_RETRY)
+            r.reconnects_pg++;
+        else if (end == STREAM_REWIND)
+            r.reconnects_kafka++;
+        observe(&r, true);
         switch (end) {
         case STREAM_STOP:
             if (!drain_and_confirm(&r) && r.end_reached) {

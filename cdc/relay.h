@@ -14,6 +14,8 @@
 
 #include "sink_kafka.h"
 
+struct metrics_board;
+
 struct relay_config {
     const char *database_url;
     const char *brokers;
@@ -38,6 +40,9 @@ struct relay_config {
     int64_t replay_window_s;    /* hold the slot's confirmed position back this long */
     const struct sink_prop *kafka_props;
     size_t nkafka_props;
+    /* Where the loop publishes its metrics snapshot (at most every 100 ms and
+     * at each stream start and end), borrowed; NULL: none. */
+    struct metrics_board *metrics;
     /* Set by a signal handler; the loop stops reading, drains, confirms. */
     volatile sig_atomic_t *stop;
     int stop_fd; /* read end of the signal self-pipe, or -1 */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
 #include "log.h"
@@ -22,6 +23,7 @@ struct sink {
     int wake[2];
     sink_delivery_fn on_delivery;
     void *arg;
+    struct sink_stats stats; /* written by the callbacks, which sink_poll runs */
 };
 
 /* Errors a retry or a new producer cannot fix: the message as it is will
@@ -74,19 +76,23 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
     if (s->on_delivery == NULL)
         return;
     if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        s->on_delivery(s->arg, seq, NULL, false);
+        s->stats.all_brokers_down = false;
+        s->on_delivery(s->arg, seq, NULL, false, NULL, NULL);
         return;
     }
-    snprintf(err, sizeof(err), "%s: event id=%s lsn=%s topic=%s partition=%d",
-             rd_kafka_err2str(rkm->err), header_value(rkm, "id", idbuf, sizeof(idbuf)),
-             header_value(rkm, "lsn", lsnbuf, sizeof(lsnbuf)),
+    snprintf(err, sizeof(err), "%s: topic=%s partition=%d", rd_kafka_err2str(rkm->err),
              rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "?", (int)rkm->partition);
-    s->on_delivery(s->arg, seq, err, error_is_permanent(rkm->err));
+    s->on_delivery(s->arg, seq, err, error_is_permanent(rkm->err),
+                   header_value(rkm, "id", idbuf, sizeof(idbuf)),
+                   header_value(rkm, "lsn", lsnbuf, sizeof(lsnbuf)));
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-    (void)opaque;
+    struct sink *s = opaque;
+
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        s->stats.all_brokers_down = true;
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char fatal[512];
         rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
@@ -98,18 +104,88 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     log_warn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
+/* librdkafka's own log (from its threads) into ours; JSON lines also get
+ * the facility as a field to filter on (text has it in the message). */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
+    struct log_field fields[] = {{"component", "kafka", -1}, {"facility", fac, -1}};
+    enum log_level lv;
+
     (void)rk;
     /* syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug */
     if (level <= 3)
-        log_error("kafka %s: %s", fac, buf);
+        lv = LOG_LEVEL_ERROR;
     else if (level == 4)
-        log_warn("kafka %s: %s", fac, buf);
+        lv = LOG_LEVEL_WARN;
     else if (level <= 6)
-        log_info("kafka %s: %s", fac, buf);
+        lv = LOG_LEVEL_INFO;
     else
-        log_debug("kafka %s: %s", fac, buf);
+        lv = LOG_LEVEL_DEBUG;
+    log_write_fields(lv, fields, log_output == LOG_FORMAT_JSON ? 2 : 0, "kafka %s: %s", fac, buf);
+}
+
+static bool json_str_eq(json_t *obj, const char *key, const char *want)
+{
+    const char *v = json_string_value(json_object_get(obj, key));
+
+    return v != NULL && strcmp(v, want) == 0;
+}
+
+bool sink_stats_parse(const char *json, size_t len, const struct sink_stats *prev,
+                      struct sink_stats *out)
+{
+    struct sink_stats st;
+    json_t *root = json_loadb(json, len, 0, NULL);
+    json_t *brokers, *b;
+    const char *key;
+
+    brokers = json_object_get(root, "brokers"); /* borrowed; NULL-safe */
+    if (!json_is_object(brokers)) {
+        json_decref(root);
+        return false;
+    }
+    memset(&st, 0, sizeof(st));
+    st.known = true;
+    json_object_foreach(brokers, key, b)
+    {
+        struct sink_broker_stats *bs;
+        json_t *rtt = json_object_get(b, "rtt");
+        const char *name = json_string_value(json_object_get(b, "name"));
+
+        /* The internal broker is always "UP" and logical ones
+         * (coordinators) alias real ones: neither says anything. */
+        if (!json_is_object(b) || json_str_eq(b, "source", "internal") ||
+            json_str_eq(b, "source", "logical") || st.nbrokers == SINK_MAX_BROKERS)
+            continue;
+        bs = &st.brokers[st.nbrokers++];
+        snprintf(bs->name, sizeof(bs->name), "%s", name != NULL ? name : key);
+        bs->up = json_str_eq(b, "state", "UP");
+        if (bs->up)
+            st.brokers_up++;
+        bs->rtt_us = -1;
+        if (json_integer_value(json_object_get(rtt, "cnt")) > 0) {
+            bs->rtt_us = json_integer_value(json_object_get(rtt, "avg"));
+        } else if (prev != NULL) {
+            for (int i = 0; i < prev->nbrokers; i++)
+                if (strcmp(prev->brokers[i].name, bs->name) == 0)
+                    bs->rtt_us = prev->brokers[i].rtt_us;
+        }
+    }
+    json_decref(root);
+    st.all_brokers_down = prev != NULL && prev->all_brokers_down && st.brokers_up == 0;
+    *out = st;
+    return true;
+}
+
+/* Runs in sink_poll. librdkafka frees json when this returns 0. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+{
+    struct sink *s = opaque;
+
+    (void)rk;
+    if (!sink_stats_parse(json, json_len, &s->stats, &s->stats))
+        log_debug("kafka statistics not understood; broker metrics unchanged");
+    return 0;
 }
 
 static bool set_prop(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
@@ -138,6 +214,8 @@ struct sink *sink_new(const char *brokers, const struct sink_prop *props, size_t
         {"queue.buffering.max.messages", "20000"},
         {"queue.buffering.max.kbytes", "16384"},
         {"client.id", "cdc-relay"},
+        /* broker state and round-trip for /metrics and /readyz */
+        {"statistics.interval.ms", "1000"},
     };
     struct sink *s = calloc(1, sizeof(*s));
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -165,6 +243,7 @@ struct sink *sink_new(const char *brokers, const struct sink_prop *props, size_t
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_stats_cb(conf, stats_cb);
     s->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
     if (s->rk == NULL) {
         snprintf(err, errlen, "cannot create Kafka producer: %s", why);
@@ -282,4 +361,9 @@ bool sink_fatal(struct sink *s, char *err, size_t errlen)
 int sink_wakeup_fd(const struct sink *s)
 {
     return s->wake[0];
+}
+
+void sink_stats(const struct sink *s, struct sink_stats *out)
+{
+    *out = s->stats;
 }

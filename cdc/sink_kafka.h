@@ -19,8 +19,11 @@ struct sink;
 
 /* Called from sink_poll/sink_flush for each delivery report. err is NULL on
  * success, else a description; permanent is true for errors that a retry
- * cannot fix (message too large, authorization, invalid topic). */
-typedef void (*sink_delivery_fn)(void *arg, uint64_t seq, const char *err, bool permanent);
+ * cannot fix (message too large, authorization, invalid topic). On failure
+ * event_id and lsn are the message's id and lsn headers (for the log; "?"
+ * when absent), NULL on success. All borrowed for the call. */
+typedef void (*sink_delivery_fn)(void *arg, uint64_t seq, const char *err, bool permanent,
+                                 const char *event_id, const char *lsn);
 
 struct sink_prop {
     const char *name;
@@ -73,5 +76,42 @@ bool sink_fatal(struct sink *s, char *err, size_t errlen);
 /* A file descriptor that becomes readable when reports are waiting, for
  * poll() next to the replication socket. Drain it with sink_poll. */
 int sink_wakeup_fd(const struct sink *s);
+
+/*
+ * Broker health for metrics and /readyz, from librdkafka's statistics
+ * (statistics.interval.ms, relay default 1000; the stats callback runs in
+ * sink_poll) and its error callback.
+ */
+#define SINK_MAX_BROKERS     16
+#define SINK_BROKER_NAME_MAX 128
+
+struct sink_broker_stats {
+    char name[SINK_BROKER_NAME_MAX]; /* librdkafka's "host:port/nodeid" */
+    bool up;                         /* state "UP" */
+    int64_t rtt_us;                  /* rtt.avg of the last window that had requests; -1 none yet */
+};
+
+struct sink_stats {
+    bool known; /* at least one statistics report parsed */
+    int nbrokers;
+    int brokers_up;
+    struct sink_broker_stats brokers[SINK_MAX_BROKERS];
+    /* ALL_BROKERS_DOWN reported and no successful delivery or broker UP
+     * since: the readiness signal when statistics are turned off. */
+    bool all_brokers_down;
+};
+
+/* Copies the latest broker health into *out. */
+void sink_stats(const struct sink *s, struct sink_stats *out);
+
+/*
+ * Parses one librdkafka statistics JSON document into *out: the real brokers
+ * (source "learned" or "configured"; not the internal or logical ones), at
+ * most SINK_MAX_BROKERS. A broker whose rtt window is empty keeps the rtt
+ * found for the same name in prev (may be NULL). Pure; returns false when
+ * json is not a statistics object (then *out is untouched).
+ */
+bool sink_stats_parse(const char *json, size_t len, const struct sink_stats *prev,
+                      struct sink_stats *out);
 
 #endif

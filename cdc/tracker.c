@@ -12,7 +12,8 @@
 
 struct txn {
     uint64_t end_lsn;
-    uint64_t pending; /* events produced and not yet acknowledged */
+    uint64_t pending;    /* events produced and not yet acknowledged */
+    int64_t commit_time; /* for the lag metric; 0 until set */
     bool committed;
 };
 
@@ -76,10 +77,19 @@ uint64_t tracker_begin(struct tracker *t)
     x = &t->ring[(t->head + t->count) & (t->cap - 1)];
     x->end_lsn = 0;
     x->pending = 0;
+    x->commit_time = 0;
     x->committed = false;
     t->count++;
     t->open = true;
     return t->head_seq + t->count - 1;
+}
+
+void tracker_set_commit_time(struct tracker *t, uint64_t seq, int64_t commit_time)
+{
+    struct txn *x = txn_at(t, seq);
+
+    if (x != NULL)
+        x->commit_time = commit_time;
 }
 
 void tracker_add_event(struct tracker *t, uint64_t seq)
@@ -152,6 +162,21 @@ uint64_t tracker_safe_lsn(struct tracker *t)
 uint64_t tracker_last_end_lsn(const struct tracker *t)
 {
     return t->last_end_lsn;
+}
+
+bool tracker_oldest_pending_time(const struct tracker *t, int64_t *out)
+{
+    /* Usually the head: delivered transactions before it are popped by
+     * tracker_safe_lsn on every loop turn. */
+    for (size_t i = 0; i < t->count && t->inflight > 0; i++) {
+        const struct txn *x = &t->ring[(t->head + i) & (t->cap - 1)];
+
+        if (x->pending > 0) {
+            *out = x->commit_time;
+            return true;
+        }
+    }
+    return false;
 }
 
 bool tracker_idle(const struct tracker *t)

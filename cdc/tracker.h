@@ -23,6 +23,10 @@ void tracker_free(struct tracker *t); /* NULL-safe */
  * identifies it in tracker_add_event/tracker_ack. At most one is open. */
 uint64_t tracker_begin(struct tracker *t);
 
+/* Remembers the transaction's commit time (any clock the caller picks; the
+ * relay passes Unix microseconds), reported by tracker_oldest_pending_time. */
+void tracker_set_commit_time(struct tracker *t, uint64_t seq, int64_t commit_time);
+
 /* Counts one more in-flight event in the open transaction. */
 void tracker_add_event(struct tracker *t, uint64_t seq);
 
@@ -46,6 +50,11 @@ uint64_t tracker_safe_lsn(struct tracker *t);
  * position noted while idle). A transaction whose commit starts before it was
  * already produced: a re-sent copy must be skipped. */
 uint64_t tracker_last_end_lsn(const struct tracker *t);
+
+/* The commit time of the oldest transaction that still has events in flight
+ * (produced, no delivery report yet). Returns false, leaving *out alone,
+ * when nothing is in flight. Does not pop delivered transactions. */
+bool tracker_oldest_pending_time(const struct tracker *t, int64_t *out);
 
 /* True when no transaction is open and every event has been delivered. */
 bool tracker_idle(const struct tracker *t);

@@ -1,24 +1,61 @@
 /*
- * One-line stderr logging: "2026-11-26T23:00:00.123Z level msg key=value ...".
+ * One-line stderr logging. Text: "2026-11-26T23:00:00.123Z level msg key=value ...";
+ * JSON (--log-format json): one object a line, {"ts","level","msg", fields...}.
  * Thread-safe (each line is written with a single write). Never call from a
- * signal handler.
+ * signal handler, and never pass a password or a whole conninfo string
+ * (log_redact_dsn makes one printable).
  */
 #ifndef ORDERS_COMMON_LOG_H
 #define ORDERS_COMMON_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "compiler.h"
 
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
-/* Process-wide threshold; set once at startup before threads start. */
+enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
+
+/* Process-wide threshold and format; set once at startup before threads start. */
 extern enum log_level log_threshold;
+extern enum log_format log_output;
 
 /* Parses "error", "warn", "info", "debug". Returns false on anything else. */
 bool log_level_parse(const char *s, enum log_level *out);
 
+/* Parses "text", "json". Returns false on anything else. */
+bool log_format_parse(const char *s, enum log_format *out);
+
+/* A structured field: value is borrowed for the call; len -1 means NUL-terminated. */
+struct log_field {
+    const char *key;
+    const char *value;
+    int len;
+};
+
 void log_write(enum log_level level, const char *fmt, ...) PRINTF_FMT(2, 3);
+
+/* Like log_write, plus fields: appended as key=value in text (quoted when the
+ * value has spaces or quotes), as JSON members in json. Fields with a NULL
+ * value are left out. */
+void log_write_fields(enum log_level level, const struct log_field *fields, size_t nfields,
+                      const char *fmt, ...) PRINTF_FMT(4, 5);
+
+/* For a line about an event or a transaction: adds lsn (X/Y, left out when 0)
+ * and event_id (left out when NULL; id_len -1 means NUL-terminated). */
+void log_event(enum log_level level, uint64_t lsn, const char *event_id, int id_len,
+               const char *fmt, ...) PRINTF_FMT(5, 6);
+
+/*
+ * Copies a libpq connection string into out (always NUL-terminated, cut at
+ * outlen) with every password replaced by "***": the password of a
+ * postgres[ql]:// URI's user info, password= and sslpassword= query
+ * parameters, and password / sslpassword keywords of a key=value conninfo
+ * (quoted or not). Pure; returns out.
+ */
+char *log_redact_dsn(const char *dsn, char *out, size_t outlen);
 
 #define log_error(...) log_write(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_write(LOG_LEVEL_WARN, __VA_ARGS__)

@@ -162,6 +162,86 @@ static void test_many_transactions_grow_the_ring(void)
     tracker_free(t);
 }
 
+/* The lag metric: commit time of the oldest transaction with events in flight. */
+static void test_oldest_pending_time(void)
+{
+    struct tracker *t = tracker_new(0);
+    int64_t when = -1;
+    uint64_t a, b, c;
+
+    CHECK(!tracker_oldest_pending_time(t, &when));
+    CHECK_EQ_INT(when, -1); /* untouched */
+    a = tracker_begin(t);
+    tracker_set_commit_time(t, a, 1000);
+    CHECK(!tracker_oldest_pending_time(t, &when)); /* open, nothing produced yet */
+    tracker_add_event(t, a);
+    tracker_add_event(t, a);
+    CHECK(tracker_commit(t, a, 10));
+    b = tracker_begin(t);
+    tracker_set_commit_time(t, b, 2000);
+    tracker_add_event(t, b);
+    CHECK(tracker_commit(t, b, 20));
+    CHECK(tracker_oldest_pending_time(t, &when));
+    CHECK_EQ_INT(when, 1000);
+    CHECK(tracker_ack(t, a, true));
+    CHECK(tracker_oldest_pending_time(t, &when));
+    CHECK_EQ_INT(when, 1000); /* one of a's events still out */
+    CHECK(tracker_ack(t, a, true));
+    /* a delivered but not popped yet: b is the oldest with events out */
+    CHECK(tracker_oldest_pending_time(t, &when));
+    CHECK_EQ_INT(when, 2000);
+    CHECK_EQ_U64(tracker_safe_lsn(t), 10);
+    CHECK(tracker_oldest_pending_time(t, &when));
+    CHECK_EQ_INT(when, 2000);
+    /* out-of-order delivery: c done before b, b still the oldest */
+    c = tracker_begin(t);
+    tracker_set_commit_time(t, c, 3000);
+    tracker_add_event(t, c);
+    CHECK(tracker_commit(t, c, 30));
+    CHECK(tracker_ack(t, c, true));
+    CHECK(tracker_oldest_pending_time(t, &when));
+    CHECK_EQ_INT(when, 2000);
+    CHECK(tracker_ack(t, b, true));
+    CHECK(!tracker_oldest_pending_time(t, &when));
+    CHECK_EQ_U64(tracker_safe_lsn(t), 30);
+    /* unknown seq: ignored */
+    tracker_set_commit_time(t, 12345, 1);
+    /* a reset forgets what was in flight */
+    a = tracker_begin(t);
+    tracker_set_commit_time(t, a, 4000);
+    tracker_add_event(t, a);
+    CHECK(tracker_oldest_pending_time(t, &when));
+    CHECK_EQ_INT(when, 4000);
+    tracker_reset(t);
+    CHECK(!tracker_oldest_pending_time(t, &when));
+    tracker_free(t);
+}
+
+/* The ring wraps and grows with commit times intact. */
+static void test_oldest_pending_time_across_growth(void)
+{
+    struct tracker *t = tracker_new(0);
+    uint64_t seqs[200];
+    int64_t when = 0;
+
+    for (int i = 0; i < 50; i++) { /* move head away from slot 0 */
+        uint64_t s = tracker_begin(t);
+        CHECK(tracker_commit(t, s, (uint64_t)i + 1));
+    }
+    CHECK_EQ_U64(tracker_safe_lsn(t), 50);
+    for (int i = 0; i < 200; i++) {
+        seqs[i] = tracker_begin(t);
+        tracker_set_commit_time(t, seqs[i], 100 + i);
+        tracker_add_event(t, seqs[i]);
+        CHECK(tracker_commit(t, seqs[i], 100 + (uint64_t)i));
+    }
+    for (int i = 0; i < 150; i++)
+        CHECK(tracker_ack(t, seqs[i], true));
+    CHECK(tracker_oldest_pending_time(t, &when));
+    CHECK_EQ_INT(when, 250);
+    tracker_free(t);
+}
+
 int main(void)
 {
     test_in_order_acks();
@@ -173,5 +253,7 @@ int main(void)
     test_commit_must_move_forward();
     test_abandoned_transaction_never_confirms();
     test_many_transactions_grow_the_ring();
+    test_oldest_pending_time();
+    test_oldest_pending_time_across_growth();
     return check_summary();
 }

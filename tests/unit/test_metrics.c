@@ -1,0 +1,516 @@
+/* Prometheus rendering, parsed back with a small exposition-format parser;
+ * the readiness rule; the snapshot board; librdkafka statistics parsing. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cdc/metrics.h"
+#include "cdc/sink_kafka.h"
+#include "unit/check.h"
+
+/* --- a text exposition format (0.0.4) parser, strict enough to reject ---- */
+
+#define MAX_SAMPLES  64
+#define MAX_FAMILIES 32
+#define MAX_LABELS   4
+
+struct sample {
+    char name[128];
+    int nlabels;
+    char label_key[MAX_LABELS][64];
+    char label_val[MAX_LABELS][256];
+    double value;
+};
+
+struct family {
+    char name[128];
+    char type[16];
+    bool has_help;
+};
+
+struct exposition {
+    struct sample samples[MAX_SAMPLES];
+    int nsamples;
+    struct family families[MAX_FAMILIES];
+    int nfamilies;
+    char error[256];
+};
+
+static bool name_ok(const char *s)
+{
+    if (!(isalpha((unsigned char)*s) || *s == '_' || *s == ':'))
+        return false;
+    for (s++; *s; s++)
+        if (!(isalnum((unsigned char)*s) || *s == '_' || *s == ':'))
+            return false;
+    return true;
+}
+
+static struct family *family_find(struct exposition *e, const char *name)
+{
+    for (int i = 0; i < e->nfamilies; i++)
+        if (strcmp(e->families[i].name, name) == 0)
+            return &e->families[i];
+    return NULL;
+}
+
+/* Reads a metric or label name at *p into out; advances *p. */
+static bool read_name(const char **p, char *out, size_t outlen)
+{
+    size_t n = 0;
+
+    while (**p && (isalnum((unsigned char)**p) || **p == '_' || **p == ':')) {
+        if (n + 1 >= outlen)
+            return false;
+        out[n++] = *(*p)++;
+    }
+    out[n] = '\0';
+    return n > 0 && name_ok(out);
+}
+
+static bool parse_labels(const char **p, struct sample *s)
+{
+    (*p)++; /* '{' */
+    while (**p != '}') {
+        size_t n = 0;
+        char *val;
+
+        if (s->nlabels == MAX_LABELS)
+            return false;
+        if (!read_name(p, s->label_key[s->nlabels], sizeof(s->label_key[0])))
+            return false;
+        if (*(*p)++ != '=' || *(*p)++ != '"')
+            return false;
+        val = s->label_val[s->nlabels];
+        while (**p != '"') {
+            char c = *(*p)++;
+
+            if (c == '\0' || c == '\n')
+                return false;
+            if (c == '\\') {
+                c = *(*p)++;
+                if (c == 'n')
+                    c = '\n';
+                else if (c != '\\' && c != '"')
+                    return false;
+            }
+            if (n + 1 >= sizeof(s->label_val[0]))
+                return false;
+            val[n++] = c;
+        }
+        val[n] = '\0';
+        (*p)++; /* closing quote */
+        s->nlabels++;
+        if (**p == ',')
+            (*p)++;
+        else if (**p != '}')
+            return false;
+    }
+    (*p)++;
+    return true;
+}
+
+/* Returns false with e->error set on the first malformed line. */
+static bool exposition_parse(const char *text, struct exposition *e)
+{
+    const char *line = text;
+
+    memset(e, 0, sizeof(*e));
+    while (*line) {
+        const char *eol = strchr(line, '\n');
+        char buf[1024];
+        size_t len;
+
+        if (eol == NULL) {
+            snprintf(e->error, sizeof(e->error), "last line has no newline");
+            return false;
+        }
+        len = (size_t)(eol - line);
+        if (len >= sizeof(buf)) {
+            snprintf(e->error, sizeof(e->error), "line too long");
+            return false;
+        }
+        memcpy(buf, line, len);
+        buf[len] = '\0';
+        line = eol + 1;
+        if (strncmp(buf, "# HELP ", 7) == 0 || strncmp(buf, "# TYPE ", 7) == 0) {
+            char name[128], rest[512];
+            struct family *f;
+
+            if (sscanf(buf + 7, "%127s %511[^\n]", name, rest) != 2 || !name_ok(name)) {
+                snprintf(e->error, sizeof(e->error), "bad comment: %.200s", buf);
+                return false;
+            }
+            f = family_find(e, name);
+            if (f == NULL) {
+                if (e->nfamilies == MAX_FAMILIES)
+                    return false;
+                f = &e->families[e->nfamilies++];
+                snprintf(f->name, sizeof(f->name), "%s", name);
+            }
+            if (buf[2] == 'H') {
+                f->has_help = true;
+            } else {
+                if (f->type[0] != '\0' ||
+                    (strcmp(rest, "counter") != 0 && strcmp(rest, "gauge") != 0 &&
+                     strcmp(rest, "untyped") != 0)) {
+                    snprintf(e->error, sizeof(e->error), "bad or repeated TYPE: %.200s", buf);
+                    return false;
+                }
+                snprintf(f->type, sizeof(f->type), "%.15s", rest);
+            }
+        } else if (buf[0] == '#' || buf[0] == '\0') {
+            continue;
+        } else {
+            struct sample *s;
+            const char *p = buf;
+            char *end;
+
+            if (e->nsamples == MAX_SAMPLES)
+                return false;
+            s = &e->samples[e->nsamples];
+            memset(s, 0, sizeof(*s));
+            if (!read_name(&p, s->name, sizeof(s->name)) || (*p == '{' && !parse_labels(&p, s)) ||
+                *p++ != ' ') {
+                snprintf(e->error, sizeof(e->error), "bad sample: %.200s", buf);
+                return false;
+            }
+            s->value = strtod(p, &end);
+            if (end == p || (*end != '\0' && *end != ' ')) {
+                snprintf(e->error, sizeof(e->error), "bad value: %.200s", buf);
+                return false;
+            }
+            if (family_find(e, s->name) == NULL) {
+                snprintf(e->error, sizeof(e->error), "sample before its TYPE: %.200s", buf);
+                return false;
+            }
+            e->nsamples++;
+        }
+    }
+    return true;
+}
+
+/* The sample name{key="val"} (key NULL: the one without labels), or NULL. */
+static const struct sample *find(const struct exposition *e, const char *name, const char *key,
+                                 const char *val)
+{
+    for (int i = 0; i < e->nsamples; i++) {
+        const struct sample *s = &e->samples[i];
+
+        if (strcmp(s->name, name) != 0)
+            continue;
+        if (key == NULL && s->nlabels == 0)
+            return s;
+        for (int j = 0; key != NULL && j < s->nlabels; j++)
+            if (strcmp(s->label_key[j], key) == 0 && strcmp(s->label_val[j], val) == 0)
+                return s;
+    }
+    return NULL;
+}
+
+static double value_of(const struct exposition *e, const char *name)
+{
+    const struct sample *s = find(e, name, NULL, NULL);
+    return s ? s->value : -1;
+}
+
+static double labelled(const struct exposition *e, const char *name, const char *key,
+                       const char *val)
+{
+    const struct sample *s = find(e, name, key, val);
+    return s ? s->value : -1;
+}
+
+/* --- tests ------------------------------------------------------------- */
+
+static struct metrics_snapshot sample_snapshot(void)
+{
+    struct metrics_snapshot s;
+
+    memset(&s, 0, sizeof(s));
+    s.events_received = 1200;
+    s.events_produced = 1100;
+    s.events_delivered = 1000;
+    s.events_failed = 2;
+    s.reconnects_postgres = 3;
+    s.reconnects_kafka = 1;
+    s.events_in_flight = 100;
+    s.received_lsn = UINT64_C(0x100002000);
+    s.delivered_lsn = UINT64_C(0x100001000);
+    s.confirmed_lsn = UINT64_C(0x100000800);
+    s.server_wal_end_lsn = UINT64_C(0x100003000);
+    s.pending_known = true;
+    s.oldest_pending_commit_us = INT64_C(1700000000000000);
+    s.streaming = true;
+    s.catching_up = false;
+    s.last_server_msg_us = 50000000;
+    s.server_timeout_ms = 60000;
+    s.have_kafka = true;
+    s.kafka.known = true;
+    s.kafka.nbrokers = 2;
+    s.kafka.brokers_up = 1;
+    snprintf(s.kafka.brokers[0].name, sizeof(s.kafka.brokers[0].name), "127.0.0.1:9092/1");
+    s.kafka.brokers[0].up = true;
+    s.kafka.brokers[0].rtt_us = 2500;
+    /* a name that needs escaping, and no rtt measured yet */
+    snprintf(s.kafka.brokers[1].name, sizeof(s.kafka.brokers[1].name), "we\"ird\\host:1/2");
+    s.kafka.brokers[1].up = false;
+    s.kafka.brokers[1].rtt_us = -1;
+    return s;
+}
+
+static void test_render_parses_back(void)
+{
+    struct metrics_snapshot s = sample_snapshot();
+    static struct exposition e;
+    char *text = metrics_render(&s, INT64_C(1700000002500000), 51000000);
+    bool ok = exposition_parse(text, &e);
+
+    CHECK(ok);
+    if (!ok) {
+        fprintf(stderr, "parse error: %s\n%s", e.error, text);
+        free(text);
+        return;
+    }
+    CHECK_EQ_INT(value_of(&e, "cdc_relay_events_received_total"), 1200);
+    CHECK_EQ_INT(value_of(&e, "cdc_relay_events_produced_total"), 1100);
+    CHECK_EQ_INT(value_of(&e, "cdc_relay_events_delivered_total"), 1000);
+    CHECK_EQ_INT(value_of(&e, "cdc_relay_events_failed_total"), 2);
+    CHECK_EQ_INT(value_of(&e, "cdc_relay_events_in_flight"), 100);
+    CHECK_EQ_INT(value_of(&e, "cdc_relay_received_lsn_bytes"), 0x100002000);
+    CHECK_EQ_INT(value_of(&e, "cdc_relay_delivered_lsn_bytes"), 0x100001000);
+    CHECK_EQ_INT(value_of(&e, "cdc_relay_confirmed_lsn_bytes"), 0x100000800);
+    CHECK_EQ_INT(value_of(&e, "cdc_relay_server_wal_end_lsn_bytes"), 0x100003000);
+    CHECK_EQ_INT(value_of(&e, "cdc_relay_lag_bytes"), 0x2800);
+    CHECK(value_of(&e, "cdc_relay_lag_seconds") > 2.499 &&
+          value_of(&e, "cdc_relay_lag_seconds") < 2.501);
+    CHECK_EQ_INT(labelled(&e, "cdc_relay_reconnects_total", "cause", "postgres"), 3);
+    CHECK_EQ_INT(labelled(&e, "cdc_relay_reconnects_total", "cause", "kafka"), 1);
+    CHECK_EQ_INT(labelled(&e, "cdc_relay_broker_up", "broker", "127.0.0.1:9092/1"), 1);
+    CHECK_EQ_INT(labelled(&e, "cdc_relay_broker_up", "broker", "we\"ird\\host:1/2"), 0);
+    CHECK(labelled(&e, "cdc_relay_broker_rtt_seconds", "broker", "127.0.0.1:9092/1") > 0.00249 &&
+          labelled(&e, "cdc_relay_broker_rtt_seconds", "broker", "127.0.0.1:9092/1") < 0.00251);
+    CHECK(find(&e, "cdc_relay_broker_rtt_seconds", "broker", "we\"ird\\host:1/2") == NULL);
+    CHECK_EQ_INT(value_of(&e, "cdc_relay_streaming"), 1);
+    CHECK_EQ_INT(value_of(&e, "cdc_relay_catching_up"), 0);
+    CHECK_EQ_INT(value_of(&e, "cdc_relay_ready"), 1);
+
+    /* Conventions: every family has HELP and TYPE, counters end in _total
+     * and nothing else does, units in the name. */
+    for (int i = 0; i < e.nfamilies; i++) {
+        const struct family *f = &e.families[i];
+        size_t n = strlen(f->name);
+        bool total = n > 6 && strcmp(f->name + n - 6, "_total") == 0;
+
+        CHECK(f->has_help);
+        CHECK(f->type[0] != '\0');
+        CHECK(strncmp(f->name, "cdc_relay_", 10) == 0);
+        CHECK(total == (strcmp(f->type, "counter") == 0));
+    }
+    {
+        static const char *const expected[] = {
+            "cdc_relay_events_received_total",
+            "cdc_relay_events_produced_total",
+            "cdc_relay_events_delivered_total",
+            "cdc_relay_events_failed_total",
+            "cdc_relay_events_in_flight",
+            "cdc_relay_received_lsn_bytes",
+            "cdc_relay_delivered_lsn_bytes",
+            "cdc_relay_confirmed_lsn_bytes",
+            "cdc_relay_server_wal_end_lsn_bytes",
+            "cdc_relay_lag_bytes",
+            "cdc_relay_lag_seconds",
+            "cdc_relay_reconnects_total",
+            "cdc_relay_broker_up",
+            "cdc_relay_broker_rtt_seconds",
+            "cdc_relay_streaming",
+            "cdc_relay_catching_up",
+            "cdc_relay_ready",
+        };
+        size_t nexp = sizeof(expected) / sizeof(expected[0]);
+
+        CHECK_EQ_INT(e.nfamilies, nexp);
+        for (size_t i = 0; i < nexp; i++)
+            CHECK(family_find(&e, expected[i]) != NULL);
+    }
+    /* no sample appears twice */
+    for (int i = 0; i < e.nsamples; i++)
+        for (int j = i + 1; j < e.nsamples; j++)
+            CHECK(!(strcmp(e.samples[i].name, e.samples[j].name) == 0 &&
+                    e.samples[i].nlabels == e.samples[j].nlabels &&
+                    (e.samples[i].nlabels == 0 ||
+                     strcmp(e.samples[i].label_val[0], e.samples[j].label_val[0]) == 0)));
+    free(text);
+}
+
+static void test_render_idle_and_clamped(void)
+{
+    struct metrics_snapshot s;
+    static struct exposition e;
+    char *text;
+
+    memset(&s, 0, sizeof(s));
+    /* confirmed ahead of what the server said (keepalive not seen yet) */
+    s.confirmed_lsn = 500;
+    s.server_wal_end_lsn = 400;
+    text = metrics_render(&s, 1000, 1000);
+    CHECK(exposition_parse(text, &e));
+    CHECK_EQ_INT(value_of(&e, "cdc_relay_lag_bytes"), 0);
+    CHECK_EQ_INT(value_of(&e, "cdc_relay_lag_seconds"), 0); /* nothing in flight */
+    CHECK_EQ_INT(value_of(&e, "cdc_relay_streaming"), 0);
+    CHECK_EQ_INT(value_of(&e, "cdc_relay_ready"), 0);
+    /* no producer: the broker families are present, without samples */
+    CHECK(family_find(&e, "cdc_relay_broker_up") != NULL);
+    CHECK(find(&e, "cdc_relay_broker_up", "broker", "127.0.0.1:9092/1") == NULL);
+    free(text);
+}
+
+static void test_parser_rejects_garbage(void)
+{
+    static struct exposition e;
+
+    CHECK(!exposition_parse("cdc_x 1\n", &e));                          /* no TYPE */
+    CHECK(!exposition_parse("# TYPE a gauge\na{b=\"c} 1\n", &e));       /* open quote */
+    CHECK(!exposition_parse("# TYPE a gauge\na one\n", &e));            /* value */
+    CHECK(!exposition_parse("# TYPE a gauge\n# TYPE a counter\n", &e)); /* twice */
+    CHECK(!exposition_parse("# TYPE a gauge\na 1", &e));                /* newline */
+    CHECK(exposition_parse("# HELP a x\n# TYPE a gauge\na{b=\"\\\"\\n\"} 1.5\n", &e));
+    CHECK_STR(e.samples[0].label_val[0], "\"\n");
+}
+
+static void test_ready(void)
+{
+    struct metrics_snapshot s = sample_snapshot();
+    char why[128];
+
+    CHECK(metrics_ready(&s, 51000000, why, sizeof(why)));
+    CHECK_STR(why, "ready");
+    /* the server quiet for longer than --server-timeout */
+    CHECK(!metrics_ready(&s, 50000000 + 60000000, why, sizeof(why)));
+    CHECK(strstr(why, "no message from the server") != NULL);
+    s.streaming = false;
+    CHECK(!metrics_ready(&s, 51000000, why, sizeof(why)));
+    CHECK_STR(why, "replication stream not established");
+    s.streaming = true;
+    s.kafka.brokers_up = 0;
+    CHECK(!metrics_ready(&s, 51000000, why, sizeof(why)));
+    CHECK_STR(why, "no kafka broker up");
+    /* without statistics, ALL_BROKERS_DOWN decides */
+    s.kafka.known = false;
+    CHECK(metrics_ready(&s, 51000000, why, sizeof(why)));
+    s.kafka.all_brokers_down = true;
+    CHECK(!metrics_ready(&s, 51000000, why, sizeof(why)));
+    s.have_kafka = false;
+    CHECK(!metrics_ready(&s, 51000000, why, sizeof(why)));
+    CHECK_STR(why, "no kafka producer");
+}
+
+static void test_board(void)
+{
+    struct metrics_board *b = metrics_board_new();
+    struct metrics_snapshot in = sample_snapshot(), out;
+
+    metrics_board_read(b, &out);
+    CHECK_EQ_U64(out.events_received, 0);
+    metrics_board_publish(b, &in);
+    metrics_board_read(b, &out);
+    CHECK_EQ_U64(out.events_received, in.events_received);
+    CHECK_EQ_U64(out.confirmed_lsn, in.confirmed_lsn);
+    CHECK_EQ_INT(out.kafka.nbrokers, 2);
+    CHECK_STR(out.kafka.brokers[1].name, in.kafka.brokers[1].name);
+    metrics_board_free(b);
+    metrics_board_free(NULL);
+}
+
+static const char stats_json[] =
+    "{\"name\":\"cdc-relay#producer-1\",\"type\":\"producer\",\"brokers\":{"
+    "\"127.0.0.1:9092/bootstrap\":{\"name\":\"127.0.0.1:9092/bootstrap\",\"nodeid\":-1,"
+    "\"source\":\"configured\",\"state\":\"INIT\",\"rtt\":{\"avg\":0,\"cnt\":0}},"
+    "\"localhost:9092/1\":{\"name\":\"localhost:9092/1\",\"nodeid\":1,\"source\":\"learned\","
+    "\"state\":\"UP\",\"rtt\":{\"avg\":1800,\"cnt\":12}},"
+    "\":0/internal\":{\"name\":\":0/internal\",\"nodeid\":-1,\"source\":\"internal\","
+    "\"state\":\"UP\",\"rtt\":{\"avg\":0,\"cnt\":0}},"
+    "\"GroupCoordinator\":{\"name\":\"GroupCoordinator\",\"nodeid\":1,\"source\":\"logical\","
+    "\"state\":\"UP\"}},\"topics\":{}}";
+
+static const struct sink_broker_stats *broker(const struct sink_stats *st, const char *name)
+{
+    for (int i = 0; i < st->nbrokers; i++)
+        if (strcmp(st->brokers[i].name, name) == 0)
+            return &st->brokers[i];
+    return NULL;
+}
+
+static void test_kafka_stats_parse(void)
+{
+    struct sink_stats st, next, prev;
+    const char *idle = "{\"brokers\":{\"localhost:9092/1\":{\"name\":\"localhost:9092/1\","
+                       "\"source\":\"learned\",\"state\":\"UP\",\"rtt\":{\"avg\":0,\"cnt\":0}}}}";
+    const char *down = "{\"brokers\":{\"localhost:9092/1\":{\"name\":\"localhost:9092/1\","
+                       "\"source\":\"learned\",\"state\":\"DOWN\",\"rtt\":{\"avg\":0,\"cnt\":0}}}}";
+
+    memset(&st, 0, sizeof(st));
+    CHECK(sink_stats_parse(stats_json, strlen(stats_json), NULL, &st));
+    CHECK(st.known);
+    CHECK_EQ_INT(st.nbrokers, 2); /* internal and logical left out */
+    CHECK_EQ_INT(st.brokers_up, 1);
+    CHECK(broker(&st, ":0/internal") == NULL);
+    CHECK(broker(&st, "localhost:9092/1") != NULL && broker(&st, "localhost:9092/1")->up);
+    CHECK_EQ_INT(broker(&st, "localhost:9092/1")->rtt_us, 1800);
+    CHECK_EQ_INT(broker(&st, "127.0.0.1:9092/bootstrap")->rtt_us, -1);
+    CHECK(!broker(&st, "127.0.0.1:9092/bootstrap")->up);
+
+    /* an empty rtt window keeps the last measured value */
+    CHECK(sink_stats_parse(idle, strlen(idle), &st, &next));
+    CHECK_EQ_INT(broker(&next, "localhost:9092/1")->rtt_us, 1800);
+
+    /* ALL_BROKERS_DOWN stays until a broker is up again */
+    prev = next;
+    prev.all_brokers_down = true;
+    CHECK(sink_stats_parse(down, strlen(down), &prev, &next));
+    CHECK(next.all_brokers_down);
+    CHECK_EQ_INT(next.brokers_up, 0);
+    prev = next;
+    CHECK(sink_stats_parse(idle, strlen(idle), &prev, &next));
+    CHECK(!next.all_brokers_down);
+    /* parsing in place (what the stats callback does) */
+    CHECK(sink_stats_parse(stats_json, strlen(stats_json), &next, &next));
+    CHECK_EQ_INT(next.nbrokers, 2);
+
+    /* not statistics: nothing changes */
+    next.nbrokers = 7;
+    CHECK(!sink_stats_parse("[1,2]", 5, NULL, &next));
+    CHECK(!sink_stats_parse("{\"brokers\":", 11, NULL, &next));
+    CHECK(!sink_stats_parse("", 0, NULL, &next));
+    CHECK_EQ_INT(next.nbrokers, 7);
+}
+
+static void test_kafka_stats_many_brokers(void)
+{
+    char json[16384];
+    size_t n = 0;
+    struct sink_stats st;
+
+    n += (size_t)snprintf(json + n, sizeof(json) - n, "{\"brokers\":{");
+    for (int i = 0; i < SINK_MAX_BROKERS + 5; i++)
+        n +=
+            (size_t)snprintf(json + n, sizeof(json) - n,
+                             "%s\"b%d\":{\"name\":\"b%d\",\"source\":\"learned\",\"state\":\"UP\"}",
+                             i ? "," : "", i, i);
+    n += (size_t)snprintf(json + n, sizeof(json) - n, "}}");
+    CHECK(sink_stats_parse(json, n, NULL, &st));
+    CHECK_EQ_INT(st.nbrokers, SINK_MAX_BROKERS);
+    CHECK_EQ_INT(st.brokers_up, SINK_MAX_BROKERS);
+}
+
+int main(void)
+{
+    test_render_parses_back();
+    test_render_idle_and_clamped();
+    test_parser_rejects_garbage();
+    test_ready();
+    test_board();
+    test_kafka_stats_parse();
+    test_kafka_stats_many_brokers();
+    return check_summary();
+}
