@@ -6,7 +6,6 @@
  */
 #include "http.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -22,6 +21,7 @@
 #include <microhttpd.h>
 
 #include "log.h"
+#include "netaddr.h"
 #include "api_metrics.h"
 #include "idem.h"
 #include "orders.h"
@@ -524,17 +524,8 @@ struct http_server *http_server_start(const struct http_options *opt, char *errb
 void http_server_addr(const struct http_server *srv, char *buf, size_t len)
 {
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
-    unsigned port = info != NULL ? info->port : 0;
-    char host[INET6_ADDRSTRLEN] = "?";
 
-    if (srv->addr.ss_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&srv->addr)->sin6_addr, host,
-                  sizeof(host));
-        snprintf(buf, len, "[%s]:%u", host, port);
-    } else {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)&srv->addr)->sin_addr, host, sizeof(host));
-        snprintf(buf, len, "%s:%u", host, port);
-    }
+    netaddr_format(&srv->addr, info != NULL ? info->port : 0, buf, len);
 }
 
 void http_server_quiesce(struct http_server *srv)

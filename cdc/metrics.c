@@ -52,6 +52,14 @@ static void sample_u64(struct sbuf *b, const char *name, uint64_t v)
     sb_printf(b, "%s %llu\n", name, (unsigned long long)v);
 }
 
+/* One metric with a single unlabelled sample: HELP, TYPE, value. */
+static void metric_u64(struct sbuf *b, const char *name, const char *type, const char *help,
+                       uint64_t v)
+{
+    family(b, name, type, help);
+    sample_u64(b, name, v);
+}
+
 static void sample_f(struct sbuf *b, const char *name, double v)
 {
     sb_printf(b, "%s %.6f\n", name, v);
@@ -91,45 +99,43 @@ char *metrics_render(const struct metrics_snapshot *s, int64_t now_unix_us, int6
     if (s->pending_known && now_unix_us > s->oldest_pending_commit_us)
         lag_s = (double)(now_unix_us - s->oldest_pending_commit_us) / 1e6;
 
-    family(&b, "cdc_relay_events_received_total", "counter",
-           "Outbox events decoded from the replication stream in transactions being relayed "
-           "(re-sent copies and transactions before --start-lsn are skipped, not counted).");
-    sample_u64(&b, "cdc_relay_events_received_total", s->events_received);
-    family(&b, "cdc_relay_events_produced_total", "counter",
-           "Events handed to the Kafka producer.");
-    sample_u64(&b, "cdc_relay_events_produced_total", s->events_produced);
-    family(&b, "cdc_relay_events_delivered_total", "counter",
-           "Events Kafka acknowledged (successful delivery reports, acks=all).");
-    sample_u64(&b, "cdc_relay_events_delivered_total", s->events_delivered);
-    family(&b, "cdc_relay_events_failed_total", "counter",
-           "Events with a failed delivery report, or refused by the producer; each one makes "
-           "the relay rewind (and send again) or stop, never confirm it.");
-    sample_u64(&b, "cdc_relay_events_failed_total", s->events_failed);
-    family(&b, "cdc_relay_events_in_flight", "gauge",
-           "Events produced and not yet reported by Kafka.");
-    sample_u64(&b, "cdc_relay_events_in_flight", s->events_in_flight);
+    metric_u64(&b, "cdc_relay_events_received_total", "counter",
+               "Outbox events decoded from the replication stream in transactions being relayed "
+               "(re-sent copies and transactions before --start-lsn are skipped, not counted).",
+               s->events_received);
+    metric_u64(&b, "cdc_relay_events_produced_total", "counter",
+               "Events handed to the Kafka producer.", s->events_produced);
+    metric_u64(&b, "cdc_relay_events_delivered_total", "counter",
+               "Events Kafka acknowledged (successful delivery reports, acks=all).",
+               s->events_delivered);
+    metric_u64(&b, "cdc_relay_events_failed_total", "counter",
+               "Events with a failed delivery report, or refused by the producer; each one makes "
+               "the relay rewind (and send again) or stop, never confirm it.",
+               s->events_failed);
+    metric_u64(&b, "cdc_relay_events_in_flight", "gauge",
+               "Events produced and not yet reported by Kafka.", s->events_in_flight);
 
-    family(&b, "cdc_relay_received_lsn_bytes", "gauge",
-           "Furthest WAL position received from the server (commit end or keepalive), as a "
-           "byte position.");
-    sample_u64(&b, "cdc_relay_received_lsn_bytes", s->received_lsn);
-    family(&b, "cdc_relay_delivered_lsn_bytes", "gauge",
-           "WAL position up to which every event is in Kafka (the watermark the relay may "
-           "confirm), as a byte position.");
-    sample_u64(&b, "cdc_relay_delivered_lsn_bytes", s->delivered_lsn);
-    family(&b, "cdc_relay_confirmed_lsn_bytes", "gauge",
-           "Flush position last sent to Postgres in a standby status update (the slot's "
-           "confirmed_flush_lsn follows it; --replay-window holds it back), as a byte position.");
-    sample_u64(&b, "cdc_relay_confirmed_lsn_bytes", s->confirmed_lsn);
-    family(&b, "cdc_relay_server_wal_end_lsn_bytes", "gauge",
-           "Server WAL end as far as the relay knows without querying: IDENTIFY_SYSTEM xlogpos "
-           "at connect, then each keepalive's walEnd (the walsender's sent position, which "
-           "trails the server's insert position while it decodes a backlog).");
-    sample_u64(&b, "cdc_relay_server_wal_end_lsn_bytes", s->server_wal_end_lsn);
-    family(&b, "cdc_relay_lag_bytes", "gauge",
-           "cdc_relay_server_wal_end_lsn_bytes minus cdc_relay_confirmed_lsn_bytes: WAL the "
-           "slot still holds for this relay.");
-    sample_u64(&b, "cdc_relay_lag_bytes",
+    metric_u64(&b, "cdc_relay_received_lsn_bytes", "gauge",
+               "Furthest WAL position received from the server (commit end or keepalive), as a "
+               "byte position.",
+               s->received_lsn);
+    metric_u64(&b, "cdc_relay_delivered_lsn_bytes", "gauge",
+               "WAL position up to which every event is in Kafka (the watermark the relay may "
+               "confirm), as a byte position.",
+               s->delivered_lsn);
+    metric_u64(
+        &b, "cdc_relay_confirmed_lsn_bytes", "gauge",
+        "Flush position last sent to Postgres in a standby status update (the slot's "
+        "confirmed_flush_lsn follows it; --replay-window holds it back), as a byte position.",
+        s->confirmed_lsn);
+    metric_u64(&b, "cdc_relay_server_wal_end_lsn_bytes", "gauge",
+               "Server WAL end as far as the relay knows without querying: IDENTIFY_SYSTEM xlogpos "
+               "at connect, then each keepalive's walEnd (the walsender's sent position, which "
+               "trails the server's insert position while it decodes a backlog).",
+               s->server_wal_end_lsn);
+    metric_u64(&b, "cdc_relay_lag_bytes", "gauge",
+               "cdc_relay_server_wal_end_lsn_bytes minus cdc_relay_confirmed_lsn_bytes: WAL the "
+               "slot still holds for this relay.",
                s->server_wal_end_lsn > s->confirmed_lsn ? s->server_wal_end_lsn - s->confirmed_lsn
                                                         : 0);
     family(&b, "cdc_relay_lag_seconds", "gauge",
@@ -162,13 +168,12 @@ char *metrics_render(const struct metrics_snapshot *s, int64_t now_unix_us, int6
         sb_printf(&b, "%.6f\n", (double)k->brokers[i].rtt_us / 1e6);
     }
 
-    family(&b, "cdc_relay_streaming", "gauge", "1 while the replication stream is established.");
-    sample_u64(&b, "cdc_relay_streaming", s->streaming ? 1 : 0);
-    family(&b, "cdc_relay_catching_up", "gauge",
-           "1 while the relay is catching up a WAL backlog (and logs its progress).");
-    sample_u64(&b, "cdc_relay_catching_up", s->catching_up ? 1 : 0);
-    family(&b, "cdc_relay_ready", "gauge", "1 when /readyz answers 200.");
-    sample_u64(&b, "cdc_relay_ready",
+    metric_u64(&b, "cdc_relay_streaming", "gauge", "1 while the replication stream is established.",
+               s->streaming ? 1 : 0);
+    metric_u64(&b, "cdc_relay_catching_up", "gauge",
+               "1 while the relay is catching up a WAL backlog (and logs its progress).",
+               s->catching_up ? 1 : 0);
+    metric_u64(&b, "cdc_relay_ready", "gauge", "1 when /readyz answers 200.",
                metrics_ready(s, now_mono_us, reason, sizeof(reason)) ? 1 : 0);
     return b.p;
 }

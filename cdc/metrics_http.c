@@ -5,7 +5,6 @@
  */
 #include "metrics_http.h"
 
-#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -19,6 +18,7 @@
 
 #include "compiler.h"
 #include "log.h"
+#include "netaddr.h"
 #include "xmem.h"
 
 #define METRICS_CONN_LIMIT     32
@@ -204,17 +204,8 @@ struct metrics_http *metrics_http_start(const char *spec, struct metrics_board *
 void metrics_http_addr(const struct metrics_http *h, char *buf, size_t len)
 {
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-    unsigned port = info != NULL ? info->port : 0;
-    char host[INET6_ADDRSTRLEN] = "?";
 
-    if (h->addr.ss_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&h->addr)->sin6_addr, host,
-                  sizeof(host));
-        snprintf(buf, len, "[%s]:%u", host, port);
-    } else {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)&h->addr)->sin_addr, host, sizeof(host));
-        snprintf(buf, len, "%s:%u", host, port);
-    }
+    netaddr_format(&h->addr, info != NULL ? info->port : 0, buf, len);
 }
 
 void metrics_http_stop(struct metrics_http *h)

@@ -683,8 +683,6 @@ static bool handle_keepalive(struct relay *r, const uint8_t *buf, int len, enum 
 
 static bool handle_copydata(struct relay *r, const uint8_t *buf, int len, enum stream_end *end)
 {
-    r->last_server_msg_us = monotonic_us();
-    r->probe_sent = false;
     switch (buf[0]) {
     case 'w':
         return handle_xlogdata(r, buf, len, end);
@@ -748,6 +746,7 @@ static enum stream_end stream(struct relay *r)
         uint64_t safe;
         struct pollfd pfd[3];
         int npfd = 0;
+        bool heard = false;
 
         if (should_stop(r))
             return STREAM_STOP;
@@ -767,6 +766,12 @@ static enum stream_end stream(struct relay *r)
             }
             if (!handle_copydata(r, buf, n, &end))
                 return end;
+            heard = true;
+        }
+        if (heard) {
+            /* Once per batch, not per message: the server is alive. */
+            r->last_server_msg_us = monotonic_us();
+            r->probe_sent = false;
         }
         sink_poll(r->sink, 0);
         if ((end = check_kafka(r)) != STREAM_STOP)
