@@ -14,46 +14,56 @@
 #include <string.h>
 
 enum opt_kind {
-    OPT_DSN,       /* string, never echoed */
+    OPT_DSN = 1,   /* string, never echoed */
     OPT_LISTEN,    /* host:port */
     OPT_INT,       /* integer in [min, max] stored at offset */
     OPT_LOG_LEVEL, /* error|warn|info|debug */
     OPT_OUTBOX,    /* table|message */
-    OPT_MIGRATE,   /* action flags: no value */
+    OPT_MIGRATE,   /* switch: --migrate */
+    OPT_PRINT,     /* switch: --print-config */
+    OPT_CONFIG,    /* --config FILE: read by cfg_parse itself */
     OPT_HELP,
     OPT_VERSION,
 };
 
-struct opt_def {
-    const char *flag;    /* "--pool-size" */
-    const char *env;     /* "DB_POOL_SIZE", or NULL */
-    const char *metavar; /* "N"; NULL for flags that take no value */
-    const char *def;     /* default as text; NULL if none */
-    enum opt_kind kind;
-    size_t offset; /* OPT_INT: offsetof(struct config, field) */
-    int min, max;  /* OPT_INT range */
-    const char *help;
-};
-
-static const struct opt_def opts[] = {
-    {"--database-url", "DATABASE_URL", "URL", NULL, OPT_DSN, 0, 0, 0,
+/*
+ * Every orders-api option, one row each: --help, the environment, the config
+ * file (key = name) and --print-config all come from this table, and
+ * docs/configuration.md is checked against --help by
+ * tests/integration/test_config_docs.py. To add an option: add a row (name,
+ * short, env, metavar, default, CFG_* flags, kind, offset, min, max, help), a
+ * field in struct config, a case in apply() if the kind is new, and a line in
+ * docs/configuration.md.
+ */
+static const struct cfg_opt opts[] = {
+    {"config", 0, "API_CONFIG", "FILE", NULL, CFG_CONFIG, OPT_CONFIG, 0, 0, 0,
+     "read options from FILE: \"name = value\" lines, '#' comments\n"
+     "(docs/configuration.md)"},
+    {"database-url", 0, "DATABASE_URL", "URL", NULL, CFG_SECRET_DSN, OPT_DSN, 0, 0, 0,
      "PostgreSQL URI or key=value conninfo (required)"},
-    {"--listen", "LISTEN_ADDR", "ADDR", "127.0.0.1:8080", OPT_LISTEN, 0, 0, 0,
+    {"listen", 0, "LISTEN_ADDR", "ADDR", "127.0.0.1:8080", 0, OPT_LISTEN, 0, 0, 0,
      "IPv4:port or [IPv6]:port; port 0 picks a free port"},
-    {"--pool-size", "DB_POOL_SIZE", "N", "8", OPT_INT, offsetof(struct config, pool_size), 1, 128,
-     "database connections = HTTP worker threads (1..128)"},
-    {"--db-timeout-ms", "DB_TIMEOUT_MS", "MS", "5000", OPT_INT,
+    {"pool-size", 0, "DB_POOL_SIZE", "N", "8", 0, OPT_INT, offsetof(struct config, pool_size), 1,
+     128, "database connections = HTTP worker threads (1..128)"},
+    {"db-timeout-ms", 0, "DB_TIMEOUT_MS", "MS", "5000", 0, OPT_INT,
      offsetof(struct config, db_timeout_ms), 100, 600000,
-     "wait for a pooled connection, connect, and statement_timeout (100..600000)"},
-    {"--log-level", "LOG_LEVEL", "LEVEL", "info", OPT_LOG_LEVEL, 0, 0, 0,
+     "wait for a pooled connection, connect, and\n"
+     "statement_timeout (100..600000)"},
+    {"log-level", 0, "LOG_LEVEL", "LEVEL", "info", 0, OPT_LOG_LEVEL, 0, 0, 0,
      "error, warn, info or debug"},
-    {"--outbox-mode", "OUTBOX_MODE", "MODE", "table", OPT_OUTBOX, 0, 0, 0,
-     "how the OrderCreated event is written: table (outbox row) or message\n"
-     "(pg_logical_emit_message, prefix outbox; needs a relay in message mode)"},
-    {"--migrate", NULL, NULL, NULL, OPT_MIGRATE, 0, 0, 0,
+    {"outbox-mode", 0, "OUTBOX_MODE", "MODE", "table", 0, OPT_OUTBOX, 0, 0, 0,
+     "how the OrderCreated event is written: table (outbox\n"
+     "row) or message (pg_logical_emit_message, prefix\n"
+     "outbox; needs a relay with --source messages)"},
+    {"migrate", 0, NULL, NULL, NULL, CFG_CLI_ONLY, OPT_MIGRATE, 0, 0, 0,
      "apply pending schema migrations and exit"},
-    {"--help", NULL, NULL, NULL, OPT_HELP, 0, 0, 0, "print this help and exit"},
-    {"--version", NULL, NULL, NULL, OPT_VERSION, 0, 0, 0, "print the version and exit"},
+    {"print-config", 0, NULL, NULL, NULL, CFG_CLI_ONLY, OPT_PRINT, 0, 0, 0,
+     "print the effective configuration (each value and\n"
+     "where it came from, passwords masked) and exit 0\n"
+     "without connecting"},
+    {"help", 'h', NULL, NULL, NULL, CFG_ACTION, OPT_HELP, 0, 0, 0, "print this help and exit"},
+    {"version", 0, NULL, NULL, NULL, CFG_ACTION, OPT_VERSION, 0, 0, 0,
+     "print the version and exit"},
 };
 
 #define OPT_COUNT (sizeof(opts) / sizeof(opts[0]))
@@ -70,15 +80,6 @@ static int seterr(char *errbuf, size_t errlen, const char *fmt, ...)
         va_end(ap);
     }
     return -1;
-}
-
-static const struct opt_def *find_opt(const char *name, size_t len)
-{
-    for (size_t i = 0; i < OPT_COUNT; i++) {
-        if (strlen(opts[i].flag) == len && strncmp(opts[i].flag, name, len) == 0)
-            return &opts[i];
-    }
-    return NULL;
 }
 
 static int parse_port(const char *s, unsigned *port)
@@ -163,12 +164,12 @@ static int parse_int(const char *s, int min, int max, int *out)
 }
 
 /* Validates val for opt and stores it; label says where val came from. */
-static int apply(struct config *cfg, const struct opt_def *opt, const char *label, const char *val,
+static int apply(struct config *cfg, const struct cfg_opt *opt, const char *label, const char *val,
                  char *errbuf, size_t errlen)
 {
     char why[CONFIG_ERR_MAX];
 
-    switch (opt->kind) {
+    switch ((enum opt_kind)opt->kind) {
     case OPT_DSN:
         cfg->database_url = val;
         return 0;
@@ -181,8 +182,9 @@ static int apply(struct config *cfg, const struct opt_def *opt, const char *labe
         memcpy(cfg->listen, val, strlen(val) + 1);
         return 0;
     case OPT_INT:
-        if (parse_int(val, opt->min, opt->max, (int *)(void *)((char *)cfg + opt->offset)) != 0)
-            return seterr(errbuf, errlen, "%s: \"%.64s\" is not an integer between %d and %d",
+        if (parse_int(val, (int)opt->min, (int)opt->max,
+                      (int *)(void *)((char *)cfg + opt->offset)) != 0)
+            return seterr(errbuf, errlen, "%s: \"%.64s\" is not an integer between %ld and %ld",
                           label, val, opt->min, opt->max);
         return 0;
     case OPT_LOG_LEVEL:
@@ -201,6 +203,13 @@ static int apply(struct config *cfg, const struct opt_def *opt, const char *labe
                           label, val);
         return 0;
     case OPT_MIGRATE:
+        if (strcmp(val, "true") == 0)
+            cfg->action = CONFIG_ACTION_MIGRATE;
+        return 0;
+    case OPT_PRINT:
+        cfg->print_config = strcmp(val, "true") == 0;
+        return 0;
+    case OPT_CONFIG:
     case OPT_HELP:
     case OPT_VERSION:
         break;
@@ -211,72 +220,39 @@ static int apply(struct config *cfg, const struct opt_def *opt, const char *labe
 int config_parse(struct config *cfg, int argc, char **argv, config_getenv_fn getenv_fn,
                  char *errbuf, size_t errlen)
 {
-    const char *raw[OPT_COUNT] = {NULL};
-    const char *src[OPT_COUNT] = {NULL};
-
     memset(cfg, 0, sizeof(*cfg));
     cfg->action = CONFIG_ACTION_SERVE;
     cfg->log_level = LOG_LEVEL_INFO;
 
-    for (size_t i = 0; i < OPT_COUNT; i++) {
-        const char *v = opts[i].env != NULL ? getenv_fn(opts[i].env) : NULL;
-
-        /* Empty means unset, so `FOO= cmd` cannot blank a default. */
-        if (v != NULL && *v != '\0') {
-            raw[i] = v;
-            src[i] = opts[i].env;
-        }
+    if (cfg_parse(&cfg->set, opts, OPT_COUNT, argc, argv, getenv_fn, errbuf, errlen) != 0)
+        return -1;
+    if (cfg->set.action != NULL) {
+        cfg->action =
+            cfg->set.action->kind == OPT_HELP ? CONFIG_ACTION_HELP : CONFIG_ACTION_VERSION;
+        return 0;
     }
-
-    for (int a = 1; a < argc; a++) {
-        const char *arg = argv[a], *eq, *val;
-        const struct opt_def *opt;
-        size_t i;
-
-        if (strcmp(arg, "-h") == 0)
-            arg = "--help";
-        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
-            return seterr(errbuf, errlen, "unexpected argument \"%.64s\"", arg);
-        eq = strchr(arg, '=');
-        opt = find_opt(arg, eq != NULL ? (size_t)(eq - arg) : strlen(arg));
-        if (opt == NULL)
-            return seterr(errbuf, errlen, "unknown option \"%.*s\"",
-                          eq != NULL ? (int)(eq - arg) : 64, arg);
-        i = (size_t)(opt - opts);
-        if (opt->metavar == NULL) {
-            if (eq != NULL)
-                return seterr(errbuf, errlen, "%s takes no value", opt->flag);
-            if (opt->kind == OPT_HELP) {
-                cfg->action = CONFIG_ACTION_HELP;
-                return 0;
-            }
-            if (opt->kind == OPT_VERSION) {
-                cfg->action = CONFIG_ACTION_VERSION;
-                return 0;
-            }
-            cfg->action = CONFIG_ACTION_MIGRATE;
-            continue;
-        }
-        if (eq != NULL) {
-            val = eq + 1;
-        } else if (a + 1 < argc) {
-            val = argv[++a];
-        } else {
-            return seterr(errbuf, errlen, "%s requires a value (%s)", opt->flag, opt->metavar);
-        }
-        raw[i] = val;
-        src[i] = opt->flag;
-    }
-
     for (size_t i = 0; i < OPT_COUNT; i++) {
-        const char *val = raw[i] != NULL ? raw[i] : opts[i].def;
+        const struct cfg_item *it = cfg_get(&cfg->set, &opts[i]);
+        const char *val = it != NULL ? it->value : opts[i].def;
+        char label[CONFIG_ERR_MAX];
 
-        if (opts[i].metavar == NULL || val == NULL)
+        if (val == NULL)
             continue;
-        if (apply(cfg, &opts[i], src[i] != NULL ? src[i] : "default", val, errbuf, errlen) != 0)
+        if (apply(cfg, &opts[i], cfg_label(it, &opts[i], label, sizeof(label)), val, errbuf,
+                  errlen) != 0)
             return -1;
     }
     return 0;
+}
+
+void config_fini(struct config *cfg)
+{
+    cfg_fini(&cfg->set);
+}
+
+void config_print(FILE *f, const struct config *cfg)
+{
+    cfg_print(f, &cfg->set);
 }
 
 void config_usage(FILE *f, const char *prog)
@@ -286,22 +262,9 @@ void config_usage(FILE *f, const char *prog)
                "outbox event in one transaction. A request with an Idempotency-Key header\n"
                "(1..255 printable ASCII characters) is answered once: a retry with the same\n"
                "key gets the first answer (Idempotent-Replayed: true) and writes nothing.\n"
-               "Flags beat the environment, which beats the defaults; an empty variable\n"
-               "counts as unset.\n\n");
-    for (size_t i = 0; i < OPT_COUNT; i++) {
-        char flag[64];
-
-        snprintf(flag, sizeof(flag), "%s%s%s", opts[i].flag, opts[i].metavar != NULL ? " " : "",
-                 opts[i].metavar != NULL ? opts[i].metavar : "");
-        /* A '\n' in the help text continues it on the next line, in the same column. */
-        for (const char *h = opts[i].help, *nl; h != NULL; h = nl != NULL ? nl + 1 : NULL) {
-            nl = strchr(h, '\n');
-            fprintf(f, "  %-22s %.*s\n", h == opts[i].help ? flag : "",
-                    nl != NULL ? (int)(nl - h) : (int)strlen(h), h);
-        }
-        if (opts[i].env != NULL || opts[i].def != NULL)
-            fprintf(f, "  %-22s env %s, default %s\n", "", opts[i].env != NULL ? opts[i].env : "-",
-                    opts[i].def != NULL ? opts[i].def : "none");
-    }
+               "Flags beat the environment, which beats the config file (--config), which\n"
+               "beats the defaults; an empty variable counts as unset. In the file each\n"
+               "option is a \"name = value\" line, name being the long option without --.\n\n");
+    cfg_usage(f, opts, OPT_COUNT);
     fprintf(f, "\nExit status: 0 ok, 1 runtime error, 2 usage error.\n");
 }

@@ -169,10 +169,12 @@ int main(int argc, char **argv)
     struct config cfg;
     char err[CONFIG_ERR_MAX], desc[512];
     struct timespec start;
+    int rc;
 
     clock_gettime(CLOCK_REALTIME, &start);
     if (config_parse(&cfg, argc, argv, getenv, err, sizeof(err)) != 0) {
         fprintf(stderr, "orders-api: %s\nTry 'orders-api --help'.\n", err);
+        config_fini(&cfg);
         return 2;
     }
     switch (cfg.action) {
@@ -186,23 +188,30 @@ int main(int argc, char **argv)
     case CONFIG_ACTION_MIGRATE:
         break;
     }
+    if (cfg.print_config) {
+        /* Before the DATABASE_URL check: an incomplete configuration is worth seeing. */
+        config_print(stdout, &cfg);
+        config_fini(&cfg);
+        return 0;
+    }
     if (cfg.database_url == NULL) {
         fprintf(stderr, "orders-api: no database: set DATABASE_URL or pass --database-url\n"
                         "Try 'orders-api --help'.\n");
-        return 2;
-    }
-    if (store_pg_describe(cfg.database_url, desc, sizeof(desc), err, sizeof(err)) != 0) {
+        rc = 2;
+    } else if (store_pg_describe(cfg.database_url, desc, sizeof(desc), err, sizeof(err)) != 0) {
         fprintf(stderr, "orders-api: --database-url/DATABASE_URL: %s\n", err);
-        return 2;
-    }
-    log_threshold = cfg.log_level;
-    if (signals_setup() != 0) {
+        rc = 2;
+    } else if (log_threshold = cfg.log_level, signals_setup() != 0) {
         log_error("signal setup failed error=\"%s\"", strerror(errno));
-        return 1;
+        rc = 1;
+    } else {
+        log_info("starting mode=%s database=\"%s\"",
+                 cfg.action == CONFIG_ACTION_MIGRATE ? "migrate" : "serve", desc);
+        if (cfg.action == CONFIG_ACTION_MIGRATE)
+            rc = run_migrate(&cfg);
+        else
+            rc = run_server(&cfg, (int64_t)start.tv_sec * 1000000 + start.tv_nsec / 1000);
     }
-    log_info("starting mode=%s database=\"%s\"",
-             cfg.action == CONFIG_ACTION_MIGRATE ? "migrate" : "serve", desc);
-    if (cfg.action == CONFIG_ACTION_MIGRATE)
-        return run_migrate(&cfg);
-    return run_server(&cfg, (int64_t)start.tv_sec * 1000000 + start.tv_nsec / 1000);
+    config_fini(&cfg);
+    return rc;
 }

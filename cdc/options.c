@@ -1,0 +1,379 @@
+/*
+ * cdc-relay's option table and its validation (see options.h). Every value
+ * is checked at startup, and an error names where the winning value came
+ * from. Must never echo the database URL or a Kafka property value: either
+ * may hold a password.
+ */
+#include "options.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lsn.h"
+#include "xmem.h"
+
+enum opt_kind {
+    OPT_STR = 1,     /* const char * at offset */
+    OPT_SECONDS,     /* int milliseconds at offset, from seconds in (0, 86400] */
+    OPT_SECONDS_OFF, /* the same, or "off"/"0" for 0 */
+    OPT_DURATION,    /* int64_t seconds at offset: 900, 900s, 15m, 2h, 1d */
+    OPT_LSN,         /* uint64_t at offset, non-zero X/Y */
+    OPT_BOOL,        /* bool at offset (switches) */
+    OPT_LOG_LEVEL,
+    OPT_LOG_FORMAT,
+    OPT_KAFKA, /* -X NAME=VALUE, kafka.NAME = VALUE */
+    OPT_CONFIG,
+    OPT_HELP,
+    OPT_VERSION,
+};
+
+#define OFF(field) offsetof(struct options, field)
+
+/*
+ * Every cdc-relay option, one row each. --help, the environment, the config
+ * file (key = name; kafka.NAME for -X) and --print-config all come from these
+ * rows, and tests/integration/test_config_docs.py checks docs/configuration.md
+ * against --help and --print-config. To add an option:
+ *   1. a row: {name, short, ENV or NULL, METAVAR (NULL: a switch), "default"
+ *      or NULL, CFG_* flags, kind, OFF(field), min, max, help};
+ *   2. the field in struct options (or struct relay_config, via OFF(relay.x));
+ *   3. a case in apply() only if the kind is new, a check in options_parse()
+ *      only if it depends on another option;
+ *   4. a row in docs/configuration.md (the test fails without it).
+ * CFG_CLI_ONLY keeps an option out of the file (one-run settings, like a
+ * replay window, must not be repeated by every restart).
+ */
+static const struct cfg_opt opts[] = {
+    {"config", 0, "CDC_CONFIG", "FILE", NULL, CFG_CONFIG, OPT_CONFIG, 0, 0, 0,
+     "read options from FILE: \"name = value\" lines, '#'\n"
+     "comments, kafka.NAME = VALUE for -X (docs/configuration.md)"},
+    {"database-url", 0, "DATABASE_URL", "URL", NULL, CFG_SECRET_DSN, OPT_STR,
+     OFF(relay.database_url), 0, 0,
+     "libpq URI or conninfo of the database holding the outbox\n"
+     "(required)"},
+    {"brokers", 0, "KAFKA_BROKERS", "LIST", "127.0.0.1:9092", 0, OPT_STR, OFF(relay.brokers), 0, 0,
+     "Kafka bootstrap servers"},
+    {"slot", 0, "CDC_SLOT", "NAME", "cdc_outbox_slot", 0, OPT_STR, OFF(relay.slot), 0, 0,
+     "logical replication slot (created when missing)"},
+    {"publication", 0, "CDC_PUBLICATION", "NAME", "cdc_outbox_pub", 0, OPT_STR,
+     OFF(relay.publication), 0, 0, "publication (created when missing)"},
+    {"table", 0, "CDC_TABLE", "SCHEMA.NAME", "public.outbox", 0, OPT_STR, OFF(table), 0, 0,
+     "outbox table"},
+    {"topic-template", 0, "CDC_TOPIC_TEMPLATE", "TMPL", "${aggregate_type}.events", 0, OPT_STR,
+     OFF(relay.topic_template), 0, 0,
+     "topic for each event; ${aggregate_type} and ${event_type}\n"
+     "are replaced"},
+    {"source", 0, "CDC_SOURCE", "table|messages", "table", 0, OPT_STR, OFF(source), 0, 0,
+     "table: inserts into the outbox table; messages: also\n"
+     "transactional pg_logical_emit_message events"},
+    {"message-prefix", 0, "CDC_MESSAGE_PREFIX", "P", "outbox", 0, OPT_STR,
+     OFF(relay.message_prefix), 0, 0, "prefix of those messages"},
+    {"heartbeat-interval", 0, "CDC_HEARTBEAT_INTERVAL", "SEC", "off", 0, OPT_SECONDS_OFF,
+     OFF(relay.heartbeat_interval_ms), 0, 0,
+     "write a logical message (prefix cdc-relay-heartbeat) this\n"
+     "often so a silent database still lets the slot advance"},
+    {"no-create-slot", 0, "CDC_NO_CREATE_SLOT", NULL, "false", 0, OPT_BOOL, OFF(no_create_slot), 0,
+     0, "fail if the slot is missing instead of creating it"},
+    {"no-create-publication", 0, "CDC_NO_CREATE_PUBLICATION", NULL, "false", 0, OPT_BOOL,
+     OFF(no_create_publication), 0, 0, "fail if the publication is missing instead of creating it"},
+    {"start-lsn", 0, NULL, "X/Y", NULL, CFG_CLI_ONLY, OPT_LSN, OFF(relay.start_lsn), 0, 0,
+     "relay only transactions whose commit LSN is >= X/Y;\n"
+     "refused if older than the slot's confirmed_flush_lsn"},
+    {"end-lsn", 0, NULL, "X/Y", NULL, CFG_CLI_ONLY, OPT_LSN, OFF(relay.end_lsn), 0, 0,
+     "stop (exit 0) after the last transaction whose commit LSN\n"
+     "is <= X/Y"},
+    {"status-interval", 0, "CDC_STATUS_INTERVAL", "SEC", "10", 0, OPT_SECONDS,
+     OFF(relay.status_interval_ms), 0, 0, "standby status update cadence"},
+    {"server-timeout", 0, "CDC_SERVER_TIMEOUT", "SEC", "60", 0, OPT_SECONDS,
+     OFF(relay.server_timeout_ms), 0, 0,
+     "reconnect when the server sent nothing this long; a probe\n"
+     "is sent at half of it"},
+    {"shutdown-timeout", 0, "CDC_SHUTDOWN_TIMEOUT", "SEC", "30", 0, OPT_SECONDS,
+     OFF(relay.shutdown_timeout_ms), 0, 0, "on SIGTERM/SIGINT, wait this long for deliveries"},
+    {"reconnect-max", 0, "CDC_RECONNECT_MAX", "SEC", "30", 0, OPT_SECONDS,
+     OFF(relay.reconnect_max_ms), 0, 0, "cap of the reconnect backoff"},
+    {"state-file", 0, "CDC_STATE_FILE", "PATH", "cdc-relay.<slot>.state", 0, OPT_STR,
+     OFF(state_file), 0, 0,
+     "where the last delivered position is saved (written\n"
+     "atomically before Postgres is told) and resumed from;\n"
+     "the default is in the working directory"},
+    {"no-state-file", 0, "CDC_NO_STATE_FILE", NULL, "false", 0, OPT_BOOL, OFF(no_state_file), 0, 0,
+     "keep no state file (resume from the slot alone)"},
+    {"replay-window", 0, "CDC_REPLAY_WINDOW", "DUR", "0", 0, OPT_DURATION,
+     OFF(relay.replay_window_s), 0, 0,
+     "hold the slot's confirmed position back by DUR (900, 15m,\n"
+     "2h) so that window can be replayed with --start-lsn;\n"
+     "costs that much WAL on the server"},
+    {"kafka", 'X', NULL, "NAME=VALUE", NULL, CFG_KAFKA, OPT_KAFKA, 0, 0, 0,
+     "set any librdkafka property (repeatable), e.g.\n"
+     "-X compression.type=lz4; applied after the relay's defaults\n"
+     "(enable.idempotence=true acks=all message.timeout.ms=0\n"
+     "partitioner=murmur2_random linger.ms=5, docs/relay.md)"},
+    {"log-level", 0, "LOG_LEVEL", "LEVEL", "info", 0, OPT_LOG_LEVEL, 0, 0, 0,
+     "error, warn, info, debug"},
+    {"log-format", 0, "LOG_FORMAT", "FORMAT", "text", 0, OPT_LOG_FORMAT, 0, 0, 0,
+     "text, or json (one object a line: ts, level, msg, and\n"
+     "lsn and event_id on event lines)"},
+    {"metrics-listen", 0, "CDC_METRICS_LISTEN", "ADDR", NULL, 0, OPT_STR, OFF(metrics_listen), 0, 0,
+     "serve GET /metrics (Prometheus), /healthz and /readyz on\n"
+     "HOST:PORT (port 0: any free one, logged as 'metrics\n"
+     "listening addr=HOST:PORT'); none: off"},
+    {"print-config", 0, NULL, NULL, NULL, CFG_CLI_ONLY, OPT_BOOL, OFF(print_config), 0, 0,
+     "print the effective configuration (each value and where it\n"
+     "came from, secrets masked) and exit 0 without connecting"},
+    {"help", 'h', NULL, NULL, NULL, CFG_ACTION, OPT_HELP, 0, 0, 0, "show this help and exit"},
+    {"version", 'V', NULL, NULL, NULL, CFG_ACTION, OPT_VERSION, 0, 0, 0,
+     "show the version and exit"},
+};
+
+#define OPT_COUNT (sizeof(opts) / sizeof(opts[0]))
+
+static int seterr(char *errbuf, size_t errlen, const char *fmt, ...) PRINTF_FMT(3, 4);
+
+static int seterr(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    if (errlen > 0) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static int parse_seconds(const char *s, int *out_ms)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !(v > 0) || v > 86400)
+        return -1;
+    *out_ms = (int)(v * 1000);
+    if (*out_ms < 1)
+        *out_ms = 1;
+    return 0;
+}
+
+/* "900", "900s", "15m", "2h", "1d" to seconds. */
+static int parse_duration(const char *s, int64_t *out_s)
+{
+    char *end;
+    long long v;
+    int64_t mult = 1;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || v < 0 || *s == '+' || *s == ' ')
+        return -1;
+    if (*end == 'm')
+        mult = 60;
+    else if (*end == 'h')
+        mult = 3600;
+    else if (*end == 'd')
+        mult = 86400;
+    else if (*end != 's' && *end != '\0')
+        return -1;
+    if (*end != '\0' && end[1] != '\0')
+        return -1;
+    if (v > INT64_C(3650) * 86400 / mult)
+        return -1;
+    *out_s = v * mult;
+    return 0;
+}
+
+/* Validates val for opt and stores it; label says where val came from. */
+static int apply(struct options *o, const struct cfg_opt *opt, const char *label, const char *val,
+                 char *errbuf, size_t errlen)
+{
+    void *field = (char *)o + opt->offset;
+    bool b;
+
+    switch ((enum opt_kind)opt->kind) {
+    case OPT_STR:
+        *(const char **)field = val;
+        return 0;
+    case OPT_SECONDS:
+        if (parse_seconds(val, (int *)field) != 0)
+            return seterr(errbuf, errlen, "%s: \"%.64s\" is not a number of seconds in (0, 86400]",
+                          label, val);
+        return 0;
+    case OPT_SECONDS_OFF:
+        if (strcmp(val, "off") == 0 || strcmp(val, "0") == 0) {
+            *(int *)field = 0;
+            return 0;
+        }
+        if (parse_seconds(val, (int *)field) != 0)
+            return seterr(errbuf, errlen,
+                          "%s: \"%.64s\" is not off or a number of seconds in (0, 86400]", label,
+                          val);
+        return 0;
+    case OPT_DURATION:
+        if (parse_duration(val, (int64_t *)field) != 0)
+            return seterr(errbuf, errlen,
+                          "%s: \"%.64s\" is not a duration like 900, 900s, 15m, 2h or 1d", label,
+                          val);
+        return 0;
+    case OPT_LSN:
+        if (!lsn_parse(val, (uint64_t *)field) || *(uint64_t *)field == 0)
+            return seterr(errbuf, errlen,
+                          "%s: \"%.64s\" is not a non-zero LSN of the form X/Y (hex)", label, val);
+        return 0;
+    case OPT_BOOL:
+        /* cfg normalised switches to true/false already. */
+        if (!cfg_parse_bool(val, &b))
+            return seterr(errbuf, errlen, "%s: \"%.64s\" is not true or false", label, val);
+        *(bool *)field = b;
+        return 0;
+    case OPT_LOG_LEVEL:
+        if (!log_level_parse(val, &o->log_level))
+            return seterr(errbuf, errlen, "%s: \"%.64s\" is not one of error, warn, info, debug",
+                          label, val);
+        return 0;
+    case OPT_LOG_FORMAT:
+        if (!log_format_parse(val, &o->log_format))
+            return seterr(errbuf, errlen, "%s: \"%.64s\" is not one of text, json", label, val);
+        return 0;
+    case OPT_KAFKA:
+    case OPT_CONFIG:
+    case OPT_HELP:
+    case OPT_VERSION:
+        break;
+    }
+    return 0;
+}
+
+static int apply_kafka(struct options *o, char *errbuf, size_t errlen)
+{
+    for (size_t i = 0; i < o->set.nitems; i++) {
+        const struct cfg_item *it = &o->set.items[i];
+
+        if (!(it->opt->flags & CFG_KAFKA))
+            continue;
+        if (o->relay.nkafka_props == OPTIONS_MAX_KAFKA_PROPS)
+            return seterr(errbuf, errlen, "more than %d Kafka properties", OPTIONS_MAX_KAFKA_PROPS);
+        /* File lines come before flags (cfg sorts by source), and librdkafka
+         * keeps the last value set: a flag beats the file. */
+        o->props[o->relay.nkafka_props].name = xstrndup(it->key, it->key_len);
+        o->props[o->relay.nkafka_props].value = it->value;
+        o->relay.nkafka_props++;
+    }
+    return 0;
+}
+
+static const struct cfg_opt *row(const char *name)
+{
+    for (size_t i = 0; i < OPT_COUNT; i++) {
+        if (strcmp(opts[i].name, name) == 0)
+            return &opts[i];
+    }
+    return NULL;
+}
+
+/* Checks that need more than one option, or a default computed from another. */
+static int check_combined(struct options *o, char *errbuf, size_t errlen)
+{
+    char label[CFG_ERR_MAX];
+    const struct cfg_opt *r;
+    const char *dot;
+    size_t slen;
+
+    if (o->relay.start_lsn != 0 && o->relay.end_lsn != 0 && o->relay.end_lsn < o->relay.start_lsn)
+        return seterr(errbuf, errlen, "--end-lsn is before --start-lsn");
+    r = row("table");
+    cfg_label(cfg_get(&o->set, r), r, label, sizeof(label));
+    dot = strchr(o->table, '.');
+    slen = dot != NULL ? (size_t)(dot - o->table) : strlen("public");
+    if (dot == NULL) {
+        memcpy(o->table_schema, "public", slen + 1);
+        dot = o->table - 1;
+    } else if (slen < sizeof(o->table_schema)) {
+        memcpy(o->table_schema, o->table, slen);
+        o->table_schema[slen] = '\0';
+    }
+    if (slen == 0 || slen >= sizeof(o->table_schema) || dot[1] == '\0' ||
+        strchr(dot + 1, '.') != NULL || strlen(dot + 1) >= sizeof(o->table_name))
+        return seterr(errbuf, errlen, "%s: \"%.64s\" is not SCHEMA.NAME", label, o->table);
+    memcpy(o->table_name, dot + 1, strlen(dot + 1) + 1);
+    o->relay.table_schema = o->table_schema;
+    o->relay.table_name = o->table_name;
+
+    r = row("source");
+    if (strcmp(o->source, "messages") == 0)
+        o->relay.source_messages = true;
+    else if (strcmp(o->source, "table") != 0)
+        return seterr(errbuf, errlen, "%s: \"%.64s\" is not table or messages",
+                      cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)), o->source);
+    if (*o->relay.message_prefix == '\0')
+        return seterr(errbuf, errlen, "--message-prefix must not be empty");
+    o->relay.create_slot = !o->no_create_slot;
+    o->relay.create_publication = !o->no_create_publication;
+    if (!o->no_state_file) {
+        if (cfg_get(&o->set, row("state-file")) == NULL) {
+            snprintf(o->default_state, sizeof(o->default_state), "cdc-relay.%s.state",
+                     o->relay.slot);
+            o->state_file = o->default_state;
+            cfg_set_derived(&o->set, row("state-file"), o->default_state);
+        }
+        o->relay.state_file = o->state_file;
+    }
+    return 0;
+}
+
+int options_parse(struct options *o, int argc, char **argv, options_getenv_fn getenv_fn,
+                  char *errbuf, size_t errlen)
+{
+    memset(o, 0, sizeof(*o));
+    o->relay.connect_timeout_s = 10;
+    o->relay.kafka_props = o->props;
+    o->relay.stop_fd = -1;
+    o->log_level = LOG_LEVEL_INFO;
+    o->log_format = LOG_FORMAT_TEXT;
+
+    if (cfg_parse(&o->set, opts, OPT_COUNT, argc, argv, getenv_fn, errbuf, errlen) != 0)
+        return -1;
+    if (o->set.action != NULL) {
+        o->action = o->set.action->kind == OPT_HELP ? OPTIONS_HELP : OPTIONS_VERSION;
+        return 0;
+    }
+    for (size_t i = 0; i < OPT_COUNT; i++) {
+        const struct cfg_item *it = cfg_get(&o->set, &opts[i]);
+        const char *val = it != NULL ? it->value : opts[i].def;
+        char label[CFG_ERR_MAX];
+
+        if (val == NULL)
+            continue;
+        if (apply(o, &opts[i], cfg_label(it, &opts[i], label, sizeof(label)), val, errbuf,
+                  errlen) != 0)
+            return -1;
+    }
+    if (apply_kafka(o, errbuf, errlen) != 0 || check_combined(o, errbuf, errlen) != 0)
+        return -1;
+    if (o->print_config)
+        o->action = OPTIONS_PRINT_CONFIG;
+    return 0;
+}
+
+void options_fini(struct options *o)
+{
+    if (o == NULL)
+        return;
+    for (size_t i = 0; i < o->relay.nkafka_props; i++)
+        free((char *)o->props[i].name);
+    o->relay.nkafka_props = 0;
+    cfg_fini(&o->set);
+}
+
+void options_usage(FILE *f)
+{
+    cfg_usage(f, opts, OPT_COUNT);
+}
+
+void options_print(FILE *f, const struct options *o)
+{
+    cfg_print(f, &o->set);
+}

@@ -1,0 +1,73 @@
+/*
+ * cdc-relay's options: one table (cdc/options.c) gives every option's flag,
+ * environment variable, config-file key, default and help; this module turns
+ * flags, environment, config file and defaults (in that order of precedence)
+ * into a struct relay_config plus the process settings main.c needs. No I/O
+ * but reading the config file; never logs.
+ */
+#ifndef ORDERS_CDC_OPTIONS_H
+#define ORDERS_CDC_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cfg.h"
+#include "compiler.h"
+#include "log.h"
+#include "relay.h"
+#include "sink_kafka.h"
+
+#define OPTIONS_MAX_KAFKA_PROPS 256
+#define OPTIONS_ERR_MAX         CFG_ERR_MAX
+
+enum options_action {
+    OPTIONS_RUN = 0,
+    OPTIONS_HELP,
+    OPTIONS_VERSION,
+    OPTIONS_PRINT_CONFIG, /* validated; print with options_print, exit 0 */
+};
+
+struct options {
+    enum options_action action;
+    struct relay_config relay; /* ready for relay_run, apart from stop/stop_fd/metrics */
+    enum log_level log_level;
+    enum log_format log_format;
+    const char *metrics_listen; /* NULL: off */
+    const char *table;          /* as given, SCHEMA.NAME or NAME */
+    const char *source;         /* table|messages */
+    const char *state_file;     /* as given, before --no-state-file */
+    bool no_state_file;
+    bool no_create_slot, no_create_publication, print_config;
+    char table_schema[128], table_name[128];
+    char default_state[512];
+    struct sink_prop props[OPTIONS_MAX_KAFKA_PROPS]; /* names owned, values borrowed */
+    struct cfg_set set;
+};
+
+/* Reads one environment variable; returns NULL if unset. getenv() fits. */
+typedef char *(*options_getenv_fn)(const char *name);
+
+/*
+ * Fills *o from argv, getenv_fn, the config file (--config or CDC_CONFIG) and
+ * the defaults, and validates every value. DATABASE_URL is not required here
+ * (--help and --print-config need none). Strings in *o are borrowed from
+ * argv, the environment or o->set: call options_fini after the last use,
+ * also after a failure.
+ * @returns 0, or -1 with a message naming the option (flag, variable or
+ * file:line) and the reason in errbuf.
+ */
+int options_parse(struct options *o, int argc, char **argv, options_getenv_fn getenv_fn,
+                  char *errbuf, size_t errlen) MUSTCHECK;
+
+/* Frees the Kafka property names and the config file text. NULL-safe. */
+void options_fini(struct options *o);
+
+/* --help. */
+void options_usage(FILE *f);
+
+/* --print-config: every option, its value and source, secrets masked. */
+void options_print(FILE *f, const struct options *o);
+
+#endif

@@ -1,0 +1,522 @@
+/*
+ * Option collection for both binaries (see cfg.h): command line, config file
+ * and environment into one list of raw assignments, with where each came
+ * from. Values are never interpreted here beyond switches, so the binaries
+ * keep their own validation and error wording. Never logs, never echoes a
+ * value in an error (a value may be a password).
+ */
+#include "cfg.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+static int seterr(char *errbuf, size_t errlen, const char *fmt, ...) PRINTF_FMT(3, 4);
+
+static int seterr(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    if (errlen > 0) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+bool cfg_parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (strcmp(s, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcmp(s, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool cfg_kafka_secret(const char *name, size_t len)
+{
+    /* librdkafka 2.0.2 properties with secret values: *password*
+     * (sasl.password, ssl.key.password, ssl.keystore.password), *secret*
+     * (sasl.oauthbearer.client.secret), inline private keys (ssl.key.pem) and
+     * the OAUTHBEARER config, which may carry a token. */
+    static const char *const parts[] = {"password", "secret", "key.pem", "sasl.oauthbearer.config"};
+    char buf[256];
+
+    if (len >= sizeof(buf))
+        return true; /* too long to inspect: mask rather than guess */
+    memcpy(buf, name, len);
+    buf[len] = '\0';
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        if (strstr(buf, parts[i]) != NULL)
+            return true;
+    }
+    return false;
+}
+
+static const struct cfg_opt *find_long(const struct cfg_set *set, const char *name, size_t len)
+{
+    for (size_t i = 0; i < set->nopts; i++) {
+        const struct cfg_opt *o = &set->opts[i];
+
+        if (!(o->flags & CFG_KAFKA) && strlen(o->name) == len && strncmp(o->name, name, len) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+static const struct cfg_opt *find_short(const struct cfg_set *set, char c)
+{
+    for (size_t i = 0; i < set->nopts; i++) {
+        if (c != 0 && set->opts[i].short_name == c)
+            return &set->opts[i];
+    }
+    return NULL;
+}
+
+static const struct cfg_opt *find_kafka(const struct cfg_set *set)
+{
+    for (size_t i = 0; i < set->nopts; i++) {
+        if (set->opts[i].flags & CFG_KAFKA)
+            return &set->opts[i];
+    }
+    return NULL;
+}
+
+static struct cfg_item *add_item(struct cfg_set *set, const struct cfg_opt *opt,
+                                 enum cfg_source source, const char *origin, int line, char *errbuf,
+                                 size_t errlen)
+{
+    struct cfg_item *it;
+
+    if (set->nitems == CFG_MAX_ITEMS) {
+        seterr(errbuf, errlen, "more than %d settings", CFG_MAX_ITEMS);
+        return NULL;
+    }
+    it = &set->items[set->nitems++];
+    memset(it, 0, sizeof(*it));
+    it->opt = opt;
+    it->source = source;
+    it->origin = origin;
+    it->line = line;
+    return it;
+}
+
+/* "NAME=VALUE" for -X. */
+static int split_kafka(struct cfg_item *it, const char *v, const char *label, char *errbuf,
+                       size_t errlen)
+{
+    const char *eq = strchr(v, '=');
+
+    if (eq == NULL || eq == v)
+        return seterr(errbuf, errlen, "%s expects NAME=VALUE", label);
+    it->key = v;
+    it->key_len = (size_t)(eq - v);
+    it->value = eq + 1;
+    return 0;
+}
+
+static int parse_argv(struct cfg_set *set, int argc, char **argv, char *errbuf, size_t errlen)
+{
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a], *eq = NULL, *val;
+        const struct cfg_opt *opt;
+        struct cfg_item *it;
+
+        if (arg[0] == '-' && arg[1] != '-' && arg[1] != '\0' && arg[2] == '\0') {
+            opt = find_short(set, arg[1]);
+            if (opt == NULL)
+                return seterr(errbuf, errlen, "unexpected argument \"%.64s\"", arg);
+        } else if (strncmp(arg, "--", 2) == 0 && arg[2] != '\0') {
+            eq = strchr(arg, '=');
+            opt = find_long(set, arg + 2, eq != NULL ? (size_t)(eq - arg - 2) : strlen(arg + 2));
+            if (opt == NULL)
+                return seterr(errbuf, errlen, "unknown option \"%.*s\"",
+                              eq != NULL ? (int)(eq - arg) : 64, arg);
+        } else {
+            return seterr(errbuf, errlen, "unexpected argument \"%.64s\"", arg);
+        }
+        if (opt->flags & CFG_ACTION) {
+            if (eq != NULL)
+                return seterr(errbuf, errlen, "--%s takes no value", opt->name);
+            set->action = opt;
+            return 0;
+        }
+        if (opt->metavar == NULL) {
+            if (eq != NULL)
+                return seterr(errbuf, errlen, "--%s takes no value", opt->name);
+            val = "true";
+        } else if (eq != NULL) {
+            val = eq + 1;
+        } else if (a + 1 < argc) {
+            val = argv[++a];
+        } else if (opt->flags & CFG_KAFKA) {
+            return seterr(errbuf, errlen, "%s requires a value (%s)", arg, opt->metavar);
+        } else {
+            return seterr(errbuf, errlen, "--%s requires a value (%s)", opt->name, opt->metavar);
+        }
+        it = add_item(set, opt, CFG_SOURCE_FLAG, arg, 0, errbuf, errlen);
+        if (it == NULL)
+            return -1;
+        if (opt->flags & CFG_KAFKA) {
+            if (split_kafka(it, val, arg, errbuf, errlen) != 0)
+                return -1;
+        } else {
+            it->value = val;
+        }
+    }
+    return 0;
+}
+
+static char *trim(char *s, char *end)
+{
+    while (s < end && (*s == ' ' || *s == '\t'))
+        s++;
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+        end--;
+    *end = '\0';
+    return s;
+}
+
+static bool same_key(const struct cfg_item *a, const struct cfg_item *b)
+{
+    if (a->opt != b->opt)
+        return false;
+    if (!(a->opt->flags & CFG_KAFKA))
+        return true;
+    return a->key_len == b->key_len && memcmp(a->key, b->key, a->key_len) == 0;
+}
+
+int cfg_parse_text(struct cfg_set *set, const char *path, char *text, char *errbuf, size_t errlen)
+{
+    const struct cfg_opt *kafka = find_kafka(set);
+    size_t first = set->nitems;
+    char *p = text;
+    int line = 0;
+
+    free(set->file_text);
+    set->file_text = text;
+    set->file_path = path;
+    while (*p != '\0') {
+        char *nl = strchr(p, '\n'), *end = nl != NULL ? nl : p + strlen(p), *key, *val, *eq;
+        const struct cfg_opt *opt;
+        struct cfg_item *it;
+        bool b;
+
+        line++;
+        key = trim(p, end);
+        p = nl != NULL ? nl + 1 : end;
+        if (*key == '\0' || *key == '#')
+            continue;
+        eq = strchr(key, '=');
+        if (eq == NULL)
+            return seterr(errbuf, errlen, "%s:%d: expected \"name = value\"", path, line);
+        val = trim(eq + 1, eq + 1 + strlen(eq + 1));
+        key = trim(key, eq);
+        if (*key == '\0')
+            return seterr(errbuf, errlen, "%s:%d: expected \"name = value\"", path, line);
+        if (kafka != NULL && strncmp(key, "kafka.", 6) == 0 && key[6] != '\0') {
+            opt = kafka;
+        } else {
+            opt = find_long(set, key, strlen(key));
+            if (opt == NULL)
+                return seterr(errbuf, errlen, "%s:%d: unknown option \"%.64s\"", path, line, key);
+            if (opt->flags & (CFG_ACTION | CFG_CLI_ONLY | CFG_CONFIG))
+                return seterr(errbuf, errlen,
+                              "%s:%d: \"%s\" cannot be set in a config file, only on the "
+                              "command line",
+                              path, line, key);
+        }
+        if (*val == '\0')
+            return seterr(errbuf, errlen,
+                          "%s:%d: %s: empty value (leave the line out for the "
+                          "default)",
+                          path, line, key);
+        it = add_item(set, opt, CFG_SOURCE_FILE, path, line, errbuf, errlen);
+        if (it == NULL)
+            return -1;
+        it->value = val;
+        if (opt == kafka) {
+            it->key = key + 6;
+            it->key_len = strlen(key + 6);
+        } else if (opt->metavar == NULL) {
+            if (!cfg_parse_bool(val, &b))
+                return seterr(errbuf, errlen, "%s:%d: %s: \"%.64s\" is not true or false", path,
+                              line, key, val);
+            it->value = b ? "true" : "false";
+        }
+        for (size_t i = first; i + 1 < set->nitems; i++) {
+            if (same_key(&set->items[i], it))
+                return seterr(errbuf, errlen, "%s:%d: %s: already set on line %d", path, line, key,
+                              set->items[i].line);
+        }
+    }
+    return 0;
+}
+
+static int load_file(struct cfg_set *set, const char *path, const char *label, char *errbuf,
+                     size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    char *text;
+    size_t n;
+
+    if (f == NULL)
+        return seterr(errbuf, errlen, "%s: cannot open config file \"%s\": %s", label, path,
+                      strerror(errno));
+    text = malloc(CFG_MAX_FILE_SIZE + 1);
+    if (text == NULL) {
+        fclose(f);
+        return seterr(errbuf, errlen, "%s: out of memory", label);
+    }
+    n = fread(text, 1, CFG_MAX_FILE_SIZE + 1, f);
+    if (ferror(f) || n > CFG_MAX_FILE_SIZE) {
+        int saved = errno;
+
+        fclose(f);
+        free(text);
+        return seterr(errbuf, errlen, "%s: cannot read config file \"%s\": %s", label, path,
+                      n > CFG_MAX_FILE_SIZE ? "larger than 1 MiB" : strerror(saved));
+    }
+    fclose(f);
+    text[n] = '\0';
+    if (memchr(text, '\0', n) != NULL) {
+        free(text);
+        return seterr(errbuf, errlen, "%s: config file \"%s\" contains a NUL byte", label, path);
+    }
+    return cfg_parse_text(set, path, text, errbuf, errlen);
+}
+
+static int read_env(struct cfg_set *set, cfg_getenv_fn getenv_fn, char *errbuf, size_t errlen)
+{
+    for (size_t i = 0; i < set->nopts; i++) {
+        const struct cfg_opt *opt = &set->opts[i];
+        const char *v;
+        struct cfg_item *it;
+        bool b;
+
+        if (opt->env == NULL || (opt->flags & (CFG_ACTION | CFG_KAFKA | CFG_CONFIG)))
+            continue;
+        v = getenv_fn(opt->env);
+        /* Empty means unset, so `FOO= cmd` cannot blank a default (kcat's kc_getenv). */
+        if (v == NULL || *v == '\0')
+            continue;
+        if (opt->metavar == NULL) {
+            if (!cfg_parse_bool(v, &b))
+                return seterr(errbuf, errlen, "%s: \"%.64s\" is not true or false", opt->env, v);
+            v = b ? "true" : "false";
+        }
+        it = add_item(set, opt, CFG_SOURCE_ENV, opt->env, 0, errbuf, errlen);
+        if (it == NULL)
+            return -1;
+        it->value = v;
+    }
+    return 0;
+}
+
+/* Stable: keeps the order of appearance within one source. */
+static void sort_items(struct cfg_set *set)
+{
+    for (size_t i = 1; i < set->nitems; i++) {
+        struct cfg_item it = set->items[i];
+        size_t j = i;
+
+        while (j > 0 && set->items[j - 1].source > it.source) {
+            set->items[j] = set->items[j - 1];
+            j--;
+        }
+        set->items[j] = it;
+    }
+}
+
+int cfg_parse(struct cfg_set *set, const struct cfg_opt *opts, size_t nopts, int argc, char **argv,
+              cfg_getenv_fn getenv_fn, char *errbuf, size_t errlen)
+{
+    const struct cfg_opt *config = NULL;
+    const char *path = NULL, *label = NULL;
+    char flag[64];
+
+    memset(set, 0, sizeof(*set));
+    if (nopts > CFG_MAX_OPTS)
+        return seterr(errbuf, errlen, "more than %d options in the table", CFG_MAX_OPTS);
+    set->opts = opts;
+    set->nopts = nopts;
+    if (parse_argv(set, argc, argv, errbuf, errlen) != 0)
+        return -1;
+    if (set->action != NULL)
+        return 0;
+    for (size_t i = 0; i < nopts; i++) {
+        if (opts[i].flags & CFG_CONFIG)
+            config = &opts[i];
+    }
+    if (config != NULL) {
+        const struct cfg_item *it = cfg_get(set, config);
+
+        if (it != NULL) {
+            snprintf(flag, sizeof(flag), "--%s", config->name);
+            path = it->value;
+            label = flag;
+        } else if (config->env != NULL) {
+            path = getenv_fn(config->env);
+            label = config->env;
+            if (path != NULL && *path != '\0') {
+                struct cfg_item *env_it =
+                    add_item(set, config, CFG_SOURCE_ENV, config->env, 0, errbuf, errlen);
+
+                if (env_it == NULL)
+                    return -1;
+                env_it->value = path;
+            }
+        }
+    }
+    if (path != NULL && *path != '\0' && load_file(set, path, label, errbuf, errlen) != 0)
+        return -1;
+    if (read_env(set, getenv_fn, errbuf, errlen) != 0)
+        return -1;
+    sort_items(set);
+    return 0;
+}
+
+void cfg_set_derived(struct cfg_set *set, const struct cfg_opt *opt, const char *value)
+{
+    set->derived[opt - set->opts] = value;
+}
+
+void cfg_fini(struct cfg_set *set)
+{
+    if (set == NULL)
+        return;
+    free(set->file_text);
+    set->file_text = NULL;
+}
+
+const struct cfg_item *cfg_get(const struct cfg_set *set, const struct cfg_opt *opt)
+{
+    const struct cfg_item *best = NULL;
+
+    for (size_t i = 0; i < set->nitems; i++) {
+        const struct cfg_item *it = &set->items[i];
+
+        if (it->opt == opt && (best == NULL || it->source >= best->source))
+            best = it;
+    }
+    return best;
+}
+
+const char *cfg_value(const struct cfg_set *set, const struct cfg_opt *opt)
+{
+    const struct cfg_item *it = cfg_get(set, opt);
+
+    return it != NULL ? it->value : opt->def;
+}
+
+const char *cfg_label(const struct cfg_item *item, const struct cfg_opt *opt, char *buf, size_t len)
+{
+    if (item == NULL)
+        snprintf(buf, len, "default");
+    else if (item->source == CFG_SOURCE_FILE)
+        snprintf(buf, len, "%s:%d: %s", item->origin, item->line, opt->name);
+    else if (item->source == CFG_SOURCE_FLAG && !(opt->flags & CFG_KAFKA))
+        snprintf(buf, len, "--%s", opt->name);
+    else
+        snprintf(buf, len, "%s", item->origin);
+    return buf;
+}
+
+static void print_help_lines(FILE *f, const char *first, const char *help)
+{
+    /* A '\n' in the help text continues it on the next line, in the same column. */
+    for (const char *h = help, *nl; h != NULL; h = nl != NULL ? nl + 1 : NULL) {
+        nl = strchr(h, '\n');
+        fprintf(f, "  %-24s %.*s\n", h == help ? first : "",
+                nl != NULL ? (int)(nl - h) : (int)strlen(h), h);
+    }
+}
+
+void cfg_usage(FILE *f, const struct cfg_opt *opts, size_t nopts)
+{
+    for (size_t i = 0; i < nopts; i++) {
+        const struct cfg_opt *o = &opts[i];
+        char flag[64];
+
+        if (o->flags & CFG_KAFKA)
+            snprintf(flag, sizeof(flag), "-%c %s", o->short_name, o->metavar);
+        else if (o->short_name != 0)
+            snprintf(flag, sizeof(flag), "-%c, --%s%s%s", o->short_name, o->name,
+                     o->metavar != NULL ? " " : "", o->metavar != NULL ? o->metavar : "");
+        else
+            snprintf(flag, sizeof(flag), "--%s%s%s", o->name, o->metavar != NULL ? " " : "",
+                     o->metavar != NULL ? o->metavar : "");
+        print_help_lines(f, flag, o->help);
+        if (o->flags & CFG_ACTION)
+            continue;
+        if (o->flags & CFG_KAFKA) {
+            fprintf(f, "  %-24s file kafka.NAME = VALUE\n", "");
+            continue;
+        }
+        if (o->env == NULL && (o->flags & CFG_CLI_ONLY)) {
+            fprintf(f, "  %-24s command line only\n", "");
+            continue;
+        }
+        fprintf(f, "  %-24s env %s, default %s%s\n", "", o->env != NULL ? o->env : "-",
+                o->def != NULL ? o->def : "none",
+                (o->flags & (CFG_CLI_ONLY | CFG_CONFIG)) ? " (not in the config file)" : "");
+    }
+}
+
+static void print_source(FILE *f, const struct cfg_item *it)
+{
+    /* Never the flag as typed: "--database-url=postgresql://u:pw@h" holds the value. */
+    if (it == NULL)
+        fprintf(f, "  [default]\n");
+    else if (it->source == CFG_SOURCE_FILE)
+        fprintf(f, "  [file %s:%d]\n", it->origin, it->line);
+    else if (it->source == CFG_SOURCE_ENV)
+        fprintf(f, "  [env %s]\n", it->origin);
+    else if (it->opt->flags & CFG_KAFKA)
+        fprintf(f, "  [flag -%c]\n", it->opt->short_name);
+    else
+        fprintf(f, "  [flag --%s]\n", it->opt->name);
+}
+
+void cfg_print(FILE *f, const struct cfg_set *set)
+{
+    char masked[1024];
+
+    for (size_t i = 0; i < set->nopts; i++) {
+        const struct cfg_opt *o = &set->opts[i];
+        const struct cfg_item *it;
+        const char *v;
+
+        if ((o->flags & (CFG_ACTION | CFG_KAFKA)) ||
+            ((o->flags & CFG_CLI_ONLY) && o->metavar == NULL && o->env == NULL))
+            continue; /* -X below; --help, --print-config, --migrate are not settings */
+        it = cfg_get(set, o);
+        v = it != NULL ? it->value : set->derived[i] != NULL ? set->derived[i] : o->def;
+        if (v != NULL && (o->flags & CFG_SECRET_DSN))
+            v = log_redact_dsn(v, masked, sizeof(masked));
+        fprintf(f, "%s = %s", o->name, v != NULL ? v : "<unset>");
+        print_source(f, it);
+    }
+    for (size_t i = 0; i < set->nitems; i++) {
+        const struct cfg_item *it = &set->items[i];
+
+        if (!(it->opt->flags & CFG_KAFKA))
+            continue;
+        fprintf(f, "kafka.%.*s = %s", (int)it->key_len, it->key,
+                cfg_kafka_secret(it->key, it->key_len) ? "***" : it->value);
+        print_source(f, it);
+    }
+}

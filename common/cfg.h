@@ -1,0 +1,133 @@
+/*
+ * Option tables shared by both binaries: one row per option gives its flag,
+ * environment variable, config-file key, default and help, so --help, the
+ * environment, the config file and --print-config cannot drift apart. This
+ * module only collects raw text values with where they came from, under one
+ * precedence rule (flag > environment > file > default); each binary
+ * validates the winning values itself. libc only; never logs.
+ */
+#ifndef ORDERS_COMMON_CFG_H
+#define ORDERS_COMMON_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "compiler.h"
+
+#define CFG_MAX_ITEMS     320 /* assignments kept from all sources (-X included) */
+#define CFG_MAX_OPTS      64  /* rows in one table */
+#define CFG_MAX_FILE_SIZE (1 << 20)
+#define CFG_ERR_MAX       512
+
+/* Row flags. */
+#define CFG_SWITCH     0x01u /* no value on the command line; true/false in env and file */
+#define CFG_ACTION     0x02u /* --help, --version: command line only, stop parsing */
+#define CFG_CLI_ONLY   0x04u /* command line (and env, if it has one) only, never in a file */
+#define CFG_SECRET_DSN 0x08u /* a libpq URI or conninfo: passwords masked when printed */
+#define CFG_KAFKA      0x10u /* -X NAME=VALUE, repeatable; file key "kafka.NAME" */
+#define CFG_CONFIG     0x20u /* --config FILE itself */
+
+enum cfg_source { CFG_SOURCE_DEFAULT = 0, CFG_SOURCE_FILE, CFG_SOURCE_ENV, CFG_SOURCE_FLAG };
+
+struct cfg_opt {
+    const char *name;    /* long option without "--", and the config-file key */
+    char short_name;     /* 'X', 'h', 'V', or 0 */
+    const char *env;     /* environment variable, or NULL */
+    const char *metavar; /* "N", "ADDR"; NULL for switches and actions */
+    const char *def;     /* default as text, or NULL: none */
+    unsigned flags;      /* CFG_* */
+    int kind;            /* the binary's own value type; ignored here */
+    size_t offset;       /* the binary's own field offset; ignored here */
+    long min, max;       /* the binary's own range; ignored here */
+    const char *help;    /* '\n' continues on the next line of --help */
+};
+
+/* One assignment: a flag, a variable or a file line. Strings are borrowed from
+ * argv, the environment or the set's file text. */
+struct cfg_item {
+    const struct cfg_opt *opt;
+    enum cfg_source source;
+    const char *origin; /* flag as typed ("--slot", "-X"), variable name, or file path */
+    int line;           /* file line, 1-based; 0 otherwise */
+    const char *key;    /* CFG_KAFKA: property name (key_len bytes, not NUL-terminated) */
+    size_t key_len;
+    const char *value; /* NUL-terminated; switches are normalised to "true"/"false" */
+};
+
+struct cfg_set {
+    const struct cfg_opt *opts;
+    size_t nopts;
+    const struct cfg_opt *action; /* the CFG_ACTION row given, or NULL */
+    struct cfg_item items[CFG_MAX_ITEMS];
+    size_t nitems;                     /* sorted by source, then by order of appearance */
+    const char *derived[CFG_MAX_OPTS]; /* by row: default computed by the binary, or NULL */
+    char *file_text;                   /* owned: the config file, cut into keys and values */
+    const char *file_path;
+};
+
+/* Reads one environment variable; returns NULL if unset. getenv() fits. */
+typedef char *(*cfg_getenv_fn)(const char *name);
+
+/*
+ * Fills *set from argv[1..argc) ("--name value", "--name=value", "-X value"),
+ * then the config file named by the CFG_CONFIG row (flag, else its variable),
+ * then the environment (an empty variable counts as unset). A CFG_ACTION flag
+ * stops parsing at once and is returned in set->action. The caller must call
+ * cfg_fini even when this fails.
+ * @returns 0, or -1 with a message naming the option (and file:line) and the
+ * reason in errbuf. Reads the config file; not thread-safe with setenv.
+ */
+int cfg_parse(struct cfg_set *set, const struct cfg_opt *opts, size_t nopts, int argc, char **argv,
+              cfg_getenv_fn getenv_fn, char *errbuf, size_t errlen) MUSTCHECK;
+
+/*
+ * Parses config-file text (pure, no I/O): "name = value" lines, '#' comment
+ * lines, blank lines; "kafka.NAME = VALUE" for the CFG_KAFKA row. Takes
+ * ownership of text (heap, freed by cfg_fini) and cuts it in place; path is
+ * borrowed and only used in messages. @returns 0 or -1 with "path:line: ..."
+ * in errbuf.
+ */
+int cfg_parse_text(struct cfg_set *set, const char *path, char *text, char *errbuf,
+                   size_t errlen) MUSTCHECK;
+
+/* Frees what the set owns (the file text). NULL-safe. */
+void cfg_fini(struct cfg_set *set);
+
+/* The winning assignment of a single-valued row (highest source, then the
+ * last one given), or NULL: the default applies. */
+const struct cfg_item *cfg_get(const struct cfg_set *set, const struct cfg_opt *opt);
+
+/* The winning value text, or the row's default (may be NULL). */
+const char *cfg_value(const struct cfg_set *set, const struct cfg_opt *opt);
+
+/* "--slot", "CDC_SLOT", "relay.conf:3: slot", or "default": where a value
+ * came from, for error messages. item NULL means the default. Returns buf. */
+const char *cfg_label(const struct cfg_item *item, const struct cfg_opt *opt, char *buf,
+                      size_t len);
+
+/* Records the value a default turned into (e.g. a path built from another
+ * option) so that --print-config shows it; value is borrowed. */
+void cfg_set_derived(struct cfg_set *set, const struct cfg_opt *opt, const char *value);
+
+/* Parses true/false/yes/no/on/off/1/0. */
+bool cfg_parse_bool(const char *s, bool *out);
+
+/* True for librdkafka property names that hold secrets (passwords, secrets,
+ * private keys), whose values --print-config masks. */
+bool cfg_kafka_secret(const char *name, size_t len);
+
+/*
+ * --help body: one entry per row with its flag, help, variable and default.
+ */
+void cfg_usage(FILE *f, const struct cfg_opt *opts, size_t nopts);
+
+/*
+ * --print-config: every row that is not an action, as "name = value  [source]"
+ * (source: default, file PATH:LINE, env NAME, flag --name), then one line per
+ * -X/kafka. property. Secrets are masked: CFG_SECRET_DSN values through
+ * log_redact_dsn, Kafka properties for which cfg_kafka_secret is true as "***".
+ */
+void cfg_print(FILE *f, const struct cfg_set *set);
+
+#endif
