@@ -119,7 +119,7 @@ static const struct cfg_opt opts[] = {
     {"metrics-listen", 0, "CDC_METRICS_LISTEN", "ADDR", NULL, 0, OPT_STR, OFF(metrics_listen), 0, 0,
      "serve GET /metrics (Prometheus), /healthz and /readyz on\n"
      "HOST:PORT (port 0: any free one, logged as 'metrics\n"
-     "listening addr=HOST:PORT'); none: off"},
+     "listening addr=HOST:PORT'); unset: no listener"},
     {"print-config", 0, NULL, NULL, NULL, CFG_CLI_ONLY, OPT_BOOL, OFF(print_config), 0, 0,
      "print the effective configuration (each value and where it\n"
      "came from, secrets masked) and exit 0 without connecting"},
