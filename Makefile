@@ -36,7 +36,7 @@ GEN_MIGR  := $(BUILD)/gen/migrations.c
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .PHONY: all clean test test-unit test-integration run fmt format format-check lint \
-        asan fuzz deps help valgrind
+        asan fuzz deps help valgrind docs-images
 .DEFAULT_GOAL := all
 
 all: $(BIN)/orders-api $(BIN)/cdc-relay
@@ -51,6 +51,7 @@ help:
 	@echo "make fmt          apply clang-format;  make format-check  check it"
 	@echo "make lint         cppcheck, clang-format check, module dependency rule"
 	@echo "make deps         install build/test dependencies (apt, Kafka jars)"
+	@echo "make docs-images  re-render docs/*.png from docs/*.dot (needs Graphviz)"
 	@echo "make clean"
 
 $(BUILD)/%.o: %.c
@@ -139,6 +140,13 @@ lint: format-check
 	    --suppress=missingIncludeSystem --error-exitcode=1 -q -Icommon common cdc api
 	@sh tools/check_deps.sh
 	@sh tools/check_deploy.sh
+
+# The rendered PNGs are committed beside their sources, so neither CI nor a
+# reader needs Graphviz; run this after editing a docs/*.dot.
+DOT_SRC := $(wildcard docs/*.dot)
+docs-images: $(DOT_SRC:.dot=.png)
+docs/%.png: docs/%.dot
+	dot -Tpng -Gdpi=110 $< -o $@
 
 clean:
 	rm -rf build bin
