@@ -1,25 +1,22 @@
 /*
- * cdc-relay: options (cdc/options.c: flags beat environment, environment
- * beats the config file, the file beats defaults), signals, metrics listener. Exits 0 on a clean
- * stop, 1 on a fatal error, 2 on bad usage.
+ * cdc-relay: options (cdc/options.c: flags beat the environment, which
+ * beats the config file, which beats defaults), signals, the metrics
+ * listener. Exits 0 on a clean stop, 1 on a fatal error, 2 on bad usage.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "log.h"
-#include "lsn.h"
 #include "metrics.h"
 #include "metrics_http.h"
 #include "options.h"
 #include "relay.h"
-#include "xmem.h"
 
 #define RELAY_VERSION "0.1.0"
 
