@@ -10,6 +10,7 @@ and config-file errors, through the real binaries.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -20,8 +21,9 @@ from harness import REPO, run_bin
 DOC = REPO / "docs" / "configuration.md"
 
 # Every variable either binary reads, cleared so the caller's environment
-# cannot leak into "defaults".
-ALL_VARS = [
+# cannot leak into "defaults": this list, plus whatever --help names (so an
+# option added later is covered too).
+KNOWN_VARS = [
     "CDC_CONFIG", "API_CONFIG", "DATABASE_URL", "KAFKA_BROKERS", "CDC_SLOT",
     "CDC_PUBLICATION", "CDC_TABLE", "CDC_TOPIC_TEMPLATE", "CDC_SOURCE",
     "CDC_MESSAGE_PREFIX", "CDC_HEARTBEAT_INTERVAL", "CDC_NO_CREATE_SLOT",
@@ -33,8 +35,17 @@ ALL_VARS = [
 ]
 
 
+@functools.lru_cache(maxsize=None)
+def all_vars() -> tuple[str, ...]:
+    names = set(KNOWN_VARS)
+    for binary in ("cdc-relay", "orders-api"):
+        r = run_bin(binary, "--help", timeout=30)
+        names |= set(re.findall(r"\benv ([A-Z][A-Z0-9_]+),", r.stdout))
+    return tuple(sorted(names))
+
+
 def clean_env(**extra: str) -> dict:
-    env = {k: None for k in ALL_VARS}
+    env = {k: None for k in all_vars()}
     env.update(extra)
     return env
 
