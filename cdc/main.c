@@ -17,6 +17,7 @@
 #include "lsn.h"
 #include "metrics.h"
 #include "metrics_http.h"
+#include "poll_relay.h"
 #include "relay.h"
 #include "xmem.h"
 
@@ -91,6 +92,19 @@ static void usage(FILE *out)
         "                          2h) so that window can be replayed with --start-lsn; costs\n"
         "                          that much WAL on the server [default 0]\n"
         "  --reconnect-max SEC     cap of the reconnect backoff [default 30]\n"
+        "  --mode stream|poll      stream: read the WAL through the slot; poll: the polling\n"
+        "                          outbox (SELECT ... FOR UPDATE SKIP LOCKED, then UPDATE\n"
+        "                          published_at), for databases without logical\n"
+        "                          replication; needs the published_at column\n"
+        "                          (sql/0004) [env CDC_MODE; default stream]\n"
+        "  --poll-interval SEC     poll mode: wait after a poll that found nothing [env\n"
+        "                          CDC_POLL_INTERVAL; default 1]\n"
+        "  --poll-batch N          poll mode: rows per batch (one transaction) [env\n"
+        "                          CDC_POLL_BATCH; default 500]\n"
+        "  --poll-batch-timeout SEC  poll mode: a batch Kafka has not acknowledged by then\n"
+        "                          is rolled back and sent again [default 30]\n"
+        "  --until-empty           poll mode: exit 0 at the first poll that finds no\n"
+        "                          unpublished row\n"
         "  -X NAME=VALUE           set any librdkafka property (repeatable), e.g.\n"
         "                          -X compression.type=lz4; applied after the relay's "
         "defaults\n"
@@ -109,6 +123,9 @@ static void usage(FILE *out)
         "\n"
         "Kafka messages: topic from --topic-template, key aggregate_id, value payload,\n"
         "headers id, event_type, aggregate_type, lsn (commit LSN), commit_ts (ISO 8601 UTC).\n"
+        "Poll mode sends no lsn header; its commit_ts is the commit time when the server has\n"
+        "track_commit_timestamp = on, else the row's created_at. Slot, publication, state\n"
+        "file and status options do not apply to it.\n"
         "Exit status: 0 stopped cleanly, 1 fatal error (logged), 2 bad usage.\n");
 }
 
@@ -176,6 +193,21 @@ static int parse_lsn_opt(const char *opt, const char *s, uint64_t *out)
     return 0;
 }
 
+static int parse_count(const char *opt, const char *s, int *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > 100000) {
+        fprintf(stderr, "cdc-relay: %s: '%s' is not a whole number in [1, 100000]\n", opt, s);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
 static const char *need_arg(int argc, char **argv, int *i)
 {
     if (*i + 1 >= argc) {
@@ -202,6 +234,9 @@ int main(int argc, char **argv)
         .server_timeout_ms = 60000,
         .connect_timeout_s = 10,
         .reconnect_max_ms = 30000,
+        .poll_interval_ms = 1000,
+        .poll_batch = 500,
+        .poll_batch_timeout_ms = 30000,
         .kafka_props = props,
         .stop = &stop_requested,
         .stop_fd = -1,
@@ -216,6 +251,9 @@ int main(int argc, char **argv)
     const char *state_file = env_or("CDC_STATE_FILE", NULL);
     const char *source = env_or("CDC_SOURCE", "table");
     bool no_state_file = false;
+    const char *mode = env_or("CDC_MODE", "stream");
+    const char *poll_interval = env_or("CDC_POLL_INTERVAL", NULL);
+    const char *poll_batch = env_or("CDC_POLL_BATCH", NULL);
     char default_state[512];
     struct sigaction sa;
     enum relay_exit rc;
@@ -243,6 +281,20 @@ int main(int argc, char **argv)
                 return 2;
         } else if (strcmp(a, "--no-state-file") == 0) {
             no_state_file = true;
+        } else if (strcmp(a, "--until-empty") == 0) {
+            cfg.poll_until_empty = true;
+        } else if ((strcmp(a, "--mode") == 0 || strcmp(a, "--poll-interval") == 0 ||
+                    strcmp(a, "--poll-batch") == 0 || strcmp(a, "--poll-batch-timeout") == 0) &&
+                   i + 1 < argc) {
+            v = argv[++i];
+            if (strcmp(a, "--mode") == 0)
+                mode = v;
+            else if (strcmp(a, "--poll-interval") == 0)
+                poll_interval = v;
+            else if (strcmp(a, "--poll-batch") == 0)
+                poll_batch = v;
+            else if (parse_seconds(a, v, &cfg.poll_batch_timeout_ms) != 0)
+                return 2;
         } else if ((v = strchr(a, '=')) != NULL && strncmp(a, "--", 2) == 0) {
             fprintf(stderr, "cdc-relay: write '%.*s %s' with a space, not '='\n", (int)(v - a), a,
                     v + 1);
@@ -356,6 +408,28 @@ int main(int argc, char **argv)
         fprintf(stderr, "cdc-relay: --source '%s' is not 'table' or 'messages'\n", source);
         return 2;
     }
+    if (strcmp(mode, "poll") == 0) {
+        cfg.poll_mode = true;
+    } else if (strcmp(mode, "stream") != 0) {
+        fprintf(stderr, "cdc-relay: --mode '%s' is not 'stream' or 'poll'\n", mode);
+        return 2;
+    }
+    if (poll_interval != NULL &&
+        parse_seconds("--poll-interval", poll_interval, &cfg.poll_interval_ms) != 0)
+        return 2;
+    if (poll_batch != NULL && parse_count("--poll-batch", poll_batch, &cfg.poll_batch) != 0)
+        return 2;
+    /* Options that would be silently ignored are refused instead. */
+    if (cfg.poll_mode && (cfg.start_lsn != 0 || cfg.end_lsn != 0 || cfg.source_messages ||
+                          cfg.heartbeat_interval_ms > 0 || cfg.replay_window_s > 0)) {
+        fprintf(stderr, "cdc-relay: --start-lsn, --end-lsn, --source messages, "
+                        "--heartbeat-interval and --replay-window need --mode stream\n");
+        return 2;
+    }
+    if (!cfg.poll_mode && cfg.poll_until_empty) {
+        fprintf(stderr, "cdc-relay: --until-empty needs --mode poll\n");
+        return 2;
+    }
     if (*cfg.message_prefix == '\0') {
         fprintf(stderr, "cdc-relay: --message-prefix must not be empty\n");
         return 2;
@@ -381,10 +455,15 @@ int main(int argc, char **argv)
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
 
-    log_info("cdc-relay %s starting: slot \"%s\" publication \"%s\" table %s.%s brokers %s "
-             "database %s",
-             RELAY_VERSION, cfg.slot, cfg.publication, cfg.table_schema, cfg.table_name,
-             cfg.brokers, log_redact_dsn(cfg.database_url, dsn_shown, sizeof(dsn_shown)));
+    if (cfg.poll_mode)
+        log_info("cdc-relay %s starting in poll mode: table %s.%s brokers %s database %s",
+                 RELAY_VERSION, cfg.table_schema, cfg.table_name, cfg.brokers,
+                 log_redact_dsn(cfg.database_url, dsn_shown, sizeof(dsn_shown)));
+    else
+        log_info("cdc-relay %s starting: slot \"%s\" publication \"%s\" table %s.%s brokers %s "
+                 "database %s",
+                 RELAY_VERSION, cfg.slot, cfg.publication, cfg.table_schema, cfg.table_name,
+                 cfg.brokers, log_redact_dsn(cfg.database_url, dsn_shown, sizeof(dsn_shown)));
     if (metrics_listen != NULL) {
         char err[512], addr[128];
         sigset_t stop_set;
@@ -406,7 +485,7 @@ int main(int argc, char **argv)
         log_info("metrics listening addr=%s", addr);
         cfg.metrics = board;
     }
-    rc = relay_run(&cfg);
+    rc = cfg.poll_mode ? poll_relay_run(&cfg) : relay_run(&cfg);
     metrics_http_stop(http);
     metrics_board_free(board);
 
