@@ -387,6 +387,29 @@ int main(int argc, char **argv)
         fprintf(stderr, "cdc-relay: --end-lsn is before --start-lsn\n");
         return 2;
     }
+    if (strcmp(mode, "poll") == 0) {
+        cfg.poll_mode = true;
+    } else if (strcmp(mode, "stream") != 0) {
+        fprintf(stderr, "cdc-relay: --mode '%s' is not 'stream' or 'poll'\n", mode);
+        return 2;
+    }
+    if (poll_interval != NULL &&
+        parse_seconds("--poll-interval", poll_interval, &cfg.poll_interval_ms) != 0)
+        return 2;
+    if (poll_batch != NULL && parse_count("--poll-batch", poll_batch, &cfg.poll_batch) != 0)
+        return 2;
+    /* Options that would be silently ignored are refused instead. */
+    if (cfg.poll_mode &&
+        (cfg.start_lsn != 0 || cfg.end_lsn != 0 || strcmp(source, "messages") == 0 ||
+         cfg.heartbeat_interval_ms > 0 || cfg.replay_window_s > 0)) {
+        fprintf(stderr, "cdc-relay: --start-lsn, --end-lsn, --source messages, "
+                        "--heartbeat-interval and --replay-window need --mode stream\n");
+        return 2;
+    }
+    if (!cfg.poll_mode && cfg.poll_until_empty) {
+        fprintf(stderr, "cdc-relay: --until-empty needs --mode poll\n");
+        return 2;
+    }
     table_copy = xstrdup(table);
     dot = strchr(table_copy, '.');
     if (dot == NULL) {
@@ -406,28 +429,6 @@ int main(int argc, char **argv)
         cfg.source_messages = true;
     } else if (strcmp(source, "table") != 0) {
         fprintf(stderr, "cdc-relay: --source '%s' is not 'table' or 'messages'\n", source);
-        return 2;
-    }
-    if (strcmp(mode, "poll") == 0) {
-        cfg.poll_mode = true;
-    } else if (strcmp(mode, "stream") != 0) {
-        fprintf(stderr, "cdc-relay: --mode '%s' is not 'stream' or 'poll'\n", mode);
-        return 2;
-    }
-    if (poll_interval != NULL &&
-        parse_seconds("--poll-interval", poll_interval, &cfg.poll_interval_ms) != 0)
-        return 2;
-    if (poll_batch != NULL && parse_count("--poll-batch", poll_batch, &cfg.poll_batch) != 0)
-        return 2;
-    /* Options that would be silently ignored are refused instead. */
-    if (cfg.poll_mode && (cfg.start_lsn != 0 || cfg.end_lsn != 0 || cfg.source_messages ||
-                          cfg.heartbeat_interval_ms > 0 || cfg.replay_window_s > 0)) {
-        fprintf(stderr, "cdc-relay: --start-lsn, --end-lsn, --source messages, "
-                        "--heartbeat-interval and --replay-window need --mode stream\n");
-        return 2;
-    }
-    if (!cfg.poll_mode && cfg.poll_until_empty) {
-        fprintf(stderr, "cdc-relay: --until-empty needs --mode poll\n");
         return 2;
     }
     if (*cfg.message_prefix == '\0') {
