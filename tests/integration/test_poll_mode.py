@@ -231,6 +231,25 @@ def test_sigterm_finishes_the_batch_then_restart_sends_no_duplicates(stack):
     assert len(events) == total and max(counts.values()) == 1, f"{len(events)} events"
 
 
+@pytest.mark.timeout(180)
+def test_connection_terminated_reconnects_and_loses_nothing(stack):
+    poller = start_poller(stack)
+    insert_rows(stack, 100, prefix="a")
+    stack.wait_until(lambda: unpublished(stack) == 0, 60, "first rows published")
+    mark = poller.mark()
+    stack.pg.psql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'cdc-relay-poll'",
+        url=stack.url,
+    )
+    poller.wait_for_log(r"polling table", timeout=60, since=mark)
+    assert "retrying in" in poller.log_text(since=mark)
+    insert_rows(stack, 100, prefix="b")
+    stack.wait_until(lambda: unpublished(stack) == 0, 60, "rows after the reconnect published")
+    events = stack.kafka.consume(poll_topic(stack), count=200, timeout=60)
+    assert set(by_id(events)) == stack.outbox_ids()
+    assert poller.alive
+
+
 @pytest.mark.timeout(120)
 def test_until_empty_drains_and_exits_zero(stack):
     insert_rows(stack, 1200)
