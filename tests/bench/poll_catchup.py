@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -95,6 +96,7 @@ def main() -> int:
             kafka.stop()
         finally:
             pg.stop()
+    shutil.rmtree(run, ignore_errors=True)  # kept only when the run failed
     table = [
         f"Machine: {machine()}. Command: `python3 tests/bench/poll_catchup.py --rows {args.rows} --size {args.size} "
         f"--batches {args.batches} --repeat {args.repeat}` ({time.strftime('%Y-%m-%d')}).",
