@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "options.h"
+#include "poll_relay.h"
 #include "relay.h"
 
 #define RELAY_VERSION "0.1.0"
@@ -57,6 +58,9 @@ static void usage(FILE *out)
             "\n"
             "Kafka messages: topic from --topic-template, key aggregate_id, value payload,\n"
             "headers id, event_type, aggregate_type, lsn (commit LSN), commit_ts (ISO 8601 UTC).\n"
+            "Poll mode sends no lsn header; its commit_ts is the commit time when the server has\n"
+            "track_commit_timestamp = on, else the row's created_at. Slot, publication, state\n"
+            "file and status options do not apply to it.\n"
             "Exit status: 0 stopped cleanly, 1 fatal error (logged), 2 bad usage.\n");
 }
 
@@ -112,10 +116,15 @@ int main(int argc, char **argv)
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
 
-    log_info("cdc-relay %s starting: slot \"%s\" publication \"%s\" table %s.%s brokers %s "
-             "database %s",
-             RELAY_VERSION, cfg->slot, cfg->publication, cfg->table_schema, cfg->table_name,
-             cfg->brokers, log_redact_dsn(cfg->database_url, dsn_shown, sizeof(dsn_shown)));
+    if (cfg->poll_mode)
+        log_info("cdc-relay %s starting in poll mode: table %s.%s brokers %s database %s",
+                 RELAY_VERSION, cfg->table_schema, cfg->table_name, cfg->brokers,
+                 log_redact_dsn(cfg->database_url, dsn_shown, sizeof(dsn_shown)));
+    else
+        log_info("cdc-relay %s starting: slot \"%s\" publication \"%s\" table %s.%s brokers %s "
+                 "database %s",
+                 RELAY_VERSION, cfg->slot, cfg->publication, cfg->table_schema, cfg->table_name,
+                 cfg->brokers, log_redact_dsn(cfg->database_url, dsn_shown, sizeof(dsn_shown)));
     if (opt.metrics_listen != NULL) {
         char addr[128];
         sigset_t stop_set;
@@ -138,7 +147,7 @@ int main(int argc, char **argv)
         log_info("metrics listening addr=%s", addr);
         cfg->metrics = board;
     }
-    rc = relay_run(cfg);
+    rc = cfg->poll_mode ? poll_relay_run(cfg) : relay_run(cfg);
     metrics_http_stop(http);
     metrics_board_free(board);
 

@@ -21,6 +21,7 @@ enum opt_kind {
     OPT_DURATION,    /* int64_t seconds at offset: 900, 900s, 15m, 2h, 1d */
     OPT_LSN,         /* uint64_t at offset, non-zero X/Y */
     OPT_BOOL,        /* bool at offset (switches) */
+    OPT_INT,         /* int at offset, whole number in [min, max] */
     OPT_LOG_LEVEL,
     OPT_LOG_FORMAT,
     OPT_KAFKA, /* -X NAME=VALUE, kafka.NAME = VALUE */
@@ -106,6 +107,21 @@ static const struct cfg_opt opts[] = {
      "hold the slot's confirmed position back by DUR (900, 15m,\n"
      "2h) so that window can be replayed with --start-lsn;\n"
      "costs that much WAL on the server"},
+    {"mode", 0, "CDC_MODE", "stream|poll", "stream", 0, OPT_STR, OFF(mode), 0, 0,
+     "stream: read the WAL through the slot; poll: the polling\n"
+     "outbox (SELECT ... FOR UPDATE SKIP LOCKED, then UPDATE\n"
+     "published_at), for databases without logical replication;\n"
+     "needs the published_at column (sql/0004)"},
+    {"poll-interval", 0, "CDC_POLL_INTERVAL", "SEC", "1", 0, OPT_SECONDS,
+     OFF(relay.poll_interval_ms), 0, 0, "poll mode: wait after a poll that found nothing"},
+    {"poll-batch", 0, "CDC_POLL_BATCH", "N", "500", 0, OPT_INT, OFF(relay.poll_batch), 1, 100000,
+     "poll mode: rows per batch (one transaction)"},
+    {"poll-batch-timeout", 0, "CDC_POLL_BATCH_TIMEOUT", "SEC", "30", 0, OPT_SECONDS,
+     OFF(relay.poll_batch_timeout_ms), 0, 0,
+     "poll mode: a batch Kafka has not acknowledged by then is\n"
+     "rolled back and sent again"},
+    {"until-empty", 0, NULL, NULL, NULL, CFG_CLI_ONLY, OPT_BOOL, OFF(relay.poll_until_empty), 0, 0,
+     "poll mode: exit 0 at the first poll that finds no\nunpublished row"},
     {"kafka", 'X', NULL, "NAME=VALUE", NULL, CFG_KAFKA, OPT_KAFKA, 0, 0, 0,
      "set any librdkafka property (repeatable), e.g.\n"
      "-X compression.type=lz4; applied after the relay's defaults\n"
@@ -229,6 +245,18 @@ static int apply(struct options *o, const struct cfg_opt *opt, const char *label
             return seterr(errbuf, errlen, "%s: \"%.64s\" is not true or false", label, val);
         *(bool *)field = b;
         return 0;
+    case OPT_INT: {
+        char *end;
+        long v;
+
+        errno = 0;
+        v = strtol(val, &end, 10);
+        if (errno != 0 || end == val || *end != '\0' || v < opt->min || v > opt->max)
+            return seterr(errbuf, errlen, "%s: \"%.64s\" is not a whole number in [%ld, %ld]",
+                          label, val, opt->min, opt->max);
+        *(int *)field = (int)v;
+        return 0;
+    }
     case OPT_LOG_LEVEL:
         if (!log_level_parse(val, &o->log_level))
             return seterr(errbuf, errlen, "%s: \"%.64s\" is not one of error, warn, info, debug",
@@ -308,6 +336,21 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
     else if (strcmp(o->source, "table") != 0)
         return seterr(errbuf, errlen, "%s: \"%.64s\" is not table or messages",
                       cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)), o->source);
+    r = row("mode");
+    if (strcmp(o->mode, "poll") == 0)
+        o->relay.poll_mode = true;
+    else if (strcmp(o->mode, "stream") != 0)
+        return seterr(errbuf, errlen, "%s: \"%.64s\" is not stream or poll",
+                      cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)), o->mode);
+    /* Options poll mode would silently ignore are refused instead. */
+    if (o->relay.poll_mode &&
+        (o->relay.start_lsn != 0 || o->relay.end_lsn != 0 || o->relay.source_messages ||
+         o->relay.heartbeat_interval_ms > 0 || o->relay.replay_window_s > 0))
+        return seterr(errbuf, errlen,
+                      "--start-lsn, --end-lsn, --source messages, --heartbeat-interval and "
+                      "--replay-window need --mode stream");
+    if (!o->relay.poll_mode && o->relay.poll_until_empty)
+        return seterr(errbuf, errlen, "--until-empty needs --mode poll");
     if (*o->relay.message_prefix == '\0')
         return seterr(errbuf, errlen, "--message-prefix must not be empty");
     o->relay.create_slot = !o->no_create_slot;

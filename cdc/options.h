@@ -37,6 +37,7 @@ struct options {
     const char *metrics_listen; /* NULL: off */
     const char *table;          /* as given, SCHEMA.NAME or NAME */
     const char *source;         /* table|messages */
+    const char *mode;           /* stream|poll */
     const char *state_file;     /* as given, before --no-state-file */
     bool no_state_file;
     bool no_create_slot, no_create_publication, print_config;

@@ -43,6 +43,13 @@ struct relay_config {
     /* Where the loop publishes its metrics snapshot (at most every 100 ms and
      * at each stream start and end), borrowed; NULL: none. */
     struct metrics_board *metrics;
+    /* --mode poll (cdc/poll_relay.c): slot, publication, LSNs, state file,
+     * replay window and heartbeat do not apply there. */
+    bool poll_mode;
+    int poll_interval_ms;      /* wait after a poll that found nothing */
+    int poll_batch;            /* rows per batch (one transaction) */
+    int poll_batch_timeout_ms; /* a batch not acknowledged by then is rolled back */
+    bool poll_until_empty;     /* exit 0 at the first poll that finds nothing */
     /* Set by a signal handler; the loop stops reading, drains, confirms. */
     volatile sig_atomic_t *stop;
     int stop_fd; /* read end of the signal self-pipe, or -1 */

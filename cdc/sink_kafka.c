@@ -289,12 +289,13 @@ void sink_free(struct sink *s)
     free(s);
 }
 
-enum sink_status sink_produce(struct sink *s, const char *topic, const struct outbox_event *ev,
-                              const struct sink_meta *meta, uint64_t seq, char *err, size_t errlen)
+/* Poll mode has no commit LSN: its messages carry no lsn header at all rather
+ * than an empty or made-up one. Otherwise the same message as sink_produce. */
+static rd_kafka_resp_err_t produce_without_lsn(struct sink *s, const char *topic,
+                                               const struct outbox_event *ev,
+                                               const struct sink_meta *meta, uint64_t seq)
 {
-    rd_kafka_resp_err_t rerr;
-
-    rerr = rd_kafka_producev(
+    return rd_kafka_producev(
         s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(ev->aggregate_id.ptr, ev->aggregate_id.len),
         RD_KAFKA_V_VALUE((void *)ev->payload.ptr, ev->payload.len),
@@ -302,9 +303,29 @@ enum sink_status sink_produce(struct sink *s, const char *topic, const struct ou
         RD_KAFKA_V_HEADER("event_type", ev->event_type.ptr, (ssize_t)ev->event_type.len),
         RD_KAFKA_V_HEADER("aggregate_type", ev->aggregate_type.ptr,
                           (ssize_t)ev->aggregate_type.len),
-        RD_KAFKA_V_HEADER("lsn", meta->lsn, -1),
         RD_KAFKA_V_HEADER("commit_ts", meta->commit_ts, -1),
         RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq), RD_KAFKA_V_END);
+}
+
+enum sink_status sink_produce(struct sink *s, const char *topic, const struct outbox_event *ev,
+                              const struct sink_meta *meta, uint64_t seq, char *err, size_t errlen)
+{
+    rd_kafka_resp_err_t rerr;
+
+    if (meta->lsn == NULL)
+        rerr = produce_without_lsn(s, topic, ev, meta, seq);
+    else
+        rerr = rd_kafka_producev(
+            s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(ev->aggregate_id.ptr, ev->aggregate_id.len),
+            RD_KAFKA_V_VALUE((void *)ev->payload.ptr, ev->payload.len),
+            RD_KAFKA_V_HEADER("id", ev->id.ptr, (ssize_t)ev->id.len),
+            RD_KAFKA_V_HEADER("event_type", ev->event_type.ptr, (ssize_t)ev->event_type.len),
+            RD_KAFKA_V_HEADER("aggregate_type", ev->aggregate_type.ptr,
+                              (ssize_t)ev->aggregate_type.len),
+            RD_KAFKA_V_HEADER("lsn", meta->lsn, -1),
+            RD_KAFKA_V_HEADER("commit_ts", meta->commit_ts, -1),
+            RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq), RD_KAFKA_V_END);
     switch (rerr) {
     case RD_KAFKA_RESP_ERR_NO_ERROR:
         return SINK_OK;

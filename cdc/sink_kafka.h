@@ -51,7 +51,7 @@ enum sink_status {
 
 /* Headers that go with each event (DESIGN.md "Routing"). */
 struct sink_meta {
-    const char *lsn;       /* commit LSN, "X/Y" */
+    const char *lsn;       /* commit LSN, "X/Y"; NULL: no lsn header (poll mode) */
     const char *commit_ts; /* ISO 8601 UTC */
 };
 

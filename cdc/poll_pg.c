@@ -1,0 +1,310 @@
+/*
+ * libpq for the polling relay: one connection, four statements per batch
+ * (BEGIN, the batch SELECT, the mark UPDATE, COMMIT). SQL text comes from
+ * cdc/poll_sql.c; this file only runs it and classifies failures.
+ */
+#include "poll_pg.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "poll_sql.h"
+
+#define STMT_SELECT "cdc_poll_select"
+#define STMT_MARK   "cdc_poll_mark"
+
+struct poll_pg {
+    PGconn *conn;
+    PGresult *batch; /* the last batch, until the next fetch */
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) PRINTF_FMT(3, 4);
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    size_t n;
+
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    /* libpq messages end in a newline; one log line each. */
+    n = strlen(err);
+    while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
+        err[--n] = '\0';
+}
+
+/* Connection loss and transient states are retried; a missing table or
+ * column, missing rights or bad SQL need a person. */
+static enum poll_pg_status classify(const struct poll_pg *pp, const PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    if (PQstatus(pp->conn) == CONNECTION_BAD || state == NULL)
+        return POLL_PG_ERETRY;
+    /* 42 syntax error or access rule violation (undefined table or column,
+     * insufficient privilege), 28 invalid authorization, 3D/3F unknown
+     * database or schema. */
+    if (strncmp(state, "42", 2) == 0 || strncmp(state, "28", 2) == 0 ||
+        strncmp(state, "3D", 2) == 0 || strncmp(state, "3F", 2) == 0)
+        return POLL_PG_EFATAL;
+    return POLL_PG_ERETRY;
+}
+
+static const char *sqlstate(const PGresult *res)
+{
+    const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return s ? s : "";
+}
+
+/* Runs a statement that returns no rows; on failure fills err with what. */
+static enum poll_pg_status exec_cmd(struct poll_pg *pp, const char *sql, const char *what,
+                                    char *err, size_t errlen)
+{
+    PGresult *res = PQexec(pp->conn, sql);
+    enum poll_pg_status st = POLL_PG_OK;
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        set_err(err, errlen, "%s: %s", what, PQerrorMessage(pp->conn));
+        st = classify(pp, res);
+    }
+    PQclear(res);
+    return st;
+}
+
+/* Connection failures that retrying cannot fix. */
+static bool connect_error_is_fatal(const char *msg)
+{
+    static const char *const fatal[] = {
+        "password authentication failed",
+        "no pg_hba.conf entry",
+        "permission denied",
+        "does not exist",
+        "invalid connection option",
+        "invalid URI",
+        "invalid sslmode",
+        "missing \"=\"",
+        NULL,
+    };
+    for (int i = 0; fatal[i] != NULL; i++)
+        if (strstr(msg, fatal[i]) != NULL)
+            return true;
+    return false;
+}
+
+/* The table, its published_at column and the rights the loop needs, checked
+ * once so a misconfiguration is one clear error instead of a retry loop. */
+static enum poll_pg_status check_table(struct poll_pg *pp, const char *schema, const char *table,
+                                       char *err, size_t errlen)
+{
+    const char *params[2] = {schema, table};
+    PGresult *res = PQexecParams(
+        pp->conn,
+        "SELECT c.oid IS NOT NULL,"
+        " EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid"
+        "  AND a.attname = 'published_at' AND a.attnum > 0 AND NOT a.attisdropped),"
+        " c.oid IS NOT NULL AND has_table_privilege(c.oid, 'SELECT, UPDATE')"
+        " FROM (SELECT (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        "  WHERE n.nspname = $1 AND c.relname = $2) AS oid) AS c",
+        2, NULL, params, NULL, NULL, 0);
+    enum poll_pg_status st = POLL_PG_OK;
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        set_err(err, errlen, "cannot inspect table %s.%s: %s", schema, table,
+                PQerrorMessage(pp->conn));
+        st = classify(pp, res);
+    } else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+        set_err(err, errlen,
+                "table %s.%s does not exist in database \"%s\": run `orders-api --migrate` or set "
+                "--table",
+                schema, table, PQdb(pp->conn));
+        st = POLL_PG_EFATAL;
+    } else if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+        set_err(err, errlen,
+                "table %s.%s has no published_at column, which --mode poll needs: run "
+                "`orders-api --migrate` (sql/0004_outbox_published_at.sql) or ALTER TABLE ... ADD "
+                "COLUMN published_at timestamptz",
+                schema, table);
+        st = POLL_PG_EFATAL;
+    } else if (strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
+        set_err(err, errlen,
+                "the role lacks SELECT or UPDATE on %s.%s, which --mode poll needs (GRANT SELECT, "
+                "UPDATE ON ... TO <role>)",
+                schema, table);
+        st = POLL_PG_EFATAL;
+    }
+    PQclear(res);
+    return st;
+}
+
+static enum poll_pg_status prepare(struct poll_pg *pp, const char *name, const char *sql, char *err,
+                                   size_t errlen)
+{
+    PGresult *res = PQprepare(pp->conn, name, sql, 0, NULL);
+    enum poll_pg_status st = POLL_PG_OK;
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        set_err(err, errlen, "cannot prepare the %s statement: %s", name, PQerrorMessage(pp->conn));
+        st = classify(pp, res);
+    }
+    PQclear(res);
+    return st;
+}
+
+struct poll_pg *poll_pg_open(const char *dburl, const char *schema, const char *table,
+                             int connect_timeout_s, bool *commit_ts, enum poll_pg_status *st,
+                             char *err, size_t errlen)
+{
+    char timeout[16], sql[1400];
+    /* Defaults before dbname so the user's URI can override them. */
+    const char *keys[] = {
+        "connect_timeout",  "keepalives",       "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "application_name", "dbname",          NULL};
+    const char *vals[] = {timeout, "1", "10", "5", "3", "cdc-relay-poll", dburl, NULL};
+    struct poll_pg *pp = calloc(1, sizeof(*pp));
+    PGresult *res;
+
+    if (pp == NULL) {
+        set_err(err, errlen, "out of memory");
+        *st = POLL_PG_EFATAL;
+        return NULL;
+    }
+    snprintf(timeout, sizeof(timeout), "%d", connect_timeout_s);
+    pp->conn = PQconnectdbParams(keys, vals, 1);
+    if (pp->conn == NULL || PQstatus(pp->conn) != CONNECTION_OK) {
+        const char *msg = pp->conn ? PQerrorMessage(pp->conn) : "out of memory";
+
+        set_err(err, errlen, "cannot connect to Postgres: %s", msg);
+        *st = connect_error_is_fatal(msg) ? POLL_PG_EFATAL : POLL_PG_ERETRY;
+        poll_pg_close(pp);
+        return NULL;
+    }
+    *st = check_table(pp, schema, table, err, errlen);
+    if (*st != POLL_PG_OK)
+        goto fail;
+    res = PQexec(pp->conn, "SELECT current_setting('track_commit_timestamp')::bool");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        set_err(err, errlen, "cannot read track_commit_timestamp: %s", PQerrorMessage(pp->conn));
+        *st = classify(pp, res);
+        PQclear(res);
+        goto fail;
+    }
+    *commit_ts = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (!poll_sql_select(schema, table, *commit_ts, sql, sizeof(sql))) {
+        set_err(err, errlen, "table name %s.%s is too long", schema, table);
+        *st = POLL_PG_EFATAL;
+        goto fail;
+    }
+    if ((*st = prepare(pp, STMT_SELECT, sql, err, errlen)) != POLL_PG_OK)
+        goto fail;
+    if (!poll_sql_mark(schema, table, sql, sizeof(sql))) {
+        set_err(err, errlen, "table name %s.%s is too long", schema, table);
+        *st = POLL_PG_EFATAL;
+        goto fail;
+    }
+    if ((*st = prepare(pp, STMT_MARK, sql, err, errlen)) != POLL_PG_OK)
+        goto fail;
+    return pp;
+fail:
+    poll_pg_close(pp);
+    return NULL;
+}
+
+enum poll_pg_status poll_pg_fetch(struct poll_pg *pp, int limit, int *nrows, char *err,
+                                  size_t errlen)
+{
+    char lim[16];
+    const char *params[1] = {lim};
+    enum poll_pg_status st;
+
+    PQclear(pp->batch);
+    pp->batch = NULL;
+    *nrows = 0;
+    if ((st = exec_cmd(pp, "BEGIN", "BEGIN", err, errlen)) != POLL_PG_OK)
+        return st;
+    snprintf(lim, sizeof(lim), "%d", limit);
+    pp->batch = PQexecPrepared(pp->conn, STMT_SELECT, 1, params, NULL, NULL, 0);
+    if (PQresultStatus(pp->batch) != PGRES_TUPLES_OK || PQnfields(pp->batch) != POLL_SQL_NCOLS) {
+        set_err(err, errlen, "batch query failed (SQLSTATE %s): %s", sqlstate(pp->batch),
+                PQerrorMessage(pp->conn));
+        st = classify(pp, pp->batch);
+        PQclear(pp->batch);
+        pp->batch = NULL;
+        poll_pg_rollback(pp);
+        return st == POLL_PG_OK ? POLL_PG_ERETRY : st;
+    }
+    *nrows = PQntuples(pp->batch);
+    return POLL_PG_OK;
+}
+
+const char *poll_pg_value(const struct poll_pg *pp, int row, int col, size_t *len)
+{
+    if (PQgetisnull(pp->batch, row, col)) {
+        *len = 0;
+        return NULL;
+    }
+    *len = (size_t)PQgetlength(pp->batch, row, col);
+    return PQgetvalue(pp->batch, row, col);
+}
+
+enum poll_pg_status poll_pg_mark_commit(struct poll_pg *pp, const char *ids, int expect, char *err,
+                                        size_t errlen)
+{
+    const char *params[1] = {ids};
+    PGresult *res = PQexecPrepared(pp->conn, STMT_MARK, 1, params, NULL, NULL, 0);
+    enum poll_pg_status st;
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        set_err(err, errlen, "marking the batch published failed (SQLSTATE %s): %s", sqlstate(res),
+                PQerrorMessage(pp->conn));
+        st = classify(pp, res);
+        PQclear(res);
+        poll_pg_rollback(pp);
+        return st;
+    }
+    /* The rows are locked by this transaction: they cannot have gone. */
+    if (atoi(PQcmdTuples(res)) != expect) {
+        set_err(err, errlen, "marking the batch published touched %s rows, not %d; rolled back",
+                PQcmdTuples(res), expect);
+        PQclear(res);
+        poll_pg_rollback(pp);
+        return POLL_PG_ERETRY;
+    }
+    PQclear(res);
+    res = PQexec(pp->conn, "COMMIT");
+    /* An aborted transaction answers COMMIT with the tag ROLLBACK. */
+    if (PQresultStatus(res) != PGRES_COMMAND_OK || strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+        set_err(err, errlen, "COMMIT of the batch failed (SQLSTATE %s): %s", sqlstate(res),
+                PQerrorMessage(pp->conn));
+        st = classify(pp, res);
+        PQclear(res);
+        return st == POLL_PG_OK ? POLL_PG_ERETRY : st;
+    }
+    PQclear(res);
+    return POLL_PG_OK;
+}
+
+void poll_pg_rollback(struct poll_pg *pp)
+{
+    if (PQstatus(pp->conn) == CONNECTION_OK)
+        PQclear(PQexec(pp->conn, "ROLLBACK"));
+}
+
+bool poll_pg_ok(const struct poll_pg *pp)
+{
+    return pp != NULL && PQstatus(pp->conn) == CONNECTION_OK;
+}
+
+void poll_pg_close(struct poll_pg *pp)
+{
+    if (pp == NULL)
+        return;
+    PQclear(pp->batch);
+    PQfinish(pp->conn);
+    free(pp);
+}

@@ -1,0 +1,60 @@
+/*
+ * The polling relay's database side (--mode poll): an ordinary libpq
+ * connection (no slot, no publication) that reads batches of unpublished
+ * outbox rows under FOR UPDATE SKIP LOCKED and marks them published in the
+ * same transaction. Does not log; failures come back with a message in the
+ * caller's buffer. With cdc/repl.c, the only files of the relay that include
+ * libpq-fe.h.
+ */
+#ifndef ORDERS_CDC_POLL_PG_H
+#define ORDERS_CDC_POLL_PG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "compiler.h"
+
+enum poll_pg_status {
+    POLL_PG_OK = 0,
+    POLL_PG_ERETRY = -1, /* connection trouble or a transient server state: reconnect */
+    POLL_PG_EFATAL = -2, /* something a person must fix (table, column, rights, login) */
+};
+
+struct poll_pg;
+
+/*
+ * Connects (application_name cdc-relay-poll, TCP keepalives), checks that
+ * schema.table exists with a published_at column the role can read and
+ * update, and prepares the batch and mark statements. *commit_ts tells
+ * whether the server tracks commit timestamps (then they are the timestamp
+ * column). Returns new (free with poll_pg_close) or NULL with *st and err set.
+ */
+struct poll_pg *poll_pg_open(const char *dburl, const char *schema, const char *table,
+                             int connect_timeout_s, bool *commit_ts, enum poll_pg_status *st,
+                             char *err, size_t errlen);
+
+/* BEGIN, then the batch query for at most limit rows. On POLL_PG_OK the rows
+ * are readable with poll_pg_value until the next call; on failure the
+ * transaction is rolled back (best effort). */
+enum poll_pg_status poll_pg_fetch(struct poll_pg *pp, int limit, int *nrows, char *err,
+                                  size_t errlen) MUSTCHECK;
+
+/* Column col (enum poll_sql_col) of row of the last batch, NUL-terminated,
+ * borrowed until the next fetch; NULL for SQL NULL. *len gets its length. */
+const char *poll_pg_value(const struct poll_pg *pp, int row, int col, size_t *len);
+
+/* Marks the rows whose ids are in ids (an array literal, poll_sql_array) and
+ * commits. expect: how many rows the update must touch; anything else rolls
+ * back and is POLL_PG_ERETRY. */
+enum poll_pg_status poll_pg_mark_commit(struct poll_pg *pp, const char *ids, int expect, char *err,
+                                        size_t errlen) MUSTCHECK;
+
+/* Ends the open transaction without marking anything (best effort). */
+void poll_pg_rollback(struct poll_pg *pp);
+
+/* True while the connection is usable. */
+bool poll_pg_ok(const struct poll_pg *pp);
+
+void poll_pg_close(struct poll_pg *pp); /* NULL-safe */
+
+#endif

@@ -1,0 +1,438 @@
+/*
+ * The polling relay loop: one batch, one transaction. Rows are marked
+ * published only after Kafka acknowledged every event of the batch, in the
+ * transaction that locked them, so a crash, a broker outage or a lost
+ * connection leaves them unpublished (sent again: at-least-once), never
+ * marked and missing.
+ */
+#include "poll_relay.h"
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "outbox.h"
+#include "poll_pg.h"
+#include "poll_sql.h"
+#include "sink_kafka.h"
+#include "xmem.h"
+
+#define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
+#define METRICS_PUBLISH_US 100000
+
+enum batch_end {
+    BATCH_DONE,   /* committed, or found nothing */
+    BATCH_RETRY,  /* Postgres trouble: rolled back, reconnect */
+    BATCH_REWIND, /* Kafka trouble: rolled back, new producer */
+    BATCH_STOP,   /* stopped before the batch was acknowledged: rolled back */
+    BATCH_FATAL,  /* logged; exit 1 */
+};
+
+struct poller {
+    const struct relay_config *cfg;
+    struct poll_pg *pp;
+    struct sink *sink;
+    bool commit_ts; /* the server tracks commit timestamps */
+
+    /* the batch in flight; reports of earlier batches carry an older number */
+    uint64_t batch_no;
+    int batch_acked;
+    bool rewind;
+    bool fatal;
+    int64_t stop_deadline_us;
+
+    /* observability only (docs/observability.md) */
+    uint64_t received;
+    uint64_t produced;
+    uint64_t delivered;
+    uint64_t failed;
+    uint64_t published; /* rows marked published by a committed batch */
+    uint64_t reconnects_pg;
+    uint64_t reconnects_kafka;
+    uint64_t in_flight;
+    bool pending_known;
+    int64_t oldest_pending_us;
+    int64_t last_server_us;
+    int64_t next_publish_us;
+    char err[1024];
+};
+
+static int64_t monotonic_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void sleep_ms(int ms, const struct relay_config *cfg)
+{
+    struct pollfd pfd = {.fd = cfg->stop_fd, .events = POLLIN};
+
+    /* Wake early on a signal: a relay waiting to poll must stop at once. */
+    if (cfg->stop_fd >= 0 && !*cfg->stop)
+        (void)poll(&pfd, 1, ms);
+    else if (!*cfg->stop)
+        (void)poll(NULL, 0, ms);
+}
+
+static int backoff_next(int current_ms, int max_ms)
+{
+    int next = current_ms == 0 ? 100 : current_ms * 2;
+
+    if (next > max_ms)
+        next = max_ms;
+    if (next < 100)
+        next = 100;
+    /* Full jitter in the upper half keeps several relays from retrying in step. */
+    return next / 2 + (int)(random() % (next / 2 + 1));
+}
+
+/* Publishes the metrics snapshot, at most every METRICS_PUBLISH_US unless
+ * forced. Changes nothing the loop decides with. The LSN gauges stay 0:
+ * poll mode has no WAL position. */
+static void observe(struct poller *p, bool force)
+{
+    int64_t now = monotonic_us();
+    struct metrics_snapshot snap;
+
+    if (p->cfg->metrics == NULL || (!force && now < p->next_publish_us))
+        return;
+    p->next_publish_us = now + METRICS_PUBLISH_US;
+    memset(&snap, 0, sizeof(snap));
+    snap.events_received = p->received;
+    snap.events_produced = p->produced;
+    snap.events_delivered = p->delivered;
+    snap.events_failed = p->failed;
+    snap.reconnects_postgres = p->reconnects_pg;
+    snap.reconnects_kafka = p->reconnects_kafka;
+    snap.events_in_flight = p->in_flight;
+    snap.pending_known = p->pending_known && p->in_flight > 0;
+    snap.oldest_pending_commit_us = p->oldest_pending_us;
+    snap.streaming = poll_pg_ok(p->pp); /* "connected" in poll mode */
+    snap.last_server_msg_us = p->last_server_us;
+    snap.server_timeout_ms = p->cfg->server_timeout_ms;
+    snap.have_kafka = p->sink != NULL;
+    if (p->sink != NULL)
+        sink_stats(p->sink, &snap.kafka);
+    metrics_board_publish(p->cfg->metrics, &snap);
+}
+
+static void on_delivery(void *arg, uint64_t seq, const char *err, bool permanent,
+                        const char *event_id, const char *lsn_text)
+{
+    struct poller *p = arg;
+    struct log_field fields[] = {{"event_id", event_id, -1}};
+
+    (void)lsn_text; /* poll mode sends no lsn header */
+    if (seq != p->batch_no)
+        return; /* a batch already rolled back: its rows will be sent again */
+    if (p->in_flight > 0)
+        p->in_flight--;
+    if (err == NULL) {
+        p->batch_acked++;
+        p->delivered++;
+        return;
+    }
+    p->failed++;
+    if (permanent) {
+        log_write_fields(LOG_LEVEL_ERROR, fields, 1,
+                         "delivery failed permanently, stopping without marking the batch "
+                         "published: %s",
+                         err);
+        p->fatal = true;
+    } else if (!p->rewind) {
+        log_write_fields(LOG_LEVEL_WARN, fields, 1,
+                         "delivery failed, rolling the batch back to send it again: %s", err);
+        p->rewind = true;
+    }
+}
+
+/* True while a stop request still leaves time to finish the batch; sets the
+ * deadline (--shutdown-timeout) the first time it sees the request. */
+static bool stop_deadline_passed(struct poller *p)
+{
+    if (!*p->cfg->stop)
+        return false;
+    if (p->stop_deadline_us == 0)
+        p->stop_deadline_us = monotonic_us() + (int64_t)p->cfg->shutdown_timeout_ms * 1000;
+    return monotonic_us() >= p->stop_deadline_us;
+}
+
+/*
+ * Waits for Kafka: while the producer queue is full (retry after), or until
+ * every event of the batch is acknowledged. Returns BATCH_DONE to go on, or
+ * why the batch must be abandoned.
+ */
+static enum batch_end wait_kafka(struct poller *p, int64_t deadline_us, int want_acked)
+{
+    char fatal[512];
+
+    for (;;) {
+        if (p->fatal)
+            return BATCH_FATAL;
+        if (sink_fatal(p->sink, fatal, sizeof(fatal))) {
+            log_warn("producer hit a fatal error (%s); rolling the batch back, new producer",
+                     fatal);
+            return BATCH_REWIND;
+        }
+        if (p->rewind)
+            return BATCH_REWIND;
+        if (want_acked >= 0 && p->batch_acked >= want_acked)
+            return BATCH_DONE;
+        if (stop_deadline_passed(p)) {
+            log_warn("stop requested and the batch is not acknowledged after %d ms; rolling it "
+                     "back (its rows stay unpublished and are sent again by the next run)",
+                     p->cfg->shutdown_timeout_ms);
+            return BATCH_STOP;
+        }
+        if (monotonic_us() >= deadline_us) {
+            log_warn("batch not acknowledged by Kafka within %d ms (%d of %d events); rolling it "
+                     "back so no transaction stays open, and producing it again with a new "
+                     "producer",
+                     p->cfg->poll_batch_timeout_ms, p->batch_acked, want_acked);
+            return BATCH_REWIND;
+        }
+        sink_poll(p->sink, 100);
+        observe(p, false);
+        if (want_acked < 0)
+            return BATCH_DONE; /* queue wait: try the produce again */
+    }
+}
+
+/* A row that cannot become an event stops the relay, as in stream mode. */
+static enum batch_end bad_row(struct poller *p, const char *id, const char *why)
+{
+    log_write_fields(LOG_LEVEL_ERROR, (struct log_field[]){{"event_id", id, -1}}, 1,
+                     "bad outbox row: %s; stopping without marking it published", why);
+    poll_pg_rollback(p->pp);
+    return BATCH_FATAL;
+}
+
+static enum batch_end run_batch(struct poller *p, int *nrows)
+{
+    const struct relay_config *cfg = p->cfg;
+    enum poll_pg_status st;
+    enum batch_end end = BATCH_DONE;
+    int64_t deadline_us;
+    const char **ids = NULL;
+    int *id_lens = NULL;
+    char *array = NULL;
+    int n;
+
+    st = poll_pg_fetch(p->pp, cfg->poll_batch, &n, p->err, sizeof(p->err));
+    *nrows = 0;
+    if (st != POLL_PG_OK) {
+        if (st == POLL_PG_EFATAL) {
+            log_error("%s", p->err);
+            return BATCH_FATAL;
+        }
+        log_warn("%s", p->err);
+        return BATCH_RETRY;
+    }
+    p->last_server_us = monotonic_us();
+    if (n == 0) {
+        poll_pg_rollback(p->pp); /* ends the empty transaction */
+        return BATCH_DONE;
+    }
+    *nrows = n;
+    p->batch_no++;
+    p->batch_acked = 0;
+    p->in_flight = 0;
+    p->pending_known = false;
+    deadline_us = monotonic_us() + (int64_t)cfg->poll_batch_timeout_ms * 1000;
+    ids = xmalloc(sizeof(*ids) * (size_t)n);
+    id_lens = xmalloc(sizeof(*id_lens) * (size_t)n);
+
+    for (int i = 0; i < n; i++) {
+        struct outbox_event ev = {0};
+        struct pgout_str *dest[4] = {&ev.id, &ev.aggregate_type, &ev.aggregate_id, &ev.event_type};
+        char topic[256], ts[OUTBOX_TS_LEN + 1] = "";
+        struct sink_meta meta = {.lsn = NULL, .commit_ts = ts};
+        const char *ts_text;
+        size_t len;
+
+        for (int c = 0; c < 4; c++) {
+            dest[c]->ptr = poll_pg_value(p->pp, i, c, &len);
+            dest[c]->len = len;
+            if (dest[c]->ptr == NULL) {
+                end = bad_row(p, c > 0 ? ev.id.ptr : "?", outbox_strerror(OUTBOX_ENULL));
+                goto out;
+            }
+        }
+        ev.payload.ptr = poll_pg_value(p->pp, i, POLL_SQL_COL_PAYLOAD, &len);
+        ev.payload.len = len;
+        ts_text = poll_pg_value(p->pp, i, POLL_SQL_COL_TS_US, &len);
+        if (ts_text != NULL) {
+            int64_t unix_us = strtoll(ts_text, NULL, 10);
+
+            outbox_format_timestamp(unix_us - PG_EPOCH_OFFSET_US, ts, sizeof(ts));
+            if (!p->pending_known) {
+                p->pending_known = true;
+                p->oldest_pending_us = unix_us;
+            }
+        }
+        ids[i] = ev.id.ptr;
+        id_lens[i] = (int)ev.id.len;
+        p->received++;
+        if (!outbox_topic(cfg->topic_template, &ev, topic, sizeof(topic))) {
+            char why[512];
+
+            snprintf(why, sizeof(why),
+                     "aggregate_type '%.*s' does not make a valid Kafka topic name from template "
+                     "'%s'",
+                     (int)ev.aggregate_type.len, ev.aggregate_type.ptr, cfg->topic_template);
+            end = bad_row(p, ev.id.ptr, why);
+            goto out;
+        }
+        for (;;) {
+            enum sink_status sst =
+                sink_produce(p->sink, topic, &ev, &meta, p->batch_no, p->err, sizeof(p->err));
+
+            if (sst == SINK_OK)
+                break;
+            if (sst == SINK_QUEUE_FULL) {
+                if ((end = wait_kafka(p, deadline_us, -1)) != BATCH_DONE)
+                    goto abandon;
+                continue;
+            }
+            p->failed++;
+            log_write_fields(LOG_LEVEL_ERROR, (struct log_field[]){{"event_id", ev.id.ptr, -1}}, 1,
+                             "cannot produce event to topic %s: %s", topic, p->err);
+            end = sst == SINK_EPERMANENT ? BATCH_FATAL : BATCH_REWIND;
+            goto abandon;
+        }
+        p->produced++;
+        p->in_flight++;
+    }
+    if ((end = wait_kafka(p, deadline_us, n)) != BATCH_DONE)
+        goto abandon;
+
+    /* Every event is in Kafka: only now may the rows be marked. */
+    array = poll_sql_array(ids, id_lens, (size_t)n);
+    st = poll_pg_mark_commit(p->pp, array, n, p->err, sizeof(p->err));
+    if (st != POLL_PG_OK) {
+        log_warn("%s; the %d delivered events stay unpublished and will be sent again", p->err, n);
+        end = st == POLL_PG_EFATAL ? BATCH_FATAL : BATCH_RETRY;
+        goto out;
+    }
+    p->last_server_us = monotonic_us();
+    p->published += (uint64_t)n;
+    p->pending_known = false;
+    if (log_threshold >= LOG_LEVEL_DEBUG)
+        log_debug("batch published rows=%d", n);
+    goto out;
+abandon:
+    /* Nothing is marked: every row of the batch stays unpublished. */
+    poll_pg_rollback(p->pp);
+out:
+    p->in_flight = 0;
+    p->pending_known = false;
+    free(array);
+    free(ids);
+    free(id_lens);
+    return end;
+}
+
+enum relay_exit poll_relay_run(const struct relay_config *cfg)
+{
+    struct poller p = {.cfg = cfg};
+    enum relay_exit result = RELAY_EXIT_ERROR;
+    int backoff_ms = 0;
+
+    srandom((unsigned)monotonic_us());
+    observe(&p, true);
+    while (!*cfg->stop) {
+        enum batch_end end;
+        int n = 0;
+
+        if (backoff_ms > 0) {
+            log_info("retrying in %d ms", backoff_ms);
+            sleep_ms(backoff_ms, cfg);
+            if (*cfg->stop)
+                break;
+        }
+        if (p.sink == NULL) {
+            p.sink = sink_new(cfg->brokers, cfg->kafka_props, cfg->nkafka_props, on_delivery, &p,
+                              p.err, sizeof(p.err));
+            if (p.sink == NULL) {
+                log_error("%s", p.err);
+                goto out;
+            }
+        }
+        if (p.pp == NULL) {
+            enum poll_pg_status st;
+
+            p.pp = poll_pg_open(cfg->database_url, cfg->table_schema, cfg->table_name,
+                                cfg->connect_timeout_s, &p.commit_ts, &st, p.err, sizeof(p.err));
+            if (p.pp == NULL) {
+                if (st == POLL_PG_EFATAL) {
+                    log_error("%s", p.err);
+                    goto out;
+                }
+                log_warn("%s", p.err);
+                p.reconnects_pg++;
+                backoff_ms = backoff_next(backoff_ms, cfg->reconnect_max_ms);
+                observe(&p, true);
+                continue;
+            }
+            p.last_server_us = monotonic_us();
+            log_info("polling table %s.%s: batches of %d, every %d ms when idle; commit_ts from "
+                     "%s",
+                     cfg->table_schema, cfg->table_name, cfg->poll_batch, cfg->poll_interval_ms,
+                     p.commit_ts ? "commit timestamps (track_commit_timestamp = on)"
+                                 : "created_at (track_commit_timestamp = off)");
+            observe(&p, true);
+        }
+
+        end = run_batch(&p, &n);
+        observe(&p, true);
+        switch (end) {
+        case BATCH_DONE:
+            backoff_ms = 0;
+            if (n == 0) {
+                if (cfg->poll_until_empty) {
+                    log_info("outbox drained: no unpublished row left");
+                    result = RELAY_EXIT_OK;
+                    goto out;
+                }
+                sleep_ms(cfg->poll_interval_ms, cfg);
+            }
+            break;
+        case BATCH_RETRY:
+            poll_pg_close(p.pp);
+            p.pp = NULL;
+            p.reconnects_pg++;
+            backoff_ms = backoff_next(backoff_ms, cfg->reconnect_max_ms);
+            break;
+        case BATCH_REWIND:
+            /* The purged in-flight events may still have reached Kafka:
+             * they are duplicates of the rows sent again, never gaps. */
+            sink_free(p.sink);
+            p.sink = NULL;
+            p.rewind = false;
+            p.reconnects_kafka++;
+            backoff_ms = backoff_next(backoff_ms, cfg->reconnect_max_ms);
+            break;
+        case BATCH_STOP:
+            result = RELAY_EXIT_OK;
+            goto out;
+        case BATCH_FATAL:
+            goto out;
+        }
+    }
+    result = RELAY_EXIT_OK;
+out:
+    log_info("relay stopped: %llu events produced, %llu delivered, %llu rows marked published",
+             (unsigned long long)p.produced, (unsigned long long)p.delivered,
+             (unsigned long long)p.published);
+    poll_pg_close(p.pp);
+    p.pp = NULL;
+    observe(&p, true);
+    sink_free(p.sink);
+    return result;
+}

@@ -1,0 +1,19 @@
+/*
+ * --mode poll: the polling outbox relay (docs/relay.md, "Polling mode"), for
+ * databases where logical replication is not allowed. Each batch is one
+ * transaction: select unpublished rows FOR UPDATE SKIP LOCKED, produce them
+ * with the same routing and headers as stream mode (no lsn header), wait for
+ * every delivery report, mark them published, commit. Owns its database
+ * connection and producer; logs what it decides.
+ */
+#ifndef ORDERS_CDC_POLL_RELAY_H
+#define ORDERS_CDC_POLL_RELAY_H
+
+#include "relay.h"
+
+/* Runs until stopped (or, with cfg->poll_until_empty, until a poll finds
+ * nothing); uses cfg's database, table, topic template, Kafka and poll_*
+ * settings. Returns how it ended; every failure is already logged. */
+enum relay_exit poll_relay_run(const struct relay_config *cfg);
+
+#endif
