@@ -17,6 +17,7 @@
 #include "lsn.h"
 #include "metrics.h"
 #include "metrics_http.h"
+#include "outbox.h"
 #include "relay.h"
 #include "xmem.h"
 
@@ -70,6 +71,11 @@ static void usage(FILE *out)
         "  --heartbeat-interval SEC  write a logical message (pg_logical_emit_message,\n"
         "                          prefix cdc-relay-heartbeat) this often, so a silent\n"
         "                          database still lets the slot advance [default off]\n"
+        "  --dead-letter-topic NAME  send events that can never be delivered as they are\n"
+        "                          (NULL aggregate_id, invalid topic name, too large,\n"
+        "                          authorization, unknown topic) to NAME with dl_* headers\n"
+        "                          instead of stopping; too-large ones without the value\n"
+        "                          [env CDC_DEAD_LETTER_TOPIC; default off: stop, exit 1]\n"
         "  --no-create-slot        fail if the slot is missing instead of creating it\n"
         "  --no-create-publication fail if the publication is missing instead of creating "
         "it\n"
@@ -195,6 +201,7 @@ int main(int argc, char **argv)
         .publication = env_or("CDC_PUBLICATION", "cdc_outbox_pub"),
         .topic_template = env_or("CDC_TOPIC_TEMPLATE", "${aggregate_type}.events"),
         .message_prefix = env_or("CDC_MESSAGE_PREFIX", "outbox"),
+        .dead_letter_topic = env_or("CDC_DEAD_LETTER_TOPIC", NULL),
         .create_slot = true,
         .create_publication = true,
         .status_interval_ms = 10000,
@@ -255,7 +262,8 @@ int main(int argc, char **argv)
                    strcmp(a, "--server-timeout") == 0 || strcmp(a, "--shutdown-timeout") == 0 ||
                    strcmp(a, "--reconnect-max") == 0 || strcmp(a, "--log-level") == 0 ||
                    strcmp(a, "--state-file") == 0 || strcmp(a, "--replay-window") == 0 ||
-                   strcmp(a, "--log-format") == 0 || strcmp(a, "--metrics-listen") == 0) {
+                   strcmp(a, "--log-format") == 0 || strcmp(a, "--metrics-listen") == 0 ||
+                   strcmp(a, "--dead-letter-topic") == 0) {
             if ((v = need_arg(argc, argv, &i)) == NULL)
                 return 2;
             if (strcmp(a, "-X") == 0) {
@@ -310,6 +318,8 @@ int main(int argc, char **argv)
                 log_format = v;
             } else if (strcmp(a, "--metrics-listen") == 0) {
                 metrics_listen = v;
+            } else if (strcmp(a, "--dead-letter-topic") == 0) {
+                cfg.dead_letter_topic = v;
             } else {
                 level = v;
             }
@@ -354,6 +364,12 @@ int main(int argc, char **argv)
         cfg.source_messages = true;
     } else if (strcmp(source, "table") != 0) {
         fprintf(stderr, "cdc-relay: --source '%s' is not 'table' or 'messages'\n", source);
+        return 2;
+    }
+    if (cfg.dead_letter_topic != NULL &&
+        !outbox_topic_valid(cfg.dead_letter_topic, strlen(cfg.dead_letter_topic))) {
+        fprintf(stderr, "cdc-relay: --dead-letter-topic '%s' is not a valid Kafka topic name\n",
+                cfg.dead_letter_topic);
         return 2;
     }
     if (*cfg.message_prefix == '\0') {
