@@ -196,6 +196,8 @@ int main(int argc, char **argv)
         return 2;
     }
     log_threshold = cfg.log_level;
+    /* libpq's messages may quote the connection string: never its password. */
+    log_add_dsn_secrets(cfg.database_url);
     if (signals_setup() != 0) {
         log_error("signal setup failed error=\"%s\"", strerror(errno));
         return 1;

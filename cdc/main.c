@@ -345,6 +345,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "cdc-relay: --end-lsn is before --start-lsn\n");
         return 2;
     }
+    /* libpq's and librdkafka's messages may quote what they were given:
+     * never a password or a key (docs/security.md). */
+    log_add_dsn_secrets(cfg.database_url);
+    for (size_t i = 0; i < cfg.nkafka_props; i++)
+        if (sink_prop_is_secret(props[i].name))
+            log_add_secret(props[i].value, strlen(props[i].value));
     table_copy = xstrdup(table);
     dot = strchr(table_copy, '.');
     if (dot == NULL) {

@@ -319,13 +319,31 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
     return 0;
 }
 
+bool sink_prop_is_secret(const char *name)
+{
+    /* librdkafka's sensitive properties (CONFIGURATION.md): sasl.password,
+     * ssl.key.password, ssl.keystore.password, ssl.key.pem,
+     * sasl.oauthbearer.client.secret, sasl.oauthbearer.config, and a typo
+     * of any of them. */
+    static const char *const words[] = {"pass", "pasw", "secret", "pem", "oauthbearer.config",
+                                        "token"};
+
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strstr(name, words[i]) != NULL)
+            return true;
+    return false;
+}
+
 static bool set_prop(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
                      size_t errlen)
 {
     char why[512];
 
     if (rd_kafka_conf_set(conf, name, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "kafka property %s=%s: %s", name, value, why);
+        if (sink_prop_is_secret(name))
+            snprintf(err, errlen, "kafka property %s (value not shown): %s", name, why);
+        else
+            snprintf(err, errlen, "kafka property %s=%s: %s", name, value, why);
         return false;
     }
     return true;

@@ -30,6 +30,10 @@ struct sink_prop {
     const char *value;
 };
 
+/* True for librdkafka properties whose values are secrets (passwords,
+ * private keys, client secrets): never printed, also not in errors. */
+bool sink_prop_is_secret(const char *name);
+
 /*
  * Returns a new producer (free with sink_free) or NULL with err filled.
  * Relay defaults are applied first, then props in order (kcat's -X), so a
