@@ -576,8 +576,6 @@ void log_add_dsn_secrets(const char *dsn)
     for (const char *s = dsn; *s != '\0';) {
         const char *key;
         size_t klen;
-        char val[512];
-        size_t n = 0;
 
         while (is_space(*s))
             s++;
@@ -597,6 +595,9 @@ void log_add_dsn_secrets(const char *dsn)
             s++;
         if (*s == '\'') {
             const char *raw = ++s;
+            char val[512];
+            size_t n = 0;
+
             while (*s != '\0' && *s != '\'') {
                 if (*s == '\\' && s[1] != '\0')
                     s++;
