@@ -57,6 +57,11 @@ static bool error_is_permanent(rd_kafka_resp_err_t err)
     case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
     case RD_KAFKA_RESP_ERR__INVALID_ARG:
     case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC: /* auto-creation off and nobody created it */
+    /* In a delivery report (not a produce response, which librdkafka retries
+     * forever here): the topic stayed unknown for topic.metadata.propagation.max.ms
+     * (30 s), i.e. it does not exist and the broker does not create it.
+     * Retrying it rewound the relay every few seconds forever. */
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
         return true;
     default:
         return false;

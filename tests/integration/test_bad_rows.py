@@ -176,3 +176,62 @@ def test_dead_letter_copy_that_fails_stops_the_relay(stack):
     relay = stack.start_relay(*args, wait=False)
     assert relay.wait(90) == 1
     assert "dead-letter delivery failed" in relay.log_text()
+
+
+@pytest.fixture(scope="module")
+def kafka_no_autocreate(run_dir):
+    """A broker of this module that does not create topics on first use."""
+    from harness import Kafka
+
+    server = Kafka(run_dir / "kafka_noauto")
+    try:
+        server.start("auto.create.topics.enable=false")
+    except Exception as e:  # noqa: BLE001 - any failure to start is the message
+        server.stop()
+        pytest.fail(f"Kafka (no auto-create) could not start: {e}", pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.mark.timeout(240)
+def test_dead_letter_topic_takes_unknown_topic(migrated_pg, kafka_no_autocreate, spawn):
+    """An event for a topic that does not exist, on a broker that does not
+    create topics, fails with librdkafka's __UNKNOWN_TOPIC once the topic's
+    metadata says so: permanent, so it goes to the dead-letter topic."""
+    k = kafka_no_autocreate
+    s = Stack(migrated_pg, k, spawn)
+    s.pg.psql(
+        "CREATE TABLE loose_outbox (id uuid PRIMARY KEY, aggregate_type text, aggregate_id text,"
+        " event_type text, payload jsonb, created_at timestamptz DEFAULT now())",
+        url=s.url,
+    )
+    dlq = s.template.replace("${aggregate_type}", "dlq")
+    for t in (s.topic, dlq):
+        k.topics_tool("--create", "--topic", t, "--partitions", "1")
+    # how long librdkafka waits for a topic to appear before failing its messages
+    wait_topic = ("-X", "topic.metadata.propagation.max.ms=3000")
+    # Default policy: stop, naming the event (it used to rewind forever).
+    relay = s.start_relay("--table", "public.loose_outbox", *wait_topic)
+    insert(s, gid(1), "'orders'", "'k'")
+    insert(s, bid(9), "'missing'", "'k'")
+    insert(s, gid(2), "'orders'", "'k'")
+    after_last = s.current_lsn()
+    assert relay.wait(90) == 1, relay.log_tail()
+    line = next(l for l in relay.log_text().splitlines() if "failed permanently" in l)
+    assert bid(9) in line and "lsn" in line and "Unknown topic" in line, line
+    assert s.confirmed_flush() < after_last
+    # With a dead-letter topic it goes there and the relay goes on.
+    relay = s.start_relay("--table", "public.loose_outbox", "--dead-letter-topic", dlq, *wait_topic)
+    dead = k.consume(dlq, count=1, timeout=90)
+    assert len(dead) == 1, relay.log_tail()
+    h = dead[0]["headers"]
+    assert h["dl_event_id"] == bid(9) and h["id"] == bid(9)
+    assert "Unknown topic" in h["dl_error"], h
+    assert h["dl_original_topic"] == s.template.replace("${aggregate_type}", "missing")
+    assert json.loads(dead[0]["payload"]) == {}
+    # gid(2) was delivered by the first run past the stuck event, which was
+    # not confirmed: the second run sends it again (at-least-once).
+    got = [e["headers"]["id"] for e in s.events(count=3, timeout=60)]
+    assert list(dict.fromkeys(got)) == [gid(1), gid(2)], got
+    s.wait_until(lambda: s.confirmed_flush() >= after_last, timeout=60, what="slot advanced")
+    assert relay.alive

@@ -169,6 +169,17 @@ def test_least_privilege_roles_end_to_end_over_tls(tls_pg, kafka, spawn, run_dir
     assert len(events) == 1 and events[0]["key"] == location.rsplit("/", 1)[1]
     assert relay.alive and "created publication" not in relay.log_text()
 
+    # --outbox-mode message works with the same role (pg_logical_emit_message).
+    api2 = spawn("orders-api", "--outbox-mode", "message",
+                 env={"DATABASE_URL": s.api_url, "LISTEN_ADDR": "127.0.0.1:0"},
+                 wait_for=r"listening addr=\S+")
+    base2 = "http://" + re.search(r"listening addr=(\S+)", api2.log_text()).group(1)
+    req = urllib.request.Request(base2 + "/orders", data=b'{"item": "pen", "quantity": 1}',
+                                 method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 201
+    api2.terminate()
+
     # Both binaries' sessions are encrypted, with the least-privilege roles.
     sessions = tls_pg.psql(
         "SELECT a.usename, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)"
@@ -209,6 +220,7 @@ def test_least_privilege_roles_end_to_end_over_tls(tls_pg, kafka, spawn, run_dir
         r = psql_as(s.relay_url, sql)
         assert r.returncode != 0 and "permission denied" in r.stderr, (sql, r.stdout, r.stderr)
     # What they may do (so the denials above are not a broken connection).
+    assert psql_as(s.api_url, "SELECT count(*) FROM orders").stdout.strip() == "2"
     assert psql_as(s.api_url, "SELECT count(*) FROM outbox").stdout.strip() == "1"
     assert psql_as(s.relay_url, "SELECT count(*) FROM outbox").stdout.strip() == "1"
     assert psql_as(s.api_url, "SELECT current_user").stdout.strip() == "orders_api"
