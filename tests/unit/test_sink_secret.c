@@ -12,7 +12,6 @@ int main(void)
         "ssl.key.password",
         "ssl.keystore.password",
         "ssl.key.pem",
-        "ssl.certificate.pem",
         "sasl.oauthbearer.client.secret",
         "sasl.oauthbearer.config",
         "sasl.pasword",
