@@ -7,6 +7,7 @@
 #include "http.h"
 
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +35,17 @@
 #define IDEM_HEADER          "Idempotency-Key"
 #define IDEM_REPLAYED_HEADER "Idempotent-Replayed"
 
+/* One open connection, for the request deadline (HTTP_REQUEST_DEADLINE_S).
+ * Lives in MHD's socket context from NOTIFY_STARTED to NOTIFY_CLOSED, which
+ * MHD calls before it closes the socket: while an entry is listed under
+ * conns_lock, its fd is this connection's. */
+struct http_conn {
+    struct http_conn *prev, *next;
+    MHD_socket fd;
+    int64_t since_us; /* monotonic start of the request being received */
+    bool receiving;   /* false while the request is handled and answered */
+};
+
 struct http_server {
     struct MHD_Daemon *d;
     const struct store_ops *ops;
@@ -41,6 +54,13 @@ struct http_server {
     MHD_socket listen_fd; /* returned by MHD_quiesce_daemon; ours to close */
     atomic_int inflight;
     struct api_metrics *metrics;
+    /* request deadline: open connections, and the thread that ends late ones */
+    pthread_mutex_t conns_lock;
+    pthread_cond_t sweeper_wake;
+    struct http_conn *conns;
+    bool sweeper_running;
+    bool stopping; /* under conns_lock */
+    pthread_t sweeper;
 };
 
 struct http_request {
@@ -417,6 +437,8 @@ static enum MHD_Result on_body(struct http_request *r, const char *data, size_t 
     return MHD_YES;
 }
 
+static void conn_receiving(struct http_server *srv, struct MHD_Connection *c, bool receiving);
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
@@ -443,7 +465,102 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_data_size = 0;
         return ret;
     }
+    conn_receiving(srv, c, false);
     return on_complete_request(srv, c, r);
+}
+
+/* Marks the connection's request as fully received (false) or a new one
+ * starting (true, from now). */
+static void conn_receiving(struct http_server *srv, struct MHD_Connection *c, bool receiving)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct http_conn *hc = info != NULL ? info->socket_context : NULL;
+
+    if (hc == NULL)
+        return;
+    pthread_mutex_lock(&srv->conns_lock);
+    hc->receiving = receiving;
+    if (receiving)
+        hc->since_us = now_us();
+    pthread_mutex_unlock(&srv->conns_lock);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct http_server *srv = cls;
+    struct http_conn *hc = *socket_context;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+        if (info == NULL)
+            return;
+        hc = xcalloc(1, sizeof(*hc));
+        hc->fd = info->connect_fd;
+        hc->since_us = now_us();
+        hc->receiving = true;
+        pthread_mutex_lock(&srv->conns_lock);
+        hc->next = srv->conns;
+        if (srv->conns != NULL)
+            srv->conns->prev = hc;
+        srv->conns = hc;
+        pthread_mutex_unlock(&srv->conns_lock);
+        *socket_context = hc;
+        return;
+    }
+    if (hc == NULL)
+        return;
+    pthread_mutex_lock(&srv->conns_lock);
+    if (hc->prev != NULL)
+        hc->prev->next = hc->next;
+    else
+        srv->conns = hc->next;
+    if (hc->next != NULL)
+        hc->next->prev = hc->prev;
+    pthread_mutex_unlock(&srv->conns_lock);
+    free(hc);
+    *socket_context = NULL;
+}
+
+/*
+ * Once a second, shuts down the socket of every connection whose request has
+ * been arriving for longer than HTTP_REQUEST_DEADLINE_S; MHD then sees the
+ * end of the stream and closes it itself (this thread never closes an fd).
+ */
+static void *sweeper_main(void *arg)
+{
+    struct http_server *srv = arg;
+
+    pthread_mutex_lock(&srv->conns_lock);
+    while (!srv->stopping) {
+        struct timespec until;
+        int64_t limit;
+        int closed = 0;
+
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&srv->sweeper_wake, &srv->conns_lock, &until);
+        limit = now_us() - (int64_t)HTTP_REQUEST_DEADLINE_S * 1000000;
+        for (struct http_conn *hc = srv->conns; hc != NULL; hc = hc->next) {
+            if (hc->receiving && hc->since_us < limit) {
+                shutdown(hc->fd, SHUT_RDWR);
+                hc->receiving = false; /* once */
+                closed++;
+            }
+        }
+        if (closed > 0) {
+            pthread_mutex_unlock(&srv->conns_lock);
+            log_info("request not received within the deadline, connections closed count=%d "
+                     "deadline_s=%d",
+                     closed, HTTP_REQUEST_DEADLINE_S);
+            pthread_mutex_lock(&srv->conns_lock);
+        }
+    }
+    pthread_mutex_unlock(&srv->conns_lock);
+    return NULL;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
@@ -453,9 +570,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     struct http_request *r = *req_cls;
     int64_t duration_us;
 
-    UNUSED(c);
     if (r == NULL)
         return;
+    conn_receiving(srv, c, true); /* a keep-alive connection's next request */
     duration_us = now_us() - r->start_us;
     /* A request dropped before an answer was queued has no status to count. */
     if (r->answered)
@@ -505,20 +622,33 @@ struct http_server *http_server_start(const struct http_options *opt, char *errb
     srv->metrics = api_metrics_new(opt->start_unix_us != 0 ? opt->start_unix_us : unix_now_us());
     if (opt->addr->sa_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    pthread_mutex_init(&srv->conns_lock, NULL);
+    pthread_cond_init(&srv->sweeper_wake, NULL);
     srv->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
                               /* First, so that no message goes to MHD's own stderr logger. */
                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_SOCK_ADDR,
                               opt->addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)opt->threads,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_CONN_TIMEOUT_S,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_CONN_LIMIT,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+                              MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_END);
     if (srv->d == NULL) {
         snprintf(errbuf, errlen, "cannot start the HTTP server (reason logged above)");
-        api_metrics_free(srv->metrics);
-        free(srv);
-        return NULL;
+        goto fail;
     }
+    if (pthread_create(&srv->sweeper, NULL, sweeper_main, srv) != 0) {
+        snprintf(errbuf, errlen, "cannot start the request deadline thread");
+        MHD_stop_daemon(srv->d);
+        goto fail;
+    }
+    srv->sweeper_running = true;
     return srv;
+fail:
+    pthread_cond_destroy(&srv->sweeper_wake);
+    pthread_mutex_destroy(&srv->conns_lock);
+    api_metrics_free(srv->metrics);
+    free(srv);
+    return NULL;
 }
 
 void http_server_addr(const struct http_server *srv, char *buf, size_t len)
@@ -555,9 +685,19 @@ void http_server_stop(struct http_server *srv)
 {
     if (srv == NULL)
         return;
+    if (srv->sweeper_running) {
+        pthread_mutex_lock(&srv->conns_lock);
+        srv->stopping = true;
+        pthread_cond_signal(&srv->sweeper_wake);
+        pthread_mutex_unlock(&srv->conns_lock);
+        pthread_join(srv->sweeper, NULL);
+    }
+    /* MHD's NOTIFY_CLOSED callbacks still take conns_lock while it stops. */
     MHD_stop_daemon(srv->d);
     if (srv->listen_fd != MHD_INVALID_SOCKET)
         close(srv->listen_fd);
+    pthread_cond_destroy(&srv->sweeper_wake);
+    pthread_mutex_destroy(&srv->conns_lock);
     api_metrics_free(srv->metrics);
     free(srv);
 }

@@ -18,7 +18,11 @@
 #define HTTP_BODY_MAX       ((size_t)16 * 1024) /* bytes; larger bodies get 413 */
 #define HTTP_CONN_TIMEOUT_S 30                  /* idle or slow clients are dropped */
 #define HTTP_CONN_LIMIT     1024                /* concurrent connections, all threads */
-#define HTTP_ADDR_STR_MAX   64
+/* A request (headers and body) must arrive within this many seconds of the
+ * connection opening or the previous answer, however steadily it trickles
+ * in: the idle timeout alone never ends a slowloris client. */
+#define HTTP_REQUEST_DEADLINE_S 30
+#define HTTP_ADDR_STR_MAX       64
 
 struct http_server;
 

@@ -201,7 +201,10 @@ int main(int argc, char **argv)
     } else if (store_pg_describe(cfg.database_url, desc, sizeof(desc), err, sizeof(err)) != 0) {
         fprintf(stderr, "orders-api: --database-url/DATABASE_URL: %s\n", err);
         rc = 2;
-    } else if (log_threshold = cfg.log_level, signals_setup() != 0) {
+    } else if (log_threshold = cfg.log_level, log_add_dsn_secrets(cfg.database_url),
+               signals_setup() != 0) {
+        /* log_add_dsn_secrets: libpq's messages may quote the connection string,
+         * never its password. */
         log_error("signal setup failed error=\"%s\"", strerror(errno));
         rc = 1;
     } else {

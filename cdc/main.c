@@ -18,6 +18,7 @@
 #include "options.h"
 #include "poll_relay.h"
 #include "relay.h"
+#include "sink_kafka.h"
 
 #define RELAY_VERSION "0.1.0"
 
@@ -102,6 +103,12 @@ int main(int argc, char **argv)
     log_threshold = opt.log_level;
     log_output = opt.log_format;
     cfg->stop = &stop_requested;
+    /* libpq's and librdkafka's messages may quote what they were given:
+     * never a password or a key (docs/security.md). */
+    log_add_dsn_secrets(cfg->database_url);
+    for (size_t i = 0; i < cfg->nkafka_props; i++)
+        if (sink_prop_is_secret(cfg->kafka_props[i].name))
+            log_add_secret(cfg->kafka_props[i].value, strlen(cfg->kafka_props[i].value));
 
     if (pipe(stop_pipe) == 0) {
         fcntl(stop_pipe[0], F_SETFL, O_NONBLOCK);

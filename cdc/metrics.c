@@ -112,6 +112,10 @@ char *metrics_render(const struct metrics_snapshot *s, int64_t now_unix_us, int6
                "Events with a failed delivery report, or refused by the producer; each one makes "
                "the relay rewind (and send again) or stop, never confirm it.",
                s->events_failed);
+    metric_u64(&b, "cdc_relay_events_dead_lettered_total", "counter",
+               "Events that could never be delivered as they are and whose copy the "
+               "--dead-letter-topic acknowledged (also counted as delivered).",
+               s->events_dead_lettered);
     metric_u64(&b, "cdc_relay_events_in_flight", "gauge",
                "Events produced and not yet reported by Kafka.", s->events_in_flight);
 

@@ -19,6 +19,7 @@ struct metrics_snapshot {
     uint64_t events_produced;
     uint64_t events_delivered;
     uint64_t events_failed;
+    uint64_t events_dead_lettered;
     uint64_t reconnects_postgres;
     uint64_t reconnects_kafka;
     /* gauges */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "lsn.h"
+#include "outbox.h"
 #include "xmem.h"
 
 enum opt_kind {
@@ -75,6 +76,12 @@ static const struct cfg_opt opts[] = {
      OFF(relay.heartbeat_interval_ms), 0, 0,
      "write a logical message (prefix cdc-relay-heartbeat) this\n"
      "often so a silent database still lets the slot advance"},
+    {"dead-letter-topic", 0, "CDC_DEAD_LETTER_TOPIC", "NAME", NULL, 0, OPT_STR,
+     OFF(relay.dead_letter_topic), 0, 0,
+     "send events that can never be delivered as they are (NULL\n"
+     "aggregate_id, invalid topic name, too large, authorization,\n"
+     "unknown topic) to NAME with dl_* headers instead of\n"
+     "stopping; too-large ones without the value; unset: stop, exit 1"},
     {"no-create-slot", 0, "CDC_NO_CREATE_SLOT", NULL, "false", 0, OPT_BOOL, OFF(no_create_slot), 0,
      0, "fail if the slot is missing instead of creating it"},
     {"no-create-publication", 0, "CDC_NO_CREATE_PUBLICATION", NULL, "false", 0, OPT_BOOL,
@@ -351,6 +358,12 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
                       "--replay-window need --mode stream");
     if (!o->relay.poll_mode && o->relay.poll_until_empty)
         return seterr(errbuf, errlen, "--until-empty needs --mode poll");
+    r = row("dead-letter-topic");
+    if (o->relay.dead_letter_topic != NULL &&
+        !outbox_topic_valid(o->relay.dead_letter_topic, strlen(o->relay.dead_letter_topic)))
+        return seterr(errbuf, errlen, "%s: \"%.64s\" is not a valid Kafka topic name",
+                      cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)),
+                      o->relay.dead_letter_topic);
     if (*o->relay.message_prefix == '\0')
         return seterr(errbuf, errlen, "--message-prefix must not be empty");
     o->relay.create_slot = !o->no_create_slot;

@@ -75,12 +75,16 @@ enum outbox_status outbox_event_from_tuple(const struct outbox_layout *layout,
 {
     struct pgout_str *dest[OUTBOX_NCOLS] = {&ev->id, &ev->aggregate_type, &ev->aggregate_id,
                                             &ev->event_type, &ev->payload};
+    enum outbox_status first = OUTBOX_OK;
+
+    /* Every column is taken even after an error, so a bad row can still be
+     * described (and dead-lettered) with what it has. */
     for (int c = 0; c < OUTBOX_NCOLS; c++) {
         enum outbox_status st = take(tuple, layout->index[c], c == OUTBOX_COL_PAYLOAD, dest[c]);
-        if (st != OUTBOX_OK)
-            return st;
+        if (st != OUTBOX_OK && first == OUTBOX_OK)
+            first = st;
     }
-    return OUTBOX_OK;
+    return first;
 }
 
 bool outbox_topic_valid(const char *name, size_t len)

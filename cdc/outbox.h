@@ -55,7 +55,8 @@ const char *outbox_column_name(enum outbox_col col);
 enum outbox_status outbox_layout_init(struct outbox_layout *layout, const struct relcache_rel *rel,
                                       const char **missing);
 
-/* Extracts the event from an Insert's new tuple. */
+/* Extracts the event from an Insert's new tuple. On an error the columns
+ * that could be read are still filled (the others have ptr NULL). */
 enum outbox_status outbox_event_from_tuple(const struct outbox_layout *layout,
                                            const struct pgout_tuple *tuple,
                                            struct outbox_event *ev);

@@ -99,6 +99,7 @@ struct relay {
      * decision of the loop */
     uint64_t received;         /* events decoded in transactions being relayed */
     uint64_t failed;           /* failed delivery reports and refused produces */
+    uint64_t dead_lettered;    /* dead-letter copies acknowledged */
     uint64_t reconnects_pg;    /* streams left for Postgres trouble */
     uint64_t reconnects_kafka; /* rewinds */
     uint64_t confirmed_lsn;    /* flush of the last status update sent (or the slot's) */
@@ -168,8 +169,13 @@ static void on_delivery(void *arg, uint64_t seq, const char *err, bool permanent
     }
     r->failed++;
     if (permanent) {
+        /* With a dead-letter topic the sink redirects every permanent
+         * failure, so one that arrives here is the copy's own: stop. */
         log_report(LOG_LEVEL_ERROR, lsn_text, event_id,
-                   "delivery failed permanently, stopping without confirming it", err);
+                   r->cfg->dead_letter_topic != NULL
+                       ? "dead-letter delivery failed permanently, stopping without confirming it"
+                       : "delivery failed permanently, stopping without confirming it",
+                   err);
         r->fatal = true;
     } else {
         log_report(LOG_LEVEL_WARN, lsn_text, event_id,
@@ -178,7 +184,24 @@ static void on_delivery(void *arg, uint64_t seq, const char *err, bool permanent
     }
 }
 
-/* Returns false when the connection failed (already logged). */
+/* The sink redirected a failed event (err set) or the dead-letter topic
+ * acknowledged its copy (err NULL; on_delivery follows and counts it). */
+static void on_dead_letter(void *arg, uint64_t seq, const char *err, const char *event_id,
+                           const char *lsn_text)
+{
+    struct relay *r = arg;
+
+    (void)seq;
+    if (err != NULL) {
+        log_report(LOG_LEVEL_WARN, lsn_text, event_id,
+                   "delivery failed permanently, sending the event to the dead-letter topic", err);
+        return;
+    }
+    r->dead_lettered++;
+    log_report(LOG_LEVEL_INFO, lsn_text, event_id, "dead-letter topic acknowledged the event",
+               NULL);
+}
+
 /*
  * --replay-window: the position the server may forget up to is the newest
  * delivered position at least the window old, so the last window of WAL
@@ -317,6 +340,7 @@ static void observe(struct relay *r, bool force)
     snap.events_produced = r->produced;
     snap.events_delivered = r->delivered;
     snap.events_failed = r->failed;
+    snap.events_dead_lettered = r->dead_lettered;
     snap.reconnects_postgres = r->reconnects_pg;
     snap.reconnects_kafka = r->reconnects_kafka;
     snap.events_in_flight = tracker_inflight_events(r->tracker);
@@ -379,6 +403,47 @@ static bool wait_for_queue(struct relay *r, enum stream_end *end)
 
 static bool produce_event(struct relay *r, const struct outbox_event *evp, enum stream_end *end);
 
+/*
+ * Sends an event that can never become its own message to the
+ * dead-letter topic, under the transaction's seq so that its acknowledgement
+ * is the event's delivery (the position does not pass it before). why is
+ * copied. Returns false (end set, logged) when even that is impossible.
+ */
+static bool dead_letter(struct relay *r, const struct outbox_event *ev, const char *topic,
+                        const char *why, bool drop_value, enum stream_end *end)
+{
+    struct sink_meta meta = {.lsn = r->txn_lsn, .commit_ts = r->txn_ts};
+    char reason[512];
+    struct sink_dead_letter dl = {
+        .original_topic = topic, .error = reason, .drop_value = drop_value};
+
+    snprintf(reason, sizeof(reason), "%s", why);
+    log_event(LOG_LEVEL_WARN, r->txn_commit_lsn, ev->id.ptr ? ev->id.ptr : "?",
+              ev->id.ptr ? (int)ev->id.len : -1, "sending event to dead-letter topic %s: %s",
+              r->cfg->dead_letter_topic, reason);
+    for (;;) {
+        enum sink_status st =
+            sink_produce_dead_letter(r->sink, ev, &meta, &dl, r->txn_seq, r->err, sizeof(r->err));
+
+        if (st == SINK_OK)
+            break;
+        if (st == SINK_QUEUE_FULL) {
+            if (!wait_for_queue(r, end))
+                return false;
+            continue;
+        }
+        log_event(LOG_LEVEL_ERROR, r->txn_commit_lsn, ev->id.ptr ? ev->id.ptr : "?",
+                  ev->id.ptr ? (int)ev->id.len : -1,
+                  "cannot send event to the dead-letter topic: %s; stopping without confirming it",
+                  r->err);
+        *end = st == SINK_EFATAL ? STREAM_REWIND : STREAM_FATAL;
+        return false;
+    }
+    tracker_add_event(r->tracker, r->txn_seq);
+    r->produced++;
+    return true;
+}
+
 static bool handle_insert(struct relay *r, enum stream_end *end)
 {
     const struct pgout_msg *m = r->msg;
@@ -401,6 +466,13 @@ static bool handle_insert(struct relay *r, enum stream_end *end)
         return false;
     }
     ost = outbox_event_from_tuple(&r->layout, &m->u.insert.newtup, &ev);
+    if (ost == OUTBOX_ENULL && r->cfg->dead_letter_topic != NULL) {
+        char why[128];
+
+        r->received++;
+        snprintf(why, sizeof(why), "bad outbox row: %s", outbox_strerror(ost));
+        return dead_letter(r, &ev, NULL, why, false, end);
+    }
     if (ost != OUTBOX_OK) {
         log_event(LOG_LEVEL_ERROR, r->txn_commit_lsn, ev.id.ptr ? ev.id.ptr : "?",
                   ev.id.ptr ? (int)ev.id.len : -1,
@@ -455,7 +527,18 @@ static bool produce_event(struct relay *r, const struct outbox_event *evp, enum 
     struct sink_meta meta = {.lsn = r->txn_lsn, .commit_ts = r->txn_ts};
 
     r->received++;
+    memset(topic, 0, sizeof(topic)); /* a name too long is left unterminated */
     if (!outbox_topic(r->cfg->topic_template, &ev, topic, sizeof(topic))) {
+        if (r->cfg->dead_letter_topic != NULL) {
+            char why[512];
+
+            snprintf(why, sizeof(why),
+                     "aggregate_type '%.*s' does not make a valid Kafka topic name from "
+                     "template '%s'",
+                     (int)ev.aggregate_type.len, ev.aggregate_type.ptr, r->cfg->topic_template);
+            topic[sizeof(topic) - 1] = '\0';
+            return dead_letter(r, &ev, topic, why, false, end);
+        }
         log_event(LOG_LEVEL_ERROR, r->txn_commit_lsn, ev.id.ptr, (int)ev.id.len,
                   "outbox event: aggregate_type '%.*s' does not make a valid Kafka topic name "
                   "from template '%s'; stopping without confirming it",
@@ -474,10 +557,17 @@ static bool produce_event(struct relay *r, const struct outbox_event *evp, enum 
                 return false;
             continue;
         }
+        if ((st == SINK_EPERMANENT || st == SINK_ETOOLARGE) && r->cfg->dead_letter_topic != NULL) {
+            char why[512];
+
+            snprintf(why, sizeof(why), "cannot produce event to topic %.255s: %.200s", topic,
+                     r->err);
+            return dead_letter(r, &ev, topic, why, st == SINK_ETOOLARGE, end);
+        }
         r->failed++;
         log_event(LOG_LEVEL_ERROR, r->txn_commit_lsn, ev.id.ptr, (int)ev.id.len,
-                  "cannot produce event to topic %s: %s", topic, r->err);
-        *end = st == SINK_EPERMANENT ? STREAM_FATAL : STREAM_REWIND;
+                  "cannot produce event to topic %.255s: %.200s", topic, r->err);
+        *end = st == SINK_EFATAL ? STREAM_REWIND : STREAM_FATAL;
         return false;
     }
     tracker_add_event(r->tracker, r->txn_seq);
@@ -1016,6 +1106,8 @@ enum relay_exit relay_run(const struct relay_config *cfg)
                 log_error("%s", r.err);
                 goto out;
             }
+            if (cfg->dead_letter_topic != NULL)
+                sink_set_dead_letter(r.sink, cfg->dead_letter_topic, on_dead_letter);
         }
         if (backoff_ms > 0) {
             log_info("reconnecting in %d ms", backoff_ms);

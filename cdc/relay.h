@@ -37,7 +37,10 @@ struct relay_config {
     const char *message_prefix; /* their prefix, "outbox" */
     int heartbeat_interval_ms;  /* 0: no heartbeat */
     const char *state_file;     /* saved delivered position; NULL: none */
-    int64_t replay_window_s;    /* hold the slot's confirmed position back this long */
+    /* --dead-letter-topic: where events that can never be delivered go;
+     * NULL: stop on them (the default policy) */
+    const char *dead_letter_topic;
+    int64_t replay_window_s; /* hold the slot's confirmed position back this long */
     const struct sink_prop *kafka_props;
     size_t nkafka_props;
     /* Where the loop publishes its metrics snapshot (at most every 100 ms and

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -24,6 +25,21 @@ struct sink {
     sink_delivery_fn on_delivery;
     void *arg;
     struct sink_stats stats; /* written by the callbacks, which sink_poll runs */
+    /* --dead-letter-topic; copies the full queue refused from inside the
+     * delivery callback wait here, oldest first, until sink_poll. */
+    const char *dl_topic;
+    sink_dead_letter_fn on_dead_letter;
+    struct dl_pending *pending, *pending_tail;
+    int npending;
+};
+
+struct dl_pending {
+    struct dl_pending *next;
+    uint64_t seq;
+    void *key, *value; /* owned copies; NULL when absent */
+    size_t key_len, value_len;
+    rd_kafka_headers_t *hdrs; /* owned until produced */
+    char event_id[128], lsn[32];
 };
 
 /* Errors a retry or a new producer cannot fix: the message as it is will
@@ -41,6 +57,11 @@ static bool error_is_permanent(rd_kafka_resp_err_t err)
     case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
     case RD_KAFKA_RESP_ERR__INVALID_ARG:
     case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC: /* auto-creation off and nobody created it */
+    /* In a delivery report (not a produce response, which librdkafka retries
+     * forever here): the topic stayed unknown for topic.metadata.propagation.max.ms
+     * (30 s), i.e. it does not exist and the broker does not create it.
+     * Retrying it rewound the relay every few seconds forever. */
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
         return true;
     default:
         return false;
@@ -66,6 +87,114 @@ static const char *header_value(const rd_kafka_message_t *rkm, const char *name,
     return buf;
 }
 
+/* The broker or the client refused the record for its size: a copy
+ * without the value can still go through. */
+static bool error_is_size(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+           err == RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE ||
+           err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
+}
+
+static bool is_dead_letter_copy(const rd_kafka_message_t *rkm)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *val;
+    size_t len;
+
+    return rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+           rd_kafka_header_get_last(hdrs, SINK_DL_ERROR_HDR, &val, &len) ==
+               RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+static void pending_free(struct dl_pending *p)
+{
+    if (p->hdrs != NULL)
+        rd_kafka_headers_destroy(p->hdrs);
+    free(p->key);
+    free(p->value);
+    free(p);
+}
+
+/* Hands queued dead-letter copies to librdkafka, oldest first, until the
+ * queue is full again. A copy refused for good is reported as a permanent
+ * failure of its event. */
+static void send_pending(struct sink *s)
+{
+    while (s->pending != NULL) {
+        struct dl_pending *p = s->pending;
+        rd_kafka_resp_err_t rerr = rd_kafka_producev(
+            s->rk, RD_KAFKA_V_TOPIC(s->dl_topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(p->key, p->key_len), RD_KAFKA_V_VALUE(p->value, p->value_len),
+            RD_KAFKA_V_HEADERS(p->hdrs), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)p->seq),
+            RD_KAFKA_V_END);
+
+        if (rerr == RD_KAFKA_RESP_ERR__QUEUE_FULL && rd_kafka_outq_len(s->rk) > 0)
+            return;
+        s->pending = p->next;
+        if (s->pending == NULL)
+            s->pending_tail = NULL;
+        s->npending--;
+        if (rerr == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            p->hdrs = NULL; /* owned by the message now */
+        } else if (s->on_delivery != NULL) {
+            char err[512];
+            snprintf(err, sizeof(err), "dead-letter copy to topic %s cannot be produced: %s",
+                     s->dl_topic, rd_kafka_err2str(rerr));
+            s->on_delivery(s->arg, p->seq, err, true, p->event_id, p->lsn);
+        }
+        pending_free(p);
+    }
+}
+
+/* Queues a copy of a permanently failed message for the dead-letter topic:
+ * its key and headers, its value unless the error was its size, and the
+ * dl_* headers. */
+static void redirect(struct sink *s, const rd_kafka_message_t *rkm, uint64_t seq, const char *err)
+{
+    struct dl_pending *p = calloc(1, sizeof(*p));
+    rd_kafka_headers_t *orig = NULL;
+    bool drop = error_is_size(rkm->err);
+    const char *topic = rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "";
+    char tmp[128];
+
+    if (p == NULL) {
+        s->on_delivery(s->arg, seq, "out of memory for a dead-letter copy", true, "?", "?");
+        return;
+    }
+    p->seq = seq;
+    snprintf(p->event_id, sizeof(p->event_id), "%s", header_value(rkm, "id", tmp, sizeof(tmp)));
+    snprintf(p->lsn, sizeof(p->lsn), "%s", header_value(rkm, "lsn", tmp, sizeof(tmp)));
+    if (rkm->key != NULL && (p->key = malloc(rkm->key_len + 1)) != NULL) {
+        memcpy(p->key, rkm->key, rkm->key_len);
+        p->key_len = rkm->key_len;
+    }
+    if (!drop && rkm->payload != NULL && (p->value = malloc(rkm->len + 1)) != NULL) {
+        memcpy(p->value, rkm->payload, rkm->len);
+        p->value_len = rkm->len;
+    }
+    p->hdrs = rd_kafka_message_headers(rkm, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR
+                  ? rd_kafka_headers_copy(orig)
+                  : rd_kafka_headers_new(8);
+    rd_kafka_header_add(p->hdrs, SINK_DL_TOPIC_HDR, -1, topic, -1);
+    rd_kafka_header_add(p->hdrs, SINK_DL_ERROR_HDR, -1, err, -1);
+    rd_kafka_header_add(p->hdrs, SINK_DL_ID_HDR, -1, p->event_id, -1);
+    rd_kafka_header_add(p->hdrs, SINK_DL_LSN_HDR, -1, p->lsn, -1);
+    if (drop)
+        rd_kafka_header_add(p->hdrs, SINK_DL_DROPPED_HDR, -1, "true", -1);
+    if (s->on_dead_letter != NULL)
+        s->on_dead_letter(s->arg, seq, err, p->event_id, p->lsn);
+    if (s->pending_tail != NULL)
+        s->pending_tail->next = p;
+    else
+        s->pending = p;
+    s->pending_tail = p;
+    s->npending++;
+    /* Producing from the delivery callback is allowed; a full queue leaves
+     * the copy for the next sink_poll. */
+    send_pending(s);
+}
+
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     struct sink *s = opaque;
@@ -77,11 +206,18 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
         return;
     if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         s->stats.all_brokers_down = false;
+        if (s->on_dead_letter != NULL && is_dead_letter_copy(rkm))
+            s->on_dead_letter(s->arg, seq, NULL, header_value(rkm, "id", idbuf, sizeof(idbuf)),
+                              header_value(rkm, "lsn", lsnbuf, sizeof(lsnbuf)));
         s->on_delivery(s->arg, seq, NULL, false, NULL, NULL);
         return;
     }
     snprintf(err, sizeof(err), "%s: topic=%s partition=%d", rd_kafka_err2str(rkm->err),
              rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "?", (int)rkm->partition);
+    if (s->dl_topic != NULL && error_is_permanent(rkm->err) && !is_dead_letter_copy(rkm)) {
+        redirect(s, rkm, seq, err);
+        return;
+    }
     s->on_delivery(s->arg, seq, err, error_is_permanent(rkm->err),
                    header_value(rkm, "id", idbuf, sizeof(idbuf)),
                    header_value(rkm, "lsn", lsnbuf, sizeof(lsnbuf)));
@@ -188,13 +324,31 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
     return 0;
 }
 
+bool sink_prop_is_secret(const char *name)
+{
+    /* librdkafka's sensitive properties (CONFIGURATION.md): sasl.password,
+     * ssl.key.password, ssl.keystore.password, ssl.key.pem,
+     * sasl.oauthbearer.client.secret, sasl.oauthbearer.config, and a typo
+     * of any of them. */
+    static const char *const words[] = {"pass", "pasw", "secret", "pem", "oauthbearer.config",
+                                        "token"};
+
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strstr(name, words[i]) != NULL)
+            return true;
+    return false;
+}
+
 static bool set_prop(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
                      size_t errlen)
 {
     char why[512];
 
     if (rd_kafka_conf_set(conf, name, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "kafka property %s=%s: %s", name, value, why);
+        if (sink_prop_is_secret(name))
+            snprintf(err, errlen, "kafka property %s (value not shown): %s", name, why);
+        else
+            snprintf(err, errlen, "kafka property %s=%s: %s", name, value, why);
         return false;
     }
     return true;
@@ -275,6 +429,11 @@ void sink_free(struct sink *s)
          * down: purged messages were never confirmed, so dropping their
          * reports is safe. */
         s->on_delivery = NULL;
+        while (s->pending != NULL) {
+            struct dl_pending *p = s->pending;
+            s->pending = p->next;
+            pending_free(p);
+        }
         rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         if (s->mainq != NULL) {
             rd_kafka_queue_io_event_enable(s->mainq, -1, NULL, 0);
@@ -337,7 +496,7 @@ enum sink_status sink_produce(struct sink *s, const char *topic, const struct ou
                      "message of %zu bytes does not fit in the producer queue; raise "
                      "queue.buffering.max.kbytes",
                      ev->payload.len);
-            return SINK_EPERMANENT;
+            return SINK_ETOOLARGE;
         }
         return SINK_QUEUE_FULL;
     case RD_KAFKA_RESP_ERR__FATAL:
@@ -345,6 +504,8 @@ enum sink_status sink_produce(struct sink *s, const char *topic, const struct ou
         return SINK_EFATAL;
     default:
         snprintf(err, errlen, "%s", rd_kafka_err2str(rerr));
+        if (error_is_size(rerr))
+            return SINK_ETOOLARGE;
         return error_is_permanent(rerr) ? SINK_EPERMANENT : SINK_EFATAL;
     }
 }
@@ -360,18 +521,86 @@ void sink_poll(struct sink *s, int timeout_ms)
 {
     drain_wakeup(s);
     rd_kafka_poll(s->rk, timeout_ms);
+    send_pending(s);
 }
 
 int sink_flush(struct sink *s, int timeout_ms)
 {
-    rd_kafka_flush(s->rk, timeout_ms);
+    struct timespec t0, t;
+    int left = timeout_ms;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        rd_kafka_flush(s->rk, left);
+        send_pending(s); /* copies the flush's reports queued */
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        left =
+            timeout_ms - (int)((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        if ((s->npending == 0 && rd_kafka_outq_len(s->rk) == 0) || left <= 0)
+            break;
+    }
     drain_wakeup(s);
-    return rd_kafka_outq_len(s->rk);
+    return rd_kafka_outq_len(s->rk) + s->npending;
 }
 
 int sink_outstanding(const struct sink *s)
 {
-    return rd_kafka_outq_len(s->rk);
+    return rd_kafka_outq_len(s->rk) + s->npending;
+}
+
+void sink_set_dead_letter(struct sink *s, const char *topic, sink_dead_letter_fn on_dead_letter)
+{
+    s->dl_topic = topic;
+    s->on_dead_letter = on_dead_letter;
+}
+
+enum sink_status sink_produce_dead_letter(struct sink *s, const struct outbox_event *ev,
+                                          const struct sink_meta *meta,
+                                          const struct sink_dead_letter *dl, uint64_t seq,
+                                          char *err, size_t errlen)
+{
+    rd_kafka_headers_t *hdrs;
+    rd_kafka_resp_err_t rerr;
+    const struct pgout_str *cols[] = {&ev->id, &ev->event_type, &ev->aggregate_type};
+    static const char *const names[] = {"id", "event_type", "aggregate_type"};
+
+    if (s->dl_topic == NULL) {
+        snprintf(err, errlen, "no dead-letter topic");
+        return SINK_EPERMANENT;
+    }
+    /* The event's own headers as far as it has them, then the dl_* ones. */
+    hdrs = rd_kafka_headers_new(12);
+    for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
+        if (cols[i]->ptr != NULL)
+            rd_kafka_header_add(hdrs, names[i], -1, cols[i]->ptr, (ssize_t)cols[i]->len);
+    rd_kafka_header_add(hdrs, "lsn", -1, meta->lsn, -1);
+    rd_kafka_header_add(hdrs, "commit_ts", -1, meta->commit_ts, -1);
+    rd_kafka_header_add(hdrs, SINK_DL_TOPIC_HDR, -1,
+                        dl->original_topic != NULL ? dl->original_topic : "", -1);
+    rd_kafka_header_add(hdrs, SINK_DL_ERROR_HDR, -1, dl->error, -1);
+    rd_kafka_header_add(hdrs, SINK_DL_ID_HDR, -1, ev->id.ptr != NULL ? ev->id.ptr : "?",
+                        ev->id.ptr != NULL ? (ssize_t)ev->id.len : -1);
+    rd_kafka_header_add(hdrs, SINK_DL_LSN_HDR, -1, meta->lsn, -1);
+    if (dl->drop_value)
+        rd_kafka_header_add(hdrs, SINK_DL_DROPPED_HDR, -1, "true", -1);
+    rerr = rd_kafka_producev(
+        s->rk, RD_KAFKA_V_TOPIC(s->dl_topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(ev->aggregate_id.ptr, ev->aggregate_id.len),
+        RD_KAFKA_V_VALUE(dl->drop_value ? NULL : (void *)ev->payload.ptr,
+                         dl->drop_value ? 0 : ev->payload.len),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq), RD_KAFKA_V_END);
+    if (rerr == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return SINK_OK; /* hdrs owned by the message */
+    rd_kafka_headers_destroy(hdrs);
+    if (rerr == RD_KAFKA_RESP_ERR__QUEUE_FULL && rd_kafka_outq_len(s->rk) > 0)
+        return SINK_QUEUE_FULL;
+    if (rerr == RD_KAFKA_RESP_ERR__FATAL) {
+        snprintf(err, errlen, "producer is in a fatal state");
+        return SINK_EFATAL;
+    }
+    snprintf(err, errlen, "dead-letter copy to topic %s cannot be produced: %s", s->dl_topic,
+             rd_kafka_err2str(rerr));
+    return SINK_EPERMANENT;
 }
 
 bool sink_fatal(struct sink *s, char *err, size_t errlen)

@@ -30,6 +30,10 @@ struct sink_prop {
     const char *value;
 };
 
+/* True for librdkafka properties whose values are secrets (passwords,
+ * private keys, client secrets): never printed, also not in errors. */
+bool sink_prop_is_secret(const char *name);
+
 /*
  * Returns a new producer (free with sink_free) or NULL with err filled.
  * Relay defaults are applied first, then props in order (kcat's -X), so a
@@ -47,6 +51,7 @@ enum sink_status {
     SINK_QUEUE_FULL, /* back-pressure: poll and try again */
     SINK_EPERMANENT, /* this event can never be produced as is (err says why) */
     SINK_EFATAL,     /* the producer is unusable: rewind with a new one */
+    SINK_ETOOLARGE,  /* permanent, because of the message's size */
 };
 
 /* Headers that go with each event (DESIGN.md "Routing"). */
@@ -59,6 +64,45 @@ struct sink_meta {
 enum sink_status sink_produce(struct sink *s, const char *topic, const struct outbox_event *ev,
                               const struct sink_meta *meta, uint64_t seq, char *err,
                               size_t errlen) MUSTCHECK;
+
+/*
+ * Dead-letter topic (--dead-letter-topic). Once set, a message whose delivery
+ * fails permanently is not reported failed: the sink sends a copy to topic
+ * (same key and headers, plus the dl_* headers below; without the value when
+ * the error was its size) under the same seq, and the copy's report is the
+ * one on_delivery gets. on_dead_letter is called with err set when a failed
+ * delivery is redirected, and with err NULL when a dead-letter copy is
+ * acknowledged (from sink_poll/sink_flush; arguments borrowed for the call).
+ * A copy that fails in turn is reported to on_delivery as a permanent
+ * failure: never redirected twice. topic is borrowed for the sink's life.
+ */
+typedef void (*sink_dead_letter_fn)(void *arg, uint64_t seq, const char *err, const char *event_id,
+                                    const char *lsn);
+void sink_set_dead_letter(struct sink *s, const char *topic, sink_dead_letter_fn on_dead_letter);
+
+/* Headers a dead-letter copy carries on top of the event's own. */
+#define SINK_DL_TOPIC_HDR   "dl_original_topic"
+#define SINK_DL_ERROR_HDR   "dl_error"
+#define SINK_DL_ID_HDR      "dl_event_id"
+#define SINK_DL_LSN_HDR     "dl_lsn"
+#define SINK_DL_DROPPED_HDR "dl_value_dropped"
+
+/* Why an event goes straight to the dead-letter topic (it could not be
+ * produced at all). original_topic may be NULL (no valid name could be
+ * made); drop_value sends the record without its payload. */
+struct sink_dead_letter {
+    const char *original_topic;
+    const char *error;
+    bool drop_value;
+};
+
+/* Produces ev to the dead-letter topic under seq; the event may lack any
+ * column (NULL views are sent as absent key/headers). SINK_EPERMANENT when no
+ * dead-letter topic is set or the copy itself cannot be produced. */
+enum sink_status sink_produce_dead_letter(struct sink *s, const struct outbox_event *ev,
+                                          const struct sink_meta *meta,
+                                          const struct sink_dead_letter *dl, uint64_t seq,
+                                          char *err, size_t errlen) MUSTCHECK;
 
 /* Serves delivery reports and errors, waiting up to timeout_ms for the first. */
 void sink_poll(struct sink *s, int timeout_ms);

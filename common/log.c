@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +22,11 @@
 
 enum log_level log_threshold = LOG_LEVEL_INFO;
 enum log_format log_output = LOG_FORMAT_TEXT;
+
+/* Written at startup only (log_add_secret), read by every thread after. */
+static char *secrets[LOG_SECRETS_MAX];
+static size_t secret_lens[LOG_SECRETS_MAX];
+static size_t nsecrets;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static const char *const format_names[] = {"text", "json"};
@@ -208,6 +214,54 @@ static void line_put_field(struct line *l, const struct log_field *f)
         l->n = start;
 }
 
+void log_add_secret(const char *s, size_t len)
+{
+    char *copy;
+
+    if (len < LOG_SECRET_MIN || nsecrets == LOG_SECRETS_MAX)
+        return;
+    for (size_t i = 0; i < nsecrets; i++)
+        if (secret_lens[i] == len && memcmp(secrets[i], s, len) == 0)
+            return;
+    copy = malloc(len);
+    if (copy == NULL)
+        return;
+    memcpy(copy, s, len);
+    secrets[nsecrets] = copy;
+    secret_lens[nsecrets] = len;
+    nsecrets++;
+}
+
+/* The registered secret that starts at s (at most len bytes), or -1. */
+static int secret_at(const char *s, size_t len)
+{
+    for (size_t i = 0; i < nsecrets; i++)
+        if (secret_lens[i] <= len && memcmp(s, secrets[i], secret_lens[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Copies src into dst (cap bytes, NUL-terminated) with every secret
+ * replaced by "***"; returns the length written. */
+static size_t scrub(const char *src, size_t len, char *dst, size_t cap)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < len && n + 1 < cap;) {
+        int k = secret_at(src + i, len - i);
+
+        if (k >= 0) {
+            for (const char *r = "***"; *r != '\0' && n + 1 < cap; r++)
+                dst[n++] = *r;
+            i += secret_lens[k];
+        } else {
+            dst[n++] = src[i++];
+        }
+    }
+    dst[n] = '\0';
+    return n;
+}
+
 static void log_vwrite(enum log_level level, const struct log_field *fields, size_t nfields,
                        const char *fmt, va_list ap)
 {
@@ -226,6 +280,12 @@ static void log_vwrite(enum log_level level, const struct log_field *fields, siz
     if (w < 0)
         w = 0;
     n = (size_t)w < sizeof(msg) ? (size_t)w : sizeof(msg) - 1;
+    if (nsecrets > 0) {
+        char clean[LOG_MSG_MAX];
+
+        n = scrub(msg, n, clean, sizeof(clean));
+        memcpy(msg, clean, n + 1);
+    }
     l.n = 0;
     l.cut = false;
     if (log_output == LOG_FORMAT_JSON) {
@@ -243,9 +303,21 @@ static void log_vwrite(enum log_level level, const struct log_field *fields, siz
         line_puts(&l, " ");
         line_put(&l, msg, n);
     }
-    for (size_t i = 0; i < nfields; i++)
-        if (fields[i].value != NULL)
+    for (size_t i = 0; i < nfields; i++) {
+        if (fields[i].value == NULL)
+            continue;
+        if (nsecrets > 0) {
+            char clean[LOG_MSG_MAX];
+            struct log_field f = fields[i];
+            size_t len = f.len < 0 ? strlen(f.value) : (size_t)f.len;
+
+            f.len = (int)scrub(f.value, len, clean, sizeof(clean));
+            f.value = clean;
+            line_put_field(&l, &f);
+        } else {
             line_put_field(&l, &fields[i]);
+        }
+    }
     /* The reserve guarantees room for these (at most 3 bytes from it in all). */
     if (log_output == LOG_FORMAT_JSON)
         l.buf[l.n++] = '}';
@@ -438,4 +510,113 @@ char *log_redact_dsn(const char *dsn, char *out, size_t outlen)
     }
     out[o.n] = '\0';
     return out;
+}
+
+static int hex_val(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Registers s as written and, when it has %XX escapes, decoded. */
+static void add_uri_secret(const char *s, size_t len)
+{
+    char dec[512];
+    size_t n = 0;
+
+    log_add_secret(s, len);
+    for (size_t i = 0; i < len && n < sizeof(dec); i++) {
+        if (s[i] == '%' && i + 2 < len && hex_val(s[i + 1]) >= 0 && hex_val(s[i + 2]) >= 0) {
+            dec[n++] = (char)(hex_val(s[i + 1]) * 16 + hex_val(s[i + 2]));
+            i += 2;
+        } else {
+            dec[n++] = s[i];
+        }
+    }
+    log_add_secret(dec, n);
+}
+
+void log_add_dsn_secrets(const char *dsn)
+{
+    size_t scheme = 0;
+
+    if (dsn == NULL)
+        return;
+    if (strncmp(dsn, "postgresql://", 13) == 0)
+        scheme = 13;
+    else if (strncmp(dsn, "postgres://", 11) == 0)
+        scheme = 11;
+    if (scheme > 0) {
+        const char *auth = dsn + scheme, *q;
+        size_t span = strcspn(auth, "@/");
+        const char *colon = memchr(auth, ':', span);
+
+        if (auth[span] == '@' && colon != NULL)
+            add_uri_secret(colon + 1, (size_t)(auth + span - colon - 1));
+        q = strchr(auth, '?');
+        while (q != NULL && *q != '\0' && *q != '#') {
+            size_t plen;
+            const char *eq;
+
+            q++;
+            plen = strcspn(q, "&#");
+            eq = memchr(q, '=', plen);
+            if (eq != NULL && secret_key(q, (size_t)(eq - q)))
+                add_uri_secret(eq + 1, (size_t)(q + plen - eq - 1));
+            q += plen;
+        }
+        return;
+    }
+    /* key = value conninfo: the values of password keywords, unquoted. */
+    for (const char *s = dsn; *s != '\0';) {
+        const char *key;
+        size_t klen;
+
+        while (is_space(*s))
+            s++;
+        key = s;
+        while (*s != '\0' && *s != '=' && !is_space(*s))
+            s++;
+        klen = (size_t)(s - key);
+        while (is_space(*s))
+            s++;
+        if (*s != '=') {
+            if (*s != '\0' && klen == 0)
+                s++;
+            continue;
+        }
+        s++;
+        while (is_space(*s))
+            s++;
+        if (*s == '\'') {
+            const char *raw = ++s;
+            char val[512];
+            size_t n = 0;
+
+            while (*s != '\0' && *s != '\'') {
+                if (*s == '\\' && s[1] != '\0')
+                    s++;
+                if (n < sizeof(val))
+                    val[n++] = *s;
+                s++;
+            }
+            if (secret_key(key, klen)) {
+                log_add_secret(val, n);
+                log_add_secret(raw, (size_t)(s - raw));
+            }
+            if (*s == '\'')
+                s++;
+        } else {
+            const char *v = s;
+            while (*s != '\0' && !is_space(*s))
+                s++;
+            if (secret_key(key, klen))
+                log_add_secret(v, (size_t)(s - v));
+        }
+    }
 }

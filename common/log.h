@@ -57,6 +57,22 @@ void log_event(enum log_level level, uint64_t lsn, const char *event_id, int id_
  */
 char *log_redact_dsn(const char *dsn, char *out, size_t outlen);
 
+/*
+ * Secrets scrubbed from every line: each occurrence of a registered string
+ * in the formatted message or a field value is written as "***". For text
+ * this process did not compose (libpq and librdkafka error messages, which
+ * may quote the connection string). Strings shorter than LOG_SECRET_MIN are
+ * ignored (scrubbing them would garble every line); at most LOG_SECRETS_MAX
+ * are kept. Call at startup, before other threads start; copies s.
+ */
+#define LOG_SECRET_MIN  4
+#define LOG_SECRETS_MAX 16
+void log_add_secret(const char *s, size_t len);
+
+/* Registers the passwords of a libpq connection string (the forms
+ * log_redact_dsn knows), both as written and percent-decoded. */
+void log_add_dsn_secrets(const char *dsn);
+
 #define log_error(...) log_write(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_write(LOG_LEVEL_WARN, __VA_ARGS__)
 #define log_info(...)  log_write(LOG_LEVEL_INFO, __VA_ARGS__)

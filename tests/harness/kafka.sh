@@ -2,7 +2,7 @@
 # A throwaway single-node Apache Kafka broker (KRaft: broker+controller in one
 # JVM) on 127.0.0.1, from the jars tests/harness/deps.sh caches.
 #
-#   kafka.sh start  DIR [name=value ...]  format on first use, start, wait, print env
+#   kafka.sh start  DIR [--tls CERTDIR] [name=value ...]  format on first use, start, wait, print env
 #   kafka.sh stop   DIR     SIGTERM, wait up to 20 s, then SIGKILL
 #   kafka.sh kill   DIR     SIGKILL (no clean shutdown; log recovery on next start)
 #   kafka.sh pause  DIR     SIGSTOP (broker hangs, connections stay open)
@@ -25,6 +25,10 @@
 # starts ~2 s faster; set KAFKA_JVM_OPTS= (empty) for full JIT, e.g. for
 # benchmarks). Class-data sharing archive: see cds_setup (KAFKA_CDS=0: off).
 # Readiness: kcat metadata lists the broker, within $KAFKA_START_TIMEOUT (60) s.
+# --tls CERTDIR (kept for later starts of DIR): the client listener speaks TLS
+# (SSL://), with CERTDIR/server-keystore.pem (PKCS#8 key + certificate chain)
+# and CERTDIR/ca.pem, both PEM; clients need security.protocol=ssl and
+# ssl.ca.location=CERTDIR/ca.pem. The controller listener stays plaintext.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -euo pipefail
 PROG=kafka.sh
@@ -49,6 +53,15 @@ if [ "$cmd" != start ] && [ ! -d "$dir" ]; then
 fi
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
+if [ "$cmd" = start ] && [ "${1:-}" = --tls ]; then
+    [ $# -ge 2 ] || usage
+    (cd "$2" && pwd) >"$dir/tls.dir" || die "--tls $2: no such directory"
+    shift 2
+fi
+# the certificate directory of a TLS broker, empty for plaintext
+tls_dir() {
+    if [ -f "$dir/tls.dir" ]; then cat "$dir/tls.dir"; fi
+}
 pidfile=$dir/kafka.pid
 log=$dir/broker.log
 props=$dir/server.properties
@@ -78,19 +91,28 @@ write_env() {
 }
 
 write_config() {
-    local port cport kv
+    local port cport kv proto=PLAINTEXT tls
     port=$(sed -n 1p "$dir/ports")
     cport=$(sed -n 2p "$dir/ports")
+    tls=$(tls_dir)
+    [ -z "$tls" ] || proto=SSL
     {
         echo "# written by tests/harness/kafka.sh at every start; edits are lost"
         echo "process.roles=broker,controller"
         echo "node.id=1"
         echo "controller.quorum.voters=1@127.0.0.1:$cport"
-        echo "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
-        echo "advertised.listeners=PLAINTEXT://127.0.0.1:$port"
+        echo "listeners=$proto://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
+        echo "advertised.listeners=$proto://127.0.0.1:$port"
         echo "controller.listener.names=CONTROLLER"
-        echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
-        echo "inter.broker.listener.name=PLAINTEXT"
+        echo "listener.security.protocol.map=$proto:$proto,CONTROLLER:PLAINTEXT"
+        echo "inter.broker.listener.name=$proto"
+        if [ -n "$tls" ]; then
+            echo "ssl.keystore.type=PEM"
+            echo "ssl.keystore.location=$tls/server-keystore.pem"
+            echo "ssl.truststore.type=PEM"
+            echo "ssl.truststore.location=$tls/ca.pem"
+            echo "ssl.client.auth=none"
+        fi
         echo "log.dirs=$dir/data"
         echo "num.partitions=3"
         echo "default.replication.factor=1"
@@ -158,8 +180,10 @@ while True:
 }
 
 ready() {
-    local out
-    out=$(kcat -b "127.0.0.1:$1" -L -m 2 2>/dev/null) || return 1
+    local out tls ssl=()
+    tls=$(tls_dir)
+    [ -z "$tls" ] || ssl=(-X security.protocol=ssl -X "ssl.ca.location=$tls/ca.pem")
+    out=$(kcat -b "127.0.0.1:$1" "${ssl[@]}" -L -m 2 2>/dev/null) || return 1
     printf '%s\n' "$out" | grep -q "broker 1 at 127.0.0.1:$1"
 }
 

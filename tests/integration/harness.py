@@ -203,8 +203,10 @@ class Kafka:
     Topic auto-creation is on: a topic first produced to gets 3 partitions.
     """
 
-    def __init__(self, dir: str | os.PathLike):
+    def __init__(self, dir: str | os.PathLike, tls_dir: str | os.PathLike | None = None):
+        """tls_dir: a TLS broker (kafka.sh --tls) with the certificates there."""
         self.dir = Path(dir)
+        self.tls_dir = Path(tls_dir) if tls_dir else None
         self.env: dict[str, str] = {}
         self.state = "new"  # new | running | stopped | paused
         self.settings: list[str] = []  # extra settings of the last start
@@ -216,7 +218,8 @@ class Kafka:
         extra = _settings(settings, {})
         if extra and self.state in ("running", "paused"):
             self.stop()  # settings apply at broker start
-        out = _script("kafka.sh", "start", str(self.dir), *extra, timeout=150)
+        tls = ["--tls", str(self.tls_dir)] if self.tls_dir else []
+        out = _script("kafka.sh", "start", str(self.dir), *tls, *extra, timeout=150)
         self.env = _parse_env(out)
         self.settings = extra
         if "KAFKA_BROKERS" not in self.env:
@@ -339,11 +342,17 @@ class Kafka:
         if r.returncode != 0:
             raise HarnessError(f"kcat -P to {topic} failed: {r.stderr.strip()}")
 
+    def client_args(self) -> list[str]:
+        """kcat/librdkafka -X flags a client of this broker needs (TLS)."""
+        if not self.tls_dir:
+            return []
+        return ["-X", "security.protocol=ssl", "-X", f"ssl.ca.location={self.tls_dir / 'ca.pem'}"]
+
     def read_all(self, topic: str, extra_args: list[str] | tuple = (), timeout: float = 20) -> list[dict]:
         """Everything in the topic right now (one kcat -C -o beginning -e run);
         [] when the topic does not exist or the broker does not answer."""
         cmd = ["kcat", "-C", "-b", self.brokers, "-t", topic, "-o", "beginning", "-e", "-J", "-q"]
-        cmd += ["-m", "5", *extra_args]
+        cmd += ["-m", "5", *self.client_args(), *extra_args]
         try:
             r = subprocess.run(
                 cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL

@@ -156,3 +156,29 @@ def test_permanent_produce_error_stops_without_confirming(stack, mock):
     assert relay.wait(60) == 1
     assert "failed permanently" in relay.log_text()
     assert stack.confirmed_flush() <= before
+
+
+@pytest.mark.timeout(180)
+def test_authorization_failure_goes_to_the_dead_letter_topic(stack, mock):
+    dlq = stack.topic + ".dlq"
+    mock.command(f"topic {dlq} 1")
+    relay = start_relay(stack, mock, "--dead-letter-topic", dlq)
+    assert stack.post_order("first")[0] == 201
+    assert len(mock.consume(stack.topic, 1)) == 1
+    # TOPIC_AUTHORIZATION_FAILED (29) on the next Produce request only: the
+    # event's; its dead-letter copy goes out in a later request.
+    mock.command("produce-errors 29")
+    status, _, body = stack.post_order("doomed")
+    assert status == 201
+    dead = mock.consume(dlq, 1)
+    assert len(dead) == 1, relay.log_tail()
+    h = dead[0]["headers"]
+    assert "authorization" in h["dl_error"].lower() and h["dl_original_topic"] == stack.topic, h
+    assert json.loads(dead[0]["payload"])["item"] == "doomed"
+    assert h["dl_event_id"] == h["id"] and h["dl_lsn"] == h["lsn"]
+    assert stack.post_order("after")[0] == 201
+    after = stack.current_lsn()
+    items = [json.loads(m["payload"])["item"] for m in mock.consume(stack.topic, 2)]
+    assert sorted(items) == ["after", "first"], items
+    stack.wait_until(lambda: stack.confirmed_flush() >= after, timeout=60, what="slot advanced")
+    assert relay.alive

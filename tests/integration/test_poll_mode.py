@@ -322,4 +322,4 @@ def test_poll_mode_usage():
         r = run_bin("cdc-relay", *args, env=env)
         assert r.returncode == 2 and why in r.stderr, (args, r.stderr)
     r = run_bin("cdc-relay", env={**env, "CDC_MODE": "poll", "CDC_POLL_BATCH": "-1"})
-    assert r.returncode == 2 and "--poll-batch" in r.stderr
+    assert r.returncode == 2 and "CDC_POLL_BATCH" in r.stderr

@@ -232,6 +232,7 @@ static struct metrics_snapshot sample_snapshot(void)
     s.events_produced = 1100;
     s.events_delivered = 1000;
     s.events_failed = 2;
+    s.events_dead_lettered = 5;
     s.reconnects_postgres = 3;
     s.reconnects_kafka = 1;
     s.events_in_flight = 100;
@@ -276,6 +277,7 @@ static void test_render_parses_back(void)
     CHECK_EQ_INT(value_of(&e, "cdc_relay_events_produced_total"), 1100);
     CHECK_EQ_INT(value_of(&e, "cdc_relay_events_delivered_total"), 1000);
     CHECK_EQ_INT(value_of(&e, "cdc_relay_events_failed_total"), 2);
+    CHECK_EQ_INT(value_of(&e, "cdc_relay_events_dead_lettered_total"), 5);
     CHECK_EQ_INT(value_of(&e, "cdc_relay_events_in_flight"), 100);
     CHECK_EQ_INT(value_of(&e, "cdc_relay_received_lsn_bytes"), 0x100002000);
     CHECK_EQ_INT(value_of(&e, "cdc_relay_delivered_lsn_bytes"), 0x100001000);
@@ -313,6 +315,7 @@ static void test_render_parses_back(void)
             "cdc_relay_events_produced_total",
             "cdc_relay_events_delivered_total",
             "cdc_relay_events_failed_total",
+            "cdc_relay_events_dead_lettered_total",
             "cdc_relay_events_in_flight",
             "cdc_relay_received_lsn_bytes",
             "cdc_relay_delivered_lsn_bytes",

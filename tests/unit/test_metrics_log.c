@@ -221,6 +221,43 @@ static void test_redact_dsn(void)
     CHECK_STR(log_redact_dsn("postgresql://u:secret@h", buf, 17), "postgresql://u:*");
 }
 
+static void emit_secret_lines(void)
+{
+    struct log_field fields[] = {{"conn", "user=u password=Quoted Pass", -1}};
+
+    log_output = LOG_FORMAT_TEXT;
+    log_error("libpq says: invalid token \"p%%41ssWord9\" in \"postgresql://u:p%%41ssWord9@h/db\"");
+    log_error("decoded pAssWord9 and query qs3cr3t and kv kvs3cret and sasl KAFKApw");
+    log_write_fields(LOG_LEVEL_ERROR, fields, 1, "quoted 'Quoted Pass' and short abc");
+}
+
+/* Registered secrets never reach the output, in the message or a field,
+ * however libpq or librdkafka quote them; short ones are not registered. */
+static void test_secrets_scrubbed(void)
+{
+    char *out;
+
+    log_add_dsn_secrets("postgresql://u:p%41ssWord9@h/db?sslpassword=qs3cr3t");
+    log_add_dsn_secrets("host=h password=kvs3cret");
+    log_add_dsn_secrets("host=h password='Quoted Pass'");
+    log_add_dsn_secrets("host=h password=abc");
+    log_add_secret("KAFKApw", 7);
+    out = capture(emit_secret_lines);
+    CHECK(out != NULL);
+    if (out == NULL)
+        return;
+    CHECK(strstr(out, "p%41ssWord9") == NULL);
+    CHECK(strstr(out, "pAssWord9") == NULL);
+    CHECK(strstr(out, "qs3cr3t") == NULL);
+    CHECK(strstr(out, "kvs3cret") == NULL);
+    CHECK(strstr(out, "KAFKApw") == NULL);
+    CHECK(strstr(out, "Quoted Pass") == NULL);
+    CHECK(strstr(out, "postgresql://u:***@h/db") != NULL);
+    CHECK(strstr(out, "decoded *** and query *** and kv *** and sasl ***") != NULL);
+    CHECK(strstr(out, "short abc") != NULL); /* below LOG_SECRET_MIN */
+    free(out);
+}
+
 int main(void)
 {
     test_json_format();
@@ -228,5 +265,6 @@ int main(void)
     test_text_fields();
     test_format_parse();
     test_redact_dsn();
+    test_secrets_scrubbed(); /* last: registered secrets stay for the process */
     return check_summary();
 }

@@ -110,6 +110,11 @@ static void test_event_from_tuple(void)
     CHECK(ev.payload.ptr == NULL);
     cols[3].kind = PGOUT_COL_NULL;
     CHECK_EQ_INT(outbox_event_from_tuple(&layout, &tup, &ev), OUTBOX_ENULL);
+    /* a bad row is still described by what it has (for the dead-letter copy) */
+    CHECK(ev.aggregate_id.ptr == NULL);
+    CHECK_VIEW(ev.id.ptr, ev.id.len, "id-1");
+    CHECK_VIEW(ev.aggregate_type.ptr, ev.aggregate_type.len, "orders");
+    CHECK_VIEW(ev.event_type.ptr, ev.event_type.len, "OrderCreated");
     cols[3].kind = PGOUT_COL_BINARY;
     CHECK_EQ_INT(outbox_event_from_tuple(&layout, &tup, &ev), OUTBOX_EBINARY);
     cols[3].kind = PGOUT_COL_TEXT;
