@@ -91,11 +91,24 @@ static void usage(FILE *out)
         "                          2h) so that window can be replayed with --start-lsn; costs\n"
         "                          that much WAL on the server [default 0]\n"
         "  --reconnect-max SEC     cap of the reconnect backoff [default 30]\n"
+        "  --exactly-once          Kafka transactions aligned to Postgres transactions: one\n"
+        "                          Kafka transaction per batch of whole source transactions,\n"
+        "                          with a checkpoint record; read_committed consumers see\n"
+        "                          each event once, even after a crash (docs/guarantees.md)\n"
+        "                          [env CDC_EXACTLY_ONCE=1; default off: at-least-once]\n"
+        "  --checkpoint-topic T    compacted topic of the checkpoints, created when missing\n"
+        "                          [env CDC_CHECKPOINT_TOPIC; default cdc-relay.checkpoints]\n"
+        "  --txn-max-events N      close a Kafka transaction after N events ... [default\n"
+        "                          10000]\n"
+        "  --txn-max-ms MS         ... or MS milliseconds after its first event [default 100];\n"
+        "                          never inside a source transaction\n"
         "  -X NAME=VALUE           set any librdkafka property (repeatable), e.g.\n"
         "                          -X compression.type=lz4; applied after the relay's "
         "defaults\n"
         "                          (enable.idempotence=true acks=all message.timeout.ms=0\n"
-        "                          partitioner=murmur2_random linger.ms=5)\n"
+        "                          partitioner=murmur2_random linger.ms=5; with\n"
+        "                          --exactly-once also transactional.id=cdc-relay-<slot>\n"
+        "                          transaction.timeout.ms=900000 message.timeout.ms=900000)\n"
         "  --log-level LEVEL       error, warn, info, debug [env LOG_LEVEL; default info]\n"
         "  --log-format FORMAT     text, or json (one object a line: ts, level, msg, and\n"
         "                          lsn and event_id on event lines) [env LOG_FORMAT;\n"
@@ -109,7 +122,8 @@ static void usage(FILE *out)
         "\n"
         "Kafka messages: topic from --topic-template, key aggregate_id, value payload,\n"
         "headers id, event_type, aggregate_type, lsn (commit LSN), commit_ts (ISO 8601 UTC).\n"
-        "Exit status: 0 stopped cleanly, 1 fatal error (logged), 2 bad usage.\n");
+        "Exit status: 0 stopped cleanly, 1 fatal error (logged), 2 bad usage, 3 fenced:\n"
+        "another relay with the same transactional.id took over (--exactly-once).\n");
 }
 
 static const char *env_or(const char *name, const char *fallback)
@@ -202,6 +216,9 @@ int main(int argc, char **argv)
         .server_timeout_ms = 60000,
         .connect_timeout_s = 10,
         .reconnect_max_ms = 30000,
+        .checkpoint_topic = env_or("CDC_CHECKPOINT_TOPIC", "cdc-relay.checkpoints"),
+        .txn_max_events = 10000,
+        .txn_max_ms = 100,
         .kafka_props = props,
         .stop = &stop_requested,
         .stop_fd = -1,
@@ -216,6 +233,7 @@ int main(int argc, char **argv)
     const char *state_file = env_or("CDC_STATE_FILE", NULL);
     const char *source = env_or("CDC_SOURCE", "table");
     bool no_state_file = false;
+    const char *eos_env = env_or("CDC_EXACTLY_ONCE", NULL);
     char default_state[512];
     struct sigaction sa;
     enum relay_exit rc;
@@ -243,6 +261,26 @@ int main(int argc, char **argv)
                 return 2;
         } else if (strcmp(a, "--no-state-file") == 0) {
             no_state_file = true;
+        } else if (strcmp(a, "--exactly-once") == 0) {
+            cfg.exactly_once = true;
+        } else if (strcmp(a, "--checkpoint-topic") == 0 && i + 1 < argc) {
+            cfg.checkpoint_topic = argv[++i];
+        } else if ((strcmp(a, "--txn-max-events") == 0 || strcmp(a, "--txn-max-ms") == 0) &&
+                   i + 1 < argc) {
+            char *end;
+            long long n;
+
+            errno = 0;
+            n = strtoll(argv[++i], &end, 10);
+            if (errno != 0 || *end != '\0' || n < 1 || n > 100000000) {
+                fprintf(stderr, "cdc-relay: %s: '%s' is not a whole number in [1, 100000000]\n", a,
+                        argv[i]);
+                return 2;
+            }
+            if (strcmp(a, "--txn-max-events") == 0)
+                cfg.txn_max_events = (uint64_t)n;
+            else
+                cfg.txn_max_ms = (int)n;
         } else if ((v = strchr(a, '=')) != NULL && strncmp(a, "--", 2) == 0) {
             fprintf(stderr, "cdc-relay: write '%.*s %s' with a space, not '='\n", (int)(v - a), a,
                     v + 1);
@@ -325,6 +363,18 @@ int main(int argc, char **argv)
     }
     if (!log_format_parse(log_format, &log_output)) {
         fprintf(stderr, "cdc-relay: log format '%s' is not one of text, json\n", log_format);
+        return 2;
+    }
+    if (eos_env != NULL) {
+        if (strcmp(eos_env, "1") == 0) {
+            cfg.exactly_once = true;
+        } else if (strcmp(eos_env, "0") != 0) {
+            fprintf(stderr, "cdc-relay: CDC_EXACTLY_ONCE='%s' is not 1 or 0\n", eos_env);
+            return 2;
+        }
+    }
+    if (*cfg.checkpoint_topic == '\0') {
+        fprintf(stderr, "cdc-relay: --checkpoint-topic must not be empty\n");
         return 2;
     }
     if (cfg.database_url == NULL) {
@@ -415,5 +465,5 @@ int main(int argc, char **argv)
     free(table_copy);
     close(stop_pipe[0]);
     close(stop_pipe[1]);
-    return rc == RELAY_EXIT_OK ? 0 : 1;
+    return rc == RELAY_EXIT_OK ? 0 : rc == RELAY_EXIT_FENCED ? 3 : 1;
 }
