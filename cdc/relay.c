@@ -443,7 +443,17 @@ static bool eos_close(struct relay *r, bool force, enum stream_end *end)
  * events must be produced again. */
 static enum stream_end eos_stream_end(struct relay *r, enum stream_end end)
 {
-    if (r->eos == NULL || !eos_open(r->eos))
+    char fatal[512];
+
+    if (r->eos == NULL)
+        return end;
+    /* A produce refused for a fatal error asks for a rewind; here a new
+     * producer would fence the relay that fenced this one. */
+    if (end == STREAM_REWIND && r->sink != NULL && sink_fatal(r->sink, fatal, sizeof(fatal))) {
+        snprintf(r->err, sizeof(r->err), "producer hit a fatal error (%s)", fatal);
+        end = eos_end(r, sink_fenced(r->sink) ? EOS_FENCED : EOS_FATAL);
+    }
+    if (!eos_open(r->eos))
         return end;
     if (end == STREAM_STOP && !r->in_txn && eos_close(r, true, &end))
         return STREAM_STOP;

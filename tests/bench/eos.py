@@ -3,14 +3,16 @@
 one Postgres and one Kafka broker (tests/harness, started fresh):
 
 1. throughput: ROWS outbox rows are committed (in transactions of each
-   size) while nothing reads two fresh slots; then the default relay drains
-   one and the --exactly-once relay the other, to the same end LSN.
+   size) while nothing reads 2*REPEAT fresh slots; then the default relay and
+   the --exactly-once relay drain them in turn (alternating which goes
+   first), each to the same end LSN, into a topic of its own.
 2. crashes: for each mode, orders are inserted continuously (pgbench -R)
    while the relay is SIGKILLed KILLS times at random moments and restarted;
    at the end a read_committed consumer (kcat) is compared with the outbox
    table: duplicates and losses per mode.
 
-    python3 tests/bench/eos.py [--rows 100000] [--sizes 1,100] [--kills 20] [--rate 300]
+    python3 tests/bench/eos.py [--rows 100000] [--sizes 1,100] [--repeat 2] [--kills 20]
+                               [--rate 300] [--skip-throughput] [--skip-crashes]
 """
 
 from __future__ import annotations
@@ -42,9 +44,16 @@ def read_committed(kafka: Kafka, topic: str) -> collections.Counter:
     return collections.Counter(m["headers"].get("id") for m in msgs)
 
 
-def throughput(pg: Postgres, kafka: Kafka, run: Path, rows: int, size: int) -> list[tuple]:
+def throughput(pg: Postgres, kafka: Kafka, run: Path, rows: int, size: int,
+               repeat: int) -> list[tuple]:
     txns = max(1, rows // size)
-    for slot in ("bench_alo", "bench_eos"):
+    # One slot per run, all made before the load: every run reads the same WAL.
+    runs = []
+    for rep in range(repeat):
+        order = [("default", []), ("exactly-once", EOS)]
+        runs += order if rep % 2 == 0 else order[::-1]  # alternate who goes first
+    slots = [f"bench_{i}" for i in range(len(runs))]
+    for slot in slots:
         pg.psql(f"SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')")
     script = run / f"load_{size}.sql"
     script.write_text(
@@ -61,18 +70,16 @@ def throughput(pg: Postgres, kafka: Kafka, run: Path, rows: int, size: int) -> l
     n = (txns // clients) * clients * size
     end = pg.psql("SELECT pg_current_wal_lsn()")
     out = []
-    for slot, extra in (("bench_alo", []), ("bench_eos", EOS)):
+    for slot, (mode, extra) in zip(slots, runs):
         topic = f"tp{size}{slot}.${{aggregate_type}}"
         r = timed([str(RELAY), "--no-state-file", "--slot", slot, "--publication", "bench_pub",
                    "--topic-template", topic, "--end-lsn", end,
-                   "--checkpoint-topic", f"ckpt.{size}", *extra],
+                   "--checkpoint-topic", f"ckpt.{size}.{slot}", *extra],
                   env={"DATABASE_URL": pg.url, "KAFKA_BROKERS": kafka.brokers})
         got = read_committed(kafka, topic.replace("${aggregate_type}", "orders"))
-        out.append((size, "exactly-once" if extra else "default", n, r, sum(got.values())))
-        print(f"size {size} {out[-1][1]}: {n} rows in {r['wall']:.2f} s ({n / r['wall']:.0f}/s), "
-              f"CPU {r['cpu']:.2f} s, peak RSS {r['rss_kib'] / 1024:.0f} MiB, "
-              f"{sum(got.values())} read_committed", flush=True)
-    for slot in ("bench_alo", "bench_eos"):
+        out.append((size, mode, n, r, sum(got.values())))
+        print(f"size {size} {mode}: {n} rows in {r['wall']:.2f} s ({n / r['wall']:.0f}/s), "
+              f"CPU {r['cpu']:.2f} s, {sum(got.values())} read_committed", flush=True)
         pg.psql(f"SELECT pg_drop_replication_slot('{slot}')")
     pg.psql("TRUNCATE outbox")
     return out
@@ -156,6 +163,7 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--sizes", default="1,100")
     ap.add_argument("--kills", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=2, help="throughput runs per mode and size")
     ap.add_argument("--rate", type=int, default=300, help="inserts/s during the kills")
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--skip-crashes", action="store_true")
@@ -172,7 +180,7 @@ def main() -> int:
         pg.psql("CREATE PUBLICATION bench_pub FOR TABLE outbox WITH (publish = 'insert')")
         if not args.skip_throughput:
             for size in [int(s) for s in args.sizes.split(",")]:
-                tp += throughput(pg, kafka, run, args.rows, size)
+                tp += throughput(pg, kafka, run, args.rows, size, args.repeat)
         if not args.skip_crashes:
             for mode in ("default", "exactly-once"):
                 kl.append(crashes(pg, kafka, run, mode, args.kills, args.rate))
