@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,12 +78,27 @@ def throughput(pg: Postgres, kafka: Kafka, run: Path, rows: int, size: int,
                    "--checkpoint-topic", f"ckpt.{size}.{slot}", *extra],
                   env={"DATABASE_URL": pg.url, "KAFKA_BROKERS": kafka.brokers})
         got = read_committed(kafka, topic.replace("${aggregate_type}", "orders"))
+        r["stream"] = streaming_seconds(r["stderr"])
         out.append((size, mode, n, r, sum(got.values())))
         print(f"size {size} {mode}: {n} rows in {r['wall']:.2f} s ({n / r['wall']:.0f}/s), "
+              f"streaming {r['stream']:.2f} s ({n / r['stream']:.0f}/s), "
               f"CPU {r['cpu']:.2f} s, {sum(got.values())} read_committed", flush=True)
         pg.psql(f"SELECT pg_drop_replication_slot('{slot}')")
     pg.psql("TRUNCATE outbox")
     return out
+
+
+def streaming_seconds(log: str) -> float:
+    """From the relay's "streaming slot" line to its "relay stopped" line:
+    the relaying itself, without start-up (connect, init_transactions,
+    checkpoint read)."""
+    def at(pattern: str) -> float:
+        m = re.search(r"^(\S+)Z \w+ " + pattern, log, re.M)
+        if not m:
+            raise RuntimeError(f"no /{pattern}/ in the relay's log")
+        return datetime.fromisoformat(m.group(1)).timestamp()
+    start = at("streaming slot")
+    return at("relay stopped") - start
 
 
 def start_relay(args: list[str], env: dict, log: Path) -> subprocess.Popen:
@@ -192,11 +208,12 @@ def main() -> int:
     print(f"\nMachine: {machine()}. Command: `python3 {' '.join(sys.argv)}` "
           f"({time.strftime('%Y-%m-%d')}).\n")
     if tp:
-        print("| rows per transaction | mode | rows | relay s | rows/s | relay CPU s | read_committed |")
-        print("|---|---|---|---|---|---|---|")
+        print("| rows per transaction | mode | rows | relay s (start to exit) | streaming s | "
+              "rows/s streaming | relay CPU s | read_committed |")
+        print("|---|---|---|---|---|---|---|---|")
         for size, mode, n, r, seen in tp:
-            print(f"| {size} | {mode} | {n} | {r['wall']:.2f} | {n / r['wall']:.0f} | "
-                  f"{r['cpu']:.2f} | {seen} |")
+            print(f"| {size} | {mode} | {n} | {r['wall']:.2f} | {r['stream']:.2f} | "
+                  f"{n / r['stream']:.0f} | {r['cpu']:.2f} | {seen} |")
     if kl:
         print("\n| mode | SIGKILLs | outbox rows | duplicates | missing |")
         print("|---|---|---|---|---|")
