@@ -62,7 +62,8 @@ static void usage(FILE *out)
             "Poll mode sends no lsn header; its commit_ts is the commit time when the server has\n"
             "track_commit_timestamp = on, else the row's created_at. Slot, publication, state\n"
             "file and status options do not apply to it.\n"
-            "Exit status: 0 stopped cleanly, 1 fatal error (logged), 2 bad usage.\n");
+            "Exit status: 0 stopped cleanly, 1 fatal error (logged), 2 bad usage, 3 fenced:\n"
+            "another relay with the same transactional.id took over (--exactly-once).\n");
 }
 
 int main(int argc, char **argv)
@@ -161,5 +162,5 @@ int main(int argc, char **argv)
     options_fini(&opt);
     close(stop_pipe[0]);
     close(stop_pipe[1]);
-    return rc == RELAY_EXIT_OK ? 0 : 1;
+    return rc == RELAY_EXIT_OK ? 0 : rc == RELAY_EXIT_FENCED ? 3 : 1;
 }

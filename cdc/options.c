@@ -23,6 +23,7 @@ enum opt_kind {
     OPT_LSN,         /* uint64_t at offset, non-zero X/Y */
     OPT_BOOL,        /* bool at offset (switches) */
     OPT_INT,         /* int at offset, whole number in [min, max] */
+    OPT_U64,         /* uint64_t at offset, whole number in [min, max] */
     OPT_LOG_LEVEL,
     OPT_LOG_FORMAT,
     OPT_KAFKA, /* -X NAME=VALUE, kafka.NAME = VALUE */
@@ -129,6 +130,21 @@ static const struct cfg_opt opts[] = {
      "rolled back and sent again"},
     {"until-empty", 0, NULL, NULL, NULL, CFG_CLI_ONLY, OPT_BOOL, OFF(relay.poll_until_empty), 0, 0,
      "poll mode: exit 0 at the first poll that finds no\nunpublished row"},
+    {"exactly-once", 0, "CDC_EXACTLY_ONCE", NULL, "false", 0, OPT_BOOL, OFF(relay.exactly_once), 0,
+     0,
+     "Kafka transactions aligned to Postgres transactions, with a\n"
+     "checkpoint in the same transaction: read_committed\n"
+     "consumers see each event once (docs/guarantees.md)"},
+    {"checkpoint-topic", 0, "CDC_CHECKPOINT_TOPIC", "NAME", "cdc-relay.checkpoints", 0, OPT_STR,
+     OFF(relay.checkpoint_topic), 0, 0,
+     "exactly-once: compacted topic of the checkpoints (created\n"
+     "when missing)"},
+    {"txn-max-events", 0, "CDC_TXN_MAX_EVENTS", "N", "10000", 0, OPT_U64, OFF(relay.txn_max_events),
+     1, 100000000,
+     "exactly-once: close a Kafka transaction after this many\n"
+     "events (between source transactions, never inside one)"},
+    {"txn-max-ms", 0, "CDC_TXN_MAX_MS", "MS", "100", 0, OPT_INT, OFF(relay.txn_max_ms), 1,
+     100000000, "exactly-once: ... or once it is this many milliseconds old"},
     {"kafka", 'X', NULL, "NAME=VALUE", NULL, CFG_KAFKA, OPT_KAFKA, 0, 0, 0,
      "set any librdkafka property (repeatable), e.g.\n"
      "-X compression.type=lz4; applied after the relay's defaults\n"
@@ -252,16 +268,20 @@ static int apply(struct options *o, const struct cfg_opt *opt, const char *label
             return seterr(errbuf, errlen, "%s: \"%.64s\" is not true or false", label, val);
         *(bool *)field = b;
         return 0;
-    case OPT_INT: {
+    case OPT_INT:
+    case OPT_U64: {
         char *end;
-        long v;
+        long long v;
 
         errno = 0;
-        v = strtol(val, &end, 10);
+        v = strtoll(val, &end, 10);
         if (errno != 0 || end == val || *end != '\0' || v < opt->min || v > opt->max)
             return seterr(errbuf, errlen, "%s: \"%.64s\" is not a whole number in [%ld, %ld]",
                           label, val, opt->min, opt->max);
-        *(int *)field = (int)v;
+        if (opt->kind == OPT_INT)
+            *(int *)field = (int)v;
+        else
+            *(uint64_t *)field = (uint64_t)v;
         return 0;
     }
     case OPT_LOG_LEVEL:
@@ -358,6 +378,11 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
                       "--replay-window need --mode stream");
     if (!o->relay.poll_mode && o->relay.poll_until_empty)
         return seterr(errbuf, errlen, "--until-empty needs --mode poll");
+    r = row("checkpoint-topic");
+    if (!outbox_topic_valid(o->relay.checkpoint_topic, strlen(o->relay.checkpoint_topic)))
+        return seterr(errbuf, errlen, "%s: \"%.64s\" is not a valid Kafka topic name",
+                      cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)),
+                      o->relay.checkpoint_topic);
     r = row("dead-letter-topic");
     if (o->relay.dead_letter_topic != NULL &&
         !outbox_topic_valid(o->relay.dead_letter_topic, strlen(o->relay.dead_letter_topic)))

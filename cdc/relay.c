@@ -16,6 +16,7 @@
 
 #include "be.h"
 #include "catchup.h"
+#include "eos.h"
 #include "feedback.h"
 #include "log.h"
 #include "lsn.h"
@@ -91,6 +92,12 @@ struct relay {
     /* set from delivery reports */
     bool rewind;
     bool fatal;
+
+    /* --exactly-once; NULL otherwise. Every use goes through the eos_*
+     * hooks below (the seam), so the default path is unchanged. */
+    struct eos *eos;
+    uint64_t eos_checkpoint; /* read at the last eos_attach */
+    bool fenced;
 
     uint64_t produced;
     uint64_t delivered;
@@ -401,6 +408,83 @@ static bool wait_for_queue(struct relay *r, enum stream_end *end)
     return true;
 }
 
+/* ---- --exactly-once hooks (eos.h); each is a no-op without it ---------- */
+
+static enum stream_end eos_end(struct relay *r, enum eos_result res)
+{
+    switch (res) {
+    case EOS_OK:
+        return STREAM_STOP;
+    case EOS_FENCED:
+        log_error("%s: another cdc-relay with the same transactional.id has taken over "
+                  "(fenced); exiting without confirming anything more",
+                  r->err);
+        r->fenced = true;
+        return STREAM_FATAL;
+    case EOS_FATAL:
+        log_error("%s", r->err);
+        return STREAM_FATAL;
+    case EOS_RETRY:
+    case EOS_REWIND:
+        break;
+    }
+    log_warn("%s; aborting the Kafka transaction and rewinding to the last checkpoint", r->err);
+    return STREAM_REWIND;
+}
+
+/* Called between commit steps: the walsender must keep hearing from us. */
+static void eos_commit_wait(void *arg)
+{
+    struct relay *r = arg;
+
+    sink_poll(r->sink, 0);
+    r->last_server_msg_us = monotonic_us();
+    if (feedback_due(&r->fb, tracker_safe_lsn(r->tracker), monotonic_us()))
+        (void)send_status(r, false); /* a lost connection shows on the next receive */
+}
+
+/* Between source transactions: commits the open batch when it is due (or
+ * when force). Returns false with *end set when the stream must end. */
+static bool eos_close(struct relay *r, bool force, enum stream_end *end)
+{
+    enum eos_result res;
+
+    if (r->eos == NULL || r->in_txn || !eos_open(r->eos) ||
+        (!force && !eos_due(r->eos, monotonic_us())))
+        return true;
+    res = eos_commit(r->eos, r->tracker, tracker_last_end_lsn(r->tracker), eos_commit_wait, r,
+                     r->err, sizeof(r->err));
+    if (res == EOS_OK)
+        return true;
+    *end = eos_end(r, res);
+    return false;
+}
+
+/* How a stream's end looks with a Kafka transaction open: a clean stop
+ * commits the whole source transactions it holds; anything else, or a stop
+ * inside a source transaction, aborts it (those transactions are received
+ * again), and a Postgres reconnect becomes a rewind because the aborted
+ * events must be produced again. */
+static enum stream_end eos_stream_end(struct relay *r, enum stream_end end)
+{
+    char fatal[512];
+
+    if (r->eos == NULL)
+        return end;
+    /* A produce refused for a fatal error asks for a rewind; here a new
+     * producer would fence the relay that fenced this one. */
+    if (end == STREAM_REWIND && r->sink != NULL && sink_fatal(r->sink, fatal, sizeof(fatal))) {
+        snprintf(r->err, sizeof(r->err), "producer hit a fatal error (%s)", fatal);
+        end = eos_end(r, sink_fenced(r->sink) ? EOS_FENCED : EOS_FATAL);
+    }
+    if (!eos_open(r->eos))
+        return end;
+    if (end == STREAM_STOP && !r->in_txn && eos_close(r, true, &end))
+        return STREAM_STOP;
+    eos_abort(r->eos);
+    return end == STREAM_RETRY ? STREAM_REWIND : end;
+}
+
 static bool produce_event(struct relay *r, const struct outbox_event *evp, enum stream_end *end);
 
 /*
@@ -546,6 +630,14 @@ static bool produce_event(struct relay *r, const struct outbox_event *evp, enum 
         *end = STREAM_FATAL;
         return false;
     }
+    if (r->eos != NULL) {
+        enum eos_result res = eos_before_produce(r->eos, r->tracker, r->txn_seq, monotonic_us(),
+                                                 r->err, sizeof(r->err));
+        if (res != EOS_OK) {
+            *end = eos_end(r, res);
+            return false;
+        }
+    }
     for (;;) {
         enum sink_status st =
             sink_produce(r->sink, topic, &ev, &meta, r->txn_seq, r->err, sizeof(r->err));
@@ -661,6 +753,8 @@ static bool handle_commit(struct relay *r, enum stream_end *end)
         *end = STREAM_FATAL;
         return false;
     }
+    if (!eos_close(r, false, end))
+        return false;
     if (should_stop(r)) {
         *end = STREAM_STOP;
         return false;
@@ -792,6 +886,10 @@ static enum stream_end check_kafka(struct relay *r)
     if (r->fatal)
         return STREAM_FATAL;
     if (sink_fatal(r->sink, fatal, sizeof(fatal))) {
+        if (r->eos != NULL) {
+            snprintf(r->err, sizeof(r->err), "producer hit a fatal error (%s)", fatal);
+            return eos_end(r, sink_fenced(r->sink) ? EOS_FENCED : EOS_FATAL);
+        }
         log_warn("producer hit a fatal error (%s); rewinding with a new producer", fatal);
         return STREAM_REWIND;
     }
@@ -866,6 +964,8 @@ static enum stream_end stream(struct relay *r)
         sink_poll(r->sink, 0);
         if ((end = check_kafka(r)) != STREAM_STOP)
             return end;
+        if (!eos_close(r, false, &end))
+            return end;
         if (r->pending_wal_end != 0 && !r->in_txn) {
             uint64_t pending = r->pending_wal_end;
 
@@ -904,6 +1004,8 @@ static enum stream_end stream(struct relay *r)
         wait_us = feedback_wait_us(&r->fb, safe, monotonic_us());
         if (wait_us > 1000000)
             wait_us = 1000000;
+        if (r->eos != NULL && eos_wait_us(r->eos, monotonic_us()) < wait_us)
+            wait_us = eos_wait_us(r->eos, monotonic_us());
         pfd[npfd++] = (struct pollfd){.fd = repl_socket(r->rc), .events = POLLIN};
         pfd[npfd++] = (struct pollfd){.fd = sink_wakeup_fd(r->sink), .events = POLLIN};
         /* Once seen, the stop request is the flag's business; a still-readable
@@ -1090,6 +1192,18 @@ enum relay_exit relay_run(const struct relay_config *cfg)
     r.tracker = tracker_new(0);
     r.fb.interval_us = (int64_t)cfg->status_interval_ms * 1000;
     r.fb.min_gap_us = 100000;
+    if (cfg->exactly_once) {
+        struct eos_config ec = {
+            .slot = cfg->slot,
+            .checkpoint_topic = cfg->checkpoint_topic,
+            .brokers = cfg->brokers,
+            .props = cfg->kafka_props,
+            .nprops = cfg->nkafka_props,
+            .max_events = cfg->txn_max_events,
+            .max_ms = cfg->txn_max_ms,
+        };
+        r.eos = eos_new(&ec);
+    }
     catchup_init(&r.catchup, CATCHUP_INTERVAL_US, CATCHUP_ENTER_BYTES, CATCHUP_DONE_BYTES);
     observe(&r, true);
 
@@ -1100,8 +1214,11 @@ enum relay_exit relay_run(const struct relay_config *cfg)
         uint64_t start;
 
         if (r.sink == NULL) {
-            r.sink = sink_new(cfg->brokers, cfg->kafka_props, cfg->nkafka_props, on_delivery, &r,
-                              r.err, sizeof(r.err));
+            size_t nprops = cfg->nkafka_props;
+            const struct sink_prop *props =
+                r.eos != NULL ? eos_producer_props(r.eos, &nprops) : cfg->kafka_props;
+
+            r.sink = sink_new(cfg->brokers, props, nprops, on_delivery, &r, r.err, sizeof(r.err));
             if (r.sink == NULL) {
                 log_error("%s", r.err);
                 goto out;
@@ -1156,9 +1273,44 @@ enum relay_exit relay_run(const struct relay_config *cfg)
         if (info.created)
             log_info("created replication slot \"%s\" (pgoutput) at " LSN_FMT, cfg->slot,
                      LSN_ARGS(info.confirmed_flush));
+        if (r.eos != NULL && !eos_attached(r.eos)) {
+            uint64_t checkpoint;
+            enum eos_result res =
+                eos_attach(r.eos, r.sink, info.systemid, &checkpoint, r.err, sizeof(r.err));
+
+            if (res == EOS_RETRY) {
+                log_warn("%s; retrying", r.err);
+                repl_abort(r.rc);
+                r.rc = NULL;
+                backoff_ms = backoff_next(backoff_ms, cfg->reconnect_max_ms);
+                r.reconnects_kafka++;
+                continue;
+            }
+            if (res != EOS_OK) {
+                (void)eos_end(&r, res);
+                goto out;
+            }
+            if (checkpoint > info.server_wal_end) {
+                log_error("checkpoint topic %s says " LSN_FMT " was committed, beyond the "
+                          "server's WAL end " LSN_FMT ": the server was restored to an earlier "
+                          "point. Check, then use another --checkpoint-topic",
+                          cfg->checkpoint_topic, LSN_ARGS(checkpoint),
+                          LSN_ARGS(info.server_wal_end));
+                goto out;
+            }
+            log_info("exactly-once: transactional.id %s ready; checkpoint of slot \"%s\" in %s "
+                     "at " LSN_FMT,
+                     eos_transactional_id(r.eos), cfg->slot, cfg->checkpoint_topic,
+                     LSN_ARGS(checkpoint));
+            r.eos_checkpoint = checkpoint;
+        }
         if (first) {
             if (!first_start_position(&r, &info, &start))
                 goto out;
+            /* Kafka has every transaction up to the checkpoint: a server that
+             * re-sends them (slot moved back, state file behind) is skipped. */
+            if (r.eos != NULL && r.eos_checkpoint > start)
+                start = r.eos_checkpoint;
             tracker_free(r.tracker);
             r.tracker = tracker_new(start);
             r.held_lsn = info.confirmed_flush > 0 ? info.confirmed_flush : start;
@@ -1172,6 +1324,14 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             opts.create_publication = false;
         } else {
             start = tracker_safe_lsn(r.tracker);
+            if (r.eos != NULL && r.eos_checkpoint > start) {
+                /* A commit reported as failed may have gone through (the
+                 * checkpoint says); the old producer is gone, so a fresh
+                 * tracker loses no reports. */
+                start = r.eos_checkpoint;
+                tracker_free(r.tracker);
+                r.tracker = tracker_new(start);
+            }
             if (strcmp(info.systemid, r.systemid) != 0) {
                 log_error("the server is another cluster now (system identifier %s, was %s): a "
                           "failover or restore; slot \"%s\" there has not followed this relay's "
@@ -1218,7 +1378,7 @@ enum relay_exit relay_run(const struct relay_config *cfg)
         r.last_server_msg_us = monotonic_us(); /* as stream() starts; for /readyz */
         observe(&r, true);
 
-        end = stream(&r);
+        end = eos_stream_end(&r, stream(&r));
         r.streaming = false;
         if (end == STREAM_RETRY)
             r.reconnects_pg++;
@@ -1255,6 +1415,8 @@ enum relay_exit relay_run(const struct relay_config *cfg)
                      LSN_ARGS(tracker_safe_lsn(r.tracker)));
             repl_abort(r.rc);
             r.rc = NULL;
+            if (r.eos != NULL)
+                eos_detach(r.eos);
             sink_free(r.sink);
             r.sink = NULL;
             tracker_reset(r.tracker);
@@ -1272,9 +1434,13 @@ out:
              LSN_ARGS(tracker_safe_lsn(r.tracker)));
     repl_abort(r.rc);
     repl_heartbeat_close(r.heartbeat);
+    if (r.eos != NULL)
+        log_info("exactly-once: %llu Kafka transactions committed",
+                 (unsigned long long)eos_commits(r.eos));
+    eos_free(r.eos);
     sink_free(r.sink);
     relcache_free(r.relcache);
     tracker_free(r.tracker);
     free(r.msg);
-    return result;
+    return r.fenced ? RELAY_EXIT_FENCED : result;
 }

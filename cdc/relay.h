@@ -43,6 +43,11 @@ struct relay_config {
     int64_t replay_window_s; /* hold the slot's confirmed position back this long */
     const struct sink_prop *kafka_props;
     size_t nkafka_props;
+    /* --exactly-once: Kafka transactions with a checkpoint topic (eos.h) */
+    bool exactly_once;
+    const char *checkpoint_topic;
+    uint64_t txn_max_events;
+    int txn_max_ms;
     /* Where the loop publishes its metrics snapshot (at most every 100 ms and
      * at each stream start and end), borrowed; NULL: none. */
     struct metrics_board *metrics;
@@ -59,8 +64,9 @@ struct relay_config {
 };
 
 enum relay_exit {
-    RELAY_EXIT_OK = 0,    /* stopped by signal or --end-lsn after draining */
-    RELAY_EXIT_ERROR = 1, /* fatal condition, already logged */
+    RELAY_EXIT_OK = 0,     /* stopped by signal or --end-lsn after draining */
+    RELAY_EXIT_ERROR = 1,  /* fatal condition, already logged */
+    RELAY_EXIT_FENCED = 3, /* --exactly-once: another relay took over the transactional.id */
 };
 
 /* Runs until stopped; returns how it ended. Logs every decision. */
