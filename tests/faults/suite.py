@@ -509,11 +509,15 @@ LOAD_S = 8.0
 def sc_relay_sigkill(run: Run, rnd: random.Random, kills_per_run: int = 5):
     run.start()
     kill_ms = []
+    ages = []  # seconds the killed relay had been streaming
+    started = time.monotonic()
     for _ in range(kills_per_run):
         time.sleep(rnd.uniform(0.3, 2.0))
         run.relay.kill()
         kill_ms.append(now_ms())
+        ages.append(time.monotonic() - started)
         run.start_relay()
+        started = time.monotonic()
     time.sleep(2)
     res = run.finish()
     # Duplicates per kill: each repeated copy belongs to the kill before its append time.
@@ -526,7 +530,8 @@ def sc_relay_sigkill(run: Run, rnd: random.Random, kills_per_run: int = 5):
             per[max(k, 0)] += 1
         seen.add(i)
     res["per_kill"] = per
-    run.notes.append("dups/kill " + "+".join(map(str, per)))
+    res["kill_ages"] = ages
+    run.notes.append("dups/kill " + "+".join(f"{d}@{a:.1f}s" for d, a in zip(per, ages)))
     return res
 
 
