@@ -22,8 +22,10 @@ import argparse
 import bisect
 import collections
 import datetime
+import json
 import os
 import random
+import re
 import shutil
 import signal
 import statistics
@@ -353,8 +355,6 @@ class Run:
             env={"DATABASE_URL": self.url, "LISTEN_ADDR": "127.0.0.1:0"},
             wait_for=r"listening addr=\S+",
         )  # fmt: skip
-        import re
-
         addr = re.search(r"listening addr=(\S+)", self.api.log_text()).group(1)
         self.sampler = Sampler(self.w, self.url, self.slot)
         self.sampler.start()
@@ -716,7 +716,12 @@ def sc_timezone(run: Run, rnd: random.Random):
     return run.finish()  # the commit_ts and lsn headers are compared with the oracle's
 
 
-def sc_mock_kafka(run: Run, rnd: random.Random):
+# 19 = NOT_ENOUGH_REPLICAS (retriable, not persisted); -195: the mock drops the
+# connection instead of answering (possibly persisted); then all brokers down.
+MOCK_FAULTS = ("produce-errors 19 19 19 19 19", "produce-errors -195 -195", "down -1")
+
+
+def sc_mock_kafka(run: Run, rnd: random.Random, faults=MOCK_FAULTS):
     path = REPO / "build" / "tools" / "kafka_mock"
     expect(path.exists(), f"{path} is missing (make build/tools/kafka_mock)")
     mock = subprocess.Popen([str(path), "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -741,8 +746,6 @@ def sc_mock_kafka(run: Run, rnd: random.Random):
                 ["kcat", "-C", "-b", brokers, "-t", run.topic, "-o", "beginning", "-e", "-J", "-q"],
                 capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
             )  # fmt: skip
-            import json
-
             msgs = []
             for ln in r.stdout.splitlines():
                 if ln.startswith("{"):
@@ -755,14 +758,12 @@ def sc_mock_kafka(run: Run, rnd: random.Random):
 
         run.consume = consume
         run.start()
-        time.sleep(1.5)
-        cmd("produce-errors 19 19 19 19 19")  # NOT_ENOUGH_REPLICAS: retriable
-        time.sleep(1.5)
-        cmd("produce-errors -195 -195")  # connection dropped mid-produce
-        time.sleep(1.5)
-        cmd("down -1")
-        time.sleep(3)
-        cmd("up -1")
+        for fault in faults:
+            time.sleep(1.5)
+            cmd(fault)
+            if fault.startswith("down"):
+                time.sleep(3)
+                cmd("up" + fault[4:])
         time.sleep(2)
         res = run.finish(drain_timeout=120)
         run.expect(run.relay.alive, "relay exited")
