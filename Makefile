@@ -35,7 +35,7 @@ LIBAPI    := $(BUILD)/libapi.a
 GEN_MIGR  := $(BUILD)/gen/migrations.c
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all clean test test-unit test-integration run fmt format format-check lint \
+.PHONY: all clean test test-unit test-integration test-faults run fmt format format-check lint \
         asan fuzz deps help valgrind docs-images
 .DEFAULT_GOAL := all
 
@@ -45,6 +45,7 @@ help:
 	@echo "make              build bin/orders-api and bin/cdc-relay"
 	@echo "make test         unit + integration tests (installs what is missing; ASan+UBSan builds)"
 	@echo "make test-unit    unit tests only (no servers)"
+	@echo "make test-faults  fault suite under load, table of lost/duplicates (~10 min)"
 	@echo "make run          Postgres + Kafka + api + relay on loopback; prints curl and kcat lines"
 	@echo "make valgrind     memcheck of api and relay through an integration scenario"
 	@echo "make fuzz         short libFuzzer runs of the pgoutput decoder and request parser"
@@ -105,6 +106,12 @@ test:
 
 test-integration: all $(KAFKA_MOCK)
 	BIN_DIR=$(BIN) sh tests/run_integration.sh
+
+# Fault suite (docs/reliability.md): faults injected under load, checked
+# against a shadow slot; one table, then "N passed, N failed"; about 10 min.
+test-faults: all $(KAFKA_MOCK)
+	PYTHONDONTWRITEBYTECODE=1 python3 -m pytest -q -p no:cacheprovider tests/faults/test_oracle.py
+	BIN_DIR=$(BIN) python3 tests/faults/suite.py
 
 asan:
 	$(MAKE) SAN=1 BUILD=build/asan BIN=bin/asan all test-unit

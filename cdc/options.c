@@ -94,7 +94,10 @@ static const struct cfg_opt opts[] = {
      "stop (exit 0) after the last transaction whose commit LSN\n"
      "is <= X/Y"},
     {"status-interval", 0, "CDC_STATUS_INTERVAL", "SEC", "10", 0, OPT_SECONDS,
-     OFF(relay.status_interval_ms), 0, 0, "standby status update cadence"},
+     OFF(relay.status_interval_ms), 0, 0,
+     "standby status update cadence; also how often, while\n"
+     "there is a new position to confirm, the relay checks that\n"
+     "the table is still in the publication (exit 1 if not)"},
     {"server-timeout", 0, "CDC_SERVER_TIMEOUT", "SEC", "60", 0, OPT_SECONDS,
      OFF(relay.server_timeout_ms), 0, 0,
      "reconnect when the server sent nothing this long; a probe\n"

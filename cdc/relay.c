@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "be.h"
 #include "catchup.h"
@@ -78,6 +79,11 @@ struct relay {
     int reply_burst;
     char systemid[32];
 
+    /* Highest position received before a publication check that passed
+     * (publication_verified); the confirmed position never passes it. */
+    uint64_t pub_verified_lsn;
+    int64_t pub_checked_us;
+
     /* --state-file: the last delivered position written durably */
     uint64_t saved_lsn;
 
@@ -98,6 +104,11 @@ struct relay {
     struct eos *eos;
     uint64_t eos_checkpoint; /* read at the last eos_attach */
     bool fenced;
+
+    /* Test-only (tests/faults): CDC_TEST_FAILPOINT=after-delivery-before-status
+     * makes the first successful delivery report _exit(70), so Kafka has the
+     * event and neither the state file nor Postgres has heard of it. */
+    bool failpoint_after_delivery;
 
     uint64_t produced;
     uint64_t delivered;
@@ -172,6 +183,8 @@ static void on_delivery(void *arg, uint64_t seq, const char *err, bool permanent
     }
     if (err == NULL) {
         r->delivered++;
+        if (r->failpoint_after_delivery)
+            _exit(70);
         return;
     }
     r->failed++;
@@ -269,6 +282,8 @@ static bool send_status(struct relay *r, bool reply_requested)
     }
     if (r->cfg->replay_window_s > 0)
         flush = replay_window_hold(r, delivered, monotonic_us());
+    if (flush > r->pub_verified_lsn)
+        flush = r->pub_verified_lsn;
     write = r->write_lsn > delivered ? r->write_lsn : delivered;
     if (repl_send_status(r->rc, write, flush, flush, now - PG_EPOCH_OFFSET_US, reply_requested,
                          r->err, sizeof(r->err)) != REPL_OK) {
@@ -921,6 +936,39 @@ static void heartbeat(struct relay *r)
     }
 }
 
+/*
+ * Once the outbox table leaves the publication (ALTER PUBLICATION ... DROP
+ * TABLE), pgoutput silently stops sending its inserts and the relay would
+ * confirm keepalive positions past them: a silent loss. So a position is
+ * confirmed only after a check that started once it had been received found
+ * the table still published (a change committed before that position would be
+ * visible to the check). At most one check per --status-interval, and only
+ * while there is something new to confirm. Returns false when the table is
+ * gone from the publication (logged).
+ */
+static bool publication_verified(struct relay *r, uint64_t safe)
+{
+    int64_t now = monotonic_us();
+    uint64_t received = r->write_lsn > safe ? r->write_lsn : safe;
+
+    if (r->cfg->source_messages || safe <= r->pub_verified_lsn ||
+        now - r->pub_checked_us < r->fb.interval_us)
+        return true;
+    r->pub_checked_us = now;
+    switch (repl_publication_check(r->opts, r->err, sizeof(r->err))) {
+    case REPL_OK:
+        r->pub_verified_lsn = received;
+        return true;
+    case REPL_EFATAL:
+        log_error("%s", r->err);
+        return false;
+    default:
+        log_warn("%s; not confirming past " LSN_FMT " until it succeeds", r->err,
+                 LSN_ARGS(r->pub_verified_lsn));
+        return true;
+    }
+}
+
 static enum stream_end stream(struct relay *r)
 {
     const struct relay_config *cfg = r->cfg;
@@ -979,6 +1027,8 @@ static enum stream_end stream(struct relay *r)
         safe = tracker_safe_lsn(r->tracker);
         if (r->end_reached)
             return STREAM_STOP;
+        if (!publication_verified(r, safe))
+            return STREAM_FATAL;
         if (feedback_due(&r->fb, safe, monotonic_us()) && !send_status(r, false))
             return STREAM_RETRY;
 
@@ -1187,6 +1237,9 @@ enum relay_exit relay_run(const struct relay_config *cfg)
     int64_t busy_since_us = 0;
 
     srandom((unsigned)now_us());
+    r.failpoint_after_delivery =
+        getenv("CDC_TEST_FAILPOINT") != NULL &&
+        strcmp(getenv("CDC_TEST_FAILPOINT"), "after-delivery-before-status") == 0;
     r.opts = &opts;
     r.msg = xmalloc(sizeof(*r.msg));
     r.tracker = tracker_new(0);
@@ -1262,6 +1315,12 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             continue;
         }
         busy_since_us = 0;
+        /* repl_open checked the table is in the publication (or message mode
+         * needs no table): everything up to now is covered. */
+        if (cfg->source_messages)
+            r.pub_verified_lsn = UINT64_MAX;
+        else if (info.server_wal_end > r.pub_verified_lsn)
+            r.pub_verified_lsn = info.server_wal_end;
         if (info.server_wal_end > r.server_wal_end)
             r.server_wal_end = info.server_wal_end;
         if (info.confirmed_flush > r.confirmed_lsn)

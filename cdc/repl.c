@@ -718,6 +718,47 @@ struct repl_heartbeat *repl_heartbeat_open(const struct repl_opts *opts, char *e
     return hb;
 }
 
+enum repl_status repl_publication_check(const struct repl_opts *opts, char *err, size_t errlen)
+{
+    char timeout[16];
+    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+    const char *vals[] = {timeout, "cdc-relay-check", opts->dburl, NULL};
+    const char *params[] = {opts->publication, opts->table_schema, opts->table_name};
+    PGconn *conn;
+    PGresult *res = NULL;
+    enum repl_status st = REPL_ERETRY;
+
+    snprintf(timeout, sizeof(timeout), "%d", opts->connect_timeout_s);
+    conn = PQconnectdbParams(keys, vals, 1);
+    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+        set_err(err, errlen, "publication check: cannot connect: %s",
+                conn ? PQerrorMessage(conn) : "out of memory");
+        goto out;
+    }
+    res = PQexecParams(conn,
+                       "SELECT EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = $1 "
+                       "AND schemaname = $2 AND tablename = $3)",
+                       3, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) != 1) {
+        set_err(err, errlen, "publication check failed: %s", PQerrorMessage(conn));
+        goto out;
+    }
+    if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
+        st = REPL_OK;
+        goto out;
+    }
+    st = REPL_EFATAL;
+    set_err(err, errlen,
+            "table %s.%s is no longer in publication \"%s\" (altered or dropped while the relay "
+            "ran): its inserts since then were not streamed, and are not confirmed; add the table "
+            "back, relay the missing rows from the outbox table, then restart",
+            opts->table_schema, opts->table_name, opts->publication);
+out:
+    PQclear(res);
+    PQfinish(conn);
+    return st;
+}
+
 enum repl_status repl_heartbeat_tick(struct repl_heartbeat *hb, char *err, size_t errlen)
 {
     if (hb->in_flight) {

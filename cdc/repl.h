@@ -106,6 +106,16 @@ enum repl_status repl_heartbeat_tick(struct repl_heartbeat *hb, char *err, size_
 
 void repl_heartbeat_close(struct repl_heartbeat *hb); /* NULL-safe */
 
+/*
+ * Asks, on a short-lived ordinary connection, whether the outbox table is
+ * still in the publication (pgoutput silently stops streaming its inserts
+ * when it is not). Returns REPL_OK when it is, REPL_EFATAL when it is not (or
+ * the publication is gone), REPL_ERETRY when the question could not be asked;
+ * err filled unless REPL_OK. Blocks for one connection and one query.
+ */
+enum repl_status repl_publication_check(const struct repl_opts *opts, char *err,
+                                        size_t errlen) MUSTCHECK;
+
 /* Ends the copy stream politely (CopyDone, then drain to CommandComplete for
  * at most timeout_ms) and closes the connection. NULL-safe. */
 void repl_close(struct repl_conn *rc, int timeout_ms);
