@@ -68,20 +68,6 @@ static const struct cfg_opt opts[] = {
 
 #define OPT_COUNT (sizeof(opts) / sizeof(opts[0]))
 
-static int seterr(char *errbuf, size_t errlen, const char *fmt, ...) PRINTF_FMT(3, 4);
-
-static int seterr(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (errlen > 0) {
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 static int parse_port(const char *s, unsigned *port)
 {
     unsigned long v;
@@ -111,16 +97,16 @@ int config_parse_listen(const char *s, struct sockaddr_storage *addr, socklen_t 
         struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)addr;
 
         if (close == NULL || close[1] != ':')
-            return seterr(errbuf, errlen, "expected [IPv6]:port");
+            return cfg_seterr(errbuf, errlen, "expected [IPv6]:port");
         hlen = (size_t)(close - s - 1);
         if (hlen == 0 || hlen >= sizeof(host))
-            return seterr(errbuf, errlen, "bad IPv6 address");
+            return cfg_seterr(errbuf, errlen, "bad IPv6 address");
         memcpy(host, s + 1, hlen);
         host[hlen] = '\0';
         if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
-            return seterr(errbuf, errlen, "\"%s\" is not a numeric IPv6 address", host);
+            return cfg_seterr(errbuf, errlen, "\"%s\" is not a numeric IPv6 address", host);
         if (parse_port(close + 2, &port) != 0)
-            return seterr(errbuf, errlen, "port must be a number 0..65535");
+            return cfg_seterr(errbuf, errlen, "port must be a number 0..65535");
         sin6->sin6_family = AF_INET6;
         sin6->sin6_port = htons((uint16_t)port);
         *addr_len = sizeof(*sin6);
@@ -128,19 +114,19 @@ int config_parse_listen(const char *s, struct sockaddr_storage *addr, socklen_t 
     }
     colon = strrchr(s, ':');
     if (colon == NULL || colon == s)
-        return seterr(errbuf, errlen, "expected host:port (IPv4) or [host]:port (IPv6)");
+        return cfg_seterr(errbuf, errlen, "expected host:port (IPv4) or [host]:port (IPv6)");
     hlen = (size_t)(colon - s);
     if (hlen >= sizeof(host) || memchr(s, ':', hlen) != NULL)
-        return seterr(errbuf, errlen, "IPv6 addresses need brackets: [host]:port");
+        return cfg_seterr(errbuf, errlen, "IPv6 addresses need brackets: [host]:port");
     memcpy(host, s, hlen);
     host[hlen] = '\0';
     {
         struct sockaddr_in *sin = (struct sockaddr_in *)addr;
 
         if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
-            return seterr(errbuf, errlen, "\"%.*s\" is not a numeric IPv4 address", 64, host);
+            return cfg_seterr(errbuf, errlen, "\"%.*s\" is not a numeric IPv4 address", 64, host);
         if (parse_port(colon + 1, &port) != 0)
-            return seterr(errbuf, errlen, "port must be a number 0..65535");
+            return cfg_seterr(errbuf, errlen, "port must be a number 0..65535");
         sin->sin_family = AF_INET;
         sin->sin_port = htons((uint16_t)port);
         *addr_len = sizeof(*sin);
@@ -175,23 +161,23 @@ static int apply(struct config *cfg, const struct cfg_opt *opt, const char *labe
         return 0;
     case OPT_LISTEN:
         if (strlen(val) >= sizeof(cfg->listen))
-            return seterr(errbuf, errlen, "%s: address is too long", label);
+            return cfg_seterr(errbuf, errlen, "%s: address is too long", label);
         if (config_parse_listen(val, &cfg->listen_addr, &cfg->listen_addr_len, why, sizeof(why)) !=
             0)
-            return seterr(errbuf, errlen, "%s: invalid address \"%.64s\": %s", label, val, why);
+            return cfg_seterr(errbuf, errlen, "%s: invalid address \"%.64s\": %s", label, val, why);
         memcpy(cfg->listen, val, strlen(val) + 1);
         return 0;
     case OPT_INT:
         if (parse_int(val, (int)opt->min, (int)opt->max,
                       (int *)(void *)((char *)cfg + opt->offset)) != 0)
-            return seterr(errbuf, errlen, "%s: \"%.64s\" is not an integer between %ld and %ld",
-                          label, val, opt->min, opt->max);
+            return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not an integer between %ld and %ld",
+                              label, val, opt->min, opt->max);
         return 0;
     case OPT_LOG_LEVEL:
         if (!log_level_parse(val, &cfg->log_level))
-            return seterr(errbuf, errlen,
-                          "%s: \"%.64s\" is not a log level (error, warn, info, debug)", label,
-                          val);
+            return cfg_seterr(errbuf, errlen,
+                              "%s: \"%.64s\" is not a log level (error, warn, info, debug)", label,
+                              val);
         return 0;
     case OPT_OUTBOX:
         if (strcmp(val, "table") == 0)
@@ -199,8 +185,8 @@ static int apply(struct config *cfg, const struct cfg_opt *opt, const char *labe
         else if (strcmp(val, "message") == 0)
             cfg->outbox_mode = STORE_OUTBOX_MESSAGE;
         else
-            return seterr(errbuf, errlen, "%s: \"%.64s\" is not an outbox mode (table, message)",
-                          label, val);
+            return cfg_seterr(errbuf, errlen,
+                              "%s: \"%.64s\" is not an outbox mode (table, message)", label, val);
         return 0;
     case OPT_MIGRATE:
         if (strcmp(val, "true") == 0)

@@ -172,20 +172,6 @@ static const struct cfg_opt opts[] = {
 
 #define OPT_COUNT (sizeof(opts) / sizeof(opts[0]))
 
-static int seterr(char *errbuf, size_t errlen, const char *fmt, ...) PRINTF_FMT(3, 4);
-
-static int seterr(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (errlen > 0) {
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 static int parse_seconds(const char *s, int *out_ms)
 {
     char *end;
@@ -241,8 +227,8 @@ static int apply(struct options *o, const struct cfg_opt *opt, const char *label
         return 0;
     case OPT_SECONDS:
         if (parse_seconds(val, (int *)field) != 0)
-            return seterr(errbuf, errlen, "%s: \"%.64s\" is not a number of seconds in (0, 86400]",
-                          label, val);
+            return cfg_seterr(errbuf, errlen,
+                              "%s: \"%.64s\" is not a number of seconds in (0, 86400]", label, val);
         return 0;
     case OPT_SECONDS_OFF:
         if (strcmp(val, "off") == 0 || strcmp(val, "0") == 0) {
@@ -250,25 +236,26 @@ static int apply(struct options *o, const struct cfg_opt *opt, const char *label
             return 0;
         }
         if (parse_seconds(val, (int *)field) != 0)
-            return seterr(errbuf, errlen,
-                          "%s: \"%.64s\" is not off or a number of seconds in (0, 86400]", label,
-                          val);
+            return cfg_seterr(errbuf, errlen,
+                              "%s: \"%.64s\" is not off or a number of seconds in (0, 86400]",
+                              label, val);
         return 0;
     case OPT_DURATION:
         if (parse_duration(val, (int64_t *)field) != 0)
-            return seterr(errbuf, errlen,
-                          "%s: \"%.64s\" is not a duration like 900, 900s, 15m, 2h or 1d", label,
-                          val);
+            return cfg_seterr(errbuf, errlen,
+                              "%s: \"%.64s\" is not a duration like 900, 900s, 15m, 2h or 1d",
+                              label, val);
         return 0;
     case OPT_LSN:
         if (!lsn_parse(val, (uint64_t *)field) || *(uint64_t *)field == 0)
-            return seterr(errbuf, errlen,
-                          "%s: \"%.64s\" is not a non-zero LSN of the form X/Y (hex)", label, val);
+            return cfg_seterr(errbuf, errlen,
+                              "%s: \"%.64s\" is not a non-zero LSN of the form X/Y (hex)", label,
+                              val);
         return 0;
     case OPT_BOOL:
         /* cfg normalised switches to true/false already. */
         if (!cfg_parse_bool(val, &b))
-            return seterr(errbuf, errlen, "%s: \"%.64s\" is not true or false", label, val);
+            return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not true or false", label, val);
         *(bool *)field = b;
         return 0;
     case OPT_INT:
@@ -279,8 +266,8 @@ static int apply(struct options *o, const struct cfg_opt *opt, const char *label
         errno = 0;
         v = strtoll(val, &end, 10);
         if (errno != 0 || end == val || *end != '\0' || v < opt->min || v > opt->max)
-            return seterr(errbuf, errlen, "%s: \"%.64s\" is not a whole number in [%ld, %ld]",
-                          label, val, opt->min, opt->max);
+            return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not a whole number in [%ld, %ld]",
+                              label, val, opt->min, opt->max);
         if (opt->kind == OPT_INT)
             *(int *)field = (int)v;
         else
@@ -289,12 +276,12 @@ static int apply(struct options *o, const struct cfg_opt *opt, const char *label
     }
     case OPT_LOG_LEVEL:
         if (!log_level_parse(val, &o->log_level))
-            return seterr(errbuf, errlen, "%s: \"%.64s\" is not one of error, warn, info, debug",
-                          label, val);
+            return cfg_seterr(errbuf, errlen,
+                              "%s: \"%.64s\" is not one of error, warn, info, debug", label, val);
         return 0;
     case OPT_LOG_FORMAT:
         if (!log_format_parse(val, &o->log_format))
-            return seterr(errbuf, errlen, "%s: \"%.64s\" is not one of text, json", label, val);
+            return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not one of text, json", label, val);
         return 0;
     case OPT_KAFKA:
     case OPT_CONFIG:
@@ -313,7 +300,8 @@ static int apply_kafka(struct options *o, char *errbuf, size_t errlen)
         if (!(it->opt->flags & CFG_KAFKA))
             continue;
         if (o->relay.nkafka_props == OPTIONS_MAX_KAFKA_PROPS)
-            return seterr(errbuf, errlen, "more than %d Kafka properties", OPTIONS_MAX_KAFKA_PROPS);
+            return cfg_seterr(errbuf, errlen, "more than %d Kafka properties",
+                              OPTIONS_MAX_KAFKA_PROPS);
         /* File lines come before flags (cfg sorts by source), and librdkafka
          * keeps the last value set: a flag beats the file. */
         o->props[o->relay.nkafka_props].name = xstrndup(it->key, it->key_len);
@@ -341,7 +329,7 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
     size_t slen;
 
     if (o->relay.start_lsn != 0 && o->relay.end_lsn != 0 && o->relay.end_lsn < o->relay.start_lsn)
-        return seterr(errbuf, errlen, "--end-lsn is before --start-lsn");
+        return cfg_seterr(errbuf, errlen, "--end-lsn is before --start-lsn");
     r = row("table");
     cfg_label(cfg_get(&o->set, r), r, label, sizeof(label));
     dot = strchr(o->table, '.');
@@ -355,7 +343,7 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
     }
     if (slen == 0 || slen >= sizeof(o->table_schema) || dot[1] == '\0' ||
         strchr(dot + 1, '.') != NULL || strlen(dot + 1) >= sizeof(o->table_name))
-        return seterr(errbuf, errlen, "%s: \"%.64s\" is not SCHEMA.NAME", label, o->table);
+        return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not SCHEMA.NAME", label, o->table);
     memcpy(o->table_name, dot + 1, strlen(dot + 1) + 1);
     o->relay.table_schema = o->table_schema;
     o->relay.table_name = o->table_name;
@@ -364,36 +352,36 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
     if (strcmp(o->source, "messages") == 0)
         o->relay.source_messages = true;
     else if (strcmp(o->source, "table") != 0)
-        return seterr(errbuf, errlen, "%s: \"%.64s\" is not table or messages",
-                      cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)), o->source);
+        return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not table or messages",
+                          cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)), o->source);
     r = row("mode");
     if (strcmp(o->mode, "poll") == 0)
         o->relay.poll_mode = true;
     else if (strcmp(o->mode, "stream") != 0)
-        return seterr(errbuf, errlen, "%s: \"%.64s\" is not stream or poll",
-                      cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)), o->mode);
+        return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not stream or poll",
+                          cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)), o->mode);
     /* Options poll mode would silently ignore are refused instead. */
     if (o->relay.poll_mode &&
         (o->relay.start_lsn != 0 || o->relay.end_lsn != 0 || o->relay.source_messages ||
          o->relay.heartbeat_interval_ms > 0 || o->relay.replay_window_s > 0))
-        return seterr(errbuf, errlen,
-                      "--start-lsn, --end-lsn, --source messages, --heartbeat-interval and "
-                      "--replay-window need --mode stream");
+        return cfg_seterr(errbuf, errlen,
+                          "--start-lsn, --end-lsn, --source messages, --heartbeat-interval and "
+                          "--replay-window need --mode stream");
     if (!o->relay.poll_mode && o->relay.poll_until_empty)
-        return seterr(errbuf, errlen, "--until-empty needs --mode poll");
+        return cfg_seterr(errbuf, errlen, "--until-empty needs --mode poll");
     r = row("checkpoint-topic");
     if (!outbox_topic_valid(o->relay.checkpoint_topic, strlen(o->relay.checkpoint_topic)))
-        return seterr(errbuf, errlen, "%s: \"%.64s\" is not a valid Kafka topic name",
-                      cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)),
-                      o->relay.checkpoint_topic);
+        return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not a valid Kafka topic name",
+                          cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)),
+                          o->relay.checkpoint_topic);
     r = row("dead-letter-topic");
     if (o->relay.dead_letter_topic != NULL &&
         !outbox_topic_valid(o->relay.dead_letter_topic, strlen(o->relay.dead_letter_topic)))
-        return seterr(errbuf, errlen, "%s: \"%.64s\" is not a valid Kafka topic name",
-                      cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)),
-                      o->relay.dead_letter_topic);
+        return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not a valid Kafka topic name",
+                          cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)),
+                          o->relay.dead_letter_topic);
     if (*o->relay.message_prefix == '\0')
-        return seterr(errbuf, errlen, "--message-prefix must not be empty");
+        return cfg_seterr(errbuf, errlen, "--message-prefix must not be empty");
     o->relay.create_slot = !o->no_create_slot;
     o->relay.create_publication = !o->no_create_publication;
     if (!o->no_state_file) {

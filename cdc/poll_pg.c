@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 
 #include "poll_sql.h"
+#include "repl.h"
 
 #define STMT_SELECT "cdc_poll_select"
 #define STMT_MARK   "cdc_poll_mark"
@@ -74,26 +75,6 @@ static enum poll_pg_status exec_cmd(struct poll_pg *pp, const char *sql, const c
     }
     PQclear(res);
     return st;
-}
-
-/* Connection failures that retrying cannot fix. */
-static bool connect_error_is_fatal(const char *msg)
-{
-    static const char *const fatal[] = {
-        "password authentication failed",
-        "no pg_hba.conf entry",
-        "permission denied",
-        "does not exist",
-        "invalid connection option",
-        "invalid URI",
-        "invalid sslmode",
-        "missing \"=\"",
-        NULL,
-    };
-    for (int i = 0; fatal[i] != NULL; i++)
-        if (strstr(msg, fatal[i]) != NULL)
-            return true;
-    return false;
 }
 
 /* The table, its published_at column and the rights the loop needs, checked
@@ -179,7 +160,7 @@ struct poll_pg *poll_pg_open(const char *dburl, const char *schema, const char *
         const char *msg = pp->conn ? PQerrorMessage(pp->conn) : "out of memory";
 
         set_err(err, errlen, "cannot connect to Postgres: %s", msg);
-        *st = connect_error_is_fatal(msg) ? POLL_PG_EFATAL : POLL_PG_ERETRY;
+        *st = repl_connect_error_is_fatal(msg) ? POLL_PG_EFATAL : POLL_PG_ERETRY;
         poll_pg_close(pp);
         return NULL;
     }

@@ -7,6 +7,8 @@
  */
 #include "poll_relay.h"
 
+#include "pace.h"
+
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,43 +63,12 @@ struct poller {
     char err[1024];
 };
 
-static int64_t monotonic_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void sleep_ms(int ms, const struct relay_config *cfg)
-{
-    struct pollfd pfd = {.fd = cfg->stop_fd, .events = POLLIN};
-
-    /* Wake early on a signal: a relay waiting to poll must stop at once. */
-    if (cfg->stop_fd >= 0 && !*cfg->stop)
-        (void)poll(&pfd, 1, ms);
-    else if (!*cfg->stop)
-        (void)poll(NULL, 0, ms);
-}
-
-static int backoff_next(int current_ms, int max_ms)
-{
-    int next = current_ms == 0 ? 100 : current_ms * 2;
-
-    if (next > max_ms)
-        next = max_ms;
-    if (next < 100)
-        next = 100;
-    /* Full jitter in the upper half keeps several relays from retrying in step. */
-    return next / 2 + (int)(random() % (next / 2 + 1));
-}
-
 /* Publishes the metrics snapshot, at most every METRICS_PUBLISH_US unless
  * forced. Changes nothing the loop decides with. The LSN gauges stay 0:
  * poll mode has no WAL position. */
 static void observe(struct poller *p, bool force)
 {
-    int64_t now = monotonic_us();
+    int64_t now = pace_monotonic_us();
     struct metrics_snapshot snap;
 
     if (p->cfg->metrics == NULL || (!force && now < p->next_publish_us))
@@ -159,8 +130,8 @@ static bool stop_deadline_passed(struct poller *p)
     if (!*p->cfg->stop)
         return false;
     if (p->stop_deadline_us == 0)
-        p->stop_deadline_us = monotonic_us() + (int64_t)p->cfg->shutdown_timeout_ms * 1000;
-    return monotonic_us() >= p->stop_deadline_us;
+        p->stop_deadline_us = pace_monotonic_us() + (int64_t)p->cfg->shutdown_timeout_ms * 1000;
+    return pace_monotonic_us() >= p->stop_deadline_us;
 }
 
 /*
@@ -190,7 +161,7 @@ static enum batch_end wait_kafka(struct poller *p, int64_t deadline_us, int want
                      p->cfg->shutdown_timeout_ms);
             return BATCH_STOP;
         }
-        if (monotonic_us() >= deadline_us) {
+        if (pace_monotonic_us() >= deadline_us) {
             log_warn("batch not acknowledged by Kafka within %d ms (%d of %d events); rolling it "
                      "back so no transaction stays open, and producing it again with a new "
                      "producer",
@@ -234,7 +205,7 @@ static enum batch_end run_batch(struct poller *p, int *nrows)
         log_warn("%s", p->err);
         return BATCH_RETRY;
     }
-    p->last_server_us = monotonic_us();
+    p->last_server_us = pace_monotonic_us();
     if (n == 0) {
         poll_pg_rollback(p->pp); /* ends the empty transaction */
         return BATCH_DONE;
@@ -244,7 +215,7 @@ static enum batch_end run_batch(struct poller *p, int *nrows)
     p->batch_acked = 0;
     p->in_flight = 0;
     p->pending_known = false;
-    deadline_us = monotonic_us() + (int64_t)cfg->poll_batch_timeout_ms * 1000;
+    deadline_us = pace_monotonic_us() + (int64_t)cfg->poll_batch_timeout_ms * 1000;
     ids = xmalloc(sizeof(*ids) * (size_t)n);
     id_lens = xmalloc(sizeof(*id_lens) * (size_t)n);
 
@@ -320,7 +291,7 @@ static enum batch_end run_batch(struct poller *p, int *nrows)
         end = st == POLL_PG_EFATAL ? BATCH_FATAL : BATCH_RETRY;
         goto out;
     }
-    p->last_server_us = monotonic_us();
+    p->last_server_us = pace_monotonic_us();
     p->published += (uint64_t)n;
     p->pending_known = false;
     if (log_threshold >= LOG_LEVEL_DEBUG)
@@ -344,7 +315,7 @@ enum relay_exit poll_relay_run(const struct relay_config *cfg)
     enum relay_exit result = RELAY_EXIT_ERROR;
     int backoff_ms = 0;
 
-    srandom((unsigned)monotonic_us());
+    srandom((unsigned)pace_monotonic_us());
     observe(&p, true);
     while (!*cfg->stop) {
         enum batch_end end;
@@ -352,7 +323,7 @@ enum relay_exit poll_relay_run(const struct relay_config *cfg)
 
         if (backoff_ms > 0) {
             log_info("retrying in %d ms", backoff_ms);
-            sleep_ms(backoff_ms, cfg);
+            pace_sleep_ms(backoff_ms, cfg);
             if (*cfg->stop)
                 break;
         }
@@ -376,11 +347,11 @@ enum relay_exit poll_relay_run(const struct relay_config *cfg)
                 }
                 log_warn("%s", p.err);
                 p.reconnects_pg++;
-                backoff_ms = backoff_next(backoff_ms, cfg->reconnect_max_ms);
+                backoff_ms = pace_backoff_next(backoff_ms, cfg->reconnect_max_ms);
                 observe(&p, true);
                 continue;
             }
-            p.last_server_us = monotonic_us();
+            p.last_server_us = pace_monotonic_us();
             log_info("polling table %s.%s: batches of %d, every %d ms when idle; commit_ts from "
                      "%s",
                      cfg->table_schema, cfg->table_name, cfg->poll_batch, cfg->poll_interval_ms,
@@ -400,14 +371,14 @@ enum relay_exit poll_relay_run(const struct relay_config *cfg)
                     result = RELAY_EXIT_OK;
                     goto out;
                 }
-                sleep_ms(cfg->poll_interval_ms, cfg);
+                pace_sleep_ms(cfg->poll_interval_ms, cfg);
             }
             break;
         case BATCH_RETRY:
             poll_pg_close(p.pp);
             p.pp = NULL;
             p.reconnects_pg++;
-            backoff_ms = backoff_next(backoff_ms, cfg->reconnect_max_ms);
+            backoff_ms = pace_backoff_next(backoff_ms, cfg->reconnect_max_ms);
             break;
         case BATCH_REWIND:
             /* The purged in-flight events may still have reached Kafka:
@@ -416,7 +387,7 @@ enum relay_exit poll_relay_run(const struct relay_config *cfg)
             p.sink = NULL;
             p.rewind = false;
             p.reconnects_kafka++;
-            backoff_ms = backoff_next(backoff_ms, cfg->reconnect_max_ms);
+            backoff_ms = pace_backoff_next(backoff_ms, cfg->reconnect_max_ms);
             break;
         case BATCH_STOP:
             result = RELAY_EXIT_OK;

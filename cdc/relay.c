@@ -5,6 +5,7 @@
  * server. The confirmed (flush) LSN only ever comes from tracker_safe_lsn,
  * which only moves on delivery reports (R1-R3); nothing here guesses.
  */
+#include "pace.h"
 #include "relay.h"
 
 #include <errno.h>
@@ -129,33 +130,6 @@ struct relay {
     char err[1024];
 };
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t monotonic_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void sleep_ms(int ms, const struct relay_config *cfg)
-{
-    struct pollfd pfd = {.fd = cfg->stop_fd, .events = POLLIN};
-
-    /* Wake early on a signal: a relay in backoff must still stop at once. */
-    if (cfg->stop_fd >= 0)
-        (void)poll(&pfd, 1, ms);
-    else
-        (void)poll(NULL, 0, ms);
-}
-
 /* Logs a delivery report with the event's lsn and id headers as fields. */
 static void log_report(enum log_level level, const char *lsn_text, const char *event_id,
                        const char *what, const char *err)
@@ -264,7 +238,7 @@ static bool send_status(struct relay *r, bool reply_requested)
 {
     uint64_t delivered = tracker_safe_lsn(r->tracker);
     uint64_t flush = delivered;
-    int64_t now = now_us();
+    int64_t now = pace_now_us();
     uint64_t write;
 
     /* R9: the saved position is on disk before the server may forget it. */
@@ -281,7 +255,7 @@ static bool send_status(struct relay *r, bool reply_requested)
         r->saved_lsn = delivered;
     }
     if (r->cfg->replay_window_s > 0)
-        flush = replay_window_hold(r, delivered, monotonic_us());
+        flush = replay_window_hold(r, delivered, pace_monotonic_us());
     if (flush > r->pub_verified_lsn)
         flush = r->pub_verified_lsn;
     write = r->write_lsn > delivered ? r->write_lsn : delivered;
@@ -292,7 +266,7 @@ static bool send_status(struct relay *r, bool reply_requested)
     }
     log_debug("status update write=" LSN_FMT " flush=" LSN_FMT " delivered=" LSN_FMT,
               LSN_ARGS(write), LSN_ARGS(flush), LSN_ARGS(delivered));
-    feedback_sent(&r->fb, delivered, monotonic_us());
+    feedback_sent(&r->fb, delivered, pace_monotonic_us());
     r->confirmed_lsn = flush;
     return true;
 }
@@ -344,7 +318,7 @@ static void log_catchup(enum catchup_event ev, const struct catchup_report *rep,
  */
 static void observe(struct relay *r, bool force)
 {
-    int64_t now = monotonic_us();
+    int64_t now = pace_monotonic_us();
     uint64_t received = r->write_lsn > r->stream_start_lsn ? r->write_lsn : r->stream_start_lsn;
     struct catchup_report rep;
     struct metrics_snapshot snap;
@@ -393,8 +367,8 @@ static bool should_stop(struct relay *r)
     if (!*r->cfg->stop)
         return false;
     if (r->stop_deadline_us == 0)
-        r->stop_deadline_us = monotonic_us() + (int64_t)r->cfg->shutdown_timeout_ms * 1000;
-    return !r->in_txn || monotonic_us() >= r->stop_deadline_us;
+        r->stop_deadline_us = pace_monotonic_us() + (int64_t)r->cfg->shutdown_timeout_ms * 1000;
+    return !r->in_txn || pace_monotonic_us() >= r->stop_deadline_us;
 }
 
 /* Keeps the walsender content while the producer's queue is full (R4):
@@ -404,7 +378,7 @@ static bool wait_for_queue(struct relay *r, enum stream_end *end)
 {
     sink_poll(r->sink, 100);
     /* The relay is not reading, so the server's silence means nothing. */
-    r->last_server_msg_us = monotonic_us();
+    r->last_server_msg_us = pace_monotonic_us();
     r->probe_sent = false;
     observe(r, false);
     if (should_stop(r)) {
@@ -415,7 +389,7 @@ static bool wait_for_queue(struct relay *r, enum stream_end *end)
         *end = r->fatal ? STREAM_FATAL : STREAM_REWIND;
         return false;
     }
-    if (feedback_due(&r->fb, tracker_safe_lsn(r->tracker), monotonic_us()) &&
+    if (feedback_due(&r->fb, tracker_safe_lsn(r->tracker), pace_monotonic_us()) &&
         !send_status(r, false)) {
         *end = STREAM_RETRY;
         return false;
@@ -453,8 +427,8 @@ static void eos_commit_wait(void *arg)
     struct relay *r = arg;
 
     sink_poll(r->sink, 0);
-    r->last_server_msg_us = monotonic_us();
-    if (feedback_due(&r->fb, tracker_safe_lsn(r->tracker), monotonic_us()))
+    r->last_server_msg_us = pace_monotonic_us();
+    if (feedback_due(&r->fb, tracker_safe_lsn(r->tracker), pace_monotonic_us()))
         (void)send_status(r, false); /* a lost connection shows on the next receive */
 }
 
@@ -465,7 +439,7 @@ static bool eos_close(struct relay *r, bool force, enum stream_end *end)
     enum eos_result res;
 
     if (r->eos == NULL || r->in_txn || !eos_open(r->eos) ||
-        (!force && !eos_due(r->eos, monotonic_us())))
+        (!force && !eos_due(r->eos, pace_monotonic_us())))
         return true;
     res = eos_commit(r->eos, r->tracker, tracker_last_end_lsn(r->tracker), eos_commit_wait, r,
                      r->err, sizeof(r->err));
@@ -646,8 +620,8 @@ static bool produce_event(struct relay *r, const struct outbox_event *evp, enum 
         return false;
     }
     if (r->eos != NULL) {
-        enum eos_result res = eos_before_produce(r->eos, r->tracker, r->txn_seq, monotonic_us(),
-                                                 r->err, sizeof(r->err));
+        enum eos_result res = eos_before_produce(r->eos, r->tracker, r->txn_seq,
+                                                 pace_monotonic_us(), r->err, sizeof(r->err));
         if (res != EOS_OK) {
             *end = eos_end(r, res);
             return false;
@@ -846,7 +820,7 @@ static bool handle_keepalive(struct relay *r, const uint8_t *buf, int len, enum 
     if (wal_end > r->server_wal_end)
         r->server_wal_end = wal_end;
     if (buf[17]) {
-        int64_t now = monotonic_us();
+        int64_t now = pace_monotonic_us();
 
         r->fb.reply_requested = true;
         /* A server shutting down (WalSndDone) asks again after every reply
@@ -917,7 +891,7 @@ static enum stream_end check_kafka(struct relay *r)
  * except to (re)connect; a failing heartbeat is logged, not fatal. */
 static void heartbeat(struct relay *r)
 {
-    int64_t now = monotonic_us();
+    int64_t now = pace_monotonic_us();
 
     if (r->cfg->heartbeat_interval_ms <= 0 || now < r->next_heartbeat_us)
         return;
@@ -948,7 +922,7 @@ static void heartbeat(struct relay *r)
  */
 static bool publication_verified(struct relay *r, uint64_t safe)
 {
-    int64_t now = monotonic_us();
+    int64_t now = pace_monotonic_us();
     uint64_t received = r->write_lsn > safe ? r->write_lsn : safe;
 
     if (r->cfg->source_messages || safe <= r->pub_verified_lsn ||
@@ -974,7 +948,7 @@ static enum stream_end stream(struct relay *r)
     const struct relay_config *cfg = r->cfg;
     enum stream_end end = STREAM_STOP;
 
-    r->last_server_msg_us = monotonic_us();
+    r->last_server_msg_us = pace_monotonic_us();
     r->probe_sent = false;
     for (;;) {
         int n = 0;
@@ -1006,7 +980,7 @@ static enum stream_end stream(struct relay *r)
         }
         if (heard) {
             /* Once per batch, not per message: the server is alive. */
-            r->last_server_msg_us = monotonic_us();
+            r->last_server_msg_us = pace_monotonic_us();
             r->probe_sent = false;
         }
         sink_poll(r->sink, 0);
@@ -1029,12 +1003,12 @@ static enum stream_end stream(struct relay *r)
             return STREAM_STOP;
         if (!publication_verified(r, safe))
             return STREAM_FATAL;
-        if (feedback_due(&r->fb, safe, monotonic_us()) && !send_status(r, false))
+        if (feedback_due(&r->fb, safe, pace_monotonic_us()) && !send_status(r, false))
             return STREAM_RETRY;
 
         /* R8: a server that stopped talking is probed once, then dropped. */
         {
-            int64_t silent_ms = (monotonic_us() - r->last_server_msg_us) / 1000;
+            int64_t silent_ms = (pace_monotonic_us() - r->last_server_msg_us) / 1000;
             if (silent_ms > cfg->server_timeout_ms) {
                 log_warn("no message from the server for %lld ms; reconnecting",
                          (long long)silent_ms);
@@ -1051,11 +1025,11 @@ static enum stream_end stream(struct relay *r)
         if (n > 0)
             continue; /* budget used up with more buffered: go round again */
 
-        wait_us = feedback_wait_us(&r->fb, safe, monotonic_us());
+        wait_us = feedback_wait_us(&r->fb, safe, pace_monotonic_us());
         if (wait_us > 1000000)
             wait_us = 1000000;
-        if (r->eos != NULL && eos_wait_us(r->eos, monotonic_us()) < wait_us)
-            wait_us = eos_wait_us(r->eos, monotonic_us());
+        if (r->eos != NULL && eos_wait_us(r->eos, pace_monotonic_us()) < wait_us)
+            wait_us = eos_wait_us(r->eos, pace_monotonic_us());
         pfd[npfd++] = (struct pollfd){.fd = repl_socket(r->rc), .events = POLLIN};
         pfd[npfd++] = (struct pollfd){.fd = sink_wakeup_fd(r->sink), .events = POLLIN};
         /* Once seen, the stop request is the flag's business; a still-readable
@@ -1084,7 +1058,7 @@ static bool drain_and_confirm(struct relay *r)
     bool complete = true;
 
     if (r->stop_deadline_us != 0) {
-        budget_ms = (r->stop_deadline_us - monotonic_us()) / 1000;
+        budget_ms = (r->stop_deadline_us - pace_monotonic_us()) / 1000;
         if (budget_ms < 0)
             budget_ms = 0;
     }
@@ -1107,18 +1081,6 @@ static bool drain_and_confirm(struct relay *r)
         r->rc = NULL;
     }
     return complete;
-}
-
-static int backoff_next(int current_ms, int max_ms)
-{
-    int next = current_ms == 0 ? 100 : current_ms * 2;
-
-    if (next > max_ms)
-        next = max_ms;
-    if (next < 100)
-        next = 100;
-    /* Full jitter in the upper half keeps a fleet from reconnecting in step. */
-    return next / 2 + (int)(random() % (next / 2 + 1));
 }
 
 /*
@@ -1236,7 +1198,7 @@ enum relay_exit relay_run(const struct relay_config *cfg)
     int backoff_ms = 0;
     int64_t busy_since_us = 0;
 
-    srandom((unsigned)now_us());
+    srandom((unsigned)pace_now_us());
     r.failpoint_after_delivery =
         getenv("CDC_TEST_FAILPOINT") != NULL &&
         strcmp(getenv("CDC_TEST_FAILPOINT"), "after-delivery-before-status") == 0;
@@ -1281,13 +1243,13 @@ enum relay_exit relay_run(const struct relay_config *cfg)
         }
         if (backoff_ms > 0) {
             log_info("reconnecting in %d ms", backoff_ms);
-            sleep_ms(backoff_ms, cfg);
+            pace_sleep_ms(backoff_ms, cfg);
             if (*cfg->stop)
                 break;
         }
         st = repl_open(&opts, &r.rc, &info, r.err, sizeof(r.err));
         if (st == REPL_EBUSY) {
-            int64_t now = monotonic_us();
+            int64_t now = pace_monotonic_us();
             if (busy_since_us == 0)
                 busy_since_us = now;
             /* A killed relay's walsender lingers until it notices the
@@ -1310,7 +1272,7 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             break;
         if (st != REPL_OK) {
             log_warn("%s", r.err);
-            backoff_ms = backoff_next(backoff_ms, cfg->reconnect_max_ms);
+            backoff_ms = pace_backoff_next(backoff_ms, cfg->reconnect_max_ms);
             r.reconnects_pg++;
             continue;
         }
@@ -1341,7 +1303,7 @@ enum relay_exit relay_run(const struct relay_config *cfg)
                 log_warn("%s; retrying", r.err);
                 repl_abort(r.rc);
                 r.rc = NULL;
-                backoff_ms = backoff_next(backoff_ms, cfg->reconnect_max_ms);
+                backoff_ms = pace_backoff_next(backoff_ms, cfg->reconnect_max_ms);
                 r.reconnects_kafka++;
                 continue;
             }
@@ -1423,7 +1385,8 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             log_warn("%s", r.err);
             repl_abort(r.rc);
             r.rc = NULL;
-            backoff_ms = st == REPL_EBUSY ? 1000 : backoff_next(backoff_ms, cfg->reconnect_max_ms);
+            backoff_ms =
+                st == REPL_EBUSY ? 1000 : pace_backoff_next(backoff_ms, cfg->reconnect_max_ms);
             r.reconnects_pg++;
             continue;
         }
@@ -1434,7 +1397,7 @@ enum relay_exit relay_run(const struct relay_config *cfg)
         backoff_ms = 0;
         r.streaming = true;
         r.stream_start_lsn = start;
-        r.last_server_msg_us = monotonic_us(); /* as stream() starts; for /readyz */
+        r.last_server_msg_us = pace_monotonic_us(); /* as stream() starts; for /readyz */
         observe(&r, true);
 
         end = eos_stream_end(&r, stream(&r));
@@ -1465,7 +1428,7 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             r.in_txn = false;
             repl_abort(r.rc);
             r.rc = NULL;
-            backoff_ms = backoff_next(backoff_ms, cfg->reconnect_max_ms);
+            backoff_ms = pace_backoff_next(backoff_ms, cfg->reconnect_max_ms);
             break;
         case STREAM_REWIND:
             /* New producer, stream restarted from the last delivered
@@ -1480,7 +1443,7 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             r.sink = NULL;
             tracker_reset(r.tracker);
             r.rewind = false;
-            backoff_ms = backoff_next(backoff_ms, cfg->reconnect_max_ms);
+            backoff_ms = pace_backoff_next(backoff_ms, cfg->reconnect_max_ms);
             break;
         }
     }

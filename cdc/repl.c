@@ -141,8 +141,7 @@ static const char *sqlstate(const PGresult *res)
     return s ? s : "";
 }
 
-/* Connection failures the relay cannot fix by retrying. */
-static bool connect_error_is_fatal(const char *msg)
+bool repl_connect_error_is_fatal(const char *msg)
 {
     static const char *const fatal[] = {
         "password authentication failed",
@@ -503,7 +502,7 @@ enum repl_status repl_open(const struct repl_opts *opts, struct repl_conn **out,
     if (rc->conn == NULL || PQstatus(rc->conn) != CONNECTION_OK) {
         const char *msg = rc->conn ? PQerrorMessage(rc->conn) : "out of memory";
         set_err(err, errlen, "cannot connect to Postgres: %s", msg);
-        st = connect_error_is_fatal(msg) ? REPL_EFATAL : REPL_ERETRY;
+        st = repl_connect_error_is_fatal(msg) ? REPL_EFATAL : REPL_ERETRY;
         if (strstr(msg, "must be superuser or replication role") != NULL)
             set_err(err, errlen,
                     "cannot connect to Postgres: the role lacks the REPLICATION attribute (ALTER "

@@ -123,4 +123,9 @@ void repl_close(struct repl_conn *rc, int timeout_ms);
 /* Closes without the polite end: for a connection already broken. NULL-safe. */
 void repl_abort(struct repl_conn *rc);
 
+/* Connection failures that retrying cannot fix (bad credentials, a missing
+ * database or role, a malformed conninfo), from libpq's message. Shared
+ * with poll mode's ordinary connection. */
+bool repl_connect_error_is_fatal(const char *msg);
+
 #endif

@@ -14,9 +14,7 @@
 
 #include "log.h"
 
-static int seterr(char *errbuf, size_t errlen, const char *fmt, ...) PRINTF_FMT(3, 4);
-
-static int seterr(char *errbuf, size_t errlen, const char *fmt, ...)
+int cfg_seterr(char *errbuf, size_t errlen, const char *fmt, ...)
 {
     if (errlen > 0) {
         va_list ap;
@@ -102,7 +100,7 @@ static struct cfg_item *add_item(struct cfg_set *set, const struct cfg_opt *opt,
     struct cfg_item *it;
 
     if (set->nitems == CFG_MAX_ITEMS) {
-        seterr(errbuf, errlen, "more than %d settings", CFG_MAX_ITEMS);
+        cfg_seterr(errbuf, errlen, "more than %d settings", CFG_MAX_ITEMS);
         return NULL;
     }
     it = &set->items[set->nitems++];
@@ -121,7 +119,7 @@ static int split_kafka(struct cfg_item *it, const char *v, const char *label, ch
     const char *eq = strchr(v, '=');
 
     if (eq == NULL || eq == v)
-        return seterr(errbuf, errlen, "%s expects NAME=VALUE", label);
+        return cfg_seterr(errbuf, errlen, "%s expects NAME=VALUE", label);
     it->key = v;
     it->key_len = (size_t)(eq - v);
     it->value = eq + 1;
@@ -138,34 +136,35 @@ static int parse_argv(struct cfg_set *set, int argc, char **argv, char *errbuf, 
         if (arg[0] == '-' && arg[1] != '-' && arg[1] != '\0' && arg[2] == '\0') {
             opt = find_short(set, arg[1]);
             if (opt == NULL)
-                return seterr(errbuf, errlen, "unexpected argument \"%.64s\"", arg);
+                return cfg_seterr(errbuf, errlen, "unexpected argument \"%.64s\"", arg);
         } else if (strncmp(arg, "--", 2) == 0 && arg[2] != '\0') {
             eq = strchr(arg, '=');
             opt = find_long(set, arg + 2, eq != NULL ? (size_t)(eq - arg - 2) : strlen(arg + 2));
             if (opt == NULL)
-                return seterr(errbuf, errlen, "unknown option \"%.*s\"",
-                              eq != NULL ? (int)(eq - arg) : 64, arg);
+                return cfg_seterr(errbuf, errlen, "unknown option \"%.*s\"",
+                                  eq != NULL ? (int)(eq - arg) : 64, arg);
         } else {
-            return seterr(errbuf, errlen, "unexpected argument \"%.64s\"", arg);
+            return cfg_seterr(errbuf, errlen, "unexpected argument \"%.64s\"", arg);
         }
         if (opt->flags & CFG_ACTION) {
             if (eq != NULL)
-                return seterr(errbuf, errlen, "--%s takes no value", opt->name);
+                return cfg_seterr(errbuf, errlen, "--%s takes no value", opt->name);
             set->action = opt;
             return 0;
         }
         if (opt->metavar == NULL) {
             if (eq != NULL)
-                return seterr(errbuf, errlen, "--%s takes no value", opt->name);
+                return cfg_seterr(errbuf, errlen, "--%s takes no value", opt->name);
             val = "true";
         } else if (eq != NULL) {
             val = eq + 1;
         } else if (a + 1 < argc) {
             val = argv[++a];
         } else if (opt->flags & CFG_KAFKA) {
-            return seterr(errbuf, errlen, "%s requires a value (%s)", arg, opt->metavar);
+            return cfg_seterr(errbuf, errlen, "%s requires a value (%s)", arg, opt->metavar);
         } else {
-            return seterr(errbuf, errlen, "--%s requires a value (%s)", opt->name, opt->metavar);
+            return cfg_seterr(errbuf, errlen, "--%s requires a value (%s)", opt->name,
+                              opt->metavar);
         }
         it = add_item(set, opt, CFG_SOURCE_FLAG, arg, 0, errbuf, errlen);
         if (it == NULL)
@@ -222,28 +221,29 @@ int cfg_parse_text(struct cfg_set *set, const char *path, char *text, char *errb
             continue;
         eq = strchr(key, '=');
         if (eq == NULL)
-            return seterr(errbuf, errlen, "%s:%d: expected \"name = value\"", path, line);
+            return cfg_seterr(errbuf, errlen, "%s:%d: expected \"name = value\"", path, line);
         val = trim(eq + 1, eq + 1 + strlen(eq + 1));
         key = trim(key, eq);
         if (*key == '\0')
-            return seterr(errbuf, errlen, "%s:%d: expected \"name = value\"", path, line);
+            return cfg_seterr(errbuf, errlen, "%s:%d: expected \"name = value\"", path, line);
         if (kafka != NULL && strncmp(key, "kafka.", 6) == 0 && key[6] != '\0') {
             opt = kafka;
         } else {
             opt = find_long(set, key, strlen(key));
             if (opt == NULL)
-                return seterr(errbuf, errlen, "%s:%d: unknown option \"%.64s\"", path, line, key);
+                return cfg_seterr(errbuf, errlen, "%s:%d: unknown option \"%.64s\"", path, line,
+                                  key);
             if (opt->flags & (CFG_ACTION | CFG_CLI_ONLY | CFG_CONFIG))
-                return seterr(errbuf, errlen,
-                              "%s:%d: \"%s\" cannot be set in a config file, only on the "
-                              "command line",
-                              path, line, key);
+                return cfg_seterr(errbuf, errlen,
+                                  "%s:%d: \"%s\" cannot be set in a config file, only on the "
+                                  "command line",
+                                  path, line, key);
         }
         if (*val == '\0')
-            return seterr(errbuf, errlen,
-                          "%s:%d: %s: empty value (leave the line out for the "
-                          "default)",
-                          path, line, key);
+            return cfg_seterr(errbuf, errlen,
+                              "%s:%d: %s: empty value (leave the line out for the "
+                              "default)",
+                              path, line, key);
         it = add_item(set, opt, CFG_SOURCE_FILE, path, line, errbuf, errlen);
         if (it == NULL)
             return -1;
@@ -253,14 +253,14 @@ int cfg_parse_text(struct cfg_set *set, const char *path, char *text, char *errb
             it->key_len = strlen(key + 6);
         } else if (opt->metavar == NULL) {
             if (!cfg_parse_bool(val, &b))
-                return seterr(errbuf, errlen, "%s:%d: %s: \"%.64s\" is not true or false", path,
-                              line, key, val);
+                return cfg_seterr(errbuf, errlen, "%s:%d: %s: \"%.64s\" is not true or false", path,
+                                  line, key, val);
             it->value = b ? "true" : "false";
         }
         for (size_t i = first; i + 1 < set->nitems; i++) {
             if (same_key(&set->items[i], it))
-                return seterr(errbuf, errlen, "%s:%d: %s: already set on line %d", path, line, key,
-                              set->items[i].line);
+                return cfg_seterr(errbuf, errlen, "%s:%d: %s: already set on line %d", path, line,
+                                  key, set->items[i].line);
         }
     }
     return 0;
@@ -274,12 +274,12 @@ static int load_file(struct cfg_set *set, const char *path, const char *label, c
     size_t n;
 
     if (f == NULL)
-        return seterr(errbuf, errlen, "%s: cannot open config file \"%s\": %s", label, path,
-                      strerror(errno));
+        return cfg_seterr(errbuf, errlen, "%s: cannot open config file \"%s\": %s", label, path,
+                          strerror(errno));
     text = malloc(CFG_MAX_FILE_SIZE + 1);
     if (text == NULL) {
         fclose(f);
-        return seterr(errbuf, errlen, "%s: out of memory", label);
+        return cfg_seterr(errbuf, errlen, "%s: out of memory", label);
     }
     n = fread(text, 1, CFG_MAX_FILE_SIZE + 1, f);
     if (ferror(f) || n > CFG_MAX_FILE_SIZE) {
@@ -287,14 +287,15 @@ static int load_file(struct cfg_set *set, const char *path, const char *label, c
 
         fclose(f);
         free(text);
-        return seterr(errbuf, errlen, "%s: cannot read config file \"%s\": %s", label, path,
-                      n > CFG_MAX_FILE_SIZE ? "larger than 1 MiB" : strerror(saved));
+        return cfg_seterr(errbuf, errlen, "%s: cannot read config file \"%s\": %s", label, path,
+                          n > CFG_MAX_FILE_SIZE ? "larger than 1 MiB" : strerror(saved));
     }
     fclose(f);
     text[n] = '\0';
     if (memchr(text, '\0', n) != NULL) {
         free(text);
-        return seterr(errbuf, errlen, "%s: config file \"%s\" contains a NUL byte", label, path);
+        return cfg_seterr(errbuf, errlen, "%s: config file \"%s\" contains a NUL byte", label,
+                          path);
     }
     return cfg_parse_text(set, path, text, errbuf, errlen);
 }
@@ -315,7 +316,8 @@ static int read_env(struct cfg_set *set, cfg_getenv_fn getenv_fn, char *errbuf, 
             continue;
         if (opt->metavar == NULL) {
             if (!cfg_parse_bool(v, &b))
-                return seterr(errbuf, errlen, "%s: \"%.64s\" is not true or false", opt->env, v);
+                return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not true or false", opt->env,
+                                  v);
             v = b ? "true" : "false";
         }
         it = add_item(set, opt, CFG_SOURCE_ENV, opt->env, 0, errbuf, errlen);
@@ -350,7 +352,7 @@ int cfg_parse(struct cfg_set *set, const struct cfg_opt *opts, size_t nopts, int
 
     memset(set, 0, sizeof(*set));
     if (nopts > CFG_MAX_OPTS)
-        return seterr(errbuf, errlen, "more than %d options in the table", CFG_MAX_OPTS);
+        return cfg_seterr(errbuf, errlen, "more than %d options in the table", CFG_MAX_OPTS);
     set->opts = opts;
     set->nopts = nopts;
     if (parse_argv(set, argc, argv, errbuf, errlen) != 0)

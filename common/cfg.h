@@ -130,4 +130,8 @@ void cfg_usage(FILE *f, const struct cfg_opt *opts, size_t nopts);
  */
 void cfg_print(FILE *f, const struct cfg_set *set);
 
+/* Formats an error into errbuf (when errlen > 0) and returns -1, so a
+ * validator can `return cfg_seterr(...)`. */
+int cfg_seterr(char *errbuf, size_t errlen, const char *fmt, ...) PRINTF_FMT(3, 4);
+
 #endif
