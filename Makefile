@@ -36,7 +36,7 @@ GEN_MIGR  := $(BUILD)/gen/migrations.c
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .PHONY: all clean test test-unit test-integration run fmt format format-check lint \
-        asan fuzz deps help valgrind
+        asan fuzz deps help valgrind bench
 .DEFAULT_GOAL := all
 
 all: $(BIN)/orders-api $(BIN)/cdc-relay
@@ -47,6 +47,8 @@ help:
 	@echo "make test-unit    unit tests only (no servers)"
 	@echo "make run          Postgres + Kafka + api + relay on loopback; prints curl and kcat lines"
 	@echo "make valgrind     memcheck of api and relay through an integration scenario"
+	@echo "make bench        benchmarks against pg_recvlogical, Debezium, polling (not in make test;"
+	@echo "                  BENCH_ARGS=--quick for a few minutes); writes docs/benchmarks.md"
 	@echo "make fuzz         short libFuzzer runs of the pgoutput decoder and request parser"
 	@echo "make fmt          apply clang-format;  make format-check  check it"
 	@echo "make lint         cppcheck, clang-format check, module dependency rule"
@@ -119,6 +121,16 @@ run:
 	@sh tests/harness/deps.sh
 	$(MAKE) all
 	@sh deploy/local/run.sh
+
+# Benchmarks (docs/benchmarks.md): real Postgres and Kafka, several minutes,
+# so not part of `make test`. BENCH_ARGS: tests/bench/bench.py --help.
+BENCH_PY ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
+BENCH_ARGS ?=
+bench:
+	@sh tests/harness/deps.sh
+	@sh tests/bench/setup.sh
+	$(MAKE) all
+	$(BENCH_PY) tests/bench/bench.py $(BENCH_ARGS)
 
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
