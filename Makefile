@@ -36,7 +36,7 @@ GEN_MIGR  := $(BUILD)/gen/migrations.c
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .PHONY: all clean test test-unit test-integration run fmt format format-check lint \
-        asan fuzz deps help valgrind bench
+        asan fuzz deps help valgrind
 .DEFAULT_GOAL := all
 
 all: $(BIN)/orders-api $(BIN)/cdc-relay
@@ -126,6 +126,7 @@ run:
 # so not part of `make test`. BENCH_ARGS: tests/bench/bench.py --help.
 BENCH_PY ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
 BENCH_ARGS ?=
+.PHONY: bench
 bench:
 	@sh tests/harness/deps.sh
 	@sh tests/bench/setup.sh
