@@ -13,7 +13,7 @@ Parts (--parts, default all):
   api      wrk POST /orders against pgbench running the same statement
 
     python3 tests/bench/bench.py [--quick] [--rows N] [--sizes 1,100,10000]
-        [--systems cdc-relay,pg_recvlogical,debezium,poll] [--parts ...]
+        [--systems pg_recvlogical,cdc-relay,debezium,poll] [--parts ...]
 
 Docs: docs/benchmarks.md ("How the numbers are taken").
 """
@@ -40,7 +40,9 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 from harness import HarnessError, Kafka, Postgres, _psql_bin  # noqa: E402
 
-SYSTEMS = ["pg_recvlogical", "cdc-relay", "poll", "debezium"]
+# Run in this order: poll last, because its UPDATEs of published_at are WAL
+# that the others' walsenders would otherwise have to decode through.
+SYSTEMS = ["pg_recvlogical", "cdc-relay", "debezium", "poll"]
 PARTS = ["catchup", "latency", "api"]
 TOPIC_TAG = {"cdc-relay": "relay", "debezium": "dbz", "poll": "poll"}
 DEBEZIUM_VERSION = "3.6.1.Final"
@@ -233,16 +235,16 @@ class Bench:
         self.bin = REPO / args.bin_dir
         self.procs: list[subprocess.Popen] = []
         self.results: dict = {"catchup": [], "latency": [], "api": [], "errors": []}
-        self.poll_mode = self.detect_poll()
+        self.help = self.relay_help()
+        self.poll_mode = re.search(r"--mode\b[^\n]*\n?[^\n]*\bpoll\b", self.help) is not None
 
     # -- set-up --------------------------------------------------------------
-    def detect_poll(self) -> bool:
+    def relay_help(self) -> str:
         try:
-            out = subprocess.run([str(self.bin / "cdc-relay"), "--help"], capture_output=True,
-                                 text=True, timeout=10).stdout
+            return subprocess.run([str(self.bin / "cdc-relay"), "--help"], capture_output=True,
+                                  text=True, timeout=10).stdout
         except (OSError, subprocess.TimeoutExpired):
-            return False
-        return re.search(r"--mode\b[^\n]*\n?[^\n]*\bpoll\b", out) is not None
+            return ""
 
     def start(self) -> None:
         # max_connections: pgbench and the api at 128 connections, plus slots.
@@ -464,19 +466,31 @@ class Bench:
                 "done": "last event appended (LogAppendTime); CPU/RSS of the JVM at that point"}
 
     def catchup_poll(self, size: int, n: int, slot: str | None, end: str) -> dict:
+        """cdc-relay --mode poll with its defaults (batch, interval). With
+        --until-empty it exits once every row is published, like --end-lsn."""
         topic = f"catchup{size}.poll.orders.events"
-        cmd = [str(self.bin / "cdc-relay"), "--mode", "poll", "--no-state-file", "--topic-template",
-               f"catchup{size}.poll.${{aggregate_type}}.events"]
+        until_empty = "--until-empty" in self.help
+        cmd = [str(self.bin / "cdc-relay"), "--mode", "poll", "--topic-template",
+               f"catchup{size}.poll.${{aggregate_type}}.events"] + (["--until-empty"] if until_empty else [])
         t0 = time.time()
         p, logpath = self.spawn("cdc-relay-poll", cmd, env=self.relay_env())
         try:
-            newest = wait_topic(self.kafka.brokers, topic, n, self.timeout(n), p, logpath)
-            cpu, rss = proc_usage(p.pid)
+            if until_empty:
+                rc, cpu, rss = wait_usage(p, self.timeout(n))
+                if rc != 0:
+                    raise BenchError(f"cdc-relay --mode poll exited {rc}:\n{tail(logpath)}")
+                have, newest = topic_ends(self.kafka.brokers, topic)
+                if have < n:
+                    raise BenchError(f"cdc-relay --mode poll exited 0 but {topic} holds {have}/{n} events")
+            else:
+                newest = wait_topic(self.kafka.brokers, topic, n, self.timeout(n), p, logpath)
+                cpu, rss = proc_usage(p.pid)
         finally:
             stop(p, 30)
         first = topic_first_ms(self.kafka.brokers, topic)
-        return {"wall_s": newest / 1000 - t0, "stream_s": (newest - first) / 1000, "cpu_s": cpu,
-                "rss_kib": rss, "done": "last event appended (LogAppendTime)"}
+        return {"wall_s": newest / 1000 - t0, "exit_s": time.time() - t0 if until_empty else None,
+                "stream_s": (newest - first) / 1000, "cpu_s": cpu, "rss_kib": rss,
+                "done": "last event appended (LogAppendTime)"}
 
     # -- 2. latency --------------------------------------------------------------
     def saturation(self) -> float:
