@@ -345,7 +345,8 @@ class Bench:
             "transforms.outbox.type=io.debezium.transforms.outbox.EventRouter\n"
             "transforms.outbox.route.by.field=aggregate_type\n"
             f"transforms.outbox.route.topic.replacement={topic_prefix}${{routedByValue}}.events\n"
-            "transforms.outbox.table.field.event.key=aggregate_id\n")
+            "transforms.outbox.table.field.event.key=aggregate_id\n"
+            + (f"poll.interval.ms={self.a.debezium_poll_ms}\n" if self.a.debezium_poll_ms else ""))
         (d / "log4j2.properties").write_text(
             "status = warn\nappender.out.type = Console\nappender.out.name = OUT\n"
             "appender.out.target = SYSTEM_OUT\nappender.out.layout.type = PatternLayout\n"
@@ -702,6 +703,8 @@ def parse_args(argv: list[str]):
     ap.add_argument("--load", default="25,50,90", help="latency steps, %% of the saturating rate")
     ap.add_argument("--api-seconds", type=int, help="length of each wrk and pgbench run (default 15; quick 5)")
     ap.add_argument("--connections", default="8,32,128", help="api concurrency steps (default 8,32,128)")
+    ap.add_argument("--debezium-poll-ms", type=int,
+                    help="set Debezium's poll.interval.ms (default: unset, Debezium's 500 ms)")
     ap.add_argument("--bin-dir", default="bin", help="where cdc-relay and orders-api are (default bin)")
     ap.add_argument("--doc", default="docs/benchmarks.md",
                     help="Markdown file whose generated sections are rewritten (default docs/benchmarks.md)")
