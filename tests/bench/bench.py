@@ -234,7 +234,7 @@ class Bench:
         self.kafka = Kafka(run_dir / "kafka")
         self.bin = REPO / args.bin_dir
         self.procs: list[subprocess.Popen] = []
-        self.results: dict = {"catchup": [], "latency": [], "api": [], "errors": []}
+        self.results: dict = {"catchup": [], "latency": [], "api": [], "errors": [], "commands": []}
         self.help = self.relay_help()
         self.poll_mode = re.search(r"--mode\b[^\n]*\n?[^\n]*\bpoll\b", self.help) is not None
 
@@ -290,7 +290,23 @@ class Bench:
             time.sleep(0.5)
         self.results["errors"].append(f"could not drop slot {slot}")
 
+    def note_cmd(self, cmd: list[str], env: dict | None = None) -> None:
+        """Keep each distinct command line for the docs, without this
+        machine's paths, ports or database URL."""
+        text = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items()) + " " * bool(env)
+        text += shlex.join(cmd)
+        for old, new in ((str(DEBEZIUM_LIBS), "$ORDERS_CDC_CACHE/debezium-3.6.1.Final/libs"),
+                         (str(self.dir), "$RUN"), (str(REPO) + "/", ""), (str(PG_BIN) + "/", ""),
+                         (self.pg.env.get("DATABASE_URL", "\0"), "$DATABASE_URL"),
+                         (self.kafka.env.get("KAFKA_BROKERS", "\0"), "$KAFKA_BROKERS")):
+            text = text.replace(old, new)
+        text = re.sub(r"-p '?\d+'? -U", "-p $PGPORT -U", text)
+        text = re.sub(r"127\.0\.0\.1:\d+/orders", "127.0.0.1:$PORT/orders", text)
+        if text not in self.results["commands"]:
+            self.results["commands"].append(text)
+
     def spawn(self, name: str, cmd: list[str], env: dict | None = None, cwd: Path | None = None):
+        self.note_cmd(cmd, env)
         logpath = self.dir / f"{name}.log"
         with open(logpath, "ab") as f:
             f.write(f"==== {time.strftime('%H:%M:%S')} {shlex.join(cmd)}\n".encode())
@@ -301,6 +317,8 @@ class Bench:
         return p, logpath
 
     def pgbench(self, script: Path, *args: str, timeout: float, env: dict | None = None) -> str:
+        self.note_cmd(["pgbench", "-n", "-h", "127.0.0.1", "-p", str(self.pg.port), "-U", "postgres",
+                       "-f", str(script), *args, "orders"], env)
         return run(["pgbench", "-n", "-h", "127.0.0.1", "-p", str(self.pg.port), "-U", "postgres",
                     "-f", str(script), *args, "orders"], timeout, env=env, what="pgbench")
 
@@ -554,6 +572,7 @@ class Bench:
                 log(f"latency: {system} at {pct}% = {rate} orders/s for {secs} s (open loop)"
                     + (", warm-up, not counted" if warm else ""))
                 before = int(self.psql("SELECT count(*) FROM outbox"))
+                step_start = time.time()
                 out = self.pgbench(REPO / "tests/bench/order.sql", "-M", "prepared", "-c", "8", "-j", "2",
                                    "-R", str(rate), "-T", str(secs), timeout=secs + 120)
                 sent = int(self.psql("SELECT count(*) FROM outbox")) - before
@@ -564,18 +583,20 @@ class Bench:
                 if warm:
                     continue
                 ids = [headers(h).get("id") for _, line in lines for h in [line.split("\t", 1)[-1]]]
+                # every row of this step (created_at is its transaction's start)
                 commit = dict((k, float(v)) for k, v in (
                     row.split("|") for row in self.psql(
                         "SELECT id, extract(epoch FROM pg_xact_commit_timestamp(xmin)) FROM outbox "
-                        "ORDER BY created_at DESC LIMIT " + str(sent + 10)).split("\n") if row))
-                ack, recv = [], []
+                        f"WHERE created_at >= to_timestamp({step_start - 5})").split("\n") if row))
+                ack, recv, skew = [], [], 0.0
                 for (rt, line), eid in zip(lines, ids):
                     ts_ms, _, h = line.partition("\t")
                     c = commit.get(eid)
                     if c is None:
                         raise BenchError(f"event {eid} has no commit time in the outbox")
                     hdr = headers(h).get("commit_ts")
-                    if hdr:  # cdc-relay's own header: the same commit record time
+                    if hdr:  # cdc-relay's own header: the same commit record's time
+                        skew = max(skew, abs(parse_ts(hdr) - c))
                         c = parse_ts(hdr)
                     ack.append(int(ts_ms) / 1000 - c)
                     recv.append(rt - c)
@@ -584,7 +605,9 @@ class Bench:
                 row = {"system": system, "pct": pct, "rate": rate, "events": len(lines),
                        "achieved_tps": float(tps.group(1)) if tps else None,
                        "sched_lag_max_ms": float(lag.group(2)) if lag else None,
-                       "ack": pcts(ack), "receipt": pcts(recv)}
+                       "ack": pcts(ack), "receipt": pcts(recv),
+                       # largest |commit_ts header - pg_xact_commit_timestamp|: 0 when they agree
+                       "commit_ts_header_vs_sql_s": skew if system == "cdc-relay" else None}
                 self.results["latency"].append(row)
                 log(f"  commit->ack p50 {row['ack']['p50'] * 1e3:.1f} ms p99 {row['ack']['p99'] * 1e3:.1f} ms; "
                     f"commit->receipt p50 {row['receipt']['p50'] * 1e3:.1f} ms p99 {row['receipt']['p99'] * 1e3:.1f} ms")
@@ -611,9 +634,10 @@ class Bench:
                         if p.poll() is not None or time.monotonic() > deadline:
                             raise BenchError(f"orders-api did not start:\n{tail(logpath)}")
                         time.sleep(0.1)
-                    out = run(["wrk", "-t", "2", "-c", str(conns), "-d", f"{secs}s", "--latency", "--timeout", "10s",
-                               "-s", str(REPO / "tests/bench/post.lua"), f"http://{m.group(1)}/orders"],
-                              secs + 120, what="wrk")
+                    wrk = ["wrk", "-t", "2", "-c", str(conns), "-d", f"{secs}s", "--latency", "--timeout", "10s",
+                           "-s", str(REPO / "tests/bench/post.lua"), f"http://{m.group(1)}/orders"]
+                    self.note_cmd(wrk[:-1] + ["http://$API/orders"])
+                    out = run(wrk, secs + 120, what="wrk")
                 finally:
                     stop(p, 20)
                 row["wrk"] = parse_wrk(out)

@@ -189,6 +189,15 @@ def sections(res: dict, m: dict, command: str, pngs: list[str], date: str) -> di
         f"`log.message.timestamp.type=LogAppendTime`); librdkafka {m['librdkafka']}; "
         f"Debezium {m['debezium']} on Kafka Connect {m['kafka']} standalone; {m['java']}",
         f"- {m['pgbench']}; {m['wrk']}",
+        "",
+        "<details><summary>Every command the run started (paths relative to the repository; "
+        "$RUN is the run directory)</summary>",
+        "",
+        "```sh",
+        *res.get("commands", []),
+        "```",
+        "",
+        "</details>",
     ])
     img = lambda name, alt: f"\n\n![{alt}](bench/{name})" if name in pngs else ""  # noqa: E731
     s["catchup"] = "\n".join(catchup_table(res)) + img("catchup.png", "catch-up events/s")
