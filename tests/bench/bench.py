@@ -61,6 +61,12 @@ class BenchError(Exception):
     """One measurement failed; the message says why (the run goes on)."""
 
 
+def why(e: Exception) -> str:
+    """The message of a failed measurement; the exception's type unless it is
+    one of the bench's own, which already say what failed."""
+    return str(e) if isinstance(e, (BenchError, HarnessError)) else f"{type(e).__name__}: {e}"
+
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -130,28 +136,40 @@ def run(cmd: list[str], timeout: float, env: dict | None = None, what: str = "")
 # ---------------------------------------------------------------------------
 # Kafka topics, read with kcat; the broker stamps LogAppendTime
 # ---------------------------------------------------------------------------
+def kcat(args: list[str]) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(["kcat", *args], capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"kcat {shlex.join(args)} did not finish in 60 s") from None
+
+
+PARTITIONS = 3  # every topic of the run is created with 3, as auto-creation would
+
+
 def topic_ends(brokers: str, topic: str) -> tuple[int, int]:
-    """(messages in the topic, LogAppendTime ms of the newest) from the last
-    message of every partition; (0, 0) while the topic does not exist."""
-    r = subprocess.run(["kcat", "-b", brokers, "-C", "-t", topic, "-o", "-1", "-e", "-q",
-                        "-f", "%p %o %T\n"], capture_output=True, text=True, timeout=60,
-                       stdin=subprocess.DEVNULL)
-    n = newest = 0
-    for line in r.stdout.split("\n"):
-        parts = line.split()
-        if len(parts) == 3:
-            n += int(parts[1]) + 1
-            newest = max(newest, int(parts[2]))
+    """(messages in the topic, LogAppendTime ms of the newest): end offsets
+    from a query (kcat -Q: no consuming, so it also answers while a system is
+    still writing), then the last message of each partition; (0, 0) while the
+    topic does not exist."""
+    r = kcat(["-Q", "-b", brokers] + [a for p in range(PARTITIONS) for a in ("-t", f"{topic}:{p}:-1")])
+    ends = {int(p): int(o) for p, o in re.findall(r"\[(\d+)\]\s+offset\s+(-?\d+)", r.stdout)}
+    n = sum(o for o in ends.values() if o > 0)
+    newest = 0
+    for p, o in ends.items():
+        if o > 0:
+            last = kcat(["-b", brokers, "-C", "-t", topic, "-p", str(p), "-o", str(o - 1), "-c", "1", "-e",
+                         "-q", "-f", "%T\n"])
+            newest = max([newest] + [int(x) for x in last.stdout.split()])
     return n, newest
 
 
-def topic_first_ms(brokers: str, topic: str, partitions: int = 3) -> int:
+def topic_first_ms(brokers: str, topic: str) -> int:
     """LogAppendTime ms of the oldest message (first of each partition)."""
     first = []
-    for p in range(partitions):
-        r = subprocess.run(["kcat", "-b", brokers, "-C", "-t", topic, "-p", str(p), "-o", "beginning",
-                            "-c", "1", "-e", "-q", "-f", "%T\n"], capture_output=True, text=True,
-                           timeout=60, stdin=subprocess.DEVNULL)
+    for p in range(PARTITIONS):
+        r = kcat(["-b", brokers, "-C", "-t", topic, "-p", str(p), "-o", "beginning", "-c", "1", "-e",
+                  "-q", "-f", "%T\n"])
         first += [int(x) for x in r.stdout.split()]
     return min(first) if first else 0
 
@@ -170,9 +188,9 @@ def wait_topic(brokers: str, topic: str, n: int, timeout: float, proc: subproces
         # a Kafka Connect worker outlives its failed task: read its log
         text = logpath.read_text(errors="replace") if logpath.exists() else ""
         if "Task threw an uncaught" in text:
-            why = TASK_DEAD.search(text)
+            cause = TASK_DEAD.search(text)
             raise BenchError(f"the Debezium task failed ({have}/{n} events in {topic}): "
-                             f"{why.group(1) if why else '?'} (log: {logpath})")
+                             f"{cause.group(1) if cause else '?'} (log: {logpath})")
         if time.monotonic() > deadline:
             raise BenchError(f"{have}/{n} events in {topic} after {timeout:.0f} s; "
                              f"last lines of {logpath}:\n{tail(logpath)}")
@@ -264,9 +282,13 @@ class Bench:
     def close(self) -> None:
         for p in self.procs:
             stop(p, 20)
-        for slot in self.psql("SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'bench%'",
-                              check=False).split():
-            self.drop_slot(slot)
+        if self.pg.env:
+            try:
+                for slot in self.psql("SELECT slot_name FROM pg_replication_slots "
+                                      "WHERE slot_name LIKE 'bench%'", check=False).split():
+                    self.drop_slot(slot)
+            except Exception as e:  # the servers are stopped below anyway
+                log(f"cleanup: dropping slots: {e}")
         try:
             self.kafka.stop()
         finally:
@@ -400,7 +422,7 @@ class Bench:
             # and its metadata round trips are not part of anyone's catch-up.
             for s in systems:
                 if s in TOPIC_TAG and self.available(s) is None:
-                    self.kafka.create_topic(f"catchup{size}.{TOPIC_TAG[s]}.orders.events")
+                    self.kafka.create_topic(f"catchup{size}.{TOPIC_TAG[s]}.orders.events", PARTITIONS)
             self.psql("TRUNCATE outbox")
             script = self.dir / f"load_{size}.sql"
             script.write_text(CATCHUP_SQL.format(size=size))
@@ -418,17 +440,18 @@ class Bench:
             wal = int(self.psql(f"SELECT pg_wal_lsn_diff('{end}', '{self.psql('SELECT min(restart_lsn) FROM pg_replication_slots')}')") or 0)
             for s in systems:
                 row = {"system": s, "size": size, "rows": n, "load_s": load_s, "wal_bytes": wal}
-                why = self.available(s)
-                if why:
-                    row["error"] = why
+                missing = self.available(s)
+                if missing:
+                    row["error"] = missing
                 else:
                     log(f"catch-up: {s}, {n} events in transactions of {size}")
                     try:
                         row.update(getattr(self, "catchup_" + s.replace("-", "_"))(size, n, slots.get(s), end))
-                    except (BenchError, HarnessError, OSError) as e:
-                        row["error"] = str(e)
-                        self.results["errors"].append(f"catch-up {s} size {size}: {e}")
-                        log(f"catch-up {s} size {size} FAILED: {e}")
+                    except Exception as e:  # noqa: BLE001 (one row fails, the run goes on)
+                        msg = why(e)
+                        row["error"] = msg
+                        self.results["errors"].append(f"catch-up {s} size {size}: {msg}")
+                        log(f"catch-up {s} size {size} FAILED: {msg}")
                 self.results["catchup"].append(row)
                 if "wall_s" in row:
                     log(f"  {s}: {row['wall_s']:.2f} s, {n / row['wall_s']:.0f} events/s, "
@@ -532,23 +555,24 @@ class Bench:
         log(f"latency: Postgres sustains {max_tps:.0f} single-order transactions/s")
         self.psql("TRUNCATE outbox")
         for s in systems:
-            why = self.available(s)
-            if why:
-                self.results["latency"].append({"system": s, "error": why})
+            missing = self.available(s)
+            if missing:
+                self.results["latency"].append({"system": s, "error": missing})
                 continue
             try:
                 self.latency_system(s, max_tps)
-            except (BenchError, HarnessError, OSError) as e:
-                self.results["errors"].append(f"latency {s}: {e}")
-                self.results["latency"].append({"system": s, "error": str(e)})
-                log(f"latency {s} FAILED: {e}")
+            except Exception as e:  # noqa: BLE001 (one row fails, the run goes on)
+                msg = why(e)
+                self.results["errors"].append(f"latency {s}: {msg}")
+                self.results["latency"].append({"system": s, "error": msg})
+                log(f"latency {s} FAILED: {msg}")
 
     def latency_system(self, system: str, max_tps: float) -> None:
         slot = f"bench_lat_{system.replace('-', '_')}"
         tag = "relay" if system == "cdc-relay" else "dbz"
         topic = f"latency.{tag}.orders.events"
         self.psql(f"SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')")
-        self.kafka.create_topic(topic)
+        self.kafka.create_topic(topic, PARTITIONS)
         if system == "cdc-relay":
             p, logpath = self.spawn("cdc-relay-latency", self.relay_cmd(
                 slot, f"latency.{tag}.${{aggregate_type}}.events"), env=self.relay_env())
@@ -648,10 +672,11 @@ class Bench:
                 row["pgbench"] = parse_pgbench(out, self.dir, pre.name)
                 log(f"  api {row['wrk']['rps']:.0f} req/s p99 {row['wrk']['p99_ms']:.1f} ms; pgbench "
                     f"{row['pgbench']['tps']:.0f} tps p99 {row['pgbench']['p99_ms']:.1f} ms")
-            except (BenchError, HarnessError, OSError) as e:
-                row["error"] = str(e)
-                self.results["errors"].append(f"api {conns}: {e}")
-                log(f"api {conns} FAILED: {e}")
+            except Exception as e:  # noqa: BLE001 (one row fails, the run goes on)
+                msg = why(e)
+                row["error"] = msg
+                self.results["errors"].append(f"api {conns}: {msg}")
+                log(f"api {conns} FAILED: {msg}")
             self.results["api"].append(row)
             self.psql("TRUNCATE orders, outbox")
 
@@ -785,6 +810,11 @@ def main(argv: list[str]) -> int:
         log(f"bench FAILED: {e}")
         b.results["errors"].append(str(e))
         return_code = 1
+    except Exception as e:  # noqa: BLE001 (a bug here: still stop the servers, keep the logs)
+        import traceback
+        traceback.print_exc()
+        b.results["errors"].append(f"{type(e).__name__}: {e}")
+        return_code = 1
     except KeyboardInterrupt:
         log("interrupted")
         return_code = 130
@@ -793,7 +823,7 @@ def main(argv: list[str]) -> int:
     finally:
         try:
             b.close()
-        except (BenchError, HarnessError) as e:
+        except Exception as e:  # noqa: BLE001
             log(f"cleanup: {e}")
     if return_code == 130:
         return return_code
