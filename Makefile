@@ -48,6 +48,8 @@ help:
 	@echo "make test-faults  fault suite under load, table of lost/duplicates (~10 min)"
 	@echo "make run          Postgres + Kafka + api + relay on loopback; prints curl and kcat lines"
 	@echo "make valgrind     memcheck of api and relay through an integration scenario"
+	@echo "make bench        benchmarks against pg_recvlogical, Debezium, polling (not in make test;"
+	@echo "                  BENCH_ARGS=--quick for a few minutes); writes docs/benchmarks.md"
 	@echo "make fuzz         short libFuzzer runs of the pgoutput decoder and request parser"
 	@echo "make fmt          apply clang-format;  make format-check  check it"
 	@echo "make lint         cppcheck, clang-format check, module dependency rule"
@@ -127,6 +129,17 @@ run:
 	@sh tests/harness/deps.sh
 	$(MAKE) all
 	@sh deploy/local/run.sh
+
+# Benchmarks (docs/benchmarks.md): real Postgres and Kafka, several minutes,
+# so not part of `make test`. BENCH_ARGS: tests/bench/bench.py --help.
+BENCH_PY ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
+BENCH_ARGS ?=
+.PHONY: bench
+bench:
+	@sh tests/harness/deps.sh
+	@sh tests/bench/setup.sh
+	$(MAKE) all
+	$(BENCH_PY) tests/bench/bench.py $(BENCH_ARGS)
 
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60

@@ -1,0 +1,102 @@
+"""The parts of make bench that run without servers: reading wrk's and
+pgbench's output, kcat's header lines, commit_ts, percentiles, and rewriting
+only the generated sections of a Markdown page.
+
+    python3 -m pytest tests/bench/test_bench_parse.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench  # noqa: E402
+import report  # noqa: E402
+
+WRK_OUT = """Running 5s test @ http://127.0.0.1:40000/orders
+  2 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    12.01ms   20.11ms 230.20ms   91.00%
+    Req/Sec   336.50     80.12   500.00     70.00%
+  Latency Distribution
+     50%   45.40ms
+     75%   60.00ms
+     90%  100.00ms
+     99%    1.25s
+  3351 requests in 5.01s, 1.20MB read
+  Non-2xx or 3xx responses: 7
+Requests/sec:    669.12
+Transfer/sec:    245.00KB
+"""
+
+
+def test_wrk_percentiles_in_any_unit():
+    w = bench.parse_wrk(WRK_OUT)
+    assert w["rps"] == pytest.approx(669.12)
+    assert w["p50_ms"] == pytest.approx(45.4)
+    assert w["p99_ms"] == pytest.approx(1250.0)  # "1.25s"
+    assert w["requests"] == 3351
+    assert w["non_2xx"] == 7
+
+
+def test_wrk_without_latency_is_an_error():
+    with pytest.raises(bench.BenchError):
+        bench.parse_wrk("Requests/sec: 10.0\n")
+
+
+def test_pgbench_tps_and_log_percentiles(tmp_path):
+    # pgbench -l: client_id transaction_no time(us) script_no epoch epoch_us
+    lines = [f"0 {i} {1000 * (i + 1)} 0 1795744254 {i}" for i in range(100)]
+    (tmp_path / "pgb.123").write_text("\n".join(lines) + "\n")
+    out = "tps = 1234.5 (without initial connection time)\nnumber of failed transactions: 0 (0.000%)\n"
+    p = bench.parse_pgbench(out, tmp_path, "pgb")
+    assert p["tps"] == pytest.approx(1234.5)
+    assert p["transactions"] == 100
+    assert p["p50_ms"] == pytest.approx(51.0)
+    assert p["p99_ms"] == pytest.approx(100.0)
+    assert not list(tmp_path.glob("pgb.*")), "the per-transaction log is removed after reading"
+
+
+def test_kcat_headers_and_commit_ts():
+    h = bench.headers("id=7f0c,event_type=OrderCreated,lsn=0/1A2B,commit_ts=2026-11-27T01:02:03.250000Z")
+    assert h["id"] == "7f0c" and h["lsn"] == "0/1A2B"
+    assert bench.parse_ts(h["commit_ts"]) == pytest.approx(1795741323.25)
+    with pytest.raises(bench.BenchError):
+        bench.parse_ts("yesterday")
+
+
+def test_percentiles():
+    p = bench.pcts([float(x) for x in range(1, 101)])
+    assert (p["p50"], p["p99"], p["max"]) == (51.0, 100.0, 100.0)
+    with pytest.raises(bench.BenchError):
+        bench.pcts([])
+
+
+def test_catchup_share_is_against_pg_recvlogical_of_the_same_size():
+    res = {"catchup": [
+        {"system": "pg_recvlogical", "size": 1, "rows": 1000, "wall_s": 1.0, "cpu_s": 0.1, "rss_kib": 1024},
+        {"system": "cdc-relay", "size": 1, "rows": 1000, "wall_s": 4.0, "stream_s": 2.0, "cpu_s": 0.2,
+         "rss_kib": 2048},
+        {"system": "poll", "size": 1, "rows": 1000, "error": "not available in this build"},
+    ]}
+    table = report.catchup_table(res)
+    relay = next(r for r in table if "| cdc-relay |" in r)
+    assert "| 25% |" in relay and "| 250 |" in relay and "| 500 |" in relay
+    assert any("not available in this build" in r for r in table)
+
+
+def test_update_doc_rewrites_only_generated_sections(tmp_path):
+    doc = tmp_path / "b.md"
+    doc.write_text("hand 1\n<!-- bench:begin api -->\nold\n<!-- bench:end api -->\nhand 2\n"
+                   "<!-- bench:begin machine -->\n<!-- bench:end machine -->\n")
+    report.update_doc(doc, {"machine": "M", "api": "NEW", "catchup": "C"}, ["api"])
+    text = doc.read_text()
+    assert "hand 1\n" in text and "hand 2\n" in text and "old" not in text
+    assert "<!-- bench:begin api -->\nNEW\n<!-- bench:end api -->" in text
+    assert "<!-- bench:begin machine -->\nM\n" in text
+    with pytest.raises(SystemExit):
+        report.update_doc(doc, {"catchup": "C"}, ["catchup"])  # no such section
