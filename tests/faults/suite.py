@@ -718,6 +718,7 @@ def sc_timezone(run: Run, rnd: random.Random):
 
 # 19 = NOT_ENOUGH_REPLICAS (retriable, not persisted); -195: the mock drops the
 # connection instead of answering (possibly persisted); then all brokers down.
+MOCK_RELAY_ARGS = ("-X", "max.in.flight.requests.per.connection=1")
 MOCK_FAULTS = ("produce-errors 19 19 19 19 19", "produce-errors -195 -195", "down -1")
 
 
@@ -757,7 +758,14 @@ def sc_mock_kafka(run: Run, rnd: random.Random, faults=MOCK_FAULTS):
             return msgs
 
         run.consume = consume
-        run.start()
+        # One request in flight on the mock. With the default 5, events that
+        # librdkafka 2.0.2 reported delivered were missing from the mock in 2
+        # of 4 runs (0 of 4 with 1; docs/reliability.md). Suspected, not
+        # proven: the mock appends a pipelined batch after failing the one
+        # before it, which a real broker refuses (OUT_OF_ORDER_SEQUENCE_NUMBER),
+        # and then takes that batch's retry for a duplicate. The real-broker
+        # scenarios keep the default 5 and lose nothing.
+        run.start(*MOCK_RELAY_ARGS)
         for fault in faults:
             time.sleep(1.5)
             cmd(fault)
