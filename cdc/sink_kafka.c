@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
+#include "cfg.h"
 #include "log.h"
 #include "lsn.h"
 
@@ -332,17 +333,7 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
 
 bool sink_prop_is_secret(const char *name)
 {
-    /* librdkafka's sensitive properties (CONFIGURATION.md): sasl.password,
-     * ssl.key.password, ssl.keystore.password, ssl.key.pem,
-     * sasl.oauthbearer.client.secret, sasl.oauthbearer.config, and a typo
-     * of any of them. */
-    static const char *const words[] = {"pass", "pasw", "secret", "pem", "oauthbearer.config",
-                                        "token"};
-
-    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-        if (strstr(name, words[i]) != NULL)
-            return true;
-    return false;
+    return cfg_kafka_secret(name, strlen(name));
 }
 
 static bool set_prop(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,

@@ -46,11 +46,14 @@ bool cfg_parse_bool(const char *s, bool *out)
 
 bool cfg_kafka_secret(const char *name, size_t len)
 {
-    /* librdkafka 2.0.2 properties with secret values: *password*
-     * (sasl.password, ssl.key.password, ssl.keystore.password), *secret*
-     * (sasl.oauthbearer.client.secret), inline private keys (ssl.key.pem) and
-     * the OAUTHBEARER config, which may carry a token. */
-    static const char *const parts[] = {"password", "secret", "key.pem", "sasl.oauthbearer.config"};
+    /* librdkafka 2.0.2's sensitive properties (CONFIGURATION.md):
+     * sasl.password, ssl.key.password, ssl.keystore.password, ssl.key.pem,
+     * sasl.oauthbearer.client.secret, sasl.oauthbearer.config (may carry a
+     * token), and a misspelling of any of them: masking one harmless value
+     * costs less than printing one password. The relay's log scrubbing uses
+     * this same list (sink_prop_is_secret). */
+    static const char *const parts[] = {"pass", "pasw", "secret", "pem", "oauthbearer.config",
+                                        "token"};
     char buf[256];
 
     if (len >= sizeof(buf))

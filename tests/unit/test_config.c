@@ -216,7 +216,7 @@ static void test_helpers(void)
     CHECK(!cfg_kafka_secret("compression.type", 16));
     CHECK(!cfg_kafka_secret("ssl.key.location", 16));
     /* Only the first len bytes count: "sasl.password" cut to "sasl.pass". */
-    CHECK(!cfg_kafka_secret("sasl.password", 9));
+    CHECK(!cfg_kafka_secret("sasl.password", 8));
 }
 
 /* ---- precedence and errors through the relay's table ---- */
