@@ -215,7 +215,7 @@ static void test_helpers(void)
     CHECK(!cfg_kafka_secret("sasl.username", 13));
     CHECK(!cfg_kafka_secret("compression.type", 16));
     CHECK(!cfg_kafka_secret("ssl.key.location", 16));
-    /* Only the first len bytes count: "sasl.password" cut to "sasl.pass". */
+    /* Only the first len bytes count: "sasl.password" cut to "sasl.pas". */
     CHECK(!cfg_kafka_secret("sasl.password", 8));
 }
 
