@@ -87,6 +87,16 @@ def proc_usage(pid: int) -> tuple[float, int]:
     return cpu, hwm
 
 
+def rss_now(pid: int) -> int:
+    """VmRSS KiB of a live process: its memory now, at steady state, where
+    VmHWM would still hold the start-up and warm-up peak."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def wait_usage(p: subprocess.Popen, timeout: float) -> tuple[int, float, int]:
     """Wait for p (bounded); (exit code, CPU s, peak RSS KiB) from wait4, the
     same counters /proc shows while it runs."""
@@ -606,6 +616,7 @@ class Bench:
                 out = self.pgbench(REPO / "tests/bench/order.sql", "-M", "prepared", "-c", "8", "-j", "2",
                                    "-R", str(rate), "-T", str(secs), timeout=secs + 120)
                 sent = int(self.psql("SELECT count(*) FROM outbox")) - before
+                rss_kib = rss_now(p.pid)  # at the end of the steady step
                 consumer.wait_count(seen + sent, 120)
                 time.sleep(0.5)
                 lines = consumer.lines[seen:seen + sent]
@@ -635,7 +646,7 @@ class Bench:
                 row = {"system": system, "pct": pct, "rate": rate, "events": len(lines),
                        "achieved_tps": float(tps.group(1)) if tps else None,
                        "sched_lag_max_ms": float(lag.group(2)) if lag else None,
-                       "ack": pcts(ack), "receipt": pcts(recv),
+                       "ack": pcts(ack), "receipt": pcts(recv), "rss_mib": rss_kib / 1024,
                        # largest |commit_ts header - pg_xact_commit_timestamp|: 0 when they agree
                        "commit_ts_header_vs_sql_s": skew if system == "cdc-relay" else None}
                 self.results["latency"].append(row)

@@ -80,17 +80,18 @@ def latency_table(res: dict) -> list[str]:
                    f"{res['latency_max_tps']:.0f} transactions/s.")
         out.append("")
     out += ["| system | load | target orders/s | achieved tps | events | commit→ack p50 / p99 / max ms "
-            "| commit→receipt p50 / p99 / max ms | pgbench schedule lag max ms |",
-            "|---|---|---|---|---|---|---|---|"]
+            "| commit→receipt p50 / p99 / max ms | pgbench schedule lag max ms | RSS at steady state MiB |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for r in res["latency"]:
         if "ack" not in r:
-            out.append(f"| {r['system']} | {_short(r.get('error'))} | | | | | | |")
+            out.append(f"| {r['system']} | {_short(r.get('error'))} | | | | | | | |")
             continue
         a, c = r["ack"], r["receipt"]
         out.append(
             f"| {r['system']} | {r['pct']}% | {r['rate']} | {_f(r['achieved_tps'])} | {r['events']} "
             f"| {a['p50'] * 1e3:.1f} / {a['p99'] * 1e3:.1f} / {a['max'] * 1e3:.1f} "
-            f"| {c['p50'] * 1e3:.1f} / {c['p99'] * 1e3:.1f} / {c['max'] * 1e3:.1f} | {_f(r['sched_lag_max_ms'], '{:.1f}')} |")
+            f"| {c['p50'] * 1e3:.1f} / {c['p99'] * 1e3:.1f} / {c['max'] * 1e3:.1f} | {_f(r['sched_lag_max_ms'], '{:.1f}')} "
+            f"| {_f(r.get('rss_mib'), '{:.0f}')} |")
     return out
 
 
