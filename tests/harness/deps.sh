@@ -61,6 +61,8 @@ check_all() {
     have clang-format || add clang-format "clang-format missing"
     have cppcheck || add cppcheck "cppcheck missing"
     have curl || add curl "curl missing"
+    have valgrind || add valgrind "valgrind missing (make valgrind)"
+    have openssl || add openssl "openssl missing (the TLS tests make a throwaway CA)"
     if ! have python3; then
         add python3 "python3 missing"
         add python3-pytest "pytest missing"
