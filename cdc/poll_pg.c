@@ -5,7 +5,6 @@
  */
 #include "poll_pg.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,22 +21,6 @@ struct poll_pg {
     PGconn *conn;
     PGresult *batch; /* the last batch, until the next fetch */
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) PRINTF_FMT(3, 4);
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    size_t n;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    /* libpq messages end in a newline; one log line each. */
-    n = strlen(err);
-    while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
-        err[--n] = '\0';
-}
 
 /* Connection loss and transient states are retried; a missing table or
  * column, missing rights or bad SQL need a person. */
@@ -70,7 +53,7 @@ static enum poll_pg_status exec_cmd(struct poll_pg *pp, const char *sql, const c
     enum poll_pg_status st = POLL_PG_OK;
 
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        set_err(err, errlen, "%s: %s", what, PQerrorMessage(pp->conn));
+        repl_set_err(err, errlen, "%s: %s", what, PQerrorMessage(pp->conn));
         st = classify(pp, res);
     }
     PQclear(res);
@@ -95,27 +78,30 @@ static enum poll_pg_status check_table(struct poll_pg *pp, const char *schema, c
     enum poll_pg_status st = POLL_PG_OK;
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        set_err(err, errlen, "cannot inspect table %s.%s: %s", schema, table,
-                PQerrorMessage(pp->conn));
+        repl_set_err(err, errlen, "cannot inspect table %s.%s: %s", schema, table,
+                     PQerrorMessage(pp->conn));
         st = classify(pp, res);
     } else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
-        set_err(err, errlen,
-                "table %s.%s does not exist in database \"%s\": run `orders-api --migrate` or set "
-                "--table",
-                schema, table, PQdb(pp->conn));
+        repl_set_err(
+            err, errlen,
+            "table %s.%s does not exist in database \"%s\": run `orders-api --migrate` or set "
+            "--table",
+            schema, table, PQdb(pp->conn));
         st = POLL_PG_EFATAL;
     } else if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
-        set_err(err, errlen,
-                "table %s.%s has no published_at column, which --mode poll needs: run "
-                "`orders-api --migrate` (sql/0004_outbox_published_at.sql) or ALTER TABLE ... ADD "
-                "COLUMN published_at timestamptz",
-                schema, table);
+        repl_set_err(
+            err, errlen,
+            "table %s.%s has no published_at column, which --mode poll needs: run "
+            "`orders-api --migrate` (sql/0004_outbox_published_at.sql) or ALTER TABLE ... ADD "
+            "COLUMN published_at timestamptz",
+            schema, table);
         st = POLL_PG_EFATAL;
     } else if (strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
-        set_err(err, errlen,
-                "the role lacks SELECT or UPDATE on %s.%s, which --mode poll needs (GRANT SELECT, "
-                "UPDATE ON ... TO <role>)",
-                schema, table);
+        repl_set_err(
+            err, errlen,
+            "the role lacks SELECT or UPDATE on %s.%s, which --mode poll needs (GRANT SELECT, "
+            "UPDATE ON ... TO <role>)",
+            schema, table);
         st = POLL_PG_EFATAL;
     }
     PQclear(res);
@@ -129,7 +115,8 @@ static enum poll_pg_status prepare(struct poll_pg *pp, const char *name, const c
     enum poll_pg_status st = POLL_PG_OK;
 
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        set_err(err, errlen, "cannot prepare the %s statement: %s", name, PQerrorMessage(pp->conn));
+        repl_set_err(err, errlen, "cannot prepare the %s statement: %s", name,
+                     PQerrorMessage(pp->conn));
         st = classify(pp, res);
     }
     PQclear(res);
@@ -150,7 +137,7 @@ struct poll_pg *poll_pg_open(const char *dburl, const char *schema, const char *
     PGresult *res;
 
     if (pp == NULL) {
-        set_err(err, errlen, "out of memory");
+        repl_set_err(err, errlen, "out of memory");
         *st = POLL_PG_EFATAL;
         return NULL;
     }
@@ -159,7 +146,7 @@ struct poll_pg *poll_pg_open(const char *dburl, const char *schema, const char *
     if (pp->conn == NULL || PQstatus(pp->conn) != CONNECTION_OK) {
         const char *msg = pp->conn ? PQerrorMessage(pp->conn) : "out of memory";
 
-        set_err(err, errlen, "cannot connect to Postgres: %s", msg);
+        repl_set_err(err, errlen, "cannot connect to Postgres: %s", msg);
         *st = repl_connect_error_is_fatal(msg) ? POLL_PG_EFATAL : POLL_PG_ERETRY;
         poll_pg_close(pp);
         return NULL;
@@ -169,7 +156,8 @@ struct poll_pg *poll_pg_open(const char *dburl, const char *schema, const char *
         goto fail;
     res = PQexec(pp->conn, "SELECT current_setting('track_commit_timestamp')::bool");
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        set_err(err, errlen, "cannot read track_commit_timestamp: %s", PQerrorMessage(pp->conn));
+        repl_set_err(err, errlen, "cannot read track_commit_timestamp: %s",
+                     PQerrorMessage(pp->conn));
         *st = classify(pp, res);
         PQclear(res);
         goto fail;
@@ -177,14 +165,14 @@ struct poll_pg *poll_pg_open(const char *dburl, const char *schema, const char *
     *commit_ts = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
     if (!poll_sql_select(schema, table, *commit_ts, sql, sizeof(sql))) {
-        set_err(err, errlen, "table name %s.%s is too long", schema, table);
+        repl_set_err(err, errlen, "table name %s.%s is too long", schema, table);
         *st = POLL_PG_EFATAL;
         goto fail;
     }
     if ((*st = prepare(pp, STMT_SELECT, sql, err, errlen)) != POLL_PG_OK)
         goto fail;
     if (!poll_sql_mark(schema, table, sql, sizeof(sql))) {
-        set_err(err, errlen, "table name %s.%s is too long", schema, table);
+        repl_set_err(err, errlen, "table name %s.%s is too long", schema, table);
         *st = POLL_PG_EFATAL;
         goto fail;
     }
@@ -211,8 +199,8 @@ enum poll_pg_status poll_pg_fetch(struct poll_pg *pp, int limit, int *nrows, cha
     snprintf(lim, sizeof(lim), "%d", limit);
     pp->batch = PQexecPrepared(pp->conn, STMT_SELECT, 1, params, NULL, NULL, 0);
     if (PQresultStatus(pp->batch) != PGRES_TUPLES_OK || PQnfields(pp->batch) != POLL_SQL_NCOLS) {
-        set_err(err, errlen, "batch query failed (SQLSTATE %s): %s", sqlstate(pp->batch),
-                PQerrorMessage(pp->conn));
+        repl_set_err(err, errlen, "batch query failed (SQLSTATE %s): %s", sqlstate(pp->batch),
+                     PQerrorMessage(pp->conn));
         st = classify(pp, pp->batch);
         PQclear(pp->batch);
         pp->batch = NULL;
@@ -241,8 +229,8 @@ enum poll_pg_status poll_pg_mark_commit(struct poll_pg *pp, const char *ids, int
     enum poll_pg_status st;
 
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        set_err(err, errlen, "marking the batch published failed (SQLSTATE %s): %s", sqlstate(res),
-                PQerrorMessage(pp->conn));
+        repl_set_err(err, errlen, "marking the batch published failed (SQLSTATE %s): %s",
+                     sqlstate(res), PQerrorMessage(pp->conn));
         st = classify(pp, res);
         PQclear(res);
         poll_pg_rollback(pp);
@@ -250,8 +238,9 @@ enum poll_pg_status poll_pg_mark_commit(struct poll_pg *pp, const char *ids, int
     }
     /* The rows are locked by this transaction: they cannot have gone. */
     if (atoi(PQcmdTuples(res)) != expect) {
-        set_err(err, errlen, "marking the batch published touched %s rows, not %d; rolled back",
-                PQcmdTuples(res), expect);
+        repl_set_err(err, errlen,
+                     "marking the batch published touched %s rows, not %d; rolled back",
+                     PQcmdTuples(res), expect);
         PQclear(res);
         poll_pg_rollback(pp);
         return POLL_PG_ERETRY;
@@ -260,8 +249,8 @@ enum poll_pg_status poll_pg_mark_commit(struct poll_pg *pp, const char *ids, int
     res = PQexec(pp->conn, "COMMIT");
     /* An aborted transaction answers COMMIT with the tag ROLLBACK. */
     if (PQresultStatus(res) != PGRES_COMMAND_OK || strcmp(PQcmdStatus(res), "COMMIT") != 0) {
-        set_err(err, errlen, "COMMIT of the batch failed (SQLSTATE %s): %s", sqlstate(res),
-                PQerrorMessage(pp->conn));
+        repl_set_err(err, errlen, "COMMIT of the batch failed (SQLSTATE %s): %s", sqlstate(res),
+                     PQerrorMessage(pp->conn));
         st = classify(pp, res);
         PQclear(res);
         return st == POLL_PG_OK ? POLL_PG_ERETRY : st;

@@ -25,9 +25,7 @@ struct repl_conn {
     bool streaming;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) PRINTF_FMT(3, 4);
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void repl_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
     size_t n;
@@ -168,13 +166,13 @@ static enum repl_status run_query(struct repl_conn *rc, const char *sql, ExecSta
     PGresult *res = exec_interruptible(rc, sql, &stopped);
 
     if (stopped) {
-        set_err(err, errlen, "stopped while waiting for: %.200s", sql);
+        repl_set_err(err, errlen, "stopped while waiting for: %.200s", sql);
         return REPL_ESTOP;
     }
     if (PQresultStatus(res) != want) {
         enum repl_status st = classify(rc, res);
-        set_err(err, errlen, "%s (sqlstate %s) running: %.200s", PQerrorMessage(rc->conn),
-                sqlstate(res), sql);
+        repl_set_err(err, errlen, "%s (sqlstate %s) running: %.200s", PQerrorMessage(rc->conn),
+                     sqlstate(res), sql);
         PQclear(res);
         return st;
     }
@@ -200,10 +198,11 @@ static enum repl_status check_wal_level(struct repl_conn *rc, char *err, size_t 
     if (st != REPL_OK)
         return st;
     if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "logical") != 0) {
-        set_err(err, errlen,
-                "wal_level is '%s', logical decoding needs 'logical': set wal_level = logical in "
-                "postgresql.conf and restart the server",
-                PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "?");
+        repl_set_err(
+            err, errlen,
+            "wal_level is '%s', logical decoding needs 'logical': set wal_level = logical in "
+            "postgresql.conf and restart the server",
+            PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "?");
         PQclear(res);
         return REPL_EFATAL;
     }
@@ -220,8 +219,9 @@ static enum repl_status identify(struct repl_conn *rc, struct repl_slot_info *in
     if (st != REPL_OK)
         return st;
     if (PQntuples(res) != 1 || PQnfields(res) < 4) {
-        set_err(err, errlen, "IDENTIFY_SYSTEM returned %d rows and %d fields, expected 1 and 4",
-                PQntuples(res), PQnfields(res));
+        repl_set_err(err, errlen,
+                     "IDENTIFY_SYSTEM returned %d rows and %d fields, expected 1 and 4",
+                     PQntuples(res), PQnfields(res));
         PQclear(res);
         return REPL_EFATAL;
     }
@@ -229,7 +229,7 @@ static enum repl_status identify(struct repl_conn *rc, struct repl_slot_info *in
     if (!lsn_parse(PQgetvalue(res, 0, 2), &info->server_wal_end))
         info->server_wal_end = 0;
     if (PQgetisnull(res, 0, 3)) {
-        set_err(err, errlen, "connection is not a database replication connection");
+        repl_set_err(err, errlen, "connection is not a database replication connection");
         PQclear(res);
         return REPL_EFATAL;
     }
@@ -252,7 +252,7 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
     bool table_exists;
 
     if (!pub || !sch || !tab || !pub_id || !sch_id || !tab_id) {
-        set_err(err, errlen, "cannot quote names: %s", PQerrorMessage(rc->conn));
+        repl_set_err(err, errlen, "cannot quote names: %s", PQerrorMessage(rc->conn));
         goto out;
     }
     snprintf(sql, sizeof(sql),
@@ -270,20 +270,21 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
     table_exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     /* Message mode needs no table: its events are not rows. */
     if (!table_exists && !o->messages) {
-        set_err(err, errlen,
-                "table %s.%s does not exist in database \"%s\": run `orders-api --migrate` or "
-                "set --table",
-                o->table_schema, o->table_name, info->dbname);
+        repl_set_err(err, errlen,
+                     "table %s.%s does not exist in database \"%s\": run `orders-api --migrate` or "
+                     "set --table",
+                     o->table_schema, o->table_name, info->dbname);
         goto out;
     }
     if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
         PGresult *cres = NULL;
 
         if (!o->create_publication) {
-            set_err(err, errlen,
-                    "publication \"%s\" does not exist; create it with CREATE PUBLICATION %s FOR "
-                    "TABLE %s.%s WITH (publish = 'insert') or drop --no-create-publication",
-                    o->publication, pub_id, sch_id, tab_id);
+            repl_set_err(
+                err, errlen,
+                "publication \"%s\" does not exist; create it with CREATE PUBLICATION %s FOR "
+                "TABLE %s.%s WITH (publish = 'insert') or drop --no-create-publication",
+                o->publication, pub_id, sch_id, tab_id);
             goto out;
         }
         if (table_exists)
@@ -302,10 +303,11 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
             if (st == REPL_EFATAL) {
                 char why[512];
                 snprintf(why, sizeof(why), "%s", err);
-                set_err(err, errlen,
-                        "cannot create publication \"%s\": %s (the relay's role must own table "
-                        "%s.%s, or create the publication as its owner)",
-                        o->publication, why, o->table_schema, o->table_name);
+                repl_set_err(
+                    err, errlen,
+                    "cannot create publication \"%s\": %s (the relay's role must own table "
+                    "%s.%s, or create the publication as its owner)",
+                    o->publication, why, o->table_schema, o->table_name);
             }
             goto out;
         }
@@ -319,17 +321,19 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
         goto out;
     }
     if (strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
-        set_err(err, errlen,
-                "publication \"%s\" does not publish inserts: ALTER PUBLICATION %s SET (publish = "
-                "'insert')",
-                o->publication, pub_id);
+        repl_set_err(
+            err, errlen,
+            "publication \"%s\" does not publish inserts: ALTER PUBLICATION %s SET (publish = "
+            "'insert')",
+            o->publication, pub_id);
         goto out;
     }
     if (strcmp(PQgetvalue(res, 0, 3), "t") != 0) {
-        set_err(err, errlen,
-                "publication \"%s\" does not include table %s.%s: ALTER PUBLICATION %s ADD TABLE "
-                "%s.%s",
-                o->publication, o->table_schema, o->table_name, pub_id, sch_id, tab_id);
+        repl_set_err(
+            err, errlen,
+            "publication \"%s\" does not include table %s.%s: ALTER PUBLICATION %s ADD TABLE "
+            "%s.%s",
+            o->publication, o->table_schema, o->table_name, pub_id, sch_id, tab_id);
         goto out;
     }
     st = REPL_OK;
@@ -353,7 +357,7 @@ static enum repl_status create_slot(struct repl_conn *rc, struct repl_slot_info 
     bool stopped;
 
     if (slot_id == NULL) {
-        set_err(err, errlen, "cannot quote slot name: %s", PQerrorMessage(rc->conn));
+        repl_set_err(err, errlen, "cannot quote slot name: %s", PQerrorMessage(rc->conn));
         return REPL_EFATAL;
     }
     snprintf(sql, sizeof(sql), "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT 'nothing')",
@@ -361,19 +365,19 @@ static enum repl_status create_slot(struct repl_conn *rc, struct repl_slot_info 
     PQfreemem(slot_id);
     res = exec_interruptible(rc, sql, &stopped);
     if (stopped) {
-        set_err(err, errlen, "stopped while creating replication slot \"%s\"", rc->opts->slot);
+        repl_set_err(err, errlen, "stopped while creating replication slot \"%s\"", rc->opts->slot);
         return REPL_ESTOP;
     }
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         enum repl_status st;
 
         if (strcmp(sqlstate(res), "42710") == 0) {
-            set_err(err, errlen, "slot \"%s\" was created concurrently by another session",
-                    rc->opts->slot);
+            repl_set_err(err, errlen, "slot \"%s\" was created concurrently by another session",
+                         rc->opts->slot);
             st = REPL_EBUSY;
         } else {
-            set_err(err, errlen, "cannot create replication slot \"%s\": %s", rc->opts->slot,
-                    PQerrorMessage(rc->conn));
+            repl_set_err(err, errlen, "cannot create replication slot \"%s\": %s", rc->opts->slot,
+                         PQerrorMessage(rc->conn));
             st = classify(rc, res);
         }
         PQclear(res);
@@ -381,7 +385,7 @@ static enum repl_status create_slot(struct repl_conn *rc, struct repl_slot_info 
     }
     if (PQntuples(res) != 1 || PQnfields(res) < 2 ||
         !lsn_parse(PQgetvalue(res, 0, 1), &info->confirmed_flush)) {
-        set_err(err, errlen, "unexpected CREATE_REPLICATION_SLOT result");
+        repl_set_err(err, errlen, "unexpected CREATE_REPLICATION_SLOT result");
         PQclear(res);
         return REPL_EFATAL;
     }
@@ -401,7 +405,7 @@ static enum repl_status ensure_slot(struct repl_conn *rc, struct repl_slot_info 
     const char *plugin, *database, *wal_status;
 
     if (slot == NULL) {
-        set_err(err, errlen, "cannot quote slot name: %s", PQerrorMessage(rc->conn));
+        repl_set_err(err, errlen, "cannot quote slot name: %s", PQerrorMessage(rc->conn));
         return REPL_EFATAL;
     }
     snprintf(sql, sizeof(sql),
@@ -417,13 +421,14 @@ static enum repl_status ensure_slot(struct repl_conn *rc, struct repl_slot_info 
     if (PQntuples(res) == 0) {
         PQclear(res);
         if (!o->create_slot) {
-            set_err(err, errlen,
-                    "replication slot \"%s\" does not exist (dropped while the relay ran, or "
-                    "--no-create-slot is set); transactions after the relay's last confirmed "
-                    "position may be gone from the server: recreate it with SELECT "
-                    "pg_create_logical_replication_slot('%s', 'pgoutput') and replay the gap from "
-                    "the outbox table",
-                    o->slot, o->slot);
+            repl_set_err(
+                err, errlen,
+                "replication slot \"%s\" does not exist (dropped while the relay ran, or "
+                "--no-create-slot is set); transactions after the relay's last confirmed "
+                "position may be gone from the server: recreate it with SELECT "
+                "pg_create_logical_replication_slot('%s', 'pgoutput') and replay the gap from "
+                "the outbox table",
+                o->slot, o->slot);
             return REPL_EFATAL;
         }
         return create_slot(rc, info, err, errlen);
@@ -433,29 +438,31 @@ static enum repl_status ensure_slot(struct repl_conn *rc, struct repl_slot_info 
     wal_status = PQgetvalue(res, 0, 5);
     st = REPL_EFATAL;
     if (strcmp(PQgetvalue(res, 0, 0), "logical") != 0 || strcmp(plugin, "pgoutput") != 0) {
-        set_err(err, errlen,
-                "replication slot \"%s\" is a %s slot with plugin '%s'; the relay needs a logical "
-                "slot with plugin 'pgoutput' (use another --slot name)",
-                o->slot, PQgetvalue(res, 0, 0), plugin);
+        repl_set_err(
+            err, errlen,
+            "replication slot \"%s\" is a %s slot with plugin '%s'; the relay needs a logical "
+            "slot with plugin 'pgoutput' (use another --slot name)",
+            o->slot, PQgetvalue(res, 0, 0), plugin);
     } else if (strcmp(database, info->dbname) != 0) {
-        set_err(err, errlen,
-                "replication slot \"%s\" belongs to database \"%s\", not \"%s\" (use another "
-                "--slot name or connect to \"%s\")",
-                o->slot, database, info->dbname, database);
+        repl_set_err(err, errlen,
+                     "replication slot \"%s\" belongs to database \"%s\", not \"%s\" (use another "
+                     "--slot name or connect to \"%s\")",
+                     o->slot, database, info->dbname, database);
     } else if (strcmp(wal_status, "lost") == 0) {
-        set_err(err, errlen,
-                "replication slot \"%s\" is invalidated (wal_status = lost): the WAL it needed "
-                "was removed, events after its confirmed position are gone from the slot; drop "
-                "and recreate it, then replay the gap from the outbox table",
-                o->slot);
+        repl_set_err(
+            err, errlen,
+            "replication slot \"%s\" is invalidated (wal_status = lost): the WAL it needed "
+            "was removed, events after its confirmed position are gone from the slot; drop "
+            "and recreate it, then replay the gap from the outbox table",
+            o->slot);
     } else if (strcmp(PQgetvalue(res, 0, 3), "t") == 0) {
-        set_err(err, errlen,
-                "replication slot \"%s\" is active for PID %s: another relay (or a walsender "
-                "not yet gone) holds it",
-                o->slot, PQgetvalue(res, 0, 4));
+        repl_set_err(err, errlen,
+                     "replication slot \"%s\" is active for PID %s: another relay (or a walsender "
+                     "not yet gone) holds it",
+                     o->slot, PQgetvalue(res, 0, 4));
         st = REPL_EBUSY;
     } else if (!lsn_parse(PQgetvalue(res, 0, 6), &info->confirmed_flush)) {
-        set_err(err, errlen, "cannot parse confirmed_flush_lsn '%s'", PQgetvalue(res, 0, 6));
+        repl_set_err(err, errlen, "cannot parse confirmed_flush_lsn '%s'", PQgetvalue(res, 0, 6));
     } else {
         st = REPL_OK;
     }
@@ -494,19 +501,20 @@ enum repl_status repl_open(const struct repl_opts *opts, struct repl_conn **out,
     snprintf(timeout, sizeof(timeout), "%d", opts->connect_timeout_s);
     rc = calloc(1, sizeof(*rc));
     if (rc == NULL) {
-        set_err(err, errlen, "out of memory");
+        repl_set_err(err, errlen, "out of memory");
         return REPL_EFATAL;
     }
     rc->opts = opts;
     rc->conn = PQconnectdbParams(keys, vals, 1);
     if (rc->conn == NULL || PQstatus(rc->conn) != CONNECTION_OK) {
         const char *msg = rc->conn ? PQerrorMessage(rc->conn) : "out of memory";
-        set_err(err, errlen, "cannot connect to Postgres: %s", msg);
+        repl_set_err(err, errlen, "cannot connect to Postgres: %s", msg);
         st = repl_connect_error_is_fatal(msg) ? REPL_EFATAL : REPL_ERETRY;
         if (strstr(msg, "must be superuser or replication role") != NULL)
-            set_err(err, errlen,
-                    "cannot connect to Postgres: the role lacks the REPLICATION attribute (ALTER "
-                    "ROLE <name> REPLICATION)");
+            repl_set_err(
+                err, errlen,
+                "cannot connect to Postgres: the role lacks the REPLICATION attribute (ALTER "
+                "ROLE <name> REPLICATION)");
         repl_abort(rc);
         return st;
     }
@@ -535,7 +543,7 @@ enum repl_status repl_start(struct repl_conn *rc, uint64_t start_lsn, char *err,
     bool stopped;
 
     if (slot_id == NULL || pub_id == NULL || (pub_lit = literal(rc, pub_id)) == NULL) {
-        set_err(err, errlen, "cannot quote names: %s", PQerrorMessage(rc->conn));
+        repl_set_err(err, errlen, "cannot quote names: %s", PQerrorMessage(rc->conn));
         PQfreemem(slot_id);
         PQfreemem(pub_id);
         return REPL_EFATAL;
@@ -552,14 +560,14 @@ enum repl_status repl_start(struct repl_conn *rc, uint64_t start_lsn, char *err,
     PQfreemem(pub_lit);
     res = exec_interruptible(rc, sql, &stopped);
     if (stopped) {
-        set_err(err, errlen, "stopped while starting replication");
+        repl_set_err(err, errlen, "stopped while starting replication");
         return REPL_ESTOP;
     }
     if (PQresultStatus(res) != PGRES_COPY_BOTH) {
         /* 55006 object in use: the slot is active for another PID. */
         enum repl_status st = classify(rc, res);
 
-        set_err(err, errlen, "START_REPLICATION failed: %s", PQerrorMessage(rc->conn));
+        repl_set_err(err, errlen, "START_REPLICATION failed: %s", PQerrorMessage(rc->conn));
         PQclear(res);
         return st;
     }
@@ -590,10 +598,10 @@ int repl_recv(struct repl_conn *rc, const uint8_t **buf, char *err, size_t errle
 
         rc->streaming = false;
         if (PQresultStatus(res) == PGRES_COMMAND_OK) {
-            set_err(err, errlen, "server ended the replication stream");
+            repl_set_err(err, errlen, "server ended the replication stream");
         } else {
             const char *state = sqlstate(res);
-            set_err(err, errlen, "replication stream ended: %s", PQerrorMessage(rc->conn));
+            repl_set_err(err, errlen, "replication stream ended: %s", PQerrorMessage(rc->conn));
             /* Errors raised by pgoutput itself (missing publication, slot
              * dropped) are not cured by reconnecting; admin shutdowns and
              * terminated walsenders are (57P01 admin_shutdown, 57P02/57P03). */
@@ -604,7 +612,7 @@ int repl_recv(struct repl_conn *rc, const uint8_t **buf, char *err, size_t errle
         PQclear(res);
         return st;
     }
-    set_err(err, errlen, "replication connection failed: %s", PQerrorMessage(rc->conn));
+    repl_set_err(err, errlen, "replication connection failed: %s", PQerrorMessage(rc->conn));
     rc->streaming = false;
     return REPL_ERETRY;
 }
@@ -612,7 +620,7 @@ int repl_recv(struct repl_conn *rc, const uint8_t **buf, char *err, size_t errle
 enum repl_status repl_consume(struct repl_conn *rc, char *err, size_t errlen)
 {
     if (PQconsumeInput(rc->conn) == 0) {
-        set_err(err, errlen, "replication connection failed: %s", PQerrorMessage(rc->conn));
+        repl_set_err(err, errlen, "replication connection failed: %s", PQerrorMessage(rc->conn));
         return REPL_ERETRY;
     }
     return REPL_OK;
@@ -637,7 +645,7 @@ enum repl_status repl_send_status(struct repl_conn *rc, uint64_t write_lsn, uint
     msg[33] = reply_requested ? 1 : 0;
     if (PQputCopyData(rc->conn, (const char *)msg, (int)sizeof(msg)) <= 0 ||
         PQflush(rc->conn) != 0) {
-        set_err(err, errlen, "cannot send status update: %s", PQerrorMessage(rc->conn));
+        repl_set_err(err, errlen, "cannot send status update: %s", PQerrorMessage(rc->conn));
         return REPL_ERETRY;
     }
     return REPL_OK;
@@ -703,14 +711,14 @@ struct repl_heartbeat *repl_heartbeat_open(const struct repl_opts *opts, char *e
     struct repl_heartbeat *hb = calloc(1, sizeof(*hb));
 
     if (hb == NULL) {
-        set_err(err, errlen, "out of memory");
+        repl_set_err(err, errlen, "out of memory");
         return NULL;
     }
     snprintf(timeout, sizeof(timeout), "%d", opts->connect_timeout_s);
     hb->conn = PQconnectdbParams(keys, vals, 1);
     if (hb->conn == NULL || PQstatus(hb->conn) != CONNECTION_OK) {
-        set_err(err, errlen, "heartbeat connection failed: %s",
-                hb->conn ? PQerrorMessage(hb->conn) : "out of memory");
+        repl_set_err(err, errlen, "heartbeat connection failed: %s",
+                     hb->conn ? PQerrorMessage(hb->conn) : "out of memory");
         repl_heartbeat_close(hb);
         return NULL;
     }
@@ -730,8 +738,8 @@ enum repl_status repl_publication_check(const struct repl_opts *opts, char *err,
     snprintf(timeout, sizeof(timeout), "%d", opts->connect_timeout_s);
     conn = PQconnectdbParams(keys, vals, 1);
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
-        set_err(err, errlen, "publication check: cannot connect: %s",
-                conn ? PQerrorMessage(conn) : "out of memory");
+        repl_set_err(err, errlen, "publication check: cannot connect: %s",
+                     conn ? PQerrorMessage(conn) : "out of memory");
         goto out;
     }
     res = PQexecParams(conn,
@@ -739,7 +747,7 @@ enum repl_status repl_publication_check(const struct repl_opts *opts, char *err,
                        "AND schemaname = $2 AND tablename = $3)",
                        3, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) != 1) {
-        set_err(err, errlen, "publication check failed: %s", PQerrorMessage(conn));
+        repl_set_err(err, errlen, "publication check failed: %s", PQerrorMessage(conn));
         goto out;
     }
     if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
@@ -747,11 +755,12 @@ enum repl_status repl_publication_check(const struct repl_opts *opts, char *err,
         goto out;
     }
     st = REPL_EFATAL;
-    set_err(err, errlen,
-            "table %s.%s is no longer in publication \"%s\" (altered or dropped while the relay "
-            "ran): its inserts since then were not streamed, and are not confirmed; add the table "
-            "back, relay the missing rows from the outbox table, then restart",
-            opts->table_schema, opts->table_name, opts->publication);
+    repl_set_err(
+        err, errlen,
+        "table %s.%s is no longer in publication \"%s\" (altered or dropped while the relay "
+        "ran): its inserts since then were not streamed, and are not confirmed; add the table "
+        "back, relay the missing rows from the outbox table, then restart",
+        opts->table_schema, opts->table_name, opts->publication);
 out:
     PQclear(res);
     PQfinish(conn);
@@ -764,14 +773,14 @@ enum repl_status repl_heartbeat_tick(struct repl_heartbeat *hb, char *err, size_
         PGresult *res;
 
         if (PQconsumeInput(hb->conn) == 0) {
-            set_err(err, errlen, "heartbeat connection failed: %s", PQerrorMessage(hb->conn));
+            repl_set_err(err, errlen, "heartbeat connection failed: %s", PQerrorMessage(hb->conn));
             return REPL_ERETRY;
         }
         if (PQisBusy(hb->conn))
             return REPL_OK; /* the last one is still running: skip this beat */
         while ((res = PQgetResult(hb->conn)) != NULL) {
             if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                set_err(err, errlen, "heartbeat failed: %s", PQresultErrorMessage(res));
+                repl_set_err(err, errlen, "heartbeat failed: %s", PQresultErrorMessage(res));
                 PQclear(res);
                 return REPL_ERETRY;
             }
@@ -783,7 +792,7 @@ enum repl_status repl_heartbeat_tick(struct repl_heartbeat *hb, char *err, size_
      * transaction to commit (PROTOCOL.md P1; PG15 has the 3-argument form). */
     if (!PQsendQuery(hb->conn,
                      "SELECT pg_logical_emit_message(false, 'cdc-relay-heartbeat', now()::text)")) {
-        set_err(err, errlen, "heartbeat failed: %s", PQerrorMessage(hb->conn));
+        repl_set_err(err, errlen, "heartbeat failed: %s", PQerrorMessage(hb->conn));
         return REPL_ERETRY;
     }
     hb->in_flight = true;

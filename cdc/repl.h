@@ -128,4 +128,8 @@ void repl_abort(struct repl_conn *rc);
  * with poll mode's ordinary connection. */
 bool repl_connect_error_is_fatal(const char *msg);
 
+/* Formats an error for one log line: libpq's messages end in a newline and
+ * DETAIL/HINT add more lines, which become spaces. Shared with poll mode. */
+void repl_set_err(char *err, size_t errlen, const char *fmt, ...) PRINTF_FMT(3, 4);
+
 #endif

@@ -351,6 +351,23 @@ static bool set_prop(rd_kafka_conf_t *conf, const char *name, const char *value,
     return true;
 }
 
+/* The relay's defaults, then the brokers, then the user's -X properties:
+ * later ones win, so -X can override any default. */
+static bool set_props(rd_kafka_conf_t *conf, const struct sink_prop *defaults, size_t ndefaults,
+                      const char *brokers, const struct sink_prop *props, size_t nprops, char *err,
+                      size_t errlen)
+{
+    for (size_t i = 0; i < ndefaults; i++)
+        if (!set_prop(conf, defaults[i].name, defaults[i].value, err, errlen))
+            return false;
+    if (brokers != NULL && !set_prop(conf, "bootstrap.servers", brokers, err, errlen))
+        return false;
+    for (size_t i = 0; i < nprops; i++)
+        if (!set_prop(conf, props[i].name, props[i].value, err, errlen))
+            return false;
+    return true;
+}
+
 struct sink *sink_new(const char *brokers, const struct sink_prop *props, size_t nprops,
                       sink_delivery_fn on_delivery, void *arg, char *err, size_t errlen)
 {
@@ -382,14 +399,9 @@ struct sink *sink_new(const char *brokers, const struct sink_prop *props, size_t
     s->wake[0] = s->wake[1] = -1;
     s->on_delivery = on_delivery;
     s->arg = arg;
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-        if (!set_prop(conf, defaults[i].name, defaults[i].value, err, errlen))
-            goto fail;
-    if (brokers != NULL && !set_prop(conf, "bootstrap.servers", brokers, err, errlen))
+    if (!set_props(conf, defaults, sizeof(defaults) / sizeof(defaults[0]), brokers, props, nprops,
+                   err, errlen))
         goto fail;
-    for (size_t i = 0; i < nprops; i++)
-        if (!set_prop(conf, props[i].name, props[i].value, err, errlen))
-            goto fail;
     rd_kafka_conf_set_opaque(conf, s);
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
@@ -842,14 +854,9 @@ int sink_checkpoint_read(const char *brokers, const struct sink_prop *props, siz
     struct timespec ts;
     int eofs = 0, rc = -1, found = 0;
 
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-        if (!set_prop(conf, defaults[i].name, defaults[i].value, err, errlen))
-            goto out;
-    if (brokers != NULL && !set_prop(conf, "bootstrap.servers", brokers, err, errlen))
+    if (!set_props(conf, defaults, sizeof(defaults) / sizeof(defaults[0]), brokers, props, nprops,
+                   err, errlen))
         goto out;
-    for (size_t i = 0; i < nprops; i++)
-        if (!set_prop(conf, props[i].name, props[i].value, err, errlen))
-            goto out;
     rd_kafka_conf_set_log_cb(conf, log_cb);
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
     if (rk == NULL) {
