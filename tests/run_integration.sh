@@ -38,8 +38,9 @@ cleanup() {
 trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM
 
-# tests/integration unless the arguments name test files or directories
-target=tests/integration
+# tests/integration (and make bench's server-free parsing and report tests)
+# unless the arguments name test files or directories
+target="tests/integration tests/bench/test_bench_parse.py"
 for a in "$@"; do
     case $a in tests/*) target="" ;; esac
 done

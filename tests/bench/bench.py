@@ -97,6 +97,66 @@ def rss_now(pid: int) -> int:
     return 0
 
 
+def cpu_seconds_by_role(roles: dict[int, str]) -> dict[str, float]:
+    """CPU seconds used so far: by the processes in roles (pid -> role), by
+    the broker, by every Postgres process, by the load generator (pgbench or
+    wrk), and the whole machine's busy time (/proc/stat). Only processes alive at both ends of a window
+    count, so snapshot while the load's connections are open."""
+    tck = os.sysconf("SC_CLK_TCK")
+    out = {r: 0.0 for r in [*roles.values(), "broker", "postgres", "load"]}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        fields = st.rsplit(")", 1)[1].split()
+        secs = (int(fields[11]) + int(fields[12])) / tck
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        if int(d) in roles:
+            out[roles[int(d)]] += secs
+        elif b"kafka.Kafka" in cmd:
+            out["broker"] += secs
+        elif comm in ("pgbench", "wrk"):
+            out["load"] += secs
+        elif comm == "postgres" or cmd.startswith(b"postgres"):
+            out["postgres"] += secs
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    out["machine"] = (sum(v) - v[3] - v[4]) / tck
+    out["_wall"] = time.monotonic()
+    return out
+
+
+class CpuWindow:
+    """Per-role CPU, in % of one CPU, over a step of a known length: a thread
+    snapshots 1 s after the start and 1 s before the end, so start-up and the
+    closing of connections (whose processes then vanish) stay outside."""
+
+    def __init__(self, roles: dict[int, str], secs: float):
+        self.roles, self.secs, self.pct = roles, secs, None
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self) -> None:
+        if self.secs < 4:
+            return
+        time.sleep(1)
+        a = cpu_seconds_by_role(self.roles)
+        time.sleep(self.secs - 2)
+        b = cpu_seconds_by_role(self.roles)
+        wall = b["_wall"] - a["_wall"]
+        self.pct = {k: round(100 * (b[k] - a[k]) / wall, 1) for k in a if k != "_wall"}
+
+    def result(self) -> dict | None:
+        self.t.join(5)
+        return self.pct
+
+
 def wait_usage(p: subprocess.Popen, timeout: float) -> tuple[int, float, int]:
     """Wait for p (bounded); (exit code, CPU s, peak RSS KiB) from wait4, the
     same counters /proc shows while it runs."""
@@ -605,14 +665,18 @@ class Bench:
             seen = 1
             # Unmeasured warm-up at the first step's rate: JIT compilers, batch
             # sizes and connections settle before anything counts.
-            for pct in [min(self.a.load_pcts)] + self.a.load_pcts:
+            if self.a.rates:  # fixed rates; pct only says where they sit
+                steps = [(round(100 * r / max_tps), r) for r in self.a.rates]
+            else:
+                steps = [(pct, max(1, int(max_tps * pct / 100))) for pct in self.a.load_pcts]
+            for pct, rate in [min(steps, key=lambda st: st[1])] + steps:
                 warm = seen == 1
-                rate = max(1, int(max_tps * pct / 100))
-                secs = min(10, self.a.latency_seconds) if warm else self.a.latency_seconds
+                secs = self.a.warmup_seconds if warm else self.a.latency_seconds
                 log(f"latency: {system} at {pct}% = {rate} orders/s for {secs} s (open loop)"
                     + (", warm-up, not counted" if warm else ""))
                 before = int(self.psql("SELECT count(*) FROM outbox"))
                 step_start = time.time()
+                cpu = CpuWindow({p.pid: "system", consumer.p.pid: "consumer", os.getpid(): "bench"}, secs)
                 out = self.pgbench(REPO / "tests/bench/order.sql", "-M", "prepared", "-c", "8", "-j", "2",
                                    "-R", str(rate), "-T", str(secs), timeout=secs + 120)
                 sent = int(self.psql("SELECT count(*) FROM outbox")) - before
@@ -647,6 +711,8 @@ class Bench:
                        "achieved_tps": float(tps.group(1)) if tps else None,
                        "sched_lag_max_ms": float(lag.group(2)) if lag else None,
                        "ack": pcts(ack), "receipt": pcts(recv), "rss_mib": rss_kib / 1024,
+                       # % of one CPU during the step; machine: both CPUs busy = 200
+                       "cpu_pct": cpu.result(),
                        # largest |commit_ts header - pg_xact_commit_timestamp|: 0 when they agree
                        "commit_ts_header_vs_sql_s": skew if system == "cdc-relay" else None}
                 self.results["latency"].append(row)
@@ -678,15 +744,19 @@ class Bench:
                     wrk = ["wrk", "-t", "2", "-c", str(conns), "-d", f"{secs}s", "--latency", "--timeout", "10s",
                            "-s", str(REPO / "tests/bench/post.lua"), f"http://{m.group(1)}/orders"]
                     self.note_cmd(wrk[:-1] + ["http://$API/orders"])
+                    cpu = CpuWindow({p.pid: "api"}, secs)
                     out = run(wrk, secs + 120, what="wrk")
+                    row["wrk_cpu_pct"] = cpu.result()
                 finally:
                     stop(p, 20)
                 row["wrk"] = parse_wrk(out)
                 log(f"api: pgbench {conns} clients, {secs} s, the same statement")
                 pre = self.dir / f"pgbench_c{conns}"
+                cpu = CpuWindow({}, secs)
                 out = self.pgbench(REPO / "tests/bench/order.sql", "-M", "prepared", "-c", str(conns), "-j", "2",
                                    "-T", str(secs), "-l", "--log-prefix", str(pre), timeout=secs + 120)
                 row["pgbench"] = parse_pgbench(out, self.dir, pre.name)
+                row["pgbench_cpu_pct"] = cpu.result()
                 log(f"  api {row['wrk']['rps']:.0f} req/s p99 {row['wrk']['p99_ms']:.1f} ms; pgbench "
                     f"{row['pgbench']['tps']:.0f} tps p99 {row['pgbench']['p99_ms']:.1f} ms")
             except Exception as e:  # noqa: BLE001 (one row fails, the run goes on)
@@ -767,6 +837,10 @@ def parse_args(argv: list[str]):
     ap.add_argument("--parts", default=",".join(PARTS), help=f"subset of {','.join(PARTS)} (default all)")
     ap.add_argument("--latency-seconds", type=int, help="length of each latency step (default 30; quick 10)")
     ap.add_argument("--load", default="25,50,90", help="latency steps, %% of the saturating rate")
+    ap.add_argument("--warmup-seconds", type=int,
+                    help="unmeasured first step at the lowest rate, for the broker's and the JVM "
+                         "systems' JIT compilers (default 60; quick 10)")
+    ap.add_argument("--rates", help="latency steps at these orders/s instead of --load's percentages")
     ap.add_argument("--api-seconds", type=int, help="length of each wrk and pgbench run (default 15; quick 5)")
     ap.add_argument("--connections", default="8,32,128", help="api concurrency steps (default 8,32,128)")
     ap.add_argument("--debezium-poll-ms", type=int,
@@ -780,10 +854,12 @@ def parse_args(argv: list[str]):
     a.rows = a.rows or (50_000 if a.quick else 1_000_000)
     a.latency_seconds = a.latency_seconds or (10 if a.quick else 30)
     a.api_seconds = a.api_seconds or (5 if a.quick else 15)
+    a.warmup_seconds = a.warmup_seconds or (10 if a.quick else 60)
     a.sizes = [int(x) for x in a.sizes.split(",")]
     a.systems = [x.strip() for x in a.systems.split(",")]
     a.parts = [x.strip() for x in a.parts.split(",")]
     a.load_pcts = [int(x) for x in a.load.split(",")]
+    a.rates = [int(x) for x in a.rates.split(",")] if a.rates else []
     a.connections = [int(x) for x in a.connections.split(",")]
     for s in a.systems:
         if s not in SYSTEMS:

@@ -95,6 +95,49 @@ def latency_table(res: dict) -> list[str]:
     return out
 
 
+def latency_cpu_table(res: dict) -> list[str]:
+    """Who used the two CPUs during each latency step (% of one CPU)."""
+    rows = [r for r in res["latency"] if r.get("cpu_pct")]
+    if not rows:
+        return []
+    out = ["CPU during each step, in % of one CPU (the machine has 2: 200% is all of it), "
+           "from /proc between 1 s after the step's start and 1 s before its end:", "",
+           "| system | load | machine busy | system under test | broker | Postgres (all processes) "
+           "| pgbench | consumer (kcat + reader) |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        c = r["cpu_pct"]
+        out.append(f"| {r['system']} | {r['pct']}% | {c['machine']:.0f} | {c['system']:.0f} | {c['broker']:.0f} "
+                   f"| {c['postgres']:.0f} | {c['load']:.0f} | {c['consumer'] + c['bench']:.0f} |")
+    return out
+
+
+def api_cpu_table(res: dict) -> list[str]:
+    """CPU microseconds per order on each side, from the same windows."""
+    rows = [r for r in res["api"] if r.get("wrk_cpu_pct") and r.get("pgbench_cpu_pct")]
+    if not rows:
+        return []
+    out = ["CPU per order in µs (CPU % during the run ÷ orders/s), from /proc between 1 s after "
+           "each run's start and 1 s before its end:", "",
+           "| connections | api: whole machine | orders-api | wrk | Postgres | pgbench: whole machine "
+           "| pgbench | Postgres | best api / pgbench on this CPU |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        w, p = r["wrk_cpu_pct"], r["pgbench_cpu_pct"]
+        per_req = lambda pct, rate: f"{pct * 1e4 / rate:.0f}"  # noqa: E731 (% of a CPU -> µs per order)
+        rps, tps = r["wrk"]["rps"], r["pgbench"]["tps"]
+        out.append(f"| {r['connections']} | {per_req(w['machine'], rps)} | {per_req(w['api'], rps)} "
+                   f"| {per_req(w['load'], rps)} | {per_req(w['postgres'], rps)} | {per_req(p['machine'], tps)} "
+                   f"| {per_req(p['load'], tps)} | {per_req(p['postgres'], tps)} "
+                   f"| {_bound(p['machine'] / tps, w['load'] / rps):.0f}% |")
+    return out
+
+
+def _bound(pgbench_per_tx: float, wrk_per_req: float) -> float:
+    """The api's best ratio to pgbench on a CPU-bound machine: an api costing
+    no more CPU than pgbench's own client still adds wrk's CPU per order to
+    everything pgbench's transaction costs."""
+    return 100 * pgbench_per_tx / (pgbench_per_tx + wrk_per_req)
+
+
 def api_table(res: dict) -> list[str]:
     out = ["| connections | orders-api req/s | api p50 / p99 ms | api non-2xx | pgbench tps | pgbench p50 / p99 ms "
            "| api / pgbench |", "|---|---|---|---|---|---|---|"]
@@ -107,6 +150,11 @@ def api_table(res: dict) -> list[str]:
                    f"| {w['non_2xx']} | {p['tps']:.0f} | {p['p50_ms']:.1f} / {p['p99_ms']:.1f} "
                    f"| {100 * w['rps'] / p['tps']:.0f}% |")
     return out
+
+
+def _then(lines: list[str]) -> list[str]:
+    """A following table, after a blank line, if there is one."""
+    return [""] + lines if lines else []
 
 
 def _short(err: str | None) -> str:
@@ -202,8 +250,9 @@ def sections(res: dict, m: dict, command: str, pngs: list[str], date: str) -> di
     ])
     img = lambda name, alt: f"\n\n![{alt}](bench/{name})" if name in pngs else ""  # noqa: E731
     s["catchup"] = "\n".join(catchup_table(res)) + img("catchup.png", "catch-up events/s")
-    s["latency"] = "\n".join(latency_table(res)) + img("latency.png", "latency percentiles")
-    s["api"] = "\n".join(api_table(res)) + img("api.png", "api against pgbench")
+    s["latency"] = "\n".join(latency_table(res) + _then(latency_cpu_table(res))) + img(
+        "latency.png", "latency percentiles")
+    s["api"] = "\n".join(api_table(res) + _then(api_cpu_table(res))) + img("api.png", "api against pgbench")
     if res["errors"]:
         s["catchup"] += "\n\nFailures in this run: " + "; ".join(e.splitlines()[0][:200] for e in res["errors"])
     return s

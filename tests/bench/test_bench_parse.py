@@ -100,3 +100,33 @@ def test_update_doc_rewrites_only_generated_sections(tmp_path):
     assert "<!-- bench:begin machine -->\nM\n" in text
     with pytest.raises(SystemExit):
         report.update_doc(doc, {"catchup": "C"}, ["catchup"])  # no such section
+
+
+def test_api_cpu_is_microseconds_per_order():
+    # 150% of one CPU at 7,500 orders/s is 200 µs per order; 25% at 10,000/s is 25 µs
+    res = {"api": [
+        {"connections": 8, "wrk": {"rps": 7500.0}, "pgbench": {"tps": 10000.0},
+         "wrk_cpu_pct": {"machine": 150.0, "api": 30.0, "load": 15.0, "postgres": 97.5, "broker": 0.0},
+         "pgbench_cpu_pct": {"machine": 190.0, "load": 25.0, "postgres": 160.0, "broker": 0.0}},
+        {"connections": 32, "error": "wrk failed"},
+    ]}
+    table = report.api_cpu_table(res)
+    # bound: 190 µs per transaction / (190 + 20 µs of wrk per order) = 90%
+    assert "| 8 | 200 | 40 | 20 | 130 | 190 | 25 | 160 | 90% |" in table
+    assert not any(r.startswith("| 32 ") for r in table)
+    assert report.api_cpu_table({"api": [{"connections": 8, "error": "x"}]}) == []
+
+
+def test_latency_cpu_table_adds_consumer_and_reader():
+    res = {"latency": [{"system": "cdc-relay", "pct": 50, "cpu_pct": {
+        "machine": 180.0, "system": 30.0, "broker": 55.0, "postgres": 75.0, "load": 9.0,
+        "consumer": 5.0, "bench": 2.4}}, {"system": "debezium", "error": "x"}]}
+    table = report.latency_cpu_table(res)
+    assert "| cdc-relay | 50% | 180 | 30 | 55 | 75 | 9 | 7 |" in table
+    assert len([r for r in table if r.startswith("| cdc-relay")]) == 1
+
+
+def test_cpu_seconds_by_role_counts_this_process():
+    snap = bench.cpu_seconds_by_role({bench.os.getpid(): "me"})
+    assert snap["me"] > 0 and snap["machine"] > 0
+    assert {"broker", "postgres", "load", "_wall"} <= set(snap)
