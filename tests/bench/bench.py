@@ -626,6 +626,7 @@ class Bench:
         if not systems:
             return
         self.psql("TRUNCATE outbox")
+        self.checkpoint()
         max_tps = self.saturation()
         self.results["latency_max_tps"] = max_tps
         log(f"latency: Postgres sustains {max_tps:.0f} single-order transactions/s")
@@ -643,8 +644,17 @@ class Bench:
                 self.results["latency"].append({"system": s, "error": msg})
                 log(f"latency {s} FAILED: {msg}")
 
+    def checkpoint(self) -> None:
+        """Write out what earlier parts left dirty now, so the next system's
+        steps do not pay for it: after the catch-up part the checkpointer and
+        the kernel's writeback otherwise ran through the first system's
+        latency steps (and only through those)."""
+        self.psql("CHECKPOINT")
+        run(["sync"], 300, what="sync")
+
     def latency_system(self, system: str, max_tps: float) -> None:
         slot = f"bench_lat_{system.replace('-', '_')}"
+        self.checkpoint()
         tag = "relay" if system == "cdc-relay" else "dbz"
         topic = f"latency.{tag}.orders.events"
         self.psql(f"SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')")
@@ -730,6 +740,7 @@ class Bench:
         for conns in self.a.connections:
             pool = min(conns, 128)
             row = {"connections": conns, "pool_size": pool, "seconds": secs}
+            self.checkpoint()
             try:
                 log(f"api: wrk {conns} connections, {secs} s (orders-api --pool-size {pool})")
                 p, logpath = self.spawn(f"orders-api-c{conns}", [str(self.bin / "orders-api"), "--pool-size", str(pool),
@@ -750,6 +761,7 @@ class Bench:
                 finally:
                     stop(p, 20)
                 row["wrk"] = parse_wrk(out)
+                self.checkpoint()
                 log(f"api: pgbench {conns} clients, {secs} s, the same statement")
                 pre = self.dir / f"pgbench_c{conns}"
                 cpu = CpuWindow({}, secs)
