@@ -100,8 +100,9 @@ def rss_now(pid: int) -> int:
 def cpu_seconds_by_role(roles: dict[int, str]) -> dict[str, float]:
     """CPU seconds used so far: by the processes in roles (pid -> role), by
     the broker, by every Postgres process, by the load generator (pgbench or
-    wrk), and the whole machine's busy time (/proc/stat). Only processes alive at both ends of a window
-    count, so snapshot while the load's connections are open."""
+    wrk), and the whole machine's busy time (/proc/stat). Only processes
+    alive at both ends of a window count, so snapshot while the load's
+    connections are open."""
     tck = os.sysconf("SC_CLK_TCK")
     out = {r: 0.0 for r in [*roles.values(), "broker", "postgres", "load"]}
     for d in os.listdir("/proc"):
@@ -740,8 +741,8 @@ class Bench:
         for conns in self.a.connections:
             pool = min(conns, 128)
             row = {"connections": conns, "pool_size": pool, "seconds": secs}
-            self.checkpoint()
             try:
+                self.checkpoint()
                 log(f"api: wrk {conns} connections, {secs} s (orders-api --pool-size {pool})")
                 p, logpath = self.spawn(f"orders-api-c{conns}", [str(self.bin / "orders-api"), "--pool-size", str(pool),
                                                        "--listen", "127.0.0.1:0"],
