@@ -687,7 +687,8 @@ class Bench:
                     + (", warm-up, not counted" if warm else ""))
                 before = int(self.psql("SELECT count(*) FROM outbox"))
                 step_start = time.time()
-                cpu = CpuWindow({p.pid: "system", consumer.p.pid: "consumer", os.getpid(): "bench"}, secs)
+                cpu = None if warm else CpuWindow(
+                    {p.pid: "system", consumer.p.pid: "consumer", os.getpid(): "bench"}, secs)
                 out = self.pgbench(REPO / "tests/bench/order.sql", "-M", "prepared", "-c", "8", "-j", "2",
                                    "-R", str(rate), "-T", str(secs), timeout=secs + 120)
                 sent = int(self.psql("SELECT count(*) FROM outbox")) - before

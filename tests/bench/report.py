@@ -122,13 +122,17 @@ def api_cpu_table(res: dict) -> list[str]:
            "| pgbench | Postgres | best api / pgbench on this CPU |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         w, p = r["wrk_cpu_pct"], r["pgbench_cpu_pct"]
-        per_req = lambda pct, rate: f"{pct * 1e4 / rate:.0f}"  # noqa: E731 (% of a CPU -> µs per order)
         rps, tps = r["wrk"]["rps"], r["pgbench"]["tps"]
-        out.append(f"| {r['connections']} | {per_req(w['machine'], rps)} | {per_req(w['api'], rps)} "
-                   f"| {per_req(w['load'], rps)} | {per_req(w['postgres'], rps)} | {per_req(p['machine'], tps)} "
-                   f"| {per_req(p['load'], tps)} | {per_req(p['postgres'], tps)} "
+        out.append(f"| {r['connections']} | {_us(w['machine'], rps)} | {_us(w['api'], rps)} "
+                   f"| {_us(w['load'], rps)} | {_us(w['postgres'], rps)} | {_us(p['machine'], tps)} "
+                   f"| {_us(p['load'], tps)} | {_us(p['postgres'], tps)} "
                    f"| {_bound(p['machine'] / tps, w['load'] / rps):.0f}% |")
     return out
+
+
+def _us(cpu_pct: float, per_s: float) -> str:
+    """% of one CPU at per_s orders/s, as µs of CPU per order."""
+    return f"{cpu_pct * 1e4 / per_s:.0f}"
 
 
 def _bound(pgbench_per_tx: float, wrk_per_req: float) -> float:
