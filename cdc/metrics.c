@@ -88,6 +88,36 @@ static void sample_labelled_prefix(struct sbuf *b, const char *name, const char 
     sb_printf(b, "\"} ");
 }
 
+/* A histogram family with one series per stage: cumulative le buckets in
+ * seconds, then _sum and _count, as the exposition format has them. */
+static void latency_histograms(struct sbuf *b, const struct latency_hist h[LATENCY_STAGES])
+{
+    static const char name[] = "cdc_relay_transaction_latency_seconds";
+
+    family(b, name, "histogram",
+           "Time from a transaction's commit to Kafka's acknowledgement of its last event, by "
+           "stage: wal (commit to the walsender sending it; server clock), receive (sent to read "
+           "by the relay; server clock against this host's), produce (read to every event handed "
+           "to the producer), deliver (handed over to the last delivery report), total (commit "
+           "to the last delivery report). Stream mode, without --exactly-once.");
+    for (int s = 0; s < LATENCY_STAGES; s++) {
+        const char *stage = latency_stage_name((enum latency_stage)s);
+        uint64_t cumulative = 0;
+
+        for (int i = 0; i <= LATENCY_BUCKETS; i++) {
+            cumulative += h[s].bucket[i];
+            if (i < LATENCY_BUCKETS)
+                sb_printf(b, "%s_bucket{stage=\"%s\",le=\"%g\"} %llu\n", name, stage,
+                          (double)latency_bucket_le_us[i] / 1e6, (unsigned long long)cumulative);
+            else
+                sb_printf(b, "%s_bucket{stage=\"%s\",le=\"+Inf\"} %llu\n", name, stage,
+                          (unsigned long long)cumulative);
+        }
+        sb_printf(b, "%s_sum{stage=\"%s\"} %.6f\n", name, stage, (double)h[s].sum_us / 1e6);
+        sb_printf(b, "%s_count{stage=\"%s\"} %llu\n", name, stage, (unsigned long long)h[s].count);
+    }
+}
+
 char *metrics_render(const struct metrics_snapshot *s, int64_t now_unix_us, int64_t now_mono_us)
 {
     struct sbuf b = {.p = xmalloc(4096), .len = 0, .cap = 4096};
@@ -146,6 +176,7 @@ char *metrics_render(const struct metrics_snapshot *s, int64_t now_unix_us, int6
            "Now minus the commit time of the oldest transaction with undelivered events, 0 when "
            "nothing is in flight (server commit timestamps against this host's clock).");
     sample_f(&b, "cdc_relay_lag_seconds", lag_s);
+    latency_histograms(&b, s->latency);
 
     family(&b, "cdc_relay_reconnects_total", "counter",
            "Times the relay left its replication stream to start it again: cause=\"postgres\" "

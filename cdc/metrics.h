@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "latency.h"
 #include "sink_kafka.h"
 
 struct metrics_snapshot {
@@ -36,6 +37,7 @@ struct metrics_snapshot {
     int server_timeout_ms;
     bool have_kafka; /* a producer exists; kafka is valid */
     struct sink_stats kafka;
+    struct latency_hist latency[LATENCY_STAGES]; /* since the start of the process */
 };
 
 /*

@@ -124,6 +124,8 @@ struct relay {
     uint64_t confirmed_lsn;    /* flush of the last status update sent (or the slot's) */
     uint64_t server_wal_end;   /* IDENTIFY_SYSTEM xlogpos, then keepalive walEnd */
     uint64_t stream_start_lsn;
+    int64_t xlog_sent_us; /* send time in the header of the XLogData being handled */
+    struct latency_hist latency[LATENCY_STAGES];
     bool streaming;
     int64_t next_publish_us;
     struct catchup catchup;
@@ -140,6 +142,22 @@ static void log_report(enum log_level level, const char *lsn_text, const char *e
         log_write_fields(level, fields, 2, "%s: %s", what, err);
     else
         log_write_fields(level, fields, 2, "%s", what);
+}
+
+/* Counts a transaction whose every event Kafka has acknowledged in the stage
+ * histograms, once. Left out: transactions abandoned before their Commit
+ * (never handed over whole), anything reported after a failed delivery (the
+ * relay rewinds and sends it again), and --exactly-once batches (delivered
+ * only when the Kafka transaction commits, which their reports precede). */
+static void observe_if_delivered(struct relay *r, uint64_t seq)
+{
+    const struct latency_times *times;
+
+    if (r->eos != NULL || tracker_failed(r->tracker) || !tracker_txn_delivered(r->tracker, seq))
+        return;
+    times = tracker_times(r->tracker, seq);
+    if (times->produced_us != 0)
+        latency_observe(r->latency, times, pace_now_us());
 }
 
 static void on_delivery(void *arg, uint64_t seq, const char *err, bool permanent,
@@ -159,6 +177,7 @@ static void on_delivery(void *arg, uint64_t seq, const char *err, bool permanent
         r->delivered++;
         if (r->failpoint_after_delivery)
             _exit(70);
+        observe_if_delivered(r, seq);
         return;
     }
     r->failed++;
@@ -353,6 +372,7 @@ static void observe(struct relay *r, bool force)
     snap.have_kafka = r->sink != NULL;
     if (r->sink != NULL)
         sink_stats(r->sink, &snap.kafka);
+    memcpy(snap.latency, r->latency, sizeof(snap.latency));
     metrics_board_publish(r->cfg->metrics, &snap);
 }
 
@@ -713,7 +733,11 @@ static bool handle_begin(struct relay *r, enum stream_end *end)
         return true;
     }
     r->txn_seq = tracker_begin(r->tracker);
-    tracker_set_commit_time(r->tracker, r->txn_seq, m->u.begin.commit_time + PG_EPOCH_OFFSET_US);
+    *tracker_times(r->tracker, r->txn_seq) = (struct latency_times){
+        .commit_us = m->u.begin.commit_time + PG_EPOCH_OFFSET_US,
+        .sent_us = r->xlog_sent_us,
+        .received_us = pace_now_us(),
+    };
     lsn_format(final_lsn, r->txn_lsn, sizeof(r->txn_lsn));
     outbox_format_timestamp(m->u.begin.commit_time, r->txn_ts, sizeof(r->txn_ts));
     return true;
@@ -742,6 +766,8 @@ static bool handle_commit(struct relay *r, enum stream_end *end)
         *end = STREAM_FATAL;
         return false;
     }
+    tracker_times(r->tracker, r->txn_seq)->produced_us = pace_now_us();
+    observe_if_delivered(r, r->txn_seq); /* its reports may all be in already */
     if (!eos_close(r, false, end))
         return false;
     if (should_stop(r)) {
@@ -760,6 +786,7 @@ static bool handle_xlogdata(struct relay *r, const uint8_t *buf, int len, enum s
         *end = STREAM_FATAL;
         return false;
     }
+    r->xlog_sent_us = (int64_t)be_get64(buf + 17) + PG_EPOCH_OFFSET_US;
     st = pgout_decode(buf + REPL_XLOGDATA_HDR_LEN, (size_t)len - REPL_XLOGDATA_HDR_LEN, 1, r->msg);
     if (st != PGOUT_OK) {
         log_event(LOG_LEVEL_ERROR, be_get64(buf + 1), NULL, -1,

@@ -12,8 +12,9 @@
 
 struct txn {
     uint64_t end_lsn;
-    uint64_t pending;    /* events produced and not yet acknowledged */
-    int64_t commit_time; /* for the lag metric; 0 until set */
+    uint64_t pending; /* events produced and not yet acknowledged */
+    uint64_t events;  /* events produced */
+    struct latency_times times;
     bool committed;
 };
 
@@ -49,7 +50,7 @@ void tracker_free(struct tracker *t)
     free(t);
 }
 
-static struct txn *txn_at(struct tracker *t, uint64_t seq)
+static struct txn *txn_at(const struct tracker *t, uint64_t seq)
 {
     if (seq < t->head_seq || seq - t->head_seq >= t->count)
         return NULL;
@@ -77,19 +78,19 @@ uint64_t tracker_begin(struct tracker *t)
     x = &t->ring[(t->head + t->count) & (t->cap - 1)];
     x->end_lsn = 0;
     x->pending = 0;
-    x->commit_time = 0;
+    x->events = 0;
+    x->times = (struct latency_times){0};
     x->committed = false;
     t->count++;
     t->open = true;
     return t->head_seq + t->count - 1;
 }
 
-void tracker_set_commit_time(struct tracker *t, uint64_t seq, int64_t commit_time)
+struct latency_times *tracker_times(struct tracker *t, uint64_t seq)
 {
     struct txn *x = txn_at(t, seq);
 
-    if (x != NULL)
-        x->commit_time = commit_time;
+    return x != NULL ? &x->times : NULL;
 }
 
 void tracker_add_event(struct tracker *t, uint64_t seq)
@@ -99,6 +100,7 @@ void tracker_add_event(struct tracker *t, uint64_t seq)
     if (x == NULL)
         return;
     x->pending++;
+    x->events++;
     t->inflight++;
 }
 
@@ -126,6 +128,13 @@ bool tracker_ack(struct tracker *t, uint64_t seq, bool ok)
     if (!ok)
         t->failed = true;
     return true;
+}
+
+bool tracker_txn_delivered(const struct tracker *t, uint64_t seq)
+{
+    const struct txn *x = txn_at(t, seq);
+
+    return x != NULL && x->committed && x->events > 0 && x->pending == 0;
 }
 
 void tracker_note_server_position(struct tracker *t, uint64_t wal_end)
@@ -172,7 +181,7 @@ bool tracker_oldest_pending_time(const struct tracker *t, int64_t *out)
         const struct txn *x = &t->ring[(t->head + i) & (t->cap - 1)];
 
         if (x->pending > 0) {
-            *out = x->commit_time;
+            *out = x->times.commit_us;
             return true;
         }
     }

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "latency.h"
+
 struct tracker;
 
 /* Returns new, starting with safe LSN start_lsn; free with tracker_free. */
@@ -23,9 +25,10 @@ void tracker_free(struct tracker *t); /* NULL-safe */
  * identifies it in tracker_add_event/tracker_ack. At most one is open. */
 uint64_t tracker_begin(struct tracker *t);
 
-/* Remembers the transaction's commit time (any clock the caller picks; the
- * relay passes Unix microseconds), reported by tracker_oldest_pending_time. */
-void tracker_set_commit_time(struct tracker *t, uint64_t seq, int64_t commit_time);
+/* The transaction's times, for the caller to fill (the relay: Unix
+ * microseconds); commit_us is what tracker_oldest_pending_time reports.
+ * NULL for a sequence number no longer (or not yet) in the tracker. */
+struct latency_times *tracker_times(struct tracker *t, uint64_t seq);
 
 /* Counts one more in-flight event in the open transaction. */
 void tracker_add_event(struct tracker *t, uint64_t seq);
@@ -38,6 +41,12 @@ bool tracker_commit(struct tracker *t, uint64_t seq, uint64_t end_lsn);
  * then never moves again until tracker_reset. Returns false for a report
  * that matches no in-flight event (a bug upstream; the caller rewinds). */
 bool tracker_ack(struct tracker *t, uint64_t seq, bool ok);
+
+/* True once the transaction is committed, had events, and Kafka has reported
+ * every one of them: what the caller checks after tracker_ack and after
+ * tracker_commit, so that each transaction is seen complete exactly once.
+ * Stays true until the transaction is popped (tracker_safe_lsn). */
+bool tracker_txn_delivered(const struct tracker *t, uint64_t seq);
 
 /* R3: a keepalive's walEnd (or a non-transactional message's LSN) may be
  * confirmed only when no transaction is open and nothing is in flight. */

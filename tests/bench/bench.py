@@ -33,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -191,6 +192,16 @@ def tail(path: Path, n: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
     except OSError:
         return ""
+
+
+def wait_log(p: subprocess.Popen, logpath: Path, pattern: str, what: str, timeout: float = 60) -> str:
+    """The first group of pattern once it appears in the process's log."""
+    deadline = time.monotonic() + timeout
+    while not (m := re.search(pattern, tail(logpath, 50))):
+        if p.poll() is not None or time.monotonic() > deadline:
+            raise BenchError(f"{what}:\n{tail(logpath)}")
+        time.sleep(0.1)
+    return m.group(1)
 
 
 def run(cmd: list[str], timeout: float, env: dict | None = None, what: str = "") -> str:
@@ -660,9 +671,13 @@ class Bench:
         topic = f"latency.{tag}.orders.events"
         self.psql(f"SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')")
         self.kafka.create_topic(topic, PARTITIONS)
+        metrics = None  # cdc-relay's /metrics: its stage histograms around each step
         if system == "cdc-relay":
             p, logpath = self.spawn("cdc-relay-latency", self.relay_cmd(
-                slot, f"latency.{tag}.${{aggregate_type}}.events"), env=self.relay_env())
+                slot, f"latency.{tag}.${{aggregate_type}}.events", "--metrics-listen", "127.0.0.1:0"),
+                env=self.relay_env())
+            metrics = "http://" + wait_log(p, logpath, r"metrics listening addr=(\S+)",
+                                           "cdc-relay did not start its metrics listener")
         else:
             cmd, d = self.debezium_cmd("latency", slot, f"latency.{tag}.")
             p, logpath = self.spawn("debezium-latency", cmd, cwd=d)
@@ -686,6 +701,7 @@ class Bench:
                 log(f"latency: {system} at {pct}% = {rate} orders/s for {secs} s (open loop)"
                     + (", warm-up, not counted" if warm else ""))
                 before = int(self.psql("SELECT count(*) FROM outbox"))
+                hist_before = scrape_metrics(metrics) if metrics and not warm else None
                 step_start = time.time()
                 cpu = None if warm else CpuWindow(
                     {p.pid: "system", consumer.p.pid: "consumer", os.getpid(): "bench"}, secs)
@@ -726,7 +742,9 @@ class Bench:
                        # % of one CPU during the step; machine: both CPUs busy = 200
                        "cpu_pct": cpu.result(),
                        # largest |commit_ts header - pg_xact_commit_timestamp|: 0 when they agree
-                       "commit_ts_header_vs_sql_s": skew if system == "cdc-relay" else None}
+                       "commit_ts_header_vs_sql_s": skew if system == "cdc-relay" else None,
+                       # cdc-relay's own split of commit -> last delivery report
+                       "stages": stage_quantiles(hist_before, scrape_metrics(metrics)) if hist_before else None}
                 self.results["latency"].append(row)
                 log(f"  commit->ack p50 {row['ack']['p50'] * 1e3:.1f} ms p99 {row['ack']['p99'] * 1e3:.1f} ms; "
                     f"commit->receipt p50 {row['receipt']['p50'] * 1e3:.1f} ms p99 {row['receipt']['p99'] * 1e3:.1f} ms")
@@ -749,13 +767,9 @@ class Bench:
                                                        "--listen", "127.0.0.1:0"],
                                         env={"DATABASE_URL": self.pg.url})
                 try:
-                    deadline = time.monotonic() + 60
-                    while not (m := re.search(r"listening addr=(\S+)", tail(logpath, 50))):
-                        if p.poll() is not None or time.monotonic() > deadline:
-                            raise BenchError(f"orders-api did not start:\n{tail(logpath)}")
-                        time.sleep(0.1)
+                    addr = wait_log(p, logpath, r"listening addr=(\S+)", "orders-api did not start")
                     wrk = ["wrk", "-t", "2", "-c", str(conns), "-d", f"{secs}s", "--latency", "--timeout", "10s",
-                           "-s", str(REPO / "tests/bench/post.lua"), f"http://{m.group(1)}/orders"]
+                           "-s", str(REPO / "tests/bench/post.lua"), f"http://{addr}/orders"]
                     self.note_cmd(wrk[:-1] + ["http://$API/orders"])
                     cpu = CpuWindow({p.pid: "api"}, secs)
                     out = run(wrk, secs + 120, what="wrk")
@@ -791,6 +805,63 @@ def parse_ts(text: str) -> float:
     y, mo, d, h, mi, s = (int(x) for x in m.groups()[:6])
     frac = float("0." + m.group(7)) if m.group(7) else 0.0
     return calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) + frac
+
+
+# -- cdc-relay's cdc_relay_transaction_latency_seconds (docs/observability.md) ---------
+STAGES = ("wal", "receive", "produce", "deliver", "total")
+STAGE_METRIC = "cdc_relay_transaction_latency_seconds"
+
+
+def scrape_metrics(base: str) -> str:
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+        return r.read().decode()
+
+
+def parse_stage_histograms(text: str) -> dict:
+    """{stage: {"buckets": [(le, cumulative)], "count": n, "sum": seconds}}."""
+    out = {st: {"buckets": [], "count": 0.0, "sum": 0.0} for st in STAGES}
+    pat = re.compile(rf'^{STAGE_METRIC}_(bucket|sum|count)\{{stage="(\w+)"(?:,le="([^"]+)")?\}} (\S+)$')
+    for line in text.splitlines():
+        m = pat.match(line)
+        if not m or m.group(2) not in out:
+            continue
+        kind, stage, le, value = m.group(1), m.group(2), m.group(3), float(m.group(4))
+        if kind == "bucket":
+            out[stage]["buckets"].append((float(le), value))  # float("+Inf") is inf
+        else:
+            out[stage][kind] = value
+    for h in out.values():
+        h["buckets"].sort()
+    return out
+
+
+def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """Prometheus's estimate: linear within the bucket the rank falls in; a
+    rank in +Inf answers the highest finite bound."""
+    total = buckets[-1][1] if buckets else 0
+    if total <= 0:
+        return None
+    rank, lo, below = q * total, 0.0, 0.0
+    for le, cum in buckets:
+        if cum >= rank:
+            if le == float("inf"):
+                return lo
+            return lo + (le - lo) * (rank - below) / (cum - below) if cum > below else le
+        lo, below = le, cum
+    return lo
+
+
+def stage_quantiles(before: str, after: str) -> dict:
+    """p50, p99 and mean per stage over the transactions observed between two scrapes."""
+    b, a = parse_stage_histograms(before), parse_stage_histograms(after)
+    out = {}
+    for st in STAGES:
+        prev = dict(b[st]["buckets"])
+        delta = [(le, cum - prev.get(le, 0.0)) for le, cum in a[st]["buckets"]]
+        n = a[st]["count"] - b[st]["count"]
+        out[st] = {"count": n, "p50": histogram_quantile(0.50, delta), "p99": histogram_quantile(0.99, delta),
+                   "mean": (a[st]["sum"] - b[st]["sum"]) / n if n > 0 else None}
+    return out
 
 
 def pcts(xs: list[float]) -> dict:

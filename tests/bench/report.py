@@ -111,6 +111,38 @@ def latency_cpu_table(res: dict) -> list[str]:
     return out
 
 
+STAGE_COLUMNS = ("wal", "receive", "produce", "deliver", "total")
+
+
+def latency_stage_table(res: dict) -> list[str]:
+    """cdc-relay's own split of each transaction's commit -> last delivery report."""
+    rows = [r for r in res["latency"] if r.get("stages")]
+    if not rows:
+        return []
+    out = ["Where cdc-relay's time went, from its `cdc_relay_transaction_latency_seconds` histograms "
+           "read before and after each step (p50 / p99 ms, interpolated within a bucket as "
+           "`histogram_quantile` does; docs/observability.md): `wal` commit → the walsender sends it, "
+           "`receive` → the relay reads it, `produce` → every event handed to librdkafka, "
+           "`deliver` → the last delivery report handled; `total` is commit → that report. "
+           "Percentiles of stages do not add up; the means do.", "",
+           "| load | transactions | " + " | ".join(STAGE_COLUMNS) + " | mean of each stage ms |",
+           "|---|---|" + "---|" * len(STAGE_COLUMNS) + "---|"]
+    for r in rows:
+        st = r["stages"]
+        cells = []
+        for name in STAGE_COLUMNS:
+            q = st.get(name, {})
+            cells.append(f"{_ms(q.get('p50'))} / {_ms(q.get('p99'))}")
+        means = " + ".join(_ms(st[n].get("mean"), "{:.2f}") for n in STAGE_COLUMNS[:-1])
+        out.append(f"| {r['pct']}% | {st['total']['count']:.0f} | " + " | ".join(cells)
+                   + f" | {means} = {_ms(st['total'].get('mean'), '{:.2f}')} |")
+    return out
+
+
+def _ms(seconds: float | None, fmt: str = "{:.1f}") -> str:
+    return "–" if seconds is None else fmt.format(seconds * 1e3)
+
+
 def api_cpu_table(res: dict) -> list[str]:
     """CPU microseconds per order on each side, from the same windows."""
     rows = [r for r in res["api"] if r.get("wrk_cpu_pct") and r.get("pgbench_cpu_pct")]
@@ -254,7 +286,8 @@ def sections(res: dict, m: dict, command: str, pngs: list[str], date: str) -> di
     ])
     img = lambda name, alt: f"\n\n![{alt}](bench/{name})" if name in pngs else ""  # noqa: E731
     s["catchup"] = "\n".join(catchup_table(res)) + img("catchup.png", "catch-up events/s")
-    s["latency"] = "\n".join(latency_table(res) + _then(latency_cpu_table(res))) + img(
+    s["latency"] = "\n".join(latency_table(res) + _then(latency_cpu_table(res))
+                              + _then(latency_stage_table(res))) + img(
         "latency.png", "latency percentiles")
     s["api"] = "\n".join(api_table(res) + _then(api_cpu_table(res))) + img("api.png", "api against pgbench")
     if res["errors"]:

@@ -130,3 +130,49 @@ def test_cpu_seconds_by_role_counts_this_process():
     snap = bench.cpu_seconds_by_role({bench.os.getpid(): "me"})
     assert snap["me"] > 0 and snap["machine"] > 0
     assert {"broker", "postgres", "load", "_wall"} <= set(snap)
+
+
+def _stage_metrics(counts: dict[str, list[int]], sums: dict[str, float]) -> str:
+    """cdc-relay's histogram family as it renders it, with made-up buckets."""
+    les = ["0.001", "0.005", "0.01", "0.05", "+Inf"]
+    lines = ["# HELP cdc_relay_transaction_latency_seconds x",
+             "# TYPE cdc_relay_transaction_latency_seconds histogram"]
+    for st in bench.STAGES:
+        cum = 0
+        for le, n in zip(les, counts.get(st, [0] * 5)):
+            cum += n
+            lines.append(f'cdc_relay_transaction_latency_seconds_bucket{{stage="{st}",le="{le}"}} {cum}')
+        lines.append(f'cdc_relay_transaction_latency_seconds_sum{{stage="{st}"}} {sums.get(st, 0):.6f}')
+        lines.append(f'cdc_relay_transaction_latency_seconds_count{{stage="{st}"}} {cum}')
+    return "\n".join(lines) + "\ncdc_relay_ready 1\n"
+
+
+def test_stage_quantiles_are_of_the_step_only():
+    before = _stage_metrics({"deliver": [0, 0, 0, 0, 1000]}, {"deliver": 500.0})  # an earlier slow step
+    after = _stage_metrics({"deliver": [0, 100, 0, 0, 1000], "total": [0, 50, 50, 0, 0]},
+                           {"deliver": 500.3, "total": 0.75})
+    q = bench.stage_quantiles(before, after)
+    d = q["deliver"]
+    assert d["count"] == 100 and abs(d["mean"] - 0.003) < 1e-9
+    # all 100 in (1 ms, 5 ms]: the median interpolates to the middle, p99 near the top
+    assert abs(d["p50"] - 0.003) < 1e-9 and abs(d["p99"] - 0.00496) < 1e-9
+    t = q["total"]
+    assert abs(t["p50"] - 0.005) < 1e-9 and abs(t["p99"] - 0.0099) < 1e-9
+    assert q["wal"]["count"] == 0 and q["wal"]["p99"] is None and q["wal"]["mean"] is None
+
+
+def test_histogram_quantile_in_the_inf_bucket_answers_the_last_bound():
+    assert bench.histogram_quantile(0.99, [(0.01, 10), (0.05, 20), (float("inf"), 100)]) == 0.05
+    assert bench.histogram_quantile(0.5, [(0.01, 0), (float("inf"), 0)]) is None
+
+
+def test_latency_stage_table():
+    stages = {st: {"count": 100, "p50": 0.001, "p99": 0.004, "mean": 0.002} for st in bench.STAGES}
+    stages["total"] = {"count": 100, "p50": 0.004, "p99": 0.030, "mean": 0.008}
+    res = {"latency": [{"system": "cdc-relay", "pct": 50, "stages": stages},
+                       {"system": "debezium", "pct": 50, "stages": None}]}
+    table = report.latency_stage_table(res)
+    assert "| 50% | 100 | 1.0 / 4.0 | 1.0 / 4.0 | 1.0 / 4.0 | 1.0 / 4.0 | 4.0 / 30.0 " \
+           "| 2.00 + 2.00 + 2.00 + 2.00 = 8.00 |" in table
+    assert len([r for r in table if r.startswith("| 50%")]) == 1
+    assert report.latency_stage_table({"latency": [{"system": "debezium", "error": "x"}]}) == []

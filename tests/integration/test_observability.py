@@ -111,6 +111,7 @@ EXPECTED = {
     "cdc_relay_server_wal_end_lsn_bytes": "gauge",
     "cdc_relay_lag_bytes": "gauge",
     "cdc_relay_lag_seconds": "gauge",
+    "cdc_relay_transaction_latency_seconds": "histogram",
     "cdc_relay_reconnects_total": "counter",
     "cdc_relay_broker_up": "gauge",
     "cdc_relay_broker_rtt_seconds": "gauge",
@@ -154,6 +155,35 @@ def test_parser_rejects_what_prometheus_would():
             parse_prometheus(bad)
 
 
+STAGES = ("wal", "receive", "produce", "deliver", "total")
+LATENCY = "cdc_relay_transaction_latency_seconds"
+
+
+def check_latency_histograms(base: str, before: Scrape, n: int) -> None:
+    """Each of the n one-event transactions counted once in every stage, the
+    stages adding up to the total, buckets cumulative up to +Inf = count."""
+    def counted():
+        s = scrape(base)
+        return s if all(s.value(f"{LATENCY}_count", stage=st) >= before.value(f"{LATENCY}_count", stage=st) + n
+                        for st in STAGES) else None
+
+    s = wait_for(counted, 30, "n transactions in every stage histogram")
+    delta = {st: s.value(f"{LATENCY}_count", stage=st) - before.value(f"{LATENCY}_count", stage=st)
+             for st in STAGES}
+    assert set(delta.values()) == {n}, delta  # one transaction per order, nothing else ran
+    sums = {st: s.value(f"{LATENCY}_sum", stage=st) - before.value(f"{LATENCY}_sum", stage=st)
+            for st in STAGES}
+    # server and relay share this host's clock: no stage clamped, the parts add up
+    assert abs(sum(sums[st] for st in STAGES[:-1]) - sums["total"]) < 1e-3 * n, sums
+    assert 0 < sums["total"] / n < 30, sums  # a mean commit -> ack that is plausible
+    for st in STAGES:
+        buckets = sorted(((float(dict(k)["le"]), v) for k, v in s.labelled(f"{LATENCY}_bucket").items()
+                          if dict(k)["stage"] == st), key=lambda b: b[0])
+        assert buckets[-1][0] == float("inf") and len(buckets) == 23, st
+        assert all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), st
+        assert buckets[-1][1] == s.value(f"{LATENCY}_count", stage=st), st
+
+
 @pytest.mark.timeout(180)
 def test_metrics_track_events_and_readyz_follows_the_broker(stack, kafka):
     # (a short shutdown timeout: the relay is stopped with Kafka down)
@@ -194,6 +224,7 @@ def test_metrics_track_events_and_readyz_follows_the_broker(stack, kafka):
     assert after.value("cdc_relay_lag_seconds") == 0  # nothing in flight
     assert after.value("cdc_relay_received_lsn_bytes") >= last_commit
     assert after.value("cdc_relay_delivered_lsn_bytes") > last_commit
+    check_latency_histograms(base, before, n)
 
     # The confirmed LSN metric is what the slot says, within a tolerance
     # (a status update may be on its way).

@@ -10,7 +10,7 @@
 
 /* --- a text exposition format (0.0.4) parser, strict enough to reject ---- */
 
-#define MAX_SAMPLES  64
+#define MAX_SAMPLES  256
 #define MAX_FAMILIES 32
 #define MAX_LABELS   4
 
@@ -52,6 +52,29 @@ static struct family *family_find(struct exposition *e, const char *name)
         if (strcmp(e->families[i].name, name) == 0)
             return &e->families[i];
     return NULL;
+}
+
+/* The family a sample belongs to: its own name, or for a histogram's
+ * _bucket, _sum and _count series the name without the suffix. */
+static struct family *family_of(struct exposition *e, const char *sample)
+{
+    static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
+    struct family *f = family_find(e, sample);
+    size_t n = strlen(sample);
+
+    for (size_t i = 0; f == NULL && i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        size_t k = strlen(suffixes[i]);
+        char base[128];
+
+        if (n <= k || n - k >= sizeof(base) || strcmp(sample + n - k, suffixes[i]) != 0)
+            continue;
+        memcpy(base, sample, n - k);
+        base[n - k] = '\0';
+        f = family_find(e, base);
+        if (f != NULL && strcmp(f->type, "histogram") != 0)
+            f = NULL;
+    }
+    return f;
 }
 
 /* Reads a metric or label name at *p into out; advances *p. */
@@ -153,7 +176,7 @@ static bool exposition_parse(const char *text, struct exposition *e)
             } else {
                 if (f->type[0] != '\0' ||
                     (strcmp(rest, "counter") != 0 && strcmp(rest, "gauge") != 0 &&
-                     strcmp(rest, "untyped") != 0)) {
+                     strcmp(rest, "histogram") != 0 && strcmp(rest, "untyped") != 0)) {
                     snprintf(e->error, sizeof(e->error), "bad or repeated TYPE: %.200s", buf);
                     return false;
                 }
@@ -180,7 +203,7 @@ static bool exposition_parse(const char *text, struct exposition *e)
                 snprintf(e->error, sizeof(e->error), "bad value: %.200s", buf);
                 return false;
             }
-            if (family_find(e, s->name) == NULL) {
+            if (family_of(e, s->name) == NULL) {
                 snprintf(e->error, sizeof(e->error), "sample before its TYPE: %.200s", buf);
                 return false;
             }
@@ -206,6 +229,17 @@ static const struct sample *find(const struct exposition *e, const char *name, c
                 return s;
     }
     return NULL;
+}
+
+static bool same_series(const struct sample *a, const struct sample *b)
+{
+    if (strcmp(a->name, b->name) != 0 || a->nlabels != b->nlabels)
+        return false;
+    for (int k = 0; k < a->nlabels; k++)
+        if (strcmp(a->label_key[k], b->label_key[k]) != 0 ||
+            strcmp(a->label_val[k], b->label_val[k]) != 0)
+            return false;
+    return true;
 }
 
 static double value_of(const struct exposition *e, const char *name)
@@ -323,6 +357,7 @@ static void test_render_parses_back(void)
             "cdc_relay_server_wal_end_lsn_bytes",
             "cdc_relay_lag_bytes",
             "cdc_relay_lag_seconds",
+            "cdc_relay_transaction_latency_seconds",
             "cdc_relay_reconnects_total",
             "cdc_relay_broker_up",
             "cdc_relay_broker_rtt_seconds",
@@ -337,12 +372,14 @@ static void test_render_parses_back(void)
             CHECK(family_find(&e, expected[i]) != NULL);
     }
     /* no sample appears twice */
-    for (int i = 0; i < e.nsamples; i++)
-        for (int j = i + 1; j < e.nsamples; j++)
-            CHECK(!(strcmp(e.samples[i].name, e.samples[j].name) == 0 &&
-                    e.samples[i].nlabels == e.samples[j].nlabels &&
-                    (e.samples[i].nlabels == 0 ||
-                     strcmp(e.samples[i].label_val[0], e.samples[j].label_val[0]) == 0)));
+    {
+        int repeats = 0;
+
+        for (int i = 0; i < e.nsamples; i++)
+            for (int j = i + 1; j < e.nsamples; j++)
+                repeats += same_series(&e.samples[i], &e.samples[j]);
+        CHECK_EQ_INT(repeats, 0);
+    }
     free(text);
 }
 
@@ -365,6 +402,83 @@ static void test_render_idle_and_clamped(void)
     /* no producer: the broker families are present, without samples */
     CHECK(family_find(&e, "cdc_relay_broker_up") != NULL);
     CHECK(find(&e, "cdc_relay_broker_up", "broker", "127.0.0.1:9092/1") == NULL);
+    free(text);
+}
+
+/* The bucket sample of a stage with le as rendered, or NULL. */
+static const struct sample *latency_bucket(const struct exposition *e, const char *stage,
+                                           const char *le)
+{
+    for (int i = 0; i < e->nsamples; i++) {
+        const struct sample *s = &e->samples[i];
+
+        if (strcmp(s->name, "cdc_relay_transaction_latency_seconds_bucket") == 0 &&
+            s->nlabels == 2 && strcmp(s->label_val[0], stage) == 0 &&
+            strcmp(s->label_val[1], le) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+static void test_render_latency_histograms(void)
+{
+    struct metrics_snapshot s;
+    static struct exposition e;
+    /* commit 0, sent +1 ms, read +1.5 ms, produced +1.6 ms, delivered +41.6 ms */
+    struct latency_times fast = {1000000, 1001000, 1001500, 1001600};
+    char *text;
+    int stage_series = 0;
+
+    memset(&s, 0, sizeof(s));
+    latency_observe(s.latency, &fast, 1041600);
+    latency_observe(s.latency, &fast, 1041600);
+    text = metrics_render(&s, 1000, 1000);
+    CHECK(exposition_parse(text, &e));
+    CHECK(family_find(&e, "cdc_relay_transaction_latency_seconds") != NULL);
+    CHECK_EQ_INT(labelled(&e, "cdc_relay_transaction_latency_seconds_count", "stage", "total"), 2);
+    CHECK(labelled(&e, "cdc_relay_transaction_latency_seconds_sum", "stage", "total") > 0.0831 &&
+          labelled(&e, "cdc_relay_transaction_latency_seconds_sum", "stage", "total") < 0.0833);
+    /* le is inclusive: 1 ms lands in the 0.001 bucket; cumulative from there */
+    CHECK(latency_bucket(&e, "wal", "0.0005") != NULL &&
+          latency_bucket(&e, "wal", "0.0005")->value == 0);
+    CHECK(latency_bucket(&e, "wal", "0.001") != NULL &&
+          latency_bucket(&e, "wal", "0.001")->value == 2);
+    CHECK(latency_bucket(&e, "receive", "0.0005") != NULL &&
+          latency_bucket(&e, "receive", "0.0005")->value == 2);
+    CHECK(latency_bucket(&e, "produce", "0.0001") != NULL &&
+          latency_bucket(&e, "produce", "0.0001")->value == 2);
+    CHECK(latency_bucket(&e, "deliver", "0.03") != NULL &&
+          latency_bucket(&e, "deliver", "0.03")->value == 0);
+    CHECK(latency_bucket(&e, "deliver", "0.05") != NULL &&
+          latency_bucket(&e, "deliver", "0.05")->value == 2);
+    CHECK(latency_bucket(&e, "total", "+Inf") != NULL &&
+          latency_bucket(&e, "total", "+Inf")->value == 2);
+    /* every stage: buckets never decrease, +Inf equals _count */
+    for (int st = 0; st < LATENCY_STAGES; st++) {
+        const char *stage = latency_stage_name((enum latency_stage)st);
+        double last = -1, last_le = -1;
+        int buckets = 0;
+
+        for (int i = 0; i < e.nsamples; i++) {
+            const struct sample *x = &e.samples[i];
+
+            if (strcmp(x->name, "cdc_relay_transaction_latency_seconds_bucket") != 0 ||
+                strcmp(x->label_val[0], stage) != 0)
+                continue;
+            CHECK(x->value >= last);
+            last = x->value;
+            if (strcmp(x->label_val[1], "+Inf") != 0) {
+                CHECK(atof(x->label_val[1]) > last_le);
+                last_le = atof(x->label_val[1]);
+            }
+            buckets++;
+        }
+        CHECK_EQ_INT(buckets, LATENCY_BUCKETS + 1);
+        CHECK_EQ_INT(last,
+                     labelled(&e, "cdc_relay_transaction_latency_seconds_count", "stage", stage));
+        stage_series++;
+    }
+    CHECK_EQ_INT(stage_series, 5);
     free(text);
 }
 
@@ -510,6 +624,7 @@ int main(void)
 {
     test_render_parses_back();
     test_render_idle_and_clamped();
+    test_render_latency_histograms();
     test_parser_rejects_garbage();
     test_ready();
     test_board();

@@ -172,13 +172,13 @@ static void test_oldest_pending_time(void)
     CHECK(!tracker_oldest_pending_time(t, &when));
     CHECK_EQ_INT(when, -1); /* untouched */
     a = tracker_begin(t);
-    tracker_set_commit_time(t, a, 1000);
+    tracker_times(t, a)->commit_us = 1000;
     CHECK(!tracker_oldest_pending_time(t, &when)); /* open, nothing produced yet */
     tracker_add_event(t, a);
     tracker_add_event(t, a);
     CHECK(tracker_commit(t, a, 10));
     b = tracker_begin(t);
-    tracker_set_commit_time(t, b, 2000);
+    tracker_times(t, b)->commit_us = 2000;
     tracker_add_event(t, b);
     CHECK(tracker_commit(t, b, 20));
     CHECK(tracker_oldest_pending_time(t, &when));
@@ -195,7 +195,7 @@ static void test_oldest_pending_time(void)
     CHECK_EQ_INT(when, 2000);
     /* out-of-order delivery: c done before b, b still the oldest */
     c = tracker_begin(t);
-    tracker_set_commit_time(t, c, 3000);
+    tracker_times(t, c)->commit_us = 3000;
     tracker_add_event(t, c);
     CHECK(tracker_commit(t, c, 30));
     CHECK(tracker_ack(t, c, true));
@@ -204,11 +204,11 @@ static void test_oldest_pending_time(void)
     CHECK(tracker_ack(t, b, true));
     CHECK(!tracker_oldest_pending_time(t, &when));
     CHECK_EQ_U64(tracker_safe_lsn(t), 30);
-    /* unknown seq: ignored */
-    tracker_set_commit_time(t, 12345, 1);
+    /* unknown seq: nothing to fill */
+    CHECK(tracker_times(t, 12345) == NULL);
     /* a reset forgets what was in flight */
     a = tracker_begin(t);
-    tracker_set_commit_time(t, a, 4000);
+    tracker_times(t, a)->commit_us = 4000;
     tracker_add_event(t, a);
     CHECK(tracker_oldest_pending_time(t, &when));
     CHECK_EQ_INT(when, 4000);
@@ -231,7 +231,7 @@ static void test_oldest_pending_time_across_growth(void)
     CHECK_EQ_U64(tracker_safe_lsn(t), 50);
     for (int i = 0; i < 200; i++) {
         seqs[i] = tracker_begin(t);
-        tracker_set_commit_time(t, seqs[i], 100 + i);
+        tracker_times(t, seqs[i])->commit_us = 100 + i;
         tracker_add_event(t, seqs[i]);
         CHECK(tracker_commit(t, seqs[i], 100 + (uint64_t)i));
     }
@@ -239,6 +239,40 @@ static void test_oldest_pending_time_across_growth(void)
         CHECK(tracker_ack(t, seqs[i], true));
     CHECK(tracker_oldest_pending_time(t, &when));
     CHECK_EQ_INT(when, 250);
+    tracker_free(t);
+}
+
+static void test_delivered_once_committed_and_reported(void)
+{
+    struct tracker *t = tracker_new(0);
+    uint64_t a = tracker_begin(t), b, c;
+
+    tracker_times(t, a)->received_us = 7;
+    tracker_add_event(t, a);
+    tracker_add_event(t, a);
+    CHECK(!tracker_txn_delivered(t, a)); /* open */
+    CHECK(tracker_commit(t, a, 10));
+    CHECK(tracker_ack(t, a, true));
+    CHECK(!tracker_txn_delivered(t, a)); /* one report still out */
+    CHECK(tracker_ack(t, a, true));
+    CHECK(tracker_txn_delivered(t, a));
+    CHECK_EQ_INT(tracker_times(t, a)->received_us, 7);
+
+    /* every report in before the Commit: delivered at the commit */
+    b = tracker_begin(t);
+    tracker_add_event(t, b);
+    CHECK(tracker_ack(t, b, true));
+    CHECK(!tracker_txn_delivered(t, b));
+    CHECK(tracker_commit(t, b, 20));
+    CHECK(tracker_txn_delivered(t, b));
+
+    /* a transaction with nothing for Kafka is never "delivered" */
+    c = tracker_begin(t);
+    CHECK(tracker_commit(t, c, 30));
+    CHECK(!tracker_txn_delivered(t, c));
+    CHECK_EQ_U64(tracker_safe_lsn(t), 30);
+    CHECK(!tracker_txn_delivered(t, a)); /* popped */
+    CHECK(tracker_times(t, a) == NULL);
     tracker_free(t);
 }
 
@@ -255,5 +289,6 @@ int main(void)
     test_many_transactions_grow_the_ring();
     test_oldest_pending_time();
     test_oldest_pending_time_across_growth();
+    test_delivered_once_committed_and_reported();
     return check_summary();
 }

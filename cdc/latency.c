@@ -1,0 +1,57 @@
+/*
+ * Buckets from 0.1 ms to 30 s, dense between 1 and 100 ms where a relay
+ * that keeps up lives, so that a p99 read from them says which stage it is
+ * in, not only that it is "somewhere under 50 ms".
+ */
+#include "latency.h"
+
+#include <stddef.h>
+
+const int64_t latency_bucket_le_us[LATENCY_BUCKETS] = {
+    100,   250,   500,   1000,   2000,   3000,   5000,    7500,    10000,   15000,    20000,
+    30000, 50000, 75000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000,
+};
+
+static void observe(struct latency_hist *h, int64_t from_us, int64_t to_us)
+{
+    int64_t d;
+    size_t i = 0;
+
+    if (from_us == 0 || to_us == 0)
+        return;
+    d = to_us > from_us ? to_us - from_us : 0;
+    while (i < LATENCY_BUCKETS && d > latency_bucket_le_us[i])
+        i++;
+    h->bucket[i]++;
+    h->count++;
+    h->sum_us += (uint64_t)d;
+}
+
+void latency_observe(struct latency_hist h[LATENCY_STAGES], const struct latency_times *t,
+                     int64_t delivered_us)
+{
+    observe(&h[LATENCY_WAL], t->commit_us, t->sent_us);
+    observe(&h[LATENCY_RECEIVE], t->sent_us, t->received_us);
+    observe(&h[LATENCY_PRODUCE], t->received_us, t->produced_us);
+    observe(&h[LATENCY_DELIVER], t->produced_us, delivered_us);
+    observe(&h[LATENCY_TOTAL], t->commit_us, delivered_us);
+}
+
+const char *latency_stage_name(enum latency_stage s)
+{
+    switch (s) {
+    case LATENCY_WAL:
+        return "wal";
+    case LATENCY_RECEIVE:
+        return "receive";
+    case LATENCY_PRODUCE:
+        return "produce";
+    case LATENCY_DELIVER:
+        return "deliver";
+    case LATENCY_TOTAL:
+        return "total";
+    case LATENCY_STAGES:
+        break;
+    }
+    return "unknown";
+}
