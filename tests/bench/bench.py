@@ -130,6 +130,8 @@ def cpu_seconds_by_role(roles: dict[int, str]) -> dict[str, float]:
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
     out["machine"] = (sum(v) - v[3] - v[4]) / tck
+    # time the hypervisor ran someone else on our CPUs (counted in machine)
+    out["steal"] = v[7] / tck
     out["_wall"] = time.monotonic()
     return out
 
@@ -642,7 +644,6 @@ class Bench:
         max_tps = self.saturation()
         self.results["latency_max_tps"] = max_tps
         log(f"latency: Postgres sustains {max_tps:.0f} single-order transactions/s")
-        self.psql("TRUNCATE outbox")
         for s in systems:
             missing = self.available(s)
             if missing:
@@ -666,6 +667,9 @@ class Bench:
 
     def latency_system(self, system: str, max_tps: float) -> None:
         slot = f"bench_lat_{system.replace('-', '_')}"
+        # every system starts from the same empty tables, not from the rows
+        # of the saturating run and of the systems before it
+        self.psql("TRUNCATE orders, outbox")
         self.checkpoint()
         tag = "relay" if system == "cdc-relay" else "dbz"
         topic = f"latency.{tag}.orders.events"

@@ -102,11 +102,12 @@ def latency_cpu_table(res: dict) -> list[str]:
         return []
     out = ["CPU during each step, in % of one CPU (the machine has 2: 200% is all of it), "
            "from /proc between 1 s after the step's start and 1 s before its end:", "",
-           "| system | load | machine busy | system under test | broker | Postgres (all processes) "
-           "| pgbench | consumer (kcat + reader) |", "|---|---|---|---|---|---|---|---|"]
+           "| system | load | machine busy | of which stolen by the hypervisor | system under test | broker "
+           "| Postgres (all processes) | pgbench | consumer (kcat + reader) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         c = r["cpu_pct"]
-        out.append(f"| {r['system']} | {r['pct']}% | {c['machine']:.0f} | {c['system']:.0f} | {c['broker']:.0f} "
+        out.append(f"| {r['system']} | {r['pct']}% | {c['machine']:.0f} | {_f(c.get('steal'), '{:.1f}')} "
+                   f"| {c['system']:.0f} | {c['broker']:.0f} "
                    f"| {c['postgres']:.0f} | {c['load']:.0f} | {c['consumer'] + c['bench']:.0f} |")
     return out
 

@@ -122,14 +122,16 @@ def test_latency_cpu_table_adds_consumer_and_reader():
         "machine": 180.0, "system": 30.0, "broker": 55.0, "postgres": 75.0, "load": 9.0,
         "consumer": 5.0, "bench": 2.4}}, {"system": "debezium", "error": "x"}]}
     table = report.latency_cpu_table(res)
-    assert "| cdc-relay | 50% | 180 | 30 | 55 | 75 | 9 | 7 |" in table
+    assert "| cdc-relay | 50% | 180 | – | 30 | 55 | 75 | 9 | 7 |" in table  # a run from before steal was read
+    res["latency"][0]["cpu_pct"]["steal"] = 12.34
+    assert "| cdc-relay | 50% | 180 | 12.3 | 30 | 55 | 75 | 9 | 7 |" in report.latency_cpu_table(res)
     assert len([r for r in table if r.startswith("| cdc-relay")]) == 1
 
 
 def test_cpu_seconds_by_role_counts_this_process():
     snap = bench.cpu_seconds_by_role({bench.os.getpid(): "me"})
     assert snap["me"] > 0 and snap["machine"] > 0
-    assert {"broker", "postgres", "load", "_wall"} <= set(snap)
+    assert {"broker", "postgres", "load", "steal", "_wall"} <= set(snap)
 
 
 def _stage_metrics(counts: dict[str, list[int]], sums: dict[str, float]) -> str:
