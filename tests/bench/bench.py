@@ -5,11 +5,13 @@ the run (tests/harness). Prints tables, writes the generated sections of
 docs/benchmarks.md, PNG plots in docs/bench/ and build/bench/results.json.
 
 Parts (--parts, default all):
-  catchup  N outbox rows committed while nothing reads, in transactions of
-           each --sizes; then each system drains its own slot, one at a time
+  catchup  after an unmeasured broker warm-up (N/4 events), N outbox rows
+           committed while nothing reads, in transactions of each --sizes;
+           then each system drains its own slot, one at a time
   latency  the rate Postgres sustains for the api's insert, then an
            open-loop load (pgbench --rate) at 25/50/90 % of it; commit ->
-           broker append (LogAppendTime) and commit -> consumer receipt
+           broker append (LogAppendTime) and commit -> consumer receipt, and
+           cdc-relay's own stage histograms (its /metrics) around each step
   api      wrk POST /orders against pgbench running the same statement
 
     python3 tests/bench/bench.py [--quick] [--rows N] [--sizes 1,100,10000]
