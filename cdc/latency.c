@@ -39,19 +39,10 @@ void latency_observe(struct latency_hist h[LATENCY_STAGES], const struct latency
 
 const char *latency_stage_name(enum latency_stage s)
 {
-    switch (s) {
-    case LATENCY_WAL:
-        return "wal";
-    case LATENCY_RECEIVE:
-        return "receive";
-    case LATENCY_PRODUCE:
-        return "produce";
-    case LATENCY_DELIVER:
-        return "deliver";
-    case LATENCY_TOTAL:
-        return "total";
-    case LATENCY_STAGES:
-        break;
-    }
-    return "unknown";
+    static const char *const names[LATENCY_STAGES] = {
+        [LATENCY_WAL] = "wal",         [LATENCY_RECEIVE] = "receive", [LATENCY_PRODUCE] = "produce",
+        [LATENCY_DELIVER] = "deliver", [LATENCY_TOTAL] = "total",
+    };
+
+    return (unsigned)s < LATENCY_STAGES ? names[s] : "unknown";
 }

@@ -502,12 +502,7 @@ class Bench:
         log(f"catch-up: warming the broker with {rows} events (not measured)")
         self.psql(f"SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')")
         self.kafka.create_topic(topic, PARTITIONS)
-        script = self.dir / "load_warmup.sql"
-        script.write_text(CATCHUP_SQL.format(size=1))
-        self.pgbench(script, "-c", "4", "-j", "2", "-t", str(max(1, rows // 4)), timeout=3600,
-                     env={"PGOPTIONS": "-c synchronous_commit=off"})
-        end = self.psql("SELECT pg_current_wal_insert_lsn()")
-        self.psql("SELECT txid_current()")
+        end = self.commit_backlog("warmup", 1, max(4, rows), 4)
         try:
             p, logpath = self.spawn("cdc-relay-warmup", self.relay_cmd(slot, "warmup.${aggregate_type}.events",
                                                                        "--end-lsn", end), env=self.relay_env())
@@ -518,6 +513,22 @@ class Bench:
             self.drop_slot(slot)
         self.psql("TRUNCATE outbox")
         self.checkpoint()
+
+    def commit_backlog(self, tag: str, size: int, rows: int, clients: int) -> str:
+        """Commits rows outbox rows in transactions of size from clients
+        pgbench clients; returns the end position every reader can reach."""
+        script = self.dir / f"load_{tag}.sql"
+        script.write_text(CATCHUP_SQL.format(size=size))
+        # synchronous_commit=off for the load only: the same WAL, written faster
+        self.pgbench(script, "-c", str(clients), "-j", str(min(clients, 2)),
+                     "-t", str(rows // size // clients), timeout=3600,
+                     env={"PGOPTIONS": "-c synchronous_commit=off"})
+        # The insert position: with asynchronous commit the last commits may
+        # not be written yet (pg_current_wal_lsn); a synchronous commit after
+        # them flushes them, so every reader can reach the end position.
+        end = self.psql("SELECT pg_current_wal_insert_lsn()")
+        self.psql("SELECT txid_current()")
+        return end
 
     def catchup(self) -> None:
         if "cdc-relay" in self.a.systems or "debezium" in self.a.systems:
@@ -538,19 +549,10 @@ class Bench:
                 if s in TOPIC_TAG and self.available(s) is None:
                     self.kafka.create_topic(f"catchup{size}.{TOPIC_TAG[s]}.orders.events", PARTITIONS)
             self.psql("TRUNCATE outbox")
-            script = self.dir / f"load_{size}.sql"
-            script.write_text(CATCHUP_SQL.format(size=size))
             log(f"catch-up: committing {n} rows in transactions of {size}")
             t0 = time.monotonic()
-            # synchronous_commit=off for the load only: the same WAL, written faster
-            self.pgbench(script, "-c", str(clients), "-j", str(min(clients, 2)), "-t", str(txns // clients),
-                         timeout=3600, env={"PGOPTIONS": "-c synchronous_commit=off"})
+            end = self.commit_backlog(str(size), size, n, clients)
             load_s = time.monotonic() - t0
-            # The insert position: with asynchronous commit the last commits may
-            # not be written yet (pg_current_wal_lsn); a synchronous commit after
-            # them flushes them, so every reader can reach the end position.
-            end = self.psql("SELECT pg_current_wal_insert_lsn()")
-            self.psql("SELECT txid_current()")
             wal = int(self.psql(f"SELECT pg_wal_lsn_diff('{end}', '{self.psql('SELECT min(restart_lsn) FROM pg_replication_slots')}')") or 0)
             for s in systems:
                 row = {"system": s, "size": size, "rows": n, "load_s": load_s, "wal_bytes": wal}

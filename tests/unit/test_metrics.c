@@ -405,9 +405,8 @@ static void test_render_idle_and_clamped(void)
     free(text);
 }
 
-/* The bucket sample of a stage with le as rendered, or NULL. */
-static const struct sample *latency_bucket(const struct exposition *e, const char *stage,
-                                           const char *le)
+/* The value of a stage's bucket sample with le as rendered, or -1 if absent. */
+static double latency_bucket(const struct exposition *e, const char *stage, const char *le)
 {
     for (int i = 0; i < e->nsamples; i++) {
         const struct sample *s = &e->samples[i];
@@ -415,9 +414,9 @@ static const struct sample *latency_bucket(const struct exposition *e, const cha
         if (strcmp(s->name, "cdc_relay_transaction_latency_seconds_bucket") == 0 &&
             s->nlabels == 2 && strcmp(s->label_val[0], stage) == 0 &&
             strcmp(s->label_val[1], le) == 0)
-            return s;
+            return s->value;
     }
-    return NULL;
+    return -1;
 }
 
 static void test_render_latency_histograms(void)
@@ -439,20 +438,13 @@ static void test_render_latency_histograms(void)
     CHECK(labelled(&e, "cdc_relay_transaction_latency_seconds_sum", "stage", "total") > 0.0831 &&
           labelled(&e, "cdc_relay_transaction_latency_seconds_sum", "stage", "total") < 0.0833);
     /* le is inclusive: 1 ms lands in the 0.001 bucket; cumulative from there */
-    CHECK(latency_bucket(&e, "wal", "0.0005") != NULL &&
-          latency_bucket(&e, "wal", "0.0005")->value == 0);
-    CHECK(latency_bucket(&e, "wal", "0.001") != NULL &&
-          latency_bucket(&e, "wal", "0.001")->value == 2);
-    CHECK(latency_bucket(&e, "receive", "0.0005") != NULL &&
-          latency_bucket(&e, "receive", "0.0005")->value == 2);
-    CHECK(latency_bucket(&e, "produce", "0.0001") != NULL &&
-          latency_bucket(&e, "produce", "0.0001")->value == 2);
-    CHECK(latency_bucket(&e, "deliver", "0.03") != NULL &&
-          latency_bucket(&e, "deliver", "0.03")->value == 0);
-    CHECK(latency_bucket(&e, "deliver", "0.05") != NULL &&
-          latency_bucket(&e, "deliver", "0.05")->value == 2);
-    CHECK(latency_bucket(&e, "total", "+Inf") != NULL &&
-          latency_bucket(&e, "total", "+Inf")->value == 2);
+    CHECK_EQ_INT(latency_bucket(&e, "wal", "0.0005"), 0);
+    CHECK_EQ_INT(latency_bucket(&e, "wal", "0.001"), 2);
+    CHECK_EQ_INT(latency_bucket(&e, "receive", "0.0005"), 2);
+    CHECK_EQ_INT(latency_bucket(&e, "produce", "0.0001"), 2);
+    CHECK_EQ_INT(latency_bucket(&e, "deliver", "0.03"), 0);
+    CHECK_EQ_INT(latency_bucket(&e, "deliver", "0.05"), 2);
+    CHECK_EQ_INT(latency_bucket(&e, "total", "+Inf"), 2);
     /* every stage: buckets never decrease, +Inf equals _count */
     for (int st = 0; st < LATENCY_STAGES; st++) {
         const char *stage = latency_stage_name((enum latency_stage)st);
