@@ -122,20 +122,52 @@ def cpu_seconds_by_role(roles: dict[int, str]) -> dict[str, float]:
         secs = (int(fields[11]) + int(fields[12])) / tck
         comm = st[st.index("(") + 1:st.rindex(")")]
         if int(d) in roles:
-            out[roles[int(d)]] += secs
+            role = roles[int(d)]
         elif b"kafka.Kafka" in cmd:
-            out["broker"] += secs
+            role = "broker"
         elif comm in ("pgbench", "wrk"):
-            out["load"] += secs
+            role = "load"
         elif comm == "postgres" or cmd.startswith(b"postgres"):
-            out["postgres"] += secs
+            role = "postgres"
+        else:
+            continue
+        out[role] += secs
+        out["wait:" + role] = out.get("wait:" + role, 0.0) + run_queue_seconds(d)
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
     out["machine"] = (sum(v) - v[3] - v[4]) / tck
     # time the hypervisor ran someone else on our CPUs (counted in machine)
     out["steal"] = v[7] / tck
+    out["cpu_pressure"] = cpu_pressure_seconds()
     out["_wall"] = time.monotonic()
     return out
+
+
+def run_queue_seconds(pid: str) -> float:
+    """Seconds the process's threads have spent runnable but waiting for a
+    CPU (the second field of each thread's schedstat; 0 where the kernel
+    does not keep it)."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    except OSError:
+        return 0.0
+    return total / 1e9
+
+
+def cpu_pressure_seconds() -> float | None:
+    """Seconds in which at least one task waited for a CPU (PSI's cpu
+    "some" total), or None without /proc/pressure."""
+    try:
+        with open("/proc/pressure/cpu") as f:
+            return int(re.search(r"total=(\d+)", f.readline()).group(1)) / 1e6
+    except (OSError, AttributeError):
+        return None
 
 
 class CpuWindow:
@@ -156,11 +188,73 @@ class CpuWindow:
         time.sleep(self.secs - 2)
         b = cpu_seconds_by_role(self.roles)
         wall = b["_wall"] - a["_wall"]
-        self.pct = {k: round(100 * (b[k] - a[k]) / wall, 1) for k in a if k != "_wall"}
+        # pct: % of one CPU; wait:ROLE: % of the window the role's threads
+        # together spent waiting for a CPU; cpu_pressure: % of the window in
+        # which any task waited
+        self.pct = {k: round(100 * (b[k] - a[k]) / wall, 1) for k in a
+                    if k != "_wall" and a[k] is not None and b.get(k) is not None}
 
     def result(self) -> dict | None:
         self.t.join(5)
         return self.pct
+
+
+class Renicer:
+    """An experiment, not a setting (--pipeline-nice): every 0.5 s, give each
+    thread of the pipeline (the system under test, this run's broker and the
+    walsenders of this run's Postgres) the nice value N, so that they wait
+    less behind Postgres's backends and the load generator for a CPU. New
+    threads are caught on the next turn. Other servers on the machine are
+    left alone."""
+
+    def __init__(self, nice: int, pids: list[int], postmaster_pid: int):
+        self.nice, self.pids, self.postmaster_pid = nice, pids, postmaster_pid
+        self.done = threading.Event()
+        self.renice_once()  # a PermissionError here, in the caller
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def pipeline_pids(self) -> list[int]:
+        out = list(self.pids)
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    walsender = f.read().startswith(b"postgres: walsender")
+            except (OSError, ValueError, IndexError):
+                continue
+            if walsender and ppid == self.postmaster_pid:
+                out.append(int(d))
+        return out
+
+    def renice_once(self) -> None:
+        for pid in self.pipeline_pids():
+            try:
+                tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    os.setpriority(os.PRIO_PROCESS, tid, self.nice)
+                except ProcessLookupError:
+                    continue
+
+    def _run(self) -> None:
+        while not self.done.wait(0.5):
+            try:
+                self.renice_once()
+            except OSError:
+                return
+
+    def stop(self) -> None:
+        """Back to nice 0: the broker outlives this system's steps."""
+        self.done.set()
+        self.t.join(5)
+        self.nice = 0
+        self.renice_once()
 
 
 def wait_usage(p: subprocess.Popen, timeout: float) -> tuple[int, float, int]:
@@ -358,7 +452,7 @@ class Bench:
         self.pg.start(max_connections="300", shared_buffers="512MB", max_wal_size="8GB",
                       track_commit_timestamp="on", synchronous_commit="on")
         os.environ.setdefault("KAFKA_JVM_OPTS", "")  # full JIT, not the tests' C1-only
-        self.kafka.start("log.message.timestamp.type=LogAppendTime")
+        self.kafka.start("log.message.timestamp.type=LogAppendTime", *self.a.broker_settings)
         run([str(self.bin / "orders-api"), "--migrate"], 120, env={"DATABASE_URL": self.pg.url},
             what="orders-api --migrate")
         # cdc-relay's and pg_recvlogical's publication, and Debezium's own
@@ -689,6 +783,14 @@ class Bench:
                 self.results["latency"].append({"system": s, "error": msg})
                 log(f"latency {s} FAILED: {msg}")
 
+    def postmaster_pid(self) -> int:
+        """This run's Postgres (the first line of its postmaster.pid)."""
+        return int((self.pg.dir / "data" / "postmaster.pid").read_text().split()[0])
+
+    def broker_pid(self) -> int:
+        """This run's broker (tests/harness/kafka.sh keeps its pid)."""
+        return int((self.kafka.dir / "kafka.pid").read_text().split()[0])
+
     def checkpoint(self) -> None:
         """Write out what earlier parts left dirty now, so the next system's
         steps do not pay for it: after the catch-up part the checkpointer and
@@ -717,8 +819,15 @@ class Bench:
         else:
             cmd, d = self.debezium_cmd("latency", slot, f"latency.{tag}.")
             p, logpath = self.spawn("debezium-latency", cmd, cwd=d)
-        consumer = None
+        consumer = renicer = None
         try:
+            if self.a.pipeline_nice is not None:
+                try:
+                    renicer = Renicer(self.a.pipeline_nice, [p.pid, self.broker_pid()], self.postmaster_pid())
+                except PermissionError:
+                    raise BenchError(f"--pipeline-nice {self.a.pipeline_nice}: a negative nice needs root "
+                                     "(CAP_SYS_NICE)") from None
+                self.results["latency_pipeline_nice"] = self.a.pipeline_nice
             # a first event: the system streams, the topic exists, the consumer reads it
             self.psql("INSERT INTO outbox VALUES (gen_random_uuid(), 'orders', 'warm-up', 'WarmUp', '{}')")
             wait_topic(self.kafka.brokers, topic, 1, 180, p, logpath)
@@ -785,6 +894,8 @@ class Bench:
                 log(f"  commit->ack p50 {row['ack']['p50'] * 1e3:.1f} ms p99 {row['ack']['p99'] * 1e3:.1f} ms; "
                     f"commit->receipt p50 {row['receipt']['p50'] * 1e3:.1f} ms p99 {row['receipt']['p99'] * 1e3:.1f} ms")
         finally:
+            if renicer:
+                renicer.stop()
             if consumer:
                 consumer.close()
             stop(p, 30)
@@ -962,6 +1073,11 @@ def parse_args(argv: list[str]):
                     help="unmeasured first step at the lowest rate, for the broker's and the JVM "
                          "systems' JIT compilers (default 60; quick 10)")
     ap.add_argument("--rates", help="latency steps at these orders/s instead of --load's percentages")
+    ap.add_argument("--pipeline-nice", type=int, metavar="N",
+                    help="experiment: run the walsender, the system under test and the broker at nice N "
+                         "during the latency part (negative N needs root; default: leave priorities alone)")
+    ap.add_argument("--broker-setting", action="append", default=[], dest="broker_settings", metavar="NAME=VALUE",
+                    help="experiment: an extra Kafka broker property for the run (repeatable)")
     ap.add_argument("--api-seconds", type=int, help="length of each wrk and pgbench run (default 15; quick 5)")
     ap.add_argument("--connections", default="8,32,128", help="api concurrency steps (default 8,32,128)")
     ap.add_argument("--debezium-poll-ms", type=int,
@@ -982,6 +1098,9 @@ def parse_args(argv: list[str]):
     a.load_pcts = [int(x) for x in a.load.split(",")]
     a.rates = [int(x) for x in a.rates.split(",")] if a.rates else []
     a.connections = [int(x) for x in a.connections.split(",")]
+    for kv in a.broker_settings:
+        if not re.fullmatch(r"[a-z][a-z0-9._-]*=\S+", kv):
+            ap.error(f"--broker-setting {kv!r}: expected NAME=VALUE, e.g. num.io.threads=2")
     for s in a.systems:
         if s not in SYSTEMS:
             ap.error(f"unknown system {s!r}; known: {', '.join(SYSTEMS)}")
@@ -1017,6 +1136,7 @@ def main(argv: list[str]) -> int:
         b.start()
         pg_version = b.psql("SHOW server_version")
         b.results["machine"] = report.machine(pg_version, "4.1.1", DEBEZIUM_VERSION)
+        b.results["machine"]["broker_settings"] = a.broker_settings
         for part in PARTS:
             if part in a.parts:
                 getattr(b, part)()

@@ -79,6 +79,10 @@ def latency_table(res: dict) -> list[str]:
         out.append(f"Saturating rate (pgbench, 8 clients, the api's insert, no reader): "
                    f"{res['latency_max_tps']:.0f} transactions/s.")
         out.append("")
+    if res.get("latency_pipeline_nice") is not None:
+        out.append(f"An experiment, not the default: during these steps the walsender, the system under test "
+                   f"and the broker ran at nice {res['latency_pipeline_nice']} (`--pipeline-nice`).")
+        out.append("")
     out += ["| system | load | target orders/s | achieved tps | events | commit→ack p50 / p99 / max ms "
             "| commit→receipt p50 / p99 / max ms | pgbench schedule lag max ms | RSS at steady state MiB |",
             "|---|---|---|---|---|---|---|---|---|"]
@@ -109,6 +113,26 @@ def latency_cpu_table(res: dict) -> list[str]:
         out.append(f"| {r['system']} | {r['pct']}% | {c['machine']:.0f} | {_f(c.get('steal'), '{:.1f}')} "
                    f"| {c['system']:.0f} | {c['broker']:.0f} "
                    f"| {c['postgres']:.0f} | {c['load']:.0f} | {c['consumer'] + c['bench']:.0f} |")
+    return out
+
+
+def latency_wait_table(res: dict) -> list[str]:
+    """How long threads waited for a CPU during each latency step: the
+    scheduling delay every stage of the pipeline pays on a busy machine."""
+    rows = [r for r in res["latency"] if r.get("cpu_pct") and "wait:system" in r["cpu_pct"]]
+    if not rows:
+        return []
+    out = ["Waiting for a CPU during the same windows: the share of the time in which at least one "
+           "task was runnable but had no CPU (the kernel's CPU pressure, `/proc/pressure/cpu` "
+           "\"some\"), and how long each side's threads together waited in the run queue, in ms "
+           "per second (the second field of `/proc/PID/task/*/schedstat`):", "",
+           "| system | load | some task waiting, % of the time | system under test ms/s | broker ms/s "
+           "| Postgres ms/s | pgbench ms/s | consumer ms/s |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        c = r["cpu_pct"]
+        wait = lambda *roles: _f(sum(c.get("wait:" + k, 0.0) for k in roles) * 10)  # noqa: E731
+        out.append(f"| {r['system']} | {r['pct']}% | {_f(c.get('cpu_pressure'))} | {wait('system')} "
+                   f"| {wait('broker')} | {wait('postgres')} | {wait('load')} | {wait('consumer', 'bench')} |")
     return out
 
 
@@ -272,7 +296,9 @@ def sections(res: dict, m: dict, command: str, pngs: list[str], date: str) -> di
         f"- CPU: {m['cpu']}, {m['cores']} cores; RAM {m['ram_gib']} GiB; {m['kernel']}; "
         f"load average at the start {' '.join(m['load'])}",
         f"- PostgreSQL {m['postgres']}; Apache Kafka {m['kafka']} (KRaft, one broker, "
-        f"`log.message.timestamp.type=LogAppendTime`); librdkafka {m['librdkafka']}; "
+        + ", ".join(f"`{kv}`" for kv in ["log.message.timestamp.type=LogAppendTime",
+                                              *m.get("broker_settings", [])])
+        + f"); librdkafka {m['librdkafka']}; "
         f"Debezium {m['debezium']} on Kafka Connect {m['kafka']} standalone; {m['java']}",
         f"- {m['pgbench']}; {m['wrk']}",
         "",
@@ -288,6 +314,7 @@ def sections(res: dict, m: dict, command: str, pngs: list[str], date: str) -> di
     img = lambda name, alt: f"\n\n![{alt}](bench/{name})" if name in pngs else ""  # noqa: E731
     s["catchup"] = "\n".join(catchup_table(res)) + img("catchup.png", "catch-up events/s")
     s["latency"] = "\n".join(latency_table(res) + _then(latency_cpu_table(res))
+                              + _then(latency_wait_table(res))
                               + _then(latency_stage_table(res))) + img(
         "latency.png", "latency percentiles")
     s["api"] = "\n".join(api_table(res) + _then(api_cpu_table(res))) + img("api.png", "api against pgbench")

@@ -131,7 +131,26 @@ def test_latency_cpu_table_adds_consumer_and_reader():
 def test_cpu_seconds_by_role_counts_this_process():
     snap = bench.cpu_seconds_by_role({bench.os.getpid(): "me"})
     assert snap["me"] > 0 and snap["machine"] > 0
-    assert {"broker", "postgres", "load", "steal", "_wall"} <= set(snap)
+    assert {"broker", "postgres", "load", "steal", "cpu_pressure", "_wall"} <= set(snap)
+    assert snap["wait:me"] >= 0  # 0 on a kernel that keeps no schedstat
+
+
+def test_run_queue_seconds_sums_every_thread():
+    me = str(bench.os.getpid())
+    main = int(open(f"/proc/{me}/task/{me}/schedstat").read().split()[1]) / 1e9
+    assert bench.run_queue_seconds(me) >= main
+    assert bench.run_queue_seconds("999999999") == 0.0  # gone: counts nothing
+
+
+def test_latency_wait_table_in_ms_per_second():
+    res = {"latency": [{"system": "cdc-relay", "pct": 50, "cpu_pct": {
+        "machine": 180.0, "cpu_pressure": 41.26, "wait:system": 1.5, "wait:broker": 3.0,
+        "wait:postgres": 12.0, "wait:load": 0.4, "wait:consumer": 0.5, "wait:bench": 0.2}},
+        {"system": "cdc-relay", "pct": 25, "cpu_pct": {"machine": 100.0}}]}
+    table = report.latency_wait_table(res)
+    assert "| cdc-relay | 50% | 41 | 15 | 30 | 120 | 4 | 7 |" in table
+    assert not any(r.startswith("| cdc-relay | 25%") for r in table)  # a run from before waits were read
+    assert report.latency_wait_table({"latency": [{"system": "x", "error": "y"}]}) == []
 
 
 def _stage_metrics(counts: dict[str, list[int]], sums: dict[str, float]) -> str:
@@ -178,3 +197,20 @@ def test_latency_stage_table():
            "| 2.00 + 2.00 + 2.00 + 2.00 = 8.00 |" in table
     assert len([r for r in table if r.startswith("| 50%")]) == 1
     assert report.latency_stage_table({"latency": [{"system": "debezium", "error": "x"}]}) == []
+
+
+def test_machine_line_names_extra_broker_settings():
+    m = {"cpu": "x", "cores": 2, "ram_gib": 1, "kernel": "k", "load": ["1", "2", "3"], "postgres": "15",
+         "kafka": "4.1.1", "librdkafka": "2.0.2", "debezium": "3.6.1", "java": "j", "pgbench": "p", "wrk": "w"}
+    res = {"catchup": [], "latency": [], "api": [], "errors": [], "commands": []}
+    plain = report.sections(res, m, "make bench", [], "now")["machine"]
+    assert "one broker, `log.message.timestamp.type=LogAppendTime`); librdkafka 2.0.2" in plain
+    m["broker_settings"] = ["num.io.threads=2"]
+    extra = report.sections(res, m, "make bench", [], "now")["machine"]
+    assert "`log.message.timestamp.type=LogAppendTime`, `num.io.threads=2`); librdkafka" in extra
+
+
+def test_broker_setting_must_be_name_value():
+    assert bench.parse_args(["--broker-setting", "num.io.threads=2"]).broker_settings == ["num.io.threads=2"]
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--broker-setting", "num.io.threads"])
