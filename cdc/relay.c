@@ -786,6 +786,7 @@ static bool handle_xlogdata(struct relay *r, const uint8_t *buf, int len, enum s
         *end = STREAM_FATAL;
         return false;
     }
+    /* 'w', dataStart, walEnd, then the walsender's sendTime (PROTOCOL.md) */
     r->xlog_sent_us = (int64_t)be_get64(buf + 17) + PG_EPOCH_OFFSET_US;
     st = pgout_decode(buf + REPL_XLOGDATA_HDR_LEN, (size_t)len - REPL_XLOGDATA_HDR_LEN, 1, r->msg);
     if (st != PGOUT_OK) {
