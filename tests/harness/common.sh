@@ -6,6 +6,9 @@ KAFKA_VERSION=4.1.1
 ORDERS_CDC_CACHE=${ORDERS_CDC_CACHE:-${HOME:-/root}/.cache/orders-cdc}
 KAFKA_HOME=$ORDERS_CDC_CACHE/kafka-$KAFKA_VERSION
 KAFKA_LIBS=$KAFKA_HOME/libs
+# tests/harness/requirements.txt's venv; tests/integration/test_openapi.py
+# computes the same name
+PY_VENV=$ORDERS_CDC_CACHE/venv-$(sha256sum "$HARNESS_DIR/requirements.txt" | cut -c1-12)
 
 : "${PROG:=$(basename "$0")}"
 
