@@ -117,3 +117,21 @@ pid_alive() {
     [ -n "$1" ] && [ -d "/proc/$1" ] || return 1
     ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
 }
+
+# mvn_copy_deps DIR WHAT: copy the runtime dependencies of DIR/pom.xml into
+# DIR/libs with Maven (Maven Central), three tries; dies naming WHAT.
+mvn_copy_deps() {
+    local attempt
+    for attempt in 1 2 3; do
+        if (cd "$1" && timeout 900 mvn -q -B -f pom.xml dependency:copy-dependencies \
+            -DincludeScope=runtime -DoutputDirectory="$1/libs") >"$1/mvn.log" 2>&1; then
+            rm -f "$1/mvn.log"
+            return 0
+        fi
+        note "mvn attempt $attempt failed"
+        rm -rf "$1/libs"
+        sleep $((attempt * 3))
+    done
+    tail -40 "$1/mvn.log" >&2
+    die "could not download the $2 jars with Maven"
+}

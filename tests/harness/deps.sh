@@ -165,26 +165,12 @@ tmp=$(mktemp -d "$ORDERS_CDC_CACHE/.kafka-download.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 cp "$pom" "$tmp/pom.xml"
 t0=$(date +%s)
-ok=0
-for attempt in 1 2 3; do
-    if (cd "$tmp" && mvn -q -B -f pom.xml dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="$tmp/libs") >"$tmp/mvn.log" 2>&1; then
-        ok=1
-        break
-    fi
-    echo "deps: mvn attempt $attempt failed" >&2
-    rm -rf "$tmp/libs"
-    sleep $((attempt * 3))
-done
-if [ $ok != 1 ]; then
-    tail -40 "$tmp/mvn.log" >&2
-    die "could not download the Kafka jars with Maven"
-fi
+mvn_copy_deps "$tmp" Kafka
 for j in "kafka_2.13-$KAFKA_VERSION.jar" "kafka-tools-$KAFKA_VERSION.jar" \
     "kafka-clients-$KAFKA_VERSION.jar" log4j-slf4j-impl-*.jar; do
     ls "$tmp/libs/"$j >/dev/null 2>&1 || die "Maven finished but $j is missing"
 done
-rm -rf "$tmp/target" "$tmp/mvn.log"
+rm -rf "$tmp/target"
 echo "$stamp" >"$tmp/pom.sha256"
 chmod 755 "$tmp"
 old=""
