@@ -102,3 +102,20 @@ def test_slugs_follow_github():
     assert slug("librdkafka 2.0.2 quirks") == "librdkafka-202-quirks"
     assert slug("The relay's rules") == "the-relays-rules"
     assert slug("Migrations (`orders-api --migrate`)") == "migrations-orders-api---migrate"
+
+
+def test_protocol_md_names_functions_and_tests_that_exist():
+    """docs/protocol.md says, for each rule, pitfall and quirk, which function
+    implements it and which test covers it: those names must exist in the
+    sources (a renamed or moved function shows up here, not in a reader's
+    search)."""
+    text = (ROOT / "docs" / "protocol.md").read_text()
+    sources = [p for d in ("cdc", "common", "api", "tests") for p in (ROOT / d).rglob("*")
+               if p.suffix in (".c", ".h", ".py")]  # fmt: skip
+    words = set(re.findall(r"\b\w+\b", "\n".join(p.read_text(errors="replace") for p in sources)))
+    blocks = re.findall(r"(?:Where|Tests?):(.*?)(?=\n- |\n\n|\Z)", text, re.S)
+    names = {t for b in blocks for t in re.findall(r"`([a-z_][a-z0-9_]*)`", b) if "_" in t}
+    assert len(names) > 40
+    assert sorted(n for n in names if n not in words) == []
+    paths = {p for b in blocks for p in re.findall(r"`((?:cdc|common|api|tests)/[\w./-]+)`", b)}
+    assert sorted(p for p in paths if not (ROOT / p).exists()) == []
