@@ -32,8 +32,11 @@ obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 LIBCOMMON := $(BUILD)/libcommon.a
 LIBCDC    := $(BUILD)/libcdc.a
 LIBAPI    := $(BUILD)/libapi.a
+LIBTEST   := $(BUILD)/libtestsupport.a
 GEN_MIGR  := $(BUILD)/gen/migrations.c
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+TEST_LIBS := $(LIBTEST) $(LIBCDC) $(LIBAPI) $(LIBCOMMON)
+LIB_OBJS  := $(call obj,$(COMMON_SRC) $(CDC_SRC) $(API_SRC) $(SUPPORT_SRC)) $(BUILD)/gen/migrations.o
 
 .PHONY: all clean test test-unit test-integration test-faults run fmt format format-check lint \
         asan fuzz deps help valgrind docs-images
@@ -44,7 +47,7 @@ all: $(BIN)/orders-api $(BIN)/cdc-relay
 help:
 	@echo "make              build bin/orders-api and bin/cdc-relay"
 	@echo "make test         unit + integration tests (installs what is missing; ASan+UBSan builds)"
-	@echo "make test-unit    unit tests only (no servers)"
+	@echo "make test-unit    unit tests only (no servers; CHECK_FILTER=name, UNIT_TAP=file)"
 	@echo "make test-faults  fault suite under load, table of lost/duplicates (~10 min)"
 	@echo "make run          Postgres + Kafka + api + relay on loopback; prints curl and kcat lines"
 	@echo "make valgrind     memcheck of api and relay through an integration scenario"
@@ -74,6 +77,8 @@ $(LIBCDC): $(call obj,$(CDC_SRC))
 	$(AR) rcs $@ $^
 $(LIBAPI): $(call obj,$(API_SRC)) $(BUILD)/gen/migrations.o
 	$(AR) rcs $@ $^
+$(LIBTEST): $(call obj,$(SUPPORT_SRC))
+	$(AR) rcs $@ $^
 
 $(BIN)/cdc-relay: $(BUILD)/cdc/main.o $(LIBCDC) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
@@ -83,9 +88,14 @@ $(BIN)/orders-api: $(BUILD)/api/main.o $(LIBAPI) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(call obj,$(SUPPORT_SRC)) $(LIBCDC) $(LIBAPI) $(LIBCOMMON)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
+# Unit-test binaries link the whole archives, but depend only on the archive
+# members the linker took (tools/link_deps.sh writes them to a .link.d), so
+# a change to one module relinks only the tests that use it.
+$(BUILD)/tests/unit/%.o: CFLAGS += -Itests
+$(UNIT_BINS): $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o | $(TEST_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_LIBS) $(LDLIBS) -Wl,-t,-t > $@.trace
+	@sh tools/link_deps.sh $@ $(LIB_OBJS) < $@.trace > $@.link.d
+	@rm -f $@.trace
 
 # Test-only programs (not installed): the librdkafka mock cluster harness.
 KAFKA_MOCK := $(BUILD)/tools/kafka_mock
@@ -93,8 +103,10 @@ $(KAFKA_MOCK): tests/tools/kafka_mock.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
-# Unit tests: no servers, a few seconds. Each binary prints its own counts;
-# tests/run_unit.sh adds them up into "N passed, N failed".
+# Unit tests: no servers, a few seconds. Each binary prints TAP and its
+# counts; tests/run_unit.sh adds them up into "unit: N passed, N failed"
+# (tests). CHECK_FILTER=substr[,substr] runs only the tests whose
+# "file:test" name contains one; UNIT_TAP=FILE also writes one TAP stream.
 test-unit: $(UNIT_BINS)
 	@sh tests/run_unit.sh $(UNIT_BINS)
 

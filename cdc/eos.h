@@ -1,6 +1,6 @@
 /*
  * --exactly-once: Kafka transactions aligned to Postgres transactions
- * (PROTOCOL.md §3.5). Events of whole source transactions go into one Kafka
+ * (docs/protocol.md#k7, #k8). Events of whole source transactions go into one Kafka
  * transaction together with a checkpoint record {slot, end_lsn} on a
  * compacted topic; the relay confirms a position to Postgres only after the
  * commit. Keeps the open Kafka transaction's first source transaction held

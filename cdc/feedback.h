@@ -1,7 +1,7 @@
 /*
  * When to send a standby status update ('r'), decided as a pure function of
  * the loop's state and the clock, so the rule is unit-tested (pg_recvlogical
- * once had this condition inverted). PROTOCOL.md R4, STYLE.md §10.
+ * once had this condition inverted). docs/protocol.md#r4.
  */
 #ifndef ORDERS_CDC_FEEDBACK_H
 #define ORDERS_CDC_FEEDBACK_H

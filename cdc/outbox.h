@@ -1,5 +1,5 @@
 /*
- * The outbox convention (DESIGN.md "Routing"): which columns of the outbox
+ * The outbox convention (docs/architecture.md#fixed-interfaces): which columns of the outbox
  * table make up an event, and how an event is routed to a Kafka topic. Pure:
  * works on views into the decoded pgoutput buffer, allocates nothing.
  */

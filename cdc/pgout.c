@@ -1,5 +1,5 @@
 /*
- * pgoutput decoder (PROTOCOL.md §1.4): one static decode_<msg>() per message
+ * pgoutput decoder (docs/protocol.md#pgoutput-messages): one static decode_<msg>() per message
  * type, in the field order of PostgreSQL's proto.c (logicalrep_write_*).
  * Pure: never allocates, logs, touches globals or reads past `len`; every
  * malformed input ends in an error code, which replaces proto.c's elog(ERROR).

@@ -786,7 +786,8 @@ static bool handle_xlogdata(struct relay *r, const uint8_t *buf, int len, enum s
         *end = STREAM_FATAL;
         return false;
     }
-    /* 'w', dataStart, walEnd, then the walsender's sendTime (PROTOCOL.md) */
+    /* 'w', dataStart, walEnd, then the walsender's sendTime
+     * (docs/protocol.md#the-copyboth-envelope) */
     r->xlog_sent_us = (int64_t)be_get64(buf + 17) + PG_EPOCH_OFFSET_US;
     st = pgout_decode(buf + REPL_XLOGDATA_HDR_LEN, (size_t)len - REPL_XLOGDATA_HDR_LEN, 1, r->msg);
     if (st != PGOUT_OK) {
@@ -1076,9 +1077,9 @@ static enum stream_end stream(struct relay *r)
 }
 
 /*
- * Stop path (DESIGN.md "Shutdown"): stop reading, wait a bounded time for
- * deliveries, confirm what was delivered, end the stream politely. Returns
- * true when everything produced was delivered.
+ * Stop path (SIGTERM in docs/guarantees.md#what-happens-when): stop reading,
+ * wait a bounded time for deliveries, confirm what was delivered, end the
+ * stream politely. Returns true when everything produced was delivered.
  */
 static bool drain_and_confirm(struct relay *r)
 {
@@ -1113,7 +1114,7 @@ static bool drain_and_confirm(struct relay *r)
 
 /*
  * Where the first connection of a run starts, and the checks that refuse a
- * start that would skip events silently (PROTOCOL.md R9, P8): the saved
+ * start that would skip events silently (docs/protocol.md#r9, #p8): the saved
  * position against the slot, --start-lsn against the slot and the server.
  * Logs its refusals; returns false for them.
  */

@@ -1,7 +1,7 @@
 /*
  * The relay: one loop that reads the slot, turns outbox inserts into Kafka
  * messages, and confirms to Postgres only what Kafka acknowledged
- * (PROTOCOL.md R1-R10). Owns the replication connection, the producer and the
+ * (docs/protocol.md#the-relays-rules). Owns the replication connection, the producer and the
  * watermark; logs what it decides.
  */
 #ifndef ORDERS_CDC_RELAY_H

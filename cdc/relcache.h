@@ -1,7 +1,7 @@
 /*
  * Relation cache: the relay's copy of the schema each pgoutput Relation ('R')
  * message announces, keyed by relation OID and replaced on every new 'R'
- * (PROTOCOL.md §1.4 "Stream semantics"). Owns its copies; no I/O, no logging.
+ * (docs/protocol.md#stream-semantics). Owns its copies; no I/O, no logging.
  * Not thread-safe: one cache per replication connection.
  */
 #ifndef ORDERS_CDC_RELCACHE_H

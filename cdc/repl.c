@@ -66,7 +66,7 @@ static int wait_readable(PGconn *conn, int stop_fd, int timeout_ms)
 
 /*
  * PQexec that a signal can interrupt: slot creation waits for every running
- * transaction to end (PROTOCOL.md P15), and an operator's SIGTERM must not
+ * transaction to end (docs/protocol.md#p15), and an operator's SIGTERM must not
  * wait with it. Returns the last result (caller clears), or NULL when
  * stopped (the query is cancelled) or the connection failed.
  */
@@ -476,7 +476,7 @@ enum repl_status repl_open(const struct repl_opts *opts, struct repl_conn **out,
     char timeout[16];
     /* Defaults come before dbname so the user's URI can override them;
      * replication and options come after because the relay depends on them:
-     * text values must be rendered in ISO style and UTC (PROTOCOL.md P13). */
+     * text values must be rendered in ISO style and UTC (docs/protocol.md#p13). */
     const char *keys[] = {"connect_timeout",  "keepalives",
                           "keepalives_idle",  "keepalives_interval",
                           "keepalives_count", "application_name",
@@ -549,7 +549,7 @@ enum repl_status repl_start(struct repl_conn *rc, uint64_t start_lsn, char *err,
         return REPL_EFATAL;
     }
     /* publication_names is split like an identifier list, so the quoted
-     * identifier goes inside the literal (PROTOCOL.md §1.3). */
+     * identifier goes inside the literal (docs/protocol.md#pgoutput-options). */
     snprintf(sql, sizeof(sql),
              "START_REPLICATION SLOT %s LOGICAL " LSN_FMT " (proto_version '%d', "
              "publication_names %s%s)",
@@ -789,7 +789,7 @@ enum repl_status repl_heartbeat_tick(struct repl_heartbeat *hb, char *err, size_
         hb->in_flight = false;
     }
     /* Non-transactional: written to WAL at once, decoded when read, no
-     * transaction to commit (PROTOCOL.md P1; PG15 has the 3-argument form). */
+     * transaction to commit (docs/protocol.md#p1; PG15 has the 3-argument form). */
     if (!PQsendQuery(hb->conn,
                      "SELECT pg_logical_emit_message(false, 'cdc-relay-heartbeat', now()::text)")) {
         repl_set_err(err, errlen, "heartbeat failed: %s", PQerrorMessage(hb->conn));

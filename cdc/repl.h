@@ -15,7 +15,7 @@
 
 #include "compiler.h"
 
-/* Wire sizes of the CopyBoth envelope (PROTOCOL.md §1.2). */
+/* Wire sizes of the CopyBoth envelope (docs/protocol.md#the-copyboth-envelope). */
 #define REPL_XLOGDATA_HDR_LEN (1 + 8 + 8 + 8)
 #define REPL_KEEPALIVE_LEN    (1 + 8 + 8 + 1)
 #define REPL_STATUS_LEN       (1 + 8 + 8 + 8 + 8 + 1)
@@ -89,7 +89,7 @@ enum repl_status repl_send_status(struct repl_conn *rc, uint64_t write_lsn, uint
                                   char *err, size_t errlen) MUSTCHECK;
 
 /*
- * Heartbeat (PROTOCOL.md P1): a second, ordinary connection that writes a
+ * Heartbeat (docs/protocol.md#p1): a second, ordinary connection that writes a
  * non-transactional logical message every interval, so the slot's database
  * produces WAL the relay can confirm even when nothing else happens there.
  */

@@ -48,7 +48,7 @@ struct dl_pending {
 };
 
 /* Errors a retry or a new producer cannot fix: the message as it is will
- * never be accepted (PROTOCOL.md §3.2 "permanent"). */
+ * never be accepted (docs/protocol.md#k2). */
 static bool error_is_permanent(rd_kafka_resp_err_t err)
 {
     switch (err) {
@@ -371,7 +371,7 @@ static bool set_props(rd_kafka_conf_t *conf, const struct sink_prop *defaults, s
 struct sink *sink_new(const char *brokers, const struct sink_prop *props, size_t nprops,
                       sink_delivery_fn on_delivery, void *arg, char *err, size_t errlen)
 {
-    /* Relay defaults (PROTOCOL.md §3.1): never give up on a message
+    /* Relay defaults (docs/protocol.md#k1): never give up on a message
      * (message.timeout.ms=0), since a timed-out message would be a gap. */
     static const struct sink_prop defaults[] = {
         {"enable.idempotence", "true"},

@@ -54,7 +54,7 @@ enum sink_status {
     SINK_ETOOLARGE,  /* permanent, because of the message's size */
 };
 
-/* Headers that go with each event (DESIGN.md "Routing"). */
+/* Headers that go with each event (docs/architecture.md#fixed-interfaces). */
 struct sink_meta {
     const char *lsn;       /* commit LSN, "X/Y"; NULL: no lsn header (poll mode) */
     const char *commit_ts; /* ISO 8601 UTC */
@@ -159,7 +159,7 @@ bool sink_stats_parse(const char *json, size_t len, const struct sink_stats *pre
                       struct sink_stats *out);
 
 /*
- * Kafka transactions (--exactly-once, PROTOCOL.md §3.5). The producer must
+ * Kafka transactions (--exactly-once, docs/protocol.md#k7). The producer must
  * have been made with a transactional.id. Each call blocks at most
  * timeout_ms (commit and abort: the operation goes on in the background
  * and the call may be repeated after SINK_TXN_RETRY, as rdkafka.h allows).

@@ -1,5 +1,5 @@
 /*
- * The relay's saved position (PROTOCOL.md R9): the commit end LSN of the last
+ * The relay's saved position (docs/protocol.md#r9): the commit end LSN of the last
  * fully delivered transaction, with the slot and the cluster it belongs to,
  * kept in a small text file replaced atomically (write, fsync, rename, fsync
  * the directory). Does not log.

@@ -1,5 +1,5 @@
 /*
- * Delivery watermark (PROTOCOL.md R1-R3): which WAL position may be confirmed
+ * Delivery watermark (docs/protocol.md#r1 to #r3): which WAL position may be confirmed
  * to Postgres. Transactions are registered in commit order; each counts its
  * produced events until their delivery reports arrive. The safe LSN is the
  * commit end_lsn of the newest transaction that, with every earlier one, is

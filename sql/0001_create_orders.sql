@@ -1,4 +1,5 @@
--- Orders written by orders-api. Column names are fixed by DESIGN.md.
+-- Orders written by orders-api. Column names are a fixed interface
+-- (docs/architecture.md#fixed-interfaces).
 -- gen_random_uuid() is built in from PostgreSQL 13 (orders-api generates ids in SQL).
 CREATE TABLE orders (
     id         uuid PRIMARY KEY,

@@ -9,16 +9,18 @@
 # green run, kept (and named at the start) otherwise; ORDERS_CDC_KEEP=1 keeps it.
 cd "$(dirname "$0")/.." || exit 1
 
-has_pytest='import importlib.util as u, sys; sys.exit(u.find_spec("pytest") is None)'
+# the modules the tests import beyond the standard library (tests/harness/deps.sh)
+has_modules='import importlib.util as u, sys
+sys.exit(any(u.find_spec(m) is None for m in ("pytest", "yaml", "jsonschema")))'
 PY=""
 for p in python3 /usr/bin/python3; do
-    if command -v "$p" >/dev/null 2>&1 && "$p" -c "$has_pytest" 2>/dev/null; then
+    if command -v "$p" >/dev/null 2>&1 && "$p" -c "$has_modules" 2>/dev/null; then
         PY=$p
         break
     fi
 done
 if [ -z "$PY" ]; then
-    echo "integration: no python3 with pytest; run: sh tests/harness/deps.sh"
+    echo "integration: no python3 with pytest, yaml and jsonschema; run: sh tests/harness/deps.sh"
     echo "0 passed, 1 failed"
     exit 1
 fi

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Module dependency rule (STYLE.md §4): common/ uses libc only, and each I/O
+# Module dependency rule (docs/style.md#layout-and-modules): common/ uses libc only, and each I/O
 # library is included by exactly one module, so the parsers stay pure.
 status=0
 check() {

@@ -30,11 +30,9 @@ from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "integration"))
 sys.path.insert(0, str(REPO / "tests" / "bench"))
 
-from catchup import machine, timed  # noqa: E402
-from harness import Kafka, Postgres  # noqa: E402
+from cdcbench.servers import Kafka, Postgres, bench_servers, machine_line, timed  # noqa: E402
 
 RELAY = REPO / "bin" / "cdc-relay"
 EOS = ["--exactly-once"]
@@ -186,26 +184,15 @@ def main() -> int:
     args = ap.parse_args()
     run = Path(tempfile.mkdtemp(prefix="orders-cdc-bench-eos-"))
     os.chmod(run, 0o755)
-    pg, kafka = Postgres(run / "pg"), Kafka(run / "kafka")
     tp, kl = [], []
-    try:
-        pg.start()
-        kafka.start()
-        subprocess.run([str(REPO / "bin" / "orders-api"), "--migrate"],
-                       env={**os.environ, "DATABASE_URL": pg.url}, check=True, capture_output=True)
-        pg.psql("CREATE PUBLICATION bench_pub FOR TABLE outbox WITH (publish = 'insert')")
+    with bench_servers(run) as (pg, kafka, _):
         if not args.skip_throughput:
             for size in [int(s) for s in args.sizes.split(",")]:
                 tp += throughput(pg, kafka, run, args.rows, size, args.repeat)
         if not args.skip_crashes:
             for mode in ("default", "exactly-once"):
                 kl.append(crashes(pg, kafka, run, mode, args.kills, args.rate))
-    finally:
-        try:
-            kafka.stop()
-        finally:
-            pg.stop()
-    print(f"\nMachine: {machine()}. Command: `python3 {' '.join(sys.argv)}` "
+    print(f"\nMachine: {machine_line()}. Command: `python3 {' '.join(sys.argv)}` "
           f"({time.strftime('%Y-%m-%d')}).\n")
     if tp:
         print("| rows per transaction | mode | rows | relay s (start to exit) | streaming s | "

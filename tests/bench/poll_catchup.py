@@ -26,11 +26,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "integration"))
 sys.path.insert(0, str(REPO / "tests" / "bench"))
 
-from catchup import machine, timed  # noqa: E402
-from harness import Kafka, Postgres  # noqa: E402
+from cdcbench.loads import outbox_rows_sql  # noqa: E402
+from cdcbench.servers import BenchError, bench_servers, machine_line, timed  # noqa: E402
 
 
 def main() -> int:
@@ -47,24 +46,12 @@ def main() -> int:
 
     run = Path(tempfile.mkdtemp(prefix="orders-cdc-bench-"))
     os.chmod(run, 0o755)
-    pg, kafka = Postgres(run / "pg"), Kafka(run / "kafka")
     results = []  # (round, system, wall, cpu, rss)
-    try:
-        pg.start()
-        kafka.start()
-        env = {"DATABASE_URL": pg.url, "KAFKA_BROKERS": kafka.brokers}
-        subprocess.run([str(REPO / "bin" / "orders-api"), "--migrate"], env={**os.environ, **env},
-                       check=True, capture_output=True)
-        pg.psql("CREATE PUBLICATION bench_pub FOR TABLE outbox WITH (publish = 'insert')")
+    with bench_servers(run) as (pg, kafka, env):
         # Poll mode reads through this partial index (docs/relay.md, "Polling mode").
         pg.psql("CREATE INDEX outbox_unpublished_idx ON outbox (created_at, id) WHERE published_at IS NULL")
         script = run / "load.sql"
-        script.write_text(
-            "INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload) "
-            "SELECT gen_random_uuid(), 'orders', gen_random_uuid()::text, 'OrderCreated', "
-            "jsonb_build_object('id', gen_random_uuid(), 'item', 'book', 'quantity', 2, "
-            f"'status', 'created', 'created_at', now()) FROM generate_series(1, {args.size});\n"
-        )
+        script.write_text(outbox_rows_sql(args.size))
         for rnd in range(1, args.repeat + 1):
             pg.psql("TRUNCATE outbox")
             pg.psql("SELECT pg_create_logical_replication_slot('bench_stream', 'pgoutput')")
@@ -87,20 +74,15 @@ def main() -> int:
                            "--topic-template", f"bench.poll{rnd}b{b}.${{aggregate_type}}"], env=env)
                 left = int(pg.psql("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
                 if left:
-                    raise RuntimeError(f"poll relay left {left} rows unpublished")
+                    raise BenchError(f"poll relay left {left} rows unpublished")
                 results.append((rnd, f"poll, batch {b}", rows, r))
                 print(f"round {rnd} poll batch {b}: {rows} rows in {r['wall']:.2f} s ({rows / r['wall']:.0f}/s)",
                       flush=True)
                 pg.psql("UPDATE outbox SET published_at = NULL")
                 pg.psql("VACUUM ANALYZE outbox")
-    finally:
-        try:
-            kafka.stop()
-        finally:
-            pg.stop()
     shutil.rmtree(run, ignore_errors=True)  # kept only when the run failed
     table = [
-        f"Machine: {machine()}. Command: `python3 tests/bench/poll_catchup.py --rows {args.rows} --size {args.size} "
+        f"Machine: {machine_line()}. Command: `python3 tests/bench/poll_catchup.py --rows {args.rows} --size {args.size} "
         f"--batches {args.batches} --repeat {args.repeat}` ({time.strftime('%Y-%m-%d')}).",
         "",
         "| round | relay | rows | s | rows/s | share of stream mode (same round) | CPU s per 100k | peak RSS MiB |",

@@ -54,26 +54,12 @@ note "downloading Debezium $DEBEZIUM_VERSION and Kafka Connect jars from Maven C
 tmp=$(mktemp -d "$ORDERS_CDC_CACHE/.debezium-download.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 cp "$pom" "$tmp/pom.xml"
-ok=0
-for attempt in 1 2 3; do
-    if (cd "$tmp" && timeout 900 mvn -q -B -f pom.xml dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="$tmp/libs") >"$tmp/mvn.log" 2>&1; then
-        ok=1
-        break
-    fi
-    note "mvn attempt $attempt failed"
-    rm -rf "$tmp/libs"
-    sleep $((attempt * 3))
-done
-if [ $ok != 1 ]; then
-    tail -40 "$tmp/mvn.log" >&2
-    die "could not download the Debezium jars with Maven"
-fi
+mvn_copy_deps "$tmp" Debezium
 for j in "debezium-connector-postgres-$DEBEZIUM_VERSION.jar" "debezium-connect-plugins-$DEBEZIUM_VERSION.jar" \
     connect-runtime-4.1.1.jar connect-json-4.1.1.jar; do
     [ -f "$tmp/libs/$j" ] || die "Maven finished but $j is missing"
 done
-rm -rf "$tmp/target" "$tmp/mvn.log" "$tmp/pom.xml"
+rm -rf "$tmp/target" "$tmp/pom.xml"
 echo "$stamp" >"$tmp/pom.sha256"
 chmod 755 "$tmp"
 rm -rf "$DBZ_HOME"

@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench  # noqa: E402
-import report  # noqa: E402
+from cdcbench import loads, report, servers, systems  # noqa: E402
 
 WRK_OUT = """Running 5s test @ http://127.0.0.1:40000/orders
   2 threads and 32 connections
@@ -35,7 +35,7 @@ Transfer/sec:    245.00KB
 
 
 def test_wrk_percentiles_in_any_unit():
-    w = bench.parse_wrk(WRK_OUT)
+    w = loads.parse_wrk(WRK_OUT)
     assert w["rps"] == pytest.approx(669.12)
     assert w["p50_ms"] == pytest.approx(45.4)
     assert w["p99_ms"] == pytest.approx(1250.0)  # "1.25s"
@@ -44,8 +44,8 @@ def test_wrk_percentiles_in_any_unit():
 
 
 def test_wrk_without_latency_is_an_error():
-    with pytest.raises(bench.BenchError):
-        bench.parse_wrk("Requests/sec: 10.0\n")
+    with pytest.raises(servers.BenchError):
+        loads.parse_wrk("Requests/sec: 10.0\n")
 
 
 def test_pgbench_tps_and_log_percentiles(tmp_path):
@@ -53,7 +53,7 @@ def test_pgbench_tps_and_log_percentiles(tmp_path):
     lines = [f"0 {i} {1000 * (i + 1)} 0 1795744254 {i}" for i in range(100)]
     (tmp_path / "pgb.123").write_text("\n".join(lines) + "\n")
     out = "tps = 1234.5 (without initial connection time)\nnumber of failed transactions: 0 (0.000%)\n"
-    p = bench.parse_pgbench(out, tmp_path, "pgb")
+    p = loads.parse_pgbench(out, tmp_path, "pgb")
     assert p["tps"] == pytest.approx(1234.5)
     assert p["transactions"] == 100
     assert p["p50_ms"] == pytest.approx(51.0)
@@ -62,18 +62,18 @@ def test_pgbench_tps_and_log_percentiles(tmp_path):
 
 
 def test_kcat_headers_and_commit_ts():
-    h = bench.headers("id=7f0c,event_type=OrderCreated,lsn=0/1A2B,commit_ts=2026-11-27T01:02:03.250000Z")
+    h = loads.headers("id=7f0c,event_type=OrderCreated,lsn=0/1A2B,commit_ts=2026-11-27T01:02:03.250000Z")
     assert h["id"] == "7f0c" and h["lsn"] == "0/1A2B"
-    assert bench.parse_ts(h["commit_ts"]) == pytest.approx(1795741323.25)
-    with pytest.raises(bench.BenchError):
-        bench.parse_ts("yesterday")
+    assert loads.parse_ts(h["commit_ts"]) == pytest.approx(1795741323.25)
+    with pytest.raises(servers.BenchError):
+        loads.parse_ts("yesterday")
 
 
 def test_percentiles():
-    p = bench.pcts([float(x) for x in range(1, 101)])
+    p = loads.pcts([float(x) for x in range(1, 101)])
     assert (p["p50"], p["p99"], p["max"]) == (51.0, 100.0, 100.0)
-    with pytest.raises(bench.BenchError):
-        bench.pcts([])
+    with pytest.raises(servers.BenchError):
+        loads.pcts([])
 
 
 def test_catchup_share_is_against_pg_recvlogical_of_the_same_size():
@@ -129,28 +129,9 @@ def test_latency_cpu_table_adds_consumer_and_reader():
 
 
 def test_cpu_seconds_by_role_counts_this_process():
-    snap = bench.cpu_seconds_by_role({bench.os.getpid(): "me"})
+    snap = servers.cpu_seconds_by_role({servers.os.getpid(): "me"})
     assert snap["me"] > 0 and snap["machine"] > 0
-    assert {"broker", "postgres", "load", "steal", "cpu_pressure", "_wall"} <= set(snap)
-    assert snap["wait:me"] >= 0  # 0 on a kernel that keeps no schedstat
-
-
-def test_run_queue_seconds_sums_every_thread():
-    me = str(bench.os.getpid())
-    main = int(open(f"/proc/{me}/task/{me}/schedstat").read().split()[1]) / 1e9
-    assert bench.run_queue_seconds(me) >= main
-    assert bench.run_queue_seconds("999999999") == 0.0  # gone: counts nothing
-
-
-def test_latency_wait_table_in_ms_per_second():
-    res = {"latency": [{"system": "cdc-relay", "pct": 50, "cpu_pct": {
-        "machine": 180.0, "cpu_pressure": 41.26, "wait:system": 1.5, "wait:broker": 3.0,
-        "wait:postgres": 12.0, "wait:load": 0.4, "wait:consumer": 0.5, "wait:bench": 0.2}},
-        {"system": "cdc-relay", "pct": 25, "cpu_pct": {"machine": 100.0}}]}
-    table = report.latency_wait_table(res)
-    assert "| cdc-relay | 50% | 41 | 15 | 30 | 120 | 4 | 7 |" in table
-    assert not any(r.startswith("| cdc-relay | 25%") for r in table)  # a run from before waits were read
-    assert report.latency_wait_table({"latency": [{"system": "x", "error": "y"}]}) == []
+    assert {"broker", "postgres", "load", "steal", "_wall"} <= set(snap)
 
 
 def _stage_metrics(counts: dict[str, list[int]], sums: dict[str, float]) -> str:
@@ -158,7 +139,7 @@ def _stage_metrics(counts: dict[str, list[int]], sums: dict[str, float]) -> str:
     les = ["0.001", "0.005", "0.01", "0.05", "+Inf"]
     lines = ["# HELP cdc_relay_transaction_latency_seconds x",
              "# TYPE cdc_relay_transaction_latency_seconds histogram"]
-    for st in bench.STAGES:
+    for st in systems.STAGES:
         cum = 0
         for le, n in zip(les, counts.get(st, [0] * 5)):
             cum += n
@@ -172,7 +153,7 @@ def test_stage_quantiles_are_of_the_step_only():
     before = _stage_metrics({"deliver": [0, 0, 0, 0, 1000]}, {"deliver": 500.0})  # an earlier slow step
     after = _stage_metrics({"deliver": [0, 100, 0, 0, 1000], "total": [0, 50, 50, 0, 0]},
                            {"deliver": 500.3, "total": 0.75})
-    q = bench.stage_quantiles(before, after)
+    q = systems.stage_quantiles(before, after)
     d = q["deliver"]
     assert d["count"] == 100 and abs(d["mean"] - 0.003) < 1e-9
     # all 100 in (1 ms, 5 ms]: the median interpolates to the middle, p99 near the top
@@ -183,12 +164,12 @@ def test_stage_quantiles_are_of_the_step_only():
 
 
 def test_histogram_quantile_in_the_inf_bucket_answers_the_last_bound():
-    assert bench.histogram_quantile(0.99, [(0.01, 10), (0.05, 20), (float("inf"), 100)]) == 0.05
-    assert bench.histogram_quantile(0.5, [(0.01, 0), (float("inf"), 0)]) is None
+    assert systems.histogram_quantile(0.99, [(0.01, 10), (0.05, 20), (float("inf"), 100)]) == 0.05
+    assert systems.histogram_quantile(0.5, [(0.01, 0), (float("inf"), 0)]) is None
 
 
 def test_latency_stage_table():
-    stages = {st: {"count": 100, "p50": 0.001, "p99": 0.004, "mean": 0.002} for st in bench.STAGES}
+    stages = {st: {"count": 100, "p50": 0.001, "p99": 0.004, "mean": 0.002} for st in systems.STAGES}
     stages["total"] = {"count": 100, "p50": 0.004, "p99": 0.030, "mean": 0.008}
     res = {"latency": [{"system": "cdc-relay", "pct": 50, "stages": stages},
                        {"system": "debezium", "pct": 50, "stages": None}]}
@@ -199,18 +180,25 @@ def test_latency_stage_table():
     assert report.latency_stage_table({"latency": [{"system": "debezium", "error": "x"}]}) == []
 
 
-def test_machine_line_names_extra_broker_settings():
+def test_machine_line_names_the_broker_and_librdkafka():
     m = {"cpu": "x", "cores": 2, "ram_gib": 1, "kernel": "k", "load": ["1", "2", "3"], "postgres": "15",
          "kafka": "4.1.1", "librdkafka": "2.0.2", "debezium": "3.6.1", "java": "j", "pgbench": "p", "wrk": "w"}
-    res = {"catchup": [], "latency": [], "api": [], "errors": [], "commands": []}
-    plain = report.sections(res, m, "make bench", [], "now")["machine"]
-    assert "one broker, `log.message.timestamp.type=LogAppendTime`); librdkafka 2.0.2" in plain
-    m["broker_settings"] = ["num.io.threads=2"]
-    extra = report.sections(res, m, "make bench", [], "now")["machine"]
-    assert "`log.message.timestamp.type=LogAppendTime`, `num.io.threads=2`); librdkafka" in extra
+    res = {"catchup": [], "latency": [], "api": [], "errors": [], "commands": ["bin/cdc-relay --x"]}
+    text = report.sections(res, m, "make bench", [], "now")["machine"]
+    assert "one broker, `log.message.timestamp.type=LogAppendTime`); librdkafka 2.0.2" in text
+    assert "bin/cdc-relay --x" in text
 
 
-def test_broker_setting_must_be_name_value():
-    assert bench.parse_args(["--broker-setting", "num.io.threads=2"]).broker_settings == ["num.io.threads=2"]
-    with pytest.raises(SystemExit):
-        bench.parse_args(["--broker-setting", "num.io.threads"])
+def test_quick_defaults_and_bad_arguments():
+    a = bench.parse_args(["--quick"])
+    assert (a.rows, a.latency_seconds, a.api_seconds, a.warmup_seconds) == (50_000, 10, 5, 10)
+    assert a.systems == systems.SYSTEMS and a.parts == bench.PARTS
+    for bad in (["--systems", "kafka-connect"], ["--parts", "soak"], ["--rows", "0"]):
+        with pytest.raises(SystemExit):
+            bench.parse_args(bad)
+
+
+def test_outbox_rows_sql_writes_size_rows_per_transaction():
+    sql = loads.outbox_rows_sql(100)
+    assert sql.startswith("INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload)")
+    assert "generate_series(1, 100)" in sql and sql.count(";") == 1

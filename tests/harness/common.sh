@@ -6,6 +6,9 @@ KAFKA_VERSION=4.1.1
 ORDERS_CDC_CACHE=${ORDERS_CDC_CACHE:-${HOME:-/root}/.cache/orders-cdc}
 KAFKA_HOME=$ORDERS_CDC_CACHE/kafka-$KAFKA_VERSION
 KAFKA_LIBS=$KAFKA_HOME/libs
+# tests/harness/requirements.txt's venv; tests/integration/test_openapi.py
+# computes the same name
+PY_VENV=$ORDERS_CDC_CACHE/venv-$(sha256sum "$HARNESS_DIR/requirements.txt" | cut -c1-12)
 
 : "${PROG:=$(basename "$0")}"
 
@@ -113,4 +116,22 @@ kafka_classpath() {
 pid_alive() {
     [ -n "$1" ] && [ -d "/proc/$1" ] || return 1
     ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
+# mvn_copy_deps DIR WHAT: copy the runtime dependencies of DIR/pom.xml into
+# DIR/libs with Maven (Maven Central), three tries; dies naming WHAT.
+mvn_copy_deps() {
+    local attempt
+    for attempt in 1 2 3; do
+        if (cd "$1" && timeout 900 mvn -q -B -f pom.xml dependency:copy-dependencies \
+            -DincludeScope=runtime -DoutputDirectory="$1/libs") >"$1/mvn.log" 2>&1; then
+            rm -f "$1/mvn.log"
+            return 0
+        fi
+        note "mvn attempt $attempt failed"
+        rm -rf "$1/libs"
+        sleep $((attempt * 3))
+    done
+    tail -40 "$1/mvn.log" >&2
+    die "could not download the $2 jars with Maven"
 }

@@ -28,7 +28,8 @@ add() { # add PACKAGE REASON
     why+=("$2")
 }
 have() { command -v "$1" >/dev/null 2>&1; }
-has_pytest='import importlib.util as u, sys; sys.exit(u.find_spec("pytest") is None)'
+has_test_modules='import importlib.util as u, sys
+sys.exit(any(u.find_spec(m) is None for m in ("pytest", "yaml", "jsonschema")))'
 dpkg_has() { dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed'; }
 
 check_all() {
@@ -66,9 +67,16 @@ check_all() {
     if ! have python3; then
         add python3 "python3 missing"
         add python3-pytest "pytest missing"
-    elif ! python3 -c "$has_pytest" 2>/dev/null && ! /usr/bin/python3 -c "$has_pytest" 2>/dev/null; then
-        add python3-pytest "python3 -m pytest fails"
+    elif ! python3 -c "$has_test_modules" 2>/dev/null &&
+        ! /usr/bin/python3 -c "$has_test_modules" 2>/dev/null; then
+        # the integration tests' interpreter: pytest, PyYAML, jsonschema
+        add python3-pytest "python3 -m pytest, yaml or jsonschema missing"
+        add python3-yaml "python3 -m pytest, yaml or jsonschema missing"
+        add python3-jsonschema "python3 -m pytest, yaml or jsonschema missing"
     fi
+    # the venv of tests/harness/requirements.txt
+    [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import ensurepip' 2>/dev/null ||
+        add python3-venv "python3 -m venv needs ensurepip"
     have mvn || add maven "mvn missing"
     find_java >/dev/null || add openjdk-17-jre-headless "no java >= 17"
     have runuser && have setsid || add util-linux "runuser/setsid missing"
@@ -103,6 +111,34 @@ if [ ${#pkgs[@]} -gt 0 ]; then
     [ ${#pkgs[@]} -eq 0 ] || die "still missing after apt-get: ${pkgs[*]}"
 fi
 
+# ---- PyPI tools: tests/harness/requirements.txt in a venv of their own --------
+# Everything pinned, installed with --no-deps (the file is the whole closure),
+# into a temporary directory renamed into place under the cache lock, so an
+# interrupted install is never taken for a complete one. (Renaming breaks the
+# venv's bin/ scripts' #! lines, not bin/python: run tools as
+# "$PY_VENV/bin/python -m MODULE".)
+if [ ! -f "$PY_VENV/complete" ]; then
+    mkdir -p "$ORDERS_CDC_CACHE"
+    (
+        flock 9
+        [ -f "$PY_VENV/complete" ] && exit 0
+        find "$ORDERS_CDC_CACHE" -maxdepth 1 -name '.venv-build.*' -exec rm -rf {} + 2>/dev/null
+        t0=$(date +%s)
+        vtmp=$(mktemp -d "$ORDERS_CDC_CACHE/.venv-build.XXXXXX")
+        /usr/bin/python3 -m venv "$vtmp" || die "/usr/bin/python3 -m venv failed"
+        if ! "$vtmp/bin/python" -m pip install -q --no-deps --disable-pip-version-check \
+            -r "$HARNESS_DIR/requirements.txt" >"$vtmp/pip.log" 2>&1; then
+            tail -20 "$vtmp/pip.log" >&2
+            rm -rf "$vtmp"
+            die "pip install -r tests/harness/requirements.txt failed"
+        fi
+        rm -rf "$PY_VENV"
+        touch "$vtmp/complete"
+        mv -T "$vtmp" "$PY_VENV"
+        echo "deps: PyPI tools ready in $PY_VENV ($(($(date +%s) - t0)) s)"
+    ) 9>"$ORDERS_CDC_CACHE/.lock" || exit 1
+fi
+
 # ---- Kafka jars -------------------------------------------------------------
 pom=$HARNESS_DIR/kafka-pom.xml
 stamp=$(sha256sum "$pom" | cut -c1-64)
@@ -129,26 +165,12 @@ tmp=$(mktemp -d "$ORDERS_CDC_CACHE/.kafka-download.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 cp "$pom" "$tmp/pom.xml"
 t0=$(date +%s)
-ok=0
-for attempt in 1 2 3; do
-    if (cd "$tmp" && mvn -q -B -f pom.xml dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="$tmp/libs") >"$tmp/mvn.log" 2>&1; then
-        ok=1
-        break
-    fi
-    echo "deps: mvn attempt $attempt failed" >&2
-    rm -rf "$tmp/libs"
-    sleep $((attempt * 3))
-done
-if [ $ok != 1 ]; then
-    tail -40 "$tmp/mvn.log" >&2
-    die "could not download the Kafka jars with Maven"
-fi
+mvn_copy_deps "$tmp" Kafka
 for j in "kafka_2.13-$KAFKA_VERSION.jar" "kafka-tools-$KAFKA_VERSION.jar" \
     "kafka-clients-$KAFKA_VERSION.jar" log4j-slf4j-impl-*.jar; do
     ls "$tmp/libs/"$j >/dev/null 2>&1 || die "Maven finished but $j is missing"
 done
-rm -rf "$tmp/target" "$tmp/mvn.log"
+rm -rf "$tmp/target"
 echo "$stamp" >"$tmp/pom.sha256"
 chmod 755 "$tmp"
 old=""

@@ -1,6 +1,6 @@
 """The whole path against a real Postgres and a real Kafka broker:
 POST /orders -> orders + outbox in one transaction -> pgoutput slot ->
-cdc-relay -> Kafka, with the delivery semantics of DESIGN.md."""
+cdc-relay -> Kafka, with the delivery semantics of docs/guarantees.md."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def by_id(events):
 
 @pytest.mark.timeout(300)
 def test_thousand_orders_from_16_clients_arrive_once_each(migrated_pg, kafka, spawn):
-    # The default template: orders must land on orders.events (DESIGN.md).
+    # The default template: orders must land on orders.events (docs/architecture.md#fixed-interfaces).
     stack = Stack(migrated_pg, kafka, spawn, topic_prefix=None)
     assert stack.topic == "orders.events"
     stack.start_api(pool_size=16)

@@ -135,9 +135,10 @@ def test_big_transaction_killed_mid_produce_is_all_or_nothing(stack):
 @pytest.mark.timeout(300)
 def test_server_resending_committed_transactions_sends_no_second_copy(stack):
     """The server re-sends every transaction after the slot's
-    confirmed_flush_lsn, which a Postgres crash can move back (PROTOCOL.md
-    §1.5). Here --replay-window holds it back and --no-state-file makes the
-    relay resume from the slot, so the whole history comes again on restart:
+    confirmed_flush_lsn, which a Postgres crash can move back
+    (docs/protocol.md#what-the-server-does-with-a-confirmed-position). Here
+    --replay-window holds it back and --no-state-file makes the relay resume
+    from the slot, so the whole history comes again on restart:
     the Kafka checkpoint must skip all of it."""
     stack.start_api(pool_size=2)
     args = eos_args(stack, "--no-state-file", "--replay-window", "1h")

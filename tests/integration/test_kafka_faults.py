@@ -105,7 +105,7 @@ def test_retriable_produce_errors_are_retried_without_loss_or_duplicates(stack, 
     assert len(mock.consume(stack.topic, 20)) == 20
     # NOT_ENOUGH_REPLICAS (19) is retriable and says the batch was not
     # written. (A timeout, 7, is "possibly persisted", which trips librdkafka
-    # 2.0.2's idempotence bug, PROTOCOL.md 3.2: the relay then rewinds and
+    # 2.0.2's idempotence bug, docs/protocol.md#k4: the relay then rewinds and
     # duplicates are expected; test_disconnects_mid_produce covers that path.)
     mock.command("produce-errors 19 19 19 19 19")
     assert all(r[0] == 201 for r in stack.post_many(30, clients=4))
@@ -137,8 +137,8 @@ def test_broker_down_pauses_and_confirms_nothing_then_drains(stack, mock):
 def test_disconnects_mid_produce_lose_nothing(stack, mock):
     relay = start_relay(stack, mock)
     # -195 = local transport error: the mock drops the connection. With
-    # librdkafka 2.0.2 this may also trip its idempotence bug (PROTOCOL.md
-    # 3.2): then the relay rewinds with a new producer.
+    # librdkafka 2.0.2 this may also trip its idempotence bug
+    # (docs/protocol.md#k4): then the relay rewinds with a new producer.
     mock.command("produce-errors -195 -195 -195")
     assert all(r[0] == 201 for r in stack.post_many(40, clients=4))
     events = mock.consume(stack.topic, 40, timeout=90)

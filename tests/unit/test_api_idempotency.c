@@ -128,8 +128,8 @@ static void test_request_hash(void)
 
 int main(void)
 {
-    test_sha256();
-    test_key_valid();
-    test_request_hash();
+    RUN(test_sha256);
+    RUN(test_key_valid);
+    RUN(test_request_hash);
     return check_summary();
 }

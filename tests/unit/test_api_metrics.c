@@ -731,12 +731,12 @@ static void test_threads(void)
 
 int main(void)
 {
-    test_parser_rejects();
-    test_method();
-    test_router_endpoint();
-    test_buckets();
-    test_registry_and_render();
-    test_render_fresh_and_large();
-    test_threads();
+    RUN(test_parser_rejects);
+    RUN(test_method);
+    RUN(test_router_endpoint);
+    RUN(test_buckets);
+    RUN(test_registry_and_render);
+    RUN(test_render_fresh_and_large);
+    RUN(test_threads);
     return check_summary();
 }

@@ -516,12 +516,12 @@ static void test_api(void)
 
 int main(void)
 {
-    test_file_parser();
-    test_helpers();
-    test_relay_precedence();
-    test_relay_errors();
-    test_relay_print_config();
-    test_api();
+    RUN(test_file_parser);
+    RUN(test_helpers);
+    RUN(test_relay_precedence);
+    RUN(test_relay_errors);
+    RUN(test_relay_print_config);
+    RUN(test_api);
     for (int i = 0; i < ntmp; i++)
         unlink(tmp_paths[i]);
     return check_summary();

@@ -103,9 +103,9 @@ static void tracker_hold(void)
 
 int main(void)
 {
-    checkpoint_json();
-    batch_rule();
-    producer_props();
-    tracker_hold();
+    RUN(checkpoint_json);
+    RUN(batch_rule);
+    RUN(producer_props);
+    RUN(tracker_hold);
     return check_summary();
 }

@@ -50,9 +50,9 @@ static void test_flush_moved_waits_min_gap(void)
 
 int main(void)
 {
-    test_first_update_is_immediate();
-    test_interval();
-    test_reply_requested_is_immediate();
-    test_flush_moved_waits_min_gap();
+    RUN(test_first_update_is_immediate);
+    RUN(test_interval);
+    RUN(test_reply_requested_is_immediate);
+    RUN(test_flush_moved_waits_min_gap);
     return check_summary();
 }

@@ -71,9 +71,9 @@ static void test_beyond_the_last_bound(void)
 
 int main(void)
 {
-    test_stages_split_the_total();
-    test_clock_skew_counts_as_zero();
-    test_unknown_end_points_are_left_out();
-    test_beyond_the_last_bound();
+    RUN(test_stages_split_the_total);
+    RUN(test_clock_skew_counts_as_zero);
+    RUN(test_unknown_end_points_are_left_out);
+    RUN(test_beyond_the_last_bound);
     return check_summary();
 }

@@ -52,9 +52,9 @@ static void test_round_trip(void)
 
 int main(void)
 {
-    test_parse_ok();
-    test_parse_rejects();
-    test_format();
-    test_round_trip();
+    RUN(test_parse_ok);
+    RUN(test_parse_rejects);
+    RUN(test_format);
+    RUN(test_round_trip);
     return check_summary();
 }

@@ -614,13 +614,13 @@ static void test_kafka_stats_many_brokers(void)
 
 int main(void)
 {
-    test_render_parses_back();
-    test_render_idle_and_clamped();
-    test_render_latency_histograms();
-    test_parser_rejects_garbage();
-    test_ready();
-    test_board();
-    test_kafka_stats_parse();
-    test_kafka_stats_many_brokers();
+    RUN(test_render_parses_back);
+    RUN(test_render_idle_and_clamped);
+    RUN(test_render_latency_histograms);
+    RUN(test_parser_rejects_garbage);
+    RUN(test_ready);
+    RUN(test_board);
+    RUN(test_kafka_stats_parse);
+    RUN(test_kafka_stats_many_brokers);
     return check_summary();
 }

@@ -260,11 +260,11 @@ static void test_secrets_scrubbed(void)
 
 int main(void)
 {
-    test_json_format();
-    test_json_long_line_stays_valid();
-    test_text_fields();
-    test_format_parse();
-    test_redact_dsn();
-    test_secrets_scrubbed(); /* last: registered secrets stay for the process */
+    RUN(test_json_format);
+    RUN(test_json_long_line_stays_valid);
+    RUN(test_text_fields);
+    RUN(test_format_parse);
+    RUN(test_redact_dsn);
+    RUN(test_secrets_scrubbed); /* last: registered secrets stay for the process */
     return check_summary();
 }

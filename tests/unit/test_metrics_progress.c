@@ -107,9 +107,9 @@ static void test_start_lsn_arms_a_short_replay(void)
 
 int main(void)
 {
-    test_quiet_when_close_behind();
-    test_reports_every_interval_then_done();
-    test_falls_behind_again();
-    test_start_lsn_arms_a_short_replay();
+    RUN(test_quiet_when_close_behind);
+    RUN(test_reports_every_interval_then_done);
+    RUN(test_falls_behind_again);
+    RUN(test_start_lsn_arms_a_short_replay);
     return check_summary();
 }

@@ -680,15 +680,15 @@ static void test_config(void)
 
 int main(void)
 {
-    test_valid();
-    test_item_length();
-    test_item_invalid();
-    test_quantity_invalid();
-    test_shape_invalid();
-    test_errbuf();
-    test_id();
-    test_router();
-    test_content_type();
-    test_config();
+    RUN(test_valid);
+    RUN(test_item_length);
+    RUN(test_item_invalid);
+    RUN(test_quantity_invalid);
+    RUN(test_shape_invalid);
+    RUN(test_errbuf);
+    RUN(test_id);
+    RUN(test_router);
+    RUN(test_content_type);
+    RUN(test_config);
     return check_summary();
 }

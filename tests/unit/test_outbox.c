@@ -128,9 +128,9 @@ static void test_event_from_tuple(void)
 
 int main(void)
 {
-    test_topic_template();
-    test_topic_rejects_invalid();
-    test_timestamp();
-    test_event_from_tuple();
+    RUN(test_topic_template);
+    RUN(test_topic_rejects_invalid);
+    RUN(test_timestamp);
+    RUN(test_event_from_tuple);
     return check_summary();
 }

@@ -7,7 +7,7 @@ static bool parse(const char *s, struct outbox_message *m, const char **why)
     return outbox_message_parse((const uint8_t *)s, strlen(s), m, why);
 }
 
-int main(void)
+static void test_valid_envelopes(void)
 {
     struct outbox_message m;
     const char *why = NULL;
@@ -30,7 +30,12 @@ int main(void)
                 &m, &why));
     CHECK(m.ev.payload.ptr == NULL);
     outbox_message_free(&m);
+}
 
+static void test_rejects(void)
+{
+    struct outbox_message m;
+    const char *why = NULL;
     const char *bad[] = {
         "",
         "nope",
@@ -56,5 +61,11 @@ int main(void)
         CHECK(m.root == NULL);
     }
     outbox_message_free(NULL);
+}
+
+int main(void)
+{
+    RUN(test_valid_envelopes);
+    RUN(test_rejects);
     return check_summary();
 }

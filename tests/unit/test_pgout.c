@@ -1306,12 +1306,12 @@ static void test_strerror(void)
 
 int main(void)
 {
-    test_fixture_proto1();
-    test_fixture_binary();
-    test_fixture_stream();
-    test_corruptions();
-    test_round_trip();
-    test_regressions();
-    test_strerror();
+    RUN(test_fixture_proto1);
+    RUN(test_fixture_binary);
+    RUN(test_fixture_stream);
+    RUN(test_corruptions);
+    RUN(test_round_trip);
+    RUN(test_regressions);
+    RUN(test_strerror);
     return check_summary();
 }

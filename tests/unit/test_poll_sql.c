@@ -95,10 +95,10 @@ static void test_array(void)
 
 int main(void)
 {
-    test_quote_ident();
-    test_quote_ident_bounds();
-    test_select();
-    test_mark();
-    test_array();
+    RUN(test_quote_ident);
+    RUN(test_quote_ident_bounds);
+    RUN(test_select);
+    RUN(test_mark);
+    RUN(test_array);
     return check_summary();
 }

@@ -167,9 +167,9 @@ static void test_free_null(void)
 
 int main(void)
 {
-    test_put_get();
-    test_replace();
-    test_growth();
-    test_free_null();
+    RUN(test_put_get);
+    RUN(test_replace);
+    RUN(test_growth);
+    RUN(test_free_null);
     return check_summary();
 }

@@ -5,7 +5,7 @@
 #include "cdc/sink_kafka.h"
 #include "unit/check.h"
 
-int main(void)
+static void test_secret_property_names(void)
 {
     static const char *const secret[] = {
         "sasl.password",
@@ -27,5 +27,10 @@ int main(void)
         CHECK(sink_prop_is_secret(secret[i]));
     for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
         CHECK(!sink_prop_is_secret(plain[i]));
+}
+
+int main(void)
+{
+    RUN(test_secret_property_names);
     return check_summary();
 }

@@ -13,15 +13,17 @@ static void write_file(const char *path, const char *text)
     fclose(f);
 }
 
-int main(void)
+static void test_round_trip_and_malformed_files(void)
 {
     char dir[] = "/tmp/test_state.XXXXXX";
     char path[256], err[512];
     struct relay_state st = {.slot = "cdc_outbox_slot", .systemid = "7441", .lsn = 0x16B374D848ULL};
     struct relay_state back;
 
-    if (mkdtemp(dir) == NULL)
-        return 1;
+    if (mkdtemp(dir) == NULL) {
+        CHECK(!"mkdtemp failed");
+        return;
+    }
     snprintf(path, sizeof(path), "%s/relay.state", dir);
 
     CHECK_EQ_INT(state_load(path, &back, err, sizeof(err)), 0);
@@ -49,5 +51,10 @@ int main(void)
     snprintf(path, sizeof(path), "rm -rf %s", dir);
     if (system(path) != 0)
         CHECK(0);
+}
+
+int main(void)
+{
+    RUN(test_round_trip_and_malformed_files);
     return check_summary();
 }

@@ -278,17 +278,17 @@ static void test_delivered_once_committed_and_reported(void)
 
 int main(void)
 {
-    test_in_order_acks();
-    test_out_of_order_acks_wait_for_the_oldest();
-    test_open_transaction_holds_back();
-    test_empty_transaction_is_done_at_commit();
-    test_keepalive_only_when_idle();
-    test_failure_freezes_until_reset();
-    test_commit_must_move_forward();
-    test_abandoned_transaction_never_confirms();
-    test_many_transactions_grow_the_ring();
-    test_oldest_pending_time();
-    test_oldest_pending_time_across_growth();
-    test_delivered_once_committed_and_reported();
+    RUN(test_in_order_acks);
+    RUN(test_out_of_order_acks_wait_for_the_oldest);
+    RUN(test_open_transaction_holds_back);
+    RUN(test_empty_transaction_is_done_at_commit);
+    RUN(test_keepalive_only_when_idle);
+    RUN(test_failure_freezes_until_reset);
+    RUN(test_commit_must_move_forward);
+    RUN(test_abandoned_transaction_never_confirms);
+    RUN(test_many_transactions_grow_the_ring);
+    RUN(test_oldest_pending_time);
+    RUN(test_oldest_pending_time_across_growth);
+    RUN(test_delivered_once_committed_and_reported);
     return check_summary();
 }

@@ -1,5 +1,5 @@
 """Tables, plots and the generated sections of docs/benchmarks.md, from the
-results bench.py collected (build/bench/results.json has the same data).
+results tests/bench/bench.py collected (build/bench/results.json has the same data).
 
 Generated sections sit between `<!-- bench:begin NAME -->` and
 `<!-- bench:end NAME -->` lines; everything outside them is hand-written
@@ -79,10 +79,6 @@ def latency_table(res: dict) -> list[str]:
         out.append(f"Saturating rate (pgbench, 8 clients, the api's insert, no reader): "
                    f"{res['latency_max_tps']:.0f} transactions/s.")
         out.append("")
-    if res.get("latency_pipeline_nice") is not None:
-        out.append(f"An experiment, not the default: during these steps the walsender, the system under test "
-                   f"and the broker ran at nice {res['latency_pipeline_nice']} (`--pipeline-nice`).")
-        out.append("")
     out += ["| system | load | target orders/s | achieved tps | events | commit→ack p50 / p99 / max ms "
             "| commit→receipt p50 / p99 / max ms | pgbench schedule lag max ms | RSS at steady state MiB |",
             "|---|---|---|---|---|---|---|---|---|"]
@@ -113,26 +109,6 @@ def latency_cpu_table(res: dict) -> list[str]:
         out.append(f"| {r['system']} | {r['pct']}% | {c['machine']:.0f} | {_f(c.get('steal'), '{:.1f}')} "
                    f"| {c['system']:.0f} | {c['broker']:.0f} "
                    f"| {c['postgres']:.0f} | {c['load']:.0f} | {c['consumer'] + c['bench']:.0f} |")
-    return out
-
-
-def latency_wait_table(res: dict) -> list[str]:
-    """How long threads waited for a CPU during each latency step: the
-    scheduling delay every stage of the pipeline pays on a busy machine."""
-    rows = [r for r in res["latency"] if r.get("cpu_pct") and "wait:system" in r["cpu_pct"]]
-    if not rows:
-        return []
-    out = ["Waiting for a CPU during the same windows: the share of the time in which at least one "
-           "task was runnable but had no CPU (the kernel's CPU pressure, `/proc/pressure/cpu` "
-           "\"some\"), and how long each side's threads together waited in the run queue, in ms "
-           "per second (the second field of `/proc/PID/task/*/schedstat`):", "",
-           "| system | load | some task waiting, % of the time | system under test ms/s | broker ms/s "
-           "| Postgres ms/s | pgbench ms/s | consumer ms/s |", "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        c = r["cpu_pct"]
-        wait = lambda *roles: _f(sum(c.get("wait:" + k, 0.0) for k in roles) * 10)  # noqa: E731
-        out.append(f"| {r['system']} | {r['pct']}% | {_f(c.get('cpu_pressure'))} | {wait('system')} "
-                   f"| {wait('broker')} | {wait('postgres')} | {wait('load')} | {wait('consumer', 'bench')} |")
     return out
 
 
@@ -234,6 +210,17 @@ def plots(res: dict, outdir: Path) -> list[str]:
         return []
     outdir.mkdir(parents=True, exist_ok=True)
     made = []
+
+    def save(fig, ax, name: str, title: str, xlabel: str, ylabel: str, **legend) -> None:
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.legend(**legend)
+        ax.set_title(title)
+        fig.tight_layout()
+        fig.savefig(outdir / name, dpi=100)
+        plt.close(fig)
+        made.append(name)
+
     ok = [r for r in res["catchup"] if "wall_s" in r]
     if ok:
         sizes = sorted({r["size"] for r in ok})
@@ -244,14 +231,7 @@ def plots(res: dict, outdir: Path) -> list[str]:
             ys = [next((r["rows"] / r["wall_s"] for r in ok if r["system"] == s and r["size"] == z), 0) for z in sizes]
             ax.bar([j + i * w for j in range(len(sizes))], ys, w, label=s)
         ax.set_xticks([j + w * (len(systems) - 1) / 2 for j in range(len(sizes))], [str(z) for z in sizes])
-        ax.set_xlabel("rows per transaction")
-        ax.set_ylabel("events/s (catch-up)")
-        ax.legend()
-        ax.set_title("Catch-up throughput")
-        fig.tight_layout()
-        fig.savefig(outdir / "catchup.png", dpi=100)
-        plt.close(fig)
-        made.append("catchup.png")
+        save(fig, ax, "catchup.png", "Catch-up throughput", "rows per transaction", "events/s (catch-up)")
     lat = [r for r in res["latency"] if "ack" in r]
     if lat:
         fig, ax = plt.subplots(figsize=(10, 4))
@@ -262,14 +242,8 @@ def plots(res: dict, outdir: Path) -> list[str]:
                 ax.plot(x, [r[key]["p50"] * 1e3 for r in rs], style, label=f"{s} commit→{key} p50")
                 ax.plot(x, [r[key]["p99"] * 1e3 for r in rs], style, alpha=0.5, label=f"{s} commit→{key} p99")
         ax.set_yscale("log")
-        ax.set_xlabel("load, % of the saturating rate")
-        ax.set_ylabel("ms (log scale)")
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-        ax.set_title("End-to-end latency under steady load")
-        fig.tight_layout()
-        fig.savefig(outdir / "latency.png", dpi=100)
-        plt.close(fig)
-        made.append("latency.png")
+        save(fig, ax, "latency.png", "End-to-end latency under steady load", "load, % of the saturating rate",
+             "ms (log scale)", fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     api = [r for r in res["api"] if "pgbench" in r]
     if api:
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -277,14 +251,7 @@ def plots(res: dict, outdir: Path) -> list[str]:
         ax.plot(x, [r["wrk"]["rps"] for r in api], "-o", label="orders-api (wrk) req/s")
         ax.plot(x, [r["pgbench"]["tps"] for r in api], "-o", label="pgbench, same statement, tps")
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("connections")
-        ax.set_ylabel("per second")
-        ax.legend()
-        ax.set_title("orders-api against pgbench")
-        fig.tight_layout()
-        fig.savefig(outdir / "api.png", dpi=100)
-        plt.close(fig)
-        made.append("api.png")
+        save(fig, ax, "api.png", "orders-api against pgbench", "connections", "per second")
     return made
 
 
@@ -296,9 +263,7 @@ def sections(res: dict, m: dict, command: str, pngs: list[str], date: str) -> di
         f"- CPU: {m['cpu']}, {m['cores']} cores; RAM {m['ram_gib']} GiB; {m['kernel']}; "
         f"load average at the start {' '.join(m['load'])}",
         f"- PostgreSQL {m['postgres']}; Apache Kafka {m['kafka']} (KRaft, one broker, "
-        + ", ".join(f"`{kv}`" for kv in ["log.message.timestamp.type=LogAppendTime",
-                                              *m.get("broker_settings", [])])
-        + f"); librdkafka {m['librdkafka']}; "
+        f"`log.message.timestamp.type=LogAppendTime`); librdkafka {m['librdkafka']}; "
         f"Debezium {m['debezium']} on Kafka Connect {m['kafka']} standalone; {m['java']}",
         f"- {m['pgbench']}; {m['wrk']}",
         "",
@@ -314,7 +279,6 @@ def sections(res: dict, m: dict, command: str, pngs: list[str], date: str) -> di
     img = lambda name, alt: f"\n\n![{alt}](bench/{name})" if name in pngs else ""  # noqa: E731
     s["catchup"] = "\n".join(catchup_table(res)) + img("catchup.png", "catch-up events/s")
     s["latency"] = "\n".join(latency_table(res) + _then(latency_cpu_table(res))
-                              + _then(latency_wait_table(res))
                               + _then(latency_stage_table(res))) + img(
         "latency.png", "latency percentiles")
     s["api"] = "\n".join(api_table(res) + _then(api_cpu_table(res))) + img("api.png", "api against pgbench")
