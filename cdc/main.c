@@ -51,7 +51,9 @@ static void usage(FILE *out)
                  "Flags beat environment variables, which beat the config file (--config), which\n"
                  "beats the defaults; an empty variable counts as unset. In the file each option\n"
                  "is a \"name = value\" line, name being the long option without --; switches\n"
-                 "take true or false there and in the environment.\n"
+                 "take true or false there and in the environment. DUR is a duration with a\n"
+                 "unit (500ms, 10s, 15m, 2h, 1d, 1h30m); a bare number is seconds, or\n"
+                 "milliseconds where the help says so.\n"
                  "\n"
                  "Options:\n");
     options_usage(out);

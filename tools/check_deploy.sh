@@ -318,11 +318,11 @@ for _b in BINARIES:
 
 def help_default_seconds(binary, flag, fallback):
     text = re.sub(r"(\\n|\s)+", " ", HELP[binary])
-    m = (re.search(re.escape(flag) + r" [^\[]*\[default\s*(\d+)\]", text)
-         # --help generated from the option table: "--flag SEC ... env NAME, default N"
-         or re.search(re.escape(flag) + r" .*?env \S+, default (\d+)\b", text)
-         # the table row's literals: "flag", "ENV", "SEC", "N"
-         or re.search(r"(?<![-\w])" + re.escape(flag[2:]) + r" [A-Z_]+ \S+ (\d+)\b", text))
+    m = (re.search(re.escape(flag) + r" [^\[]*\[default\s*(\d+)s?\]", text)
+         # --help generated from the option table: "--flag DUR ... env NAME, default 30s"
+         or re.search(re.escape(flag) + r" .*?env \S+, default (\d+)s?\b", text)
+         # the table row's literals: "flag", "ENV", "DUR", "30s"
+         or re.search(r"(?<![-\w])" + re.escape(flag[2:]) + r" [A-Z_]+ \S+ (\d+)s?\b", text))
     if not m:
         notes.append(f"{binary} {flag}: default not found in --help, assuming {fallback} s")
     return int(m.group(1)) if m else fallback

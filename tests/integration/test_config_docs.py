@@ -206,7 +206,7 @@ def test_api_precedence_sources_and_masking(tmp_path: Path):
     assert shown["pool-size"] == ("5", "flag", "--pool-size")
     assert shown["listen"] == ("127.0.0.1:9002", "env", "LISTEN_ADDR")
     assert shown["outbox-mode"] == ("message", "file", f"{conf}:4")
-    assert shown["db-timeout-ms"] == ("5000", "default", None)
+    assert shown["db-timeout-ms"] == ("5s", "default", None)
     assert shown["database-url"] == ("postgresql://api:***@db/orders", "file", f"{conf}:1")
 
 
@@ -215,7 +215,7 @@ def test_api_precedence_sources_and_masking(tmp_path: Path):
     [
         ("cdc-relay", "CDC_CONFIG", "slot = a\nslots = b\n", ':2: unknown option "slots"'),
         ("cdc-relay", "CDC_CONFIG", "status-interval = soon\n",
-         ':1: status-interval: "soon" is not a number of seconds'),
+         ':1: status-interval: "soon" is not a duration in [1ms, 1d]'),
         ("cdc-relay", "CDC_CONFIG", "start-lsn = 0/1\n", ':1: "start-lsn" cannot be set'),
         ("cdc-relay", "CDC_CONFIG", "slot\n", ':1: expected "name = value"'),
         ("orders-api", "API_CONFIG", "\n\npool-size = 0\n",
@@ -239,3 +239,52 @@ def test_unknown_flag_env_value_and_missing_file_exit_2(binary):
     assert r.returncode == 2 and "--config: cannot open config file" in r.stderr
     r = run(binary, "--print-config", LOG_LEVEL="loud")
     assert r.returncode == 2 and "LOG_LEVEL" in r.stderr and "loud" in r.stderr
+
+
+UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def durations_table() -> dict[str, dict]:
+    """The table under '## Durations' -> {flag: {"env", "bare_ms", "max_ms", "default"}}."""
+    text = DOC.read_text().split("\n## Durations\n", 1)
+    assert len(text) == 2, f"no '## Durations' section in {DOC}"
+    rows = {}
+    for line in text[1].split("\n## ", 1)[0].splitlines():
+        if line.startswith("| `--"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            flag = re.match(r"`(--[a-z-]+)`", cells[0]).group(1)
+            hi = re.search(r"\.\.(\d+)(ms|s|m|h|d)\b", cells[3])
+            assert hi, f"Durations table {flag}: no range like 1ms..1d in {cells[3]!r}"
+            rows[flag] = {"env": cells[1].strip("`"),
+                          "bare_ms": {"seconds": 1000, "milliseconds": 1}[cells[2]],
+                          "max_ms": int(hi.group(1)) * UNIT_MS[hi.group(2)],
+                          "default": cells[4].strip("`")}
+    return rows
+
+
+def test_every_time_option_is_in_the_durations_table_and_takes_units():
+    """Each option whose --help metavar is DUR has one row in the Durations
+    table with its variable and default; its variable takes units; and a bare
+    number is in the unit the table says: the documented maximum written bare
+    is accepted, one more is refused."""
+    table = durations_table()
+    seen = set()
+    for binary in ("cdc-relay", "orders-api"):
+        r = run(binary, "--help")
+        helped = help_options(binary)
+        for flag in re.findall(r"^  (--[a-z-]+) DUR\b", r.stdout, re.M):
+            seen.add(flag)
+            assert flag in table, f"{binary} {flag} takes a duration but is not in the Durations table"
+            row, env = table[flag], helped[flag]["env"]
+            assert row["env"] == env and row["default"] == helped[flag]["default"], (flag, row)
+            assert print_config(binary, **{env: "1m30s"})[flag[2:]] == ("1m30s", "env", env)
+            top = row["max_ms"] // row["bare_ms"]
+            ok = run(binary, "--print-config", **{env: str(top)})
+            assert ok.returncode == 0, ok.stderr
+            over = run(binary, "--print-config", **{env: str(top + 1)})
+            assert over.returncode == 2 and f'{env}: "{top + 1}" is not' in over.stderr, over.stderr
+    assert sorted(seen) == sorted(table), (
+        f"Durations table rows without a DUR option: {sorted(set(table) - seen)}")
+    # The issue's own example.
+    assert print_config("cdc-relay", CDC_STATUS_INTERVAL="10s")["status-interval"] == (
+        "10s", "env", "CDC_STATUS_INTERVAL")

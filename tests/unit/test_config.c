@@ -349,9 +349,9 @@ static void test_relay_errors(void)
     EXPECT_RELAY_ERROR(NULL, a8, "--no-state-file takes no value");
     EXPECT_RELAY_ERROR(NULL, a9, "unexpected argument \"stray\"");
     EXPECT_RELAY_ERROR(NULL, a10, "--replay-window: \"3w\" is not a duration");
-    EXPECT_RELAY_ERROR(NULL, a11, "--status-interval: \"0\" is not a number of seconds");
+    EXPECT_RELAY_ERROR(NULL, a11, "--status-interval: \"0\" is not a duration in [1ms, 1d]");
     EXPECT_RELAY_ERROR(NULL, a12, "-X requires a value");
-    EXPECT_RELAY_ERROR(bad_file_env, NULL, ":3: status-interval: \"soon\" is not a number");
+    EXPECT_RELAY_ERROR(bad_file_env, NULL, ":3: status-interval: \"soon\" is not a duration");
     EXPECT_RELAY_ERROR(e1, NULL, "CDC_SOURCE: \"kafka\" is not table or messages");
     EXPECT_RELAY_ERROR(e2, NULL, "CDC_NO_STATE_FILE: \"si\" is not true or false");
     EXPECT_RELAY_ERROR(e3, NULL, "LOG_FORMAT: \"xml\" is not one of text, json");
@@ -400,6 +400,77 @@ static void test_relay_errors(void)
         CHECK_EQ_INT(relay_run_opts(&o, NULL, v, err), 0);
         CHECK_EQ_INT(o.action, OPTIONS_VERSION);
         options_fini(&o);
+    }
+}
+
+/* Every time option takes a unit; a bare number keeps the option's old unit. */
+static void test_durations(void)
+{
+    static struct options o;
+    char err[OPTIONS_ERR_MAX], *argv[8];
+    int argc;
+    struct config cfg;
+
+    {
+        const char *env[] = {"CDC_STATUS_INTERVAL",
+                             "10s",
+                             "CDC_SERVER_TIMEOUT",
+                             "2m",
+                             "CDC_TXN_MAX_MS",
+                             "250",
+                             "CDC_REPLAY_WINDOW",
+                             "1500ms",
+                             "CDC_POLL_INTERVAL",
+                             "500ms",
+                             NULL};
+        const char *args[] = {"--shutdown-timeout", "1m30s", "--heartbeat-interval", "0.5s", NULL};
+
+        CHECK_EQ_INT(relay_run_opts(&o, env, args, err), 0);
+        CHECK_EQ_INT(o.relay.status_interval_ms, 10000);
+        CHECK_EQ_INT(o.relay.server_timeout_ms, 120000);
+        CHECK_EQ_INT(o.relay.txn_max_ms, 250);    /* bare: milliseconds, as before */
+        CHECK_EQ_INT(o.relay.replay_window_s, 2); /* rounded up: never less WAL kept than asked */
+        CHECK_EQ_INT(o.relay.poll_interval_ms, 500);
+        CHECK_EQ_INT(o.relay.shutdown_timeout_ms, 90000);
+        CHECK_EQ_INT(o.relay.heartbeat_interval_ms, 500);
+        options_fini(&o);
+    }
+    {
+        const char *env[] = {"CDC_TXN_MAX_MS", "2s", "CDC_REPLAY_WINDOW", "2h", NULL};
+        const char *args[] = {"--reconnect-max", "45", "--status-interval", "0.25", NULL};
+
+        CHECK_EQ_INT(relay_run_opts(&o, env, args, err), 0);
+        CHECK_EQ_INT(o.relay.txn_max_ms, 2000);
+        CHECK_EQ_INT(o.relay.replay_window_s, 7200);
+        CHECK_EQ_INT(o.relay.reconnect_max_ms, 45000); /* bare: seconds, as before */
+        CHECK_EQ_INT(o.relay.status_interval_ms, 250);
+        options_fini(&o);
+    }
+    {
+        const char *e1[] = {"CDC_STATUS_INTERVAL", "2d", NULL},
+                   *e2[] = {"CDC_TXN_MAX_MS", "0", NULL},
+                   *e3[] = {"CDC_HEARTBEAT_INTERVAL", "-1s", NULL},
+                   *e4[] = {"CDC_REPLAY_WINDOW", "3651d", NULL};
+
+        EXPECT_RELAY_ERROR(e1, NULL,
+                           "CDC_STATUS_INTERVAL: \"2d\" is not a duration in [1ms, 1d] (500ms, "
+                           "10s, 15m, 2h, 1d; a bare number is seconds)");
+        EXPECT_RELAY_ERROR(e2, NULL, "a bare number is milliseconds");
+        EXPECT_RELAY_ERROR(e3, NULL, "CDC_HEARTBEAT_INTERVAL: \"-1s\" is not off or a duration");
+        EXPECT_RELAY_ERROR(e4, NULL, "in [0, 3650d]");
+    }
+    {
+        const char *env[] = {"DB_TIMEOUT_MS", "7s", NULL}, *bad[] = {"DB_TIMEOUT_MS", "99", NULL};
+
+        build_argv(argv, &argc, "orders-api", NULL);
+        fake_env = env;
+        CHECK_EQ_INT(config_parse(&cfg, argc, argv, env_lookup, err, sizeof(err)), 0);
+        CHECK_EQ_INT(cfg.db_timeout_ms, 7000);
+        config_fini(&cfg);
+        fake_env = bad;
+        CHECK_EQ_INT(config_parse(&cfg, argc, argv, env_lookup, err, sizeof(err)), -1);
+        CHECK_CONTAINS(err, "DB_TIMEOUT_MS: \"99\" is not a duration in [100ms, 10m]");
+        config_fini(&cfg);
     }
 }
 
@@ -490,7 +561,7 @@ static void test_api(void)
     CHECK_CONTAINS(text, "pool-size = 5  [flag --pool-size]\n");
     CHECK_CONTAINS(text, "listen = 127.0.0.1:9002  [env LISTEN_ADDR]\n");
     CHECK_CONTAINS(text, "database-url = postgresql://api:***@db/orders  [file ");
-    CHECK_CONTAINS(text, "db-timeout-ms = 5000  [default]\n");
+    CHECK_CONTAINS(text, "db-timeout-ms = 5s  [default]\n");
     CHECK(strstr(text, "apipw") == NULL);
     CHECK(strstr(text, "migrate") == NULL);
     free(text);
@@ -520,6 +591,7 @@ int main(void)
     test_helpers();
     test_relay_precedence();
     test_relay_errors();
+    test_durations();
     test_relay_print_config();
     test_api();
     for (int i = 0; i < ntmp; i++)
