@@ -16,15 +16,16 @@
 #include "duration.h"
 
 enum opt_kind {
-    OPT_DSN = 1,   /* string, never echoed */
-    OPT_LISTEN,    /* host:port */
-    OPT_INT,       /* integer in [min, max] stored at offset */
-    OPT_DUR_MS,    /* int milliseconds in [min, max] at offset; bare number: ms */
-    OPT_LOG_LEVEL, /* error|warn|info|debug */
-    OPT_OUTBOX,    /* table|message */
-    OPT_MIGRATE,   /* switch: --migrate */
-    OPT_PRINT,     /* switch: --print-config */
-    OPT_CONFIG,    /* --config FILE: read by cfg_parse itself */
+    OPT_DSN = 1,    /* string, never echoed */
+    OPT_LISTEN,     /* host:port */
+    OPT_INT,        /* integer in [min, max] stored at offset */
+    OPT_DUR_MS,     /* int milliseconds in [min, max] at offset; bare number: ms */
+    OPT_LOG_LEVEL,  /* error|warn|info|debug */
+    OPT_LOG_FORMAT, /* text|json */
+    OPT_OUTBOX,     /* table|message */
+    OPT_MIGRATE,    /* switch: --migrate */
+    OPT_PRINT,      /* switch: --print-config */
+    OPT_CONFIG,     /* --config FILE: read by cfg_parse itself */
     OPT_HELP,
     OPT_VERSION,
 };
@@ -55,6 +56,9 @@ static const struct cfg_opt opts[] = {
      "milliseconds)"},
     {"log-level", 0, "LOG_LEVEL", "LEVEL", "info", 0, OPT_LOG_LEVEL, 0, 0, 0,
      "error, warn, info or debug"},
+    {"log-format", 0, "LOG_FORMAT", "FORMAT", "text", 0, OPT_LOG_FORMAT, 0, 0, 0,
+     "text, or json (one object a line: ts, level, msg, then\n"
+     "the line's fields), as cdc-relay's"},
     {"outbox-mode", 0, "OUTBOX_MODE", "MODE", "table", 0, OPT_OUTBOX, 0, 0, 0,
      "how the OrderCreated event is written: table (outbox\n"
      "row) or message (pg_logical_emit_message, prefix\n"
@@ -66,8 +70,8 @@ static const struct cfg_opt opts[] = {
      "where it came from, passwords masked) and exit 0\n"
      "without connecting"},
     {"help", 'h', NULL, NULL, NULL, CFG_ACTION, OPT_HELP, 0, 0, 0, "print this help and exit"},
-    {"version", 0, NULL, NULL, NULL, CFG_ACTION, OPT_VERSION, 0, 0, 0,
-     "print the version and exit"},
+    {"version", 'V', NULL, NULL, NULL, CFG_ACTION, OPT_VERSION, 0, 0, 0,
+     "print the version and the libraries' versions and exit"},
 };
 
 #define OPT_COUNT (sizeof(opts) / sizeof(opts[0]))
@@ -198,6 +202,11 @@ static int apply(struct config *cfg, const struct cfg_opt *opt, const char *labe
                               "%s: \"%.64s\" is not a log level (error, warn, info, debug)", label,
                               val);
         return 0;
+    case OPT_LOG_FORMAT:
+        if (!log_format_parse(val, &cfg->log_format))
+            return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not a log format (text, json)",
+                              label, val);
+        return 0;
     case OPT_OUTBOX:
         if (strcmp(val, "table") == 0)
             cfg->outbox_mode = STORE_OUTBOX_TABLE;
@@ -228,6 +237,7 @@ int config_parse(struct config *cfg, int argc, char **argv, config_getenv_fn get
     memset(cfg, 0, sizeof(*cfg));
     cfg->action = CONFIG_ACTION_SERVE;
     cfg->log_level = LOG_LEVEL_INFO;
+    cfg->log_format = LOG_FORMAT_TEXT;
 
     if (cfg_parse(&cfg->set, opts, OPT_COUNT, argc, argv, getenv_fn, errbuf, errlen) != 0)
         return -1;

@@ -19,8 +19,7 @@
 #include "poll_relay.h"
 #include "relay.h"
 #include "sink_kafka.h"
-
-#define RELAY_VERSION "0.1.0"
+#include "version.h"
 
 static volatile sig_atomic_t stop_requested;
 static int stop_pipe[2] = {-1, -1};
@@ -74,7 +73,7 @@ int main(int argc, char **argv)
     struct relay_config *cfg = &opt.relay;
     struct metrics_board *board = NULL;
     struct metrics_http *http = NULL;
-    char dsn_shown[512], err[OPTIONS_ERR_MAX];
+    char dsn_shown[512], err[OPTIONS_ERR_MAX], table[300];
     struct sigaction sa;
     enum relay_exit rc;
 
@@ -88,7 +87,7 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     case OPTIONS_VERSION:
-        printf("cdc-relay %s\n", RELAY_VERSION);
+        printf("cdc-relay %s\n", ORDERS_CDC_VERSION);
         return 0;
     case OPTIONS_PRINT_CONFIG:
         /* Before the DATABASE_URL check: an incomplete configuration is worth seeing. */
@@ -103,6 +102,7 @@ int main(int argc, char **argv)
         options_fini(&opt);
         return 2;
     }
+    log_detect_journal();
     log_threshold = opt.log_level;
     log_output = opt.log_format;
     cfg->stop = &stop_requested;
@@ -126,15 +126,17 @@ int main(int argc, char **argv)
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
 
+    snprintf(table, sizeof(table), "%s.%s", cfg->table_schema, cfg->table_name);
+    log_redact_dsn(cfg->database_url, dsn_shown, sizeof(dsn_shown));
     if (cfg->poll_mode)
-        log_info("cdc-relay %s starting in poll mode: table %s.%s brokers %s database %s",
-                 RELAY_VERSION, cfg->table_schema, cfg->table_name, cfg->brokers,
-                 log_redact_dsn(cfg->database_url, dsn_shown, sizeof(dsn_shown)));
+        log_fields(LOG_LEVEL_INFO, "starting", LOG_STR("version", ORDERS_CDC_VERSION),
+                   LOG_STR("mode", "poll"), LOG_STR("table", table),
+                   LOG_STR("brokers", cfg->brokers), LOG_STR("database", dsn_shown));
     else
-        log_info("cdc-relay %s starting: slot \"%s\" publication \"%s\" table %s.%s brokers %s "
-                 "database %s",
-                 RELAY_VERSION, cfg->slot, cfg->publication, cfg->table_schema, cfg->table_name,
-                 cfg->brokers, log_redact_dsn(cfg->database_url, dsn_shown, sizeof(dsn_shown)));
+        log_fields(LOG_LEVEL_INFO, "starting", LOG_STR("version", ORDERS_CDC_VERSION),
+                   LOG_STR("mode", "stream"), LOG_STR("slot", cfg->slot),
+                   LOG_STR("publication", cfg->publication), LOG_STR("table", table),
+                   LOG_STR("brokers", cfg->brokers), LOG_STR("database", dsn_shown));
     if (opt.metrics_listen != NULL) {
         char addr[128];
         sigset_t stop_set;
@@ -154,7 +156,7 @@ int main(int argc, char **argv)
             return 1;
         }
         metrics_http_addr(http, addr, sizeof(addr));
-        log_info("metrics listening addr=%s", addr);
+        log_fields(LOG_LEVEL_INFO, "metrics listening", LOG_STR("addr", addr));
         cfg->metrics = board;
     }
     rc = cfg->poll_mode ? poll_relay_run(cfg) : relay_run(cfg);

@@ -327,10 +327,11 @@ def test_json_logs_carry_lsn_and_event_id_and_hide_the_password(stack):
     lines = json_lines(relay)
     # (the harness's "==== start" line shows the environment it passed)
     assert not [l for l in relay.log_text().splitlines() if secret in l and not l.startswith("==== ")]
-    start = next(l for l in lines if "starting" in l["msg"])
-    assert "postgres:***@" in start["msg"]
-    listen = next(l for l in lines if l["msg"].startswith("metrics listening addr="))
-    assert re.fullmatch(r"metrics listening addr=127\.0\.0\.1:\d+", listen["msg"])
+    start = next(l for l in lines if l["msg"] == "starting")
+    assert "postgres:***@" in start["database"] and start["mode"] == "stream"
+    assert start["slot"] == stack.slot and re.fullmatch(r"\d+\.\d+\.\d+", start["version"])
+    listen = next(l for l in lines if l["msg"] == "metrics listening")
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", listen["addr"])
     assert {l["level"] for l in lines} <= {"error", "warn", "info", "debug"}
     produced = {l["event_id"]: l["lsn"] for l in lines if l["msg"].startswith("event produced")}
     assert produced == {e["headers"]["id"]: e["headers"]["lsn"] for e in events}
