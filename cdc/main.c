@@ -77,7 +77,9 @@ int main(int argc, char **argv)
     struct sigaction sa;
     enum relay_exit rc;
 
-    if (options_parse(&opt, argc, argv, getenv, err, sizeof(err)) != 0) {
+    if (options_parse(&opt, argc, argv, getenv, err, sizeof(err)) != 0 ||
+        (opt.action != OPTIONS_HELP && opt.action != OPTIONS_VERSION &&
+         options_check_kafka(&opt, sink_prop_check, err, sizeof(err)) != 0)) {
         fprintf(stderr, "cdc-relay: %s\nTry 'cdc-relay --help'.\n", err);
         options_fini(&opt);
         return 2;

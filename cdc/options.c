@@ -28,7 +28,8 @@ enum opt_kind {
     OPT_U64,     /* uint64_t at offset, whole number in [min, max] */
     OPT_LOG_LEVEL,
     OPT_LOG_FORMAT,
-    OPT_KAFKA, /* -X NAME=VALUE, kafka.NAME = VALUE */
+    OPT_KAFKA,      /* -X NAME=VALUE, kafka.NAME = VALUE */
+    OPT_KAFKA_FILE, /* --kafka-config FILE: read by cfg_parse itself */
     OPT_CONFIG,
     OPT_HELP,
     OPT_VERSION,
@@ -155,9 +156,15 @@ static const struct cfg_opt opts[] = {
      "milliseconds)"},
     {"kafka", 'X', NULL, "NAME=VALUE", NULL, CFG_KAFKA, OPT_KAFKA, 0, 0, 0,
      "set any librdkafka property (repeatable), e.g.\n"
-     "-X compression.type=lz4; applied after the relay's defaults\n"
-     "(enable.idempotence=true acks=all message.timeout.ms=0\n"
-     "partitioner=murmur2_random linger.ms=5, docs/relay.md)"},
+     "-X compression.type=lz4 or -Xcompression.type=lz4; applied\n"
+     "after the relay's defaults (enable.idempotence=true acks=all\n"
+     "message.timeout.ms=0 partitioner=murmur2_random linger.ms=5,\n"
+     "docs/relay.md); -X file=PATH reads a properties file as\n"
+     "--kafka-config does. Each is checked by librdkafka at start\n"
+     "and by --print-config: an unknown or invalid one exits 2"},
+    {"kafka-config", 0, "CDC_KAFKA_CONFIG", "FILE", NULL, CFG_KAFKA_FILE, OPT_KAFKA_FILE, 0, 0, 0,
+     "librdkafka properties file (kcat's format: name=value\n"
+     "lines, '#' comments), applied before -X flags"},
     {"log-level", 0, "LOG_LEVEL", "LEVEL", "info", 0, OPT_LOG_LEVEL, 0, 0, 0,
      "error, warn, info, debug"},
     {"log-format", 0, "LOG_FORMAT", "FORMAT", "text", 0, OPT_LOG_FORMAT, 0, 0, 0,
@@ -268,6 +275,7 @@ static int apply(struct options *o, const struct cfg_opt *opt, const char *label
             return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not one of text, json", label, val);
         return 0;
     case OPT_KAFKA:
+    case OPT_KAFKA_FILE:
     case OPT_CONFIG:
     case OPT_HELP:
     case OPT_VERSION:
@@ -411,6 +419,32 @@ int options_parse(struct options *o, int argc, char **argv, options_getenv_fn ge
         return -1;
     if (o->print_config)
         o->action = OPTIONS_PRINT_CONFIG;
+    return 0;
+}
+
+int options_check_kafka(const struct options *o, options_kafka_check_fn check, char *errbuf,
+                        size_t errlen)
+{
+    for (size_t i = 0; i < o->set.nitems; i++) {
+        const struct cfg_item *it = &o->set.items[i];
+        char label[CFG_ERR_MAX], name[256], why[CFG_ERR_MAX];
+
+        if (!(it->opt->flags & CFG_KAFKA))
+            continue;
+        if (it->key_len >= sizeof(name))
+            return cfg_seterr(errbuf, errlen, "%s: a property name of %zu bytes",
+                              cfg_label(it, it->opt, label, sizeof(label)), it->key_len);
+        memcpy(name, it->key, it->key_len);
+        name[it->key_len] = '\0';
+        if (check(name, it->value, why, sizeof(why)) != 0) {
+            /* a file line is labelled "path:line: kafka", say which property */
+            if (it->source == CFG_SOURCE_FILE)
+                snprintf(label, sizeof(label), "%s:%d", it->origin, it->line);
+            else
+                cfg_label(it, it->opt, label, sizeof(label));
+            return cfg_seterr(errbuf, errlen, "%s: %s", label, why);
+        }
+    }
     return 0;
 }
 

@@ -35,6 +35,15 @@ struct sink_prop {
 bool sink_prop_is_secret(const char *name);
 
 /*
+ * Whether librdkafka takes name=value (rd_kafka_conf_set on a scratch
+ * configuration: unknown names and invalid values fail; whether properties
+ * agree with each other is only known when the producer is made). 0, or -1
+ * with the reason in err (the value left out for secret properties). Fits
+ * options_kafka_check_fn.
+ */
+int sink_prop_check(const char *name, const char *value, char *err, size_t errlen);
+
+/*
  * Returns a new producer (free with sink_free) or NULL with err filled.
  * Relay defaults are applied first, then props in order (kcat's -X), so a
  * user can override anything.

@@ -31,7 +31,7 @@ KNOWN_VARS = [
     "CDC_SHUTDOWN_TIMEOUT", "CDC_RECONNECT_MAX", "CDC_STATE_FILE",
     "CDC_NO_STATE_FILE", "CDC_REPLAY_WINDOW", "LOG_LEVEL", "LOG_FORMAT",
     "CDC_METRICS_LISTEN", "LISTEN_ADDR", "DB_POOL_SIZE", "DB_TIMEOUT_MS",
-    "OUTBOX_MODE",
+    "OUTBOX_MODE", "CDC_KAFKA_CONFIG",
 ]
 
 
@@ -288,3 +288,41 @@ def test_every_time_option_is_in_the_durations_table_and_takes_units():
     # The issue's own example.
     assert print_config("cdc-relay", CDC_STATUS_INTERVAL="10s")["status-interval"] == (
         "10s", "env", "CDC_STATUS_INTERVAL")
+
+
+def test_relay_kafka_properties_kcat_forms_and_checks(tmp_path: Path):
+    """-Xname=value, -X file=PATH, --kafka-config: applied in order, shown by
+    --print-config with their sources; every property checked by librdkafka
+    (the real one) with exit 2, at --print-config and at start."""
+    props = tmp_path / "kafka.properties"
+    props.write_text("# kcat format\nlinger.ms = 40\nsasl.password=propspw\ncompression.type=lz4\n")
+    shown = print_config("cdc-relay", "-Xlinger.ms=50", "-X", f"file={props}",
+                         CDC_KAFKA_CONFIG=str(props))
+    assert shown["kafka-config"] == (str(props), "env", "CDC_KAFKA_CONFIG")
+    assert shown["kafka.compression.type"] == ("lz4", "file", f"{props}:4")
+    assert shown["kafka.sasl.password"] == ("***", "file", f"{props}:3")
+    assert shown["kafka.linger.ms"] == ("50", "flag", "-X")  # the last one printed: the flag
+
+    for args, env, needle in [
+        (["-X", "bogus.prop=1"], {}, '-X: kafka property bogus.prop=1: No such configuration property'),
+        (["-Xacks=banana"], {}, "-X: kafka property acks=banana: Invalid value"),
+        ([], {"CDC_KAFKA_CONFIG": str(props)}, None),
+    ]:
+        r = run("cdc-relay", "--print-config", *args, **env)
+        if needle is None:
+            assert r.returncode == 0, r.stderr
+        else:
+            assert r.returncode == 2 and needle in r.stderr, r.stderr
+    bad = tmp_path / "bad.properties"
+    bad.write_text("linger.ms=1\nsasl.jaas.config=org.apache.kafka...PlainLoginModule required "
+                   "username=\"u\" password=\"jaaspw\";\n")
+    r = run("cdc-relay", "--print-config", "-X", f"file={bad}")
+    assert r.returncode == 2 and f"{bad}:2: kafka property sasl.jaas.config (value not shown)" in r.stderr
+    assert "jaaspw" not in r.stderr + r.stdout
+    # At start too: exit 2 before connecting to anything (the database URL
+    # points nowhere; a connection attempt would take seconds and exit 1).
+    r = run("cdc-relay", "-X", "bogus.prop=1", DATABASE_URL="postgresql://u@127.0.0.1:1/x",
+            CDC_METRICS_LISTEN="127.0.0.1:0")
+    assert r.returncode == 2 and "bogus.prop" in r.stderr and "starting" not in r.stderr
+    r = run("cdc-relay", "--print-config", "-X", "file=/nonexistent/k.properties")
+    assert r.returncode == 2 and '-X file=: cannot open Kafka properties file "/nonexistent' in r.stderr

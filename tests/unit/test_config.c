@@ -26,15 +26,21 @@ static char *env_lookup(const char *name)
     return NULL;
 }
 
-static char tmp_paths[8][256];
+static char tmp_paths[32][256];
 static int ntmp;
 
 /* Writes text to a new temporary file; returns its path (removed at exit). */
 static const char *write_tmp(const char *text)
 {
     const char *dir = getenv("TMPDIR");
-    char *path = tmp_paths[ntmp++];
+    char *path;
     int fd;
+
+    if (ntmp == (int)(sizeof(tmp_paths) / sizeof(tmp_paths[0]))) {
+        fprintf(stderr, "write_tmp: more than %d files\n", ntmp);
+        exit(1);
+    }
+    path = tmp_paths[ntmp++];
 
     snprintf(path, sizeof(tmp_paths[0]), "%s/test_config.XXXXXX", dir != NULL ? dir : "/tmp");
     fd = mkstemp(path);
@@ -212,11 +218,56 @@ static void test_helpers(void)
     CHECK(cfg_kafka_secret("ssl.key.pem", 11));
     CHECK(cfg_kafka_secret("sasl.oauthbearer.client.secret", 30));
     CHECK(cfg_kafka_secret("sasl.oauthbearer.config", 23));
+    CHECK(cfg_kafka_secret("sasl.jaas.config", 16));
     CHECK(!cfg_kafka_secret("sasl.username", 13));
     CHECK(!cfg_kafka_secret("compression.type", 16));
     CHECK(!cfg_kafka_secret("ssl.key.location", 16));
     /* Only the first len bytes count: "sasl.password" cut to "sasl.pas". */
     CHECK(!cfg_kafka_secret("sasl.password", 8));
+}
+
+/* kcat's properties file format, pure over a buffer. */
+static void test_properties_parser(void)
+{
+    struct cfg_set set;
+    char err[CFG_ERR_MAX];
+
+    memset(&set, 0, sizeof(set));
+    set.opts = mini;
+    set.nopts = NMINI;
+    CHECK_EQ_INT(
+        cfg_parse_properties(&set, "k.properties",
+                             strdup("# comment\n\n  bootstrap.servers = b1:9092,b2:9092  \n"
+                                    "sasl.password=p=w#1\r\nssl.ca.location=C\\:\\x\n"
+                                    "client.id\\=x=y\nlinger.ms=5\nlinger.ms=6\nempty.ok="),
+                             err, sizeof(err)),
+        0);
+    CHECK_EQ_INT(set.nitems, 7);
+    if (set.nitems == 7) {
+        CHECK_VIEW(set.items[0].key, set.items[0].key_len, "bootstrap.servers");
+        CHECK_STR(set.items[0].value, "b1:9092,b2:9092");
+        CHECK_EQ_INT(set.items[0].line, 3);
+        CHECK_EQ_INT(set.items[0].source, CFG_SOURCE_FILE);
+        CHECK(set.items[0].opt == &mini[4]);
+        CHECK_VIEW(set.items[1].key, set.items[1].key_len, "sasl.password");
+        CHECK_STR(set.items[1].value, "p=w#1"); /* first '=' splits; '#' only on comment lines */
+        CHECK_STR(set.items[2].value, "C:\\x"); /* "\:" is ':', other backslashes stay */
+        CHECK_VIEW(set.items[3].key, set.items[3].key_len, "client.id"); /* "\=" is '=' ... */
+        CHECK_STR(set.items[3].value, "x=y"); /* ... and the name ends at the first '=' */
+        CHECK_STR(set.items[4].value, "5");   /* repeated: both kept, applied in order */
+        CHECK_STR(set.items[5].value, "6");
+        CHECK_VIEW(set.items[6].key, set.items[6].key_len, "empty.ok");
+        CHECK_STR(set.items[6].value, "");
+    }
+    CHECK_EQ_INT(cfg_parse_properties(&set, "k.properties", strdup("a=1\nnot a property\n"), err,
+                                      sizeof(err)),
+                 -1);
+    CHECK_STR(err, "k.properties:2: expected property=value");
+    CHECK_EQ_INT(cfg_parse_properties(&set, "k.properties", strdup("=1\n"), err, sizeof(err)), -1);
+    CHECK_STR(err, "k.properties:1: expected property=value");
+    CHECK_EQ_INT(cfg_parse_properties(&set, "k.properties", strdup("  = 1\n"), err, sizeof(err)),
+                 -1);
+    cfg_fini(&set);
 }
 
 /* ---- precedence and errors through the relay's table ---- */
@@ -400,6 +451,95 @@ static void test_relay_errors(void)
         CHECK_EQ_INT(relay_run_opts(&o, NULL, v, err), 0);
         CHECK_EQ_INT(o.action, OPTIONS_VERSION);
         options_fini(&o);
+    }
+}
+
+static int fake_check(const char *name, const char *value, char *why, size_t whylen)
+{
+    if (strcmp(name, "bogus.prop") == 0)
+        return snprintf(why, whylen, "no such property \"%s\"", name), -1;
+    if (strcmp(name, "acks") == 0 && strcmp(value, "all") != 0 && strcmp(value, "1") != 0)
+        return snprintf(why, whylen, "invalid value for acks"), -1;
+    return 0;
+}
+
+/* kcat's -X forms, properties files, and every property checked with labels. */
+static void test_relay_kafka_properties(void)
+{
+    static struct options o;
+    char err[OPTIONS_ERR_MAX];
+    const char *props = write_tmp("# kcat format\nlinger.ms = 11\nacks=1\n");
+    const char *props2 = write_tmp("compression.type=lz4\nacks=all\n");
+    const char *conf = write_tmp("kafka.client.id = from-conf\nkafka-config = /nonexistent/x\n");
+
+    /* -Xname=value, -X name=value, -X file=PATH, --kafka-config; files before flags. */
+    {
+        const char *env[] = {"CDC_KAFKA_CONFIG", props, NULL};
+        char file_arg[300];
+        const char *args[] = {"-Xlinger.ms=20", "-X", file_arg, "-X", "acks=all", NULL};
+
+        snprintf(file_arg, sizeof(file_arg), "file=%s", props2);
+        CHECK_EQ_INT(relay_run_opts(&o, env, args, err), 0);
+        CHECK_EQ_INT(o.relay.nkafka_props, 6);
+        if (o.relay.nkafka_props == 6) {
+            /* CDC_KAFKA_CONFIG's file, then -X file=, then the -X flags in order */
+            CHECK_STR(o.props[0].name, "linger.ms");
+            CHECK_STR(o.props[0].value, "11");
+            CHECK_STR(o.props[1].name, "acks");
+            CHECK_STR(o.props[2].name, "compression.type");
+            CHECK_STR(o.props[3].name, "acks");
+            CHECK_STR(o.props[3].value, "all");
+            CHECK_STR(o.props[4].name, "linger.ms");
+            CHECK_STR(o.props[4].value, "20"); /* the flag wins in librdkafka: applied last */
+            CHECK_STR(o.props[5].value, "all");
+        }
+        CHECK_EQ_INT(options_check_kafka(&o, fake_check, err, sizeof(err)), 0);
+        options_fini(&o);
+    }
+    /* The config file's kafka-config names a file that is missing; a flag overrides it. */
+    {
+        const char *env[] = {"CDC_CONFIG", conf, NULL};
+        const char *args[] = {"--kafka-config", props2, NULL};
+
+        CHECK_EQ_INT(relay_run_opts(&o, env, NULL, err), -1);
+        CHECK_CONTAINS(err,
+                       ":2: kafka-config: cannot open Kafka properties file \"/nonexistent/x\"");
+        options_fini(&o);
+        CHECK_EQ_INT(relay_run_opts(&o, env, args, err), 0);
+        CHECK_EQ_INT(o.relay.nkafka_props, 3);
+        if (o.relay.nkafka_props == 3)
+            CHECK_STR(o.props[0].value, "from-conf"); /* config file lines come first */
+        options_fini(&o);
+    }
+    /* Every property is checked, and the error names where it came from. */
+    {
+        const char *a1[] = {"-Xbogus.prop=1", NULL}, *a2[] = {"-X", "acks=maybe", NULL};
+        const char *bad = write_tmp("linger.ms=1\n\nacks=2\n");
+        const char *e3[] = {"CDC_KAFKA_CONFIG", bad, NULL};
+
+        CHECK_EQ_INT(relay_run_opts(&o, NULL, a1, err), 0);
+        CHECK_EQ_INT(options_check_kafka(&o, fake_check, err, sizeof(err)), -1);
+        CHECK_STR(err, "-X: no such property \"bogus.prop\"");
+        options_fini(&o);
+        CHECK_EQ_INT(relay_run_opts(&o, NULL, a2, err), 0);
+        CHECK_EQ_INT(options_check_kafka(&o, fake_check, err, sizeof(err)), -1);
+        CHECK_STR(err, "-X: invalid value for acks");
+        options_fini(&o);
+        CHECK_EQ_INT(relay_run_opts(&o, e3, NULL, err), 0);
+        CHECK_EQ_INT(options_check_kafka(&o, fake_check, err, sizeof(err)), -1);
+        CHECK_CONTAINS(err, ":3: invalid value for acks");
+        CHECK_CONTAINS(err, bad);
+        options_fini(&o);
+    }
+    {
+        const char *a1[] = {"-X", "file=", NULL}, *a2[] = {"-Xfile=/nonexistent/p", NULL},
+                   *a3[] = {"-Vx", NULL}, *a4[] = {"-X", "=1", NULL};
+
+        EXPECT_RELAY_ERROR(NULL, a1, "-X file= needs a PATH");
+        EXPECT_RELAY_ERROR(NULL, a2,
+                           "-X file=: cannot open Kafka properties file \"/nonexistent/p\"");
+        EXPECT_RELAY_ERROR(NULL, a3, "unexpected argument \"-Vx\"");
+        EXPECT_RELAY_ERROR(NULL, a4, "-X expects NAME=VALUE");
     }
 }
 
@@ -588,10 +728,12 @@ static void test_api(void)
 int main(void)
 {
     test_file_parser();
+    test_properties_parser();
     test_helpers();
     test_relay_precedence();
     test_relay_errors();
     test_durations();
+    test_relay_kafka_properties();
     test_relay_print_config();
     test_api();
     for (int i = 0; i < ntmp; i++)
