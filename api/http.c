@@ -30,8 +30,7 @@
 #include "router.h"
 #include "xmem.h"
 
-#define PATH_LOG_MAX         96          /* bytes of the request path kept for the access log */
-#define METRICS_BUF_START    (16 * 1024) /* first guess at the /metrics text size */
+#define PATH_LOG_MAX         96 /* bytes of the request path kept for the access log */
 #define IDEM_HEADER          "Idempotency-Key"
 #define IDEM_REPLAYED_HEADER "Idempotent-Replayed"
 
@@ -54,6 +53,7 @@ struct http_server {
     MHD_socket listen_fd; /* returned by MHD_quiesce_daemon; ours to close */
     atomic_int inflight;
     struct api_metrics *metrics;
+    const struct version_libs *libs;
     /* request deadline: open connections, and the thread that ends late ones */
     pthread_mutex_t conns_lock;
     pthread_cond_t sweeper_wake;
@@ -362,19 +362,15 @@ static enum MHD_Result handle_metrics(struct http_server *srv, struct MHD_Connec
                                       struct http_request *r)
 {
     struct api_metrics_snapshot *snap = xmalloc(sizeof(*snap));
-    size_t cap = METRICS_BUF_START, n;
-    char *text = xmalloc(cap);
+    char *text;
 
     api_metrics_read(srv->metrics, snap);
     snap->in_flight = atomic_load(&srv->inflight);
     if (srv->ops->pool_stats != NULL)
         srv->ops->pool_stats(srv->store, &snap->pool);
-    n = api_metrics_render(snap, text, cap);
-    if (n >= cap) {
-        cap = n + 1;
-        text = xrealloc(text, cap);
-        api_metrics_render(snap, text, cap);
-    }
+    prom_process_read(&snap->process, snap->start_unix_us);
+    snap->libs = srv->libs;
+    text = api_metrics_render(snap);
     free(snap);
     return send_body(c, r, MHD_HTTP_OK, API_METRICS_CONTENT_TYPE, text, NULL);
 }
@@ -620,6 +616,7 @@ struct http_server *http_server_start(const struct http_options *opt, char *errb
     }
     memcpy(&srv->addr, opt->addr, opt->addr_len);
     srv->ops = opt->ops;
+    srv->libs = opt->libs;
     srv->store = opt->store;
     srv->listen_fd = MHD_INVALID_SOCKET;
     atomic_init(&srv->inflight, 0);
@@ -704,4 +701,9 @@ void http_server_stop(struct http_server *srv)
     pthread_mutex_destroy(&srv->conns_lock);
     api_metrics_free(srv->metrics);
     free(srv);
+}
+
+const char *http_mhd_version(void)
+{
+    return MHD_get_version();
 }

@@ -17,6 +17,7 @@
 #include "api/config.h"
 #include "api/http.h"
 #include "api/migrations.h"
+#include "api/orders.h"
 #include "api/store_pg.h"
 #include "log.h"
 #include "version.h"
@@ -107,6 +108,18 @@ static void wait_for_stop(void)
     }
 }
 
+/* The libraries as loaded (orders_api_build_info, --version). */
+static const struct version_libs *api_libs(void)
+{
+    static char libpq[16];
+    static struct version_libs libs;
+
+    libs.libpq = version_format_pg(store_pg_libpq_version(), libpq, sizeof(libpq));
+    libs.jansson = orders_jansson_version();
+    libs.libmicrohttpd = http_mhd_version();
+    return &libs;
+}
+
 /* start_unix_us: when main() began, for process_start_time_seconds. */
 static int run_server(const struct config *cfg, int64_t start_unix_us)
 {
@@ -122,6 +135,7 @@ static int run_server(const struct config *cfg, int64_t start_unix_us)
         .threads = cfg->pool_size,
         .ops = &store_pg_ops,
         .start_unix_us = start_unix_us,
+        .libs = api_libs(),
     };
     struct store_pg *store;
     struct http_server *srv;
@@ -189,7 +203,7 @@ int main(int argc, char **argv)
         config_usage(stdout, "orders-api");
         return 0;
     case CONFIG_ACTION_VERSION:
-        printf("orders-api %s\n", ORDERS_CDC_VERSION);
+        version_print(stdout, "orders-api", api_libs());
         return 0;
     case CONFIG_ACTION_SERVE:
     case CONFIG_ACTION_MIGRATE:

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -18,6 +19,7 @@
 #include "options.h"
 #include "poll_relay.h"
 #include "relay.h"
+#include "repl.h"
 #include "sink_kafka.h"
 #include "version.h"
 
@@ -67,6 +69,19 @@ static void usage(FILE *out)
             "another relay with the same transactional.id took over (--exactly-once).\n");
 }
 
+/* The libraries as loaded (cdc_relay_build_info, --version). */
+static const struct version_libs *relay_libs(void)
+{
+    static char libpq[16];
+    static struct version_libs libs;
+
+    libs.libpq = version_format_pg(repl_libpq_version(), libpq, sizeof(libpq));
+    libs.librdkafka = sink_kafka_version();
+    libs.jansson = sink_jansson_version();
+    libs.libmicrohttpd = metrics_http_mhd_version();
+    return &libs;
+}
+
 int main(int argc, char **argv)
 {
     static struct options opt;
@@ -75,8 +90,10 @@ int main(int argc, char **argv)
     struct metrics_http *http = NULL;
     char dsn_shown[512], err[OPTIONS_ERR_MAX], table[300];
     struct sigaction sa;
+    struct timespec start;
     enum relay_exit rc;
 
+    clock_gettime(CLOCK_REALTIME, &start);
     if (options_parse(&opt, argc, argv, getenv, err, sizeof(err)) != 0 ||
         (opt.action != OPTIONS_HELP && opt.action != OPTIONS_VERSION &&
          options_check_kafka(&opt, sink_prop_check, err, sizeof(err)) != 0)) {
@@ -89,7 +106,7 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     case OPTIONS_VERSION:
-        printf("cdc-relay %s\n", ORDERS_CDC_VERSION);
+        version_print(stdout, "cdc-relay", relay_libs());
         return 0;
     case OPTIONS_PRINT_CONFIG:
         /* Before the DATABASE_URL check: an incomplete configuration is worth seeing. */
@@ -149,7 +166,9 @@ int main(int argc, char **argv)
         sigaddset(&stop_set, SIGINT);
         sigaddset(&stop_set, SIGTERM);
         pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
-        http = metrics_http_start(opt.metrics_listen, board, err, sizeof(err));
+        http = metrics_http_start(opt.metrics_listen, board, relay_libs(),
+                                  (int64_t)start.tv_sec * 1000000 + start.tv_nsec / 1000, err,
+                                  sizeof(err));
         pthread_sigmask(SIG_UNBLOCK, &stop_set, NULL);
         if (http == NULL) {
             log_error("%s", err);

@@ -170,16 +170,19 @@ static const struct cfg_opt opts[] = {
     {"log-format", 0, "LOG_FORMAT", "FORMAT", "text", 0, OPT_LOG_FORMAT, 0, 0, 0,
      "text, or json (one object a line: ts, level, msg, and\n"
      "lsn and event_id on event lines)"},
-    {"metrics-listen", 0, "CDC_METRICS_LISTEN", "ADDR", NULL, 0, OPT_STR, OFF(metrics_listen), 0, 0,
+    /* 8491: loopback, a port of the relay's own: the exporters' 9100-9999 range
+     * is all allocated (9187: postgres_exporter), docs/observability.md. */
+    {"metrics-listen", 0, "CDC_METRICS_LISTEN", "ADDR", "127.0.0.1:8491", 0, OPT_STR,
+     OFF(metrics_listen), 0, 0,
      "serve GET /metrics (Prometheus), /healthz and /readyz on\n"
      "HOST:PORT (port 0: any free one, logged as 'metrics\n"
-     "listening addr=HOST:PORT'); unset: no listener"},
+     "listening addr=HOST:PORT'); none: no listener"},
     {"print-config", 0, NULL, NULL, NULL, CFG_CLI_ONLY, OPT_BOOL, OFF(print_config), 0, 0,
      "print the effective configuration (each value and where it\n"
      "came from, secrets masked) and exit 0 without connecting"},
     {"help", 'h', NULL, NULL, NULL, CFG_ACTION, OPT_HELP, 0, 0, 0, "show this help and exit"},
     {"version", 'V', NULL, NULL, NULL, CFG_ACTION, OPT_VERSION, 0, 0, 0,
-     "show the version and exit"},
+     "show the version and the libraries' versions and exit"},
 };
 
 #define OPT_COUNT (sizeof(opts) / sizeof(opts[0]))
@@ -372,6 +375,8 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
         return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not a valid Kafka topic name",
                           cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)),
                           o->relay.dead_letter_topic);
+    if (strcmp(o->metrics_listen, "none") == 0)
+        o->metrics_listen = NULL;
     if (*o->relay.message_prefix == '\0')
         return cfg_seterr(errbuf, errlen, "--message-prefix must not be empty");
     o->relay.create_slot = !o->no_create_slot;

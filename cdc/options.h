@@ -34,7 +34,7 @@ struct options {
     struct relay_config relay; /* ready for relay_run, apart from stop/stop_fd/metrics */
     enum log_level log_level;
     enum log_format log_format;
-    const char *metrics_listen; /* NULL: off */
+    const char *metrics_listen; /* NULL: off (--metrics-listen none) */
     const char *table;          /* as given, SCHEMA.NAME or NAME */
     const char *source;         /* table|messages */
     const char *mode;           /* stream|poll */

@@ -125,7 +125,7 @@ struct relay {
     uint64_t server_wal_end;   /* IDENTIFY_SYSTEM xlogpos, then keepalive walEnd */
     uint64_t stream_start_lsn;
     int64_t xlog_sent_us; /* send time in the header of the XLogData being handled */
-    struct latency_hist latency[LATENCY_STAGES];
+    struct prom_hist latency[LATENCY_STAGES];
     bool streaming;
     int64_t next_publish_us;
     struct catchup catchup;

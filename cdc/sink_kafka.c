@@ -948,3 +948,13 @@ out:
         rd_kafka_conf_destroy(conf);
     return rc;
 }
+
+const char *sink_kafka_version(void)
+{
+    return rd_kafka_version_str();
+}
+
+const char *sink_jansson_version(void)
+{
+    return jansson_version_str();
+}

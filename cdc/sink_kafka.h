@@ -236,4 +236,9 @@ int sink_checkpoint_read(const char *brokers, const struct sink_prop *props, siz
                          const char *topic, const char *slot, int timeout_ms,
                          struct sink_checkpoint *out, char *err, size_t errlen) MUSTCHECK;
 
+/* librdkafka's and jansson's run-time versions ("2.0.2", "2.14"), for
+ * --version and build_info (jansson parses the statistics here). */
+const char *sink_kafka_version(void);
+const char *sink_jansson_version(void);
+
 #endif

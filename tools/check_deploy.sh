@@ -19,6 +19,9 @@
 #   deploy/systemd/*  the required [Service] settings; env var names known
 #       to the binaries; `systemd-analyze verify` and `security --offline`
 #       when systemd-analyze exists.
+#   deploy/prometheus/alerts.yml  `promtool check rules`, and `promtool test
+#       rules` on alerts_test.yml (required: tests/harness/deps.sh installs
+#       promtool, Debian package prometheus).
 #   Optional, when installed: `docker compose config --quiet` (the compose
 #       CLI plugin; needs no daemon) and check-jsonschema's compose-spec schema.
 #
@@ -985,6 +988,23 @@ if command -v systemd-analyze >/dev/null 2>&1; then
     rm -rf "$tmp"
 else
     echo "lint: deploy: note: systemd-analyze not found; unit files checked by tools/check_deploy.sh only"
+fi
+
+# ---- Prometheus alerting rules ------------------------------------------------
+if command -v promtool >/dev/null 2>&1; then
+    if ! out=$(promtool check rules deploy/prometheus/alerts.yml 2>&1); then
+        echo "lint: deploy: promtool check rules deploy/prometheus/alerts.yml:"
+        printf '%s\n' "$out" | sed 's/^/    /'
+        status=1
+    fi
+    if ! out=$(promtool test rules deploy/prometheus/alerts_test.yml 2>&1); then
+        echo "lint: deploy: promtool test rules deploy/prometheus/alerts_test.yml:"
+        printf '%s\n' "$out" | sed 's/^/    /'
+        status=1
+    fi
+else
+    echo "lint: deploy: promtool not found (alert rules unchecked); sh tests/harness/deps.sh installs it"
+    status=1
 fi
 
 # ---- optional validators, when installed ------------------------------------

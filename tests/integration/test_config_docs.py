@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -326,3 +327,26 @@ def test_relay_kafka_properties_kcat_forms_and_checks(tmp_path: Path):
     assert r.returncode == 2 and "bogus.prop" in r.stderr and "starting" not in r.stderr
     r = run("cdc-relay", "--print-config", "-X", "file=/nonexistent/k.properties")
     assert r.returncode == 2 and '-X file=: cannot open Kafka properties file "/nonexistent' in r.stderr
+
+
+@pytest.mark.parametrize("binary,libs", [
+    ("cdc-relay", ["libpq", "librdkafka", "jansson", "libmicrohttpd"]),
+    ("orders-api", ["libpq", "jansson", "libmicrohttpd"]),
+])
+def test_version_names_the_libraries_as_loaded(binary, libs):
+    """-V and --version: "NAME VERSION" first (what scripts read), then one
+    line per library with the version the loaded library reports."""
+    for flag in ("-V", "--version"):
+        r = run(binary, flag)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert re.fullmatch(rf"{binary} \d+\.\d+\.\d+", lines[0]), lines
+        assert [l.split()[0] for l in lines[1:]] == libs, lines
+        for line in lines[1:]:
+            assert re.fullmatch(r"  [a-z]+ \d+(\.\d+)+", line), line
+    if binary == "cdc-relay":
+        kcat = subprocess.run(["kcat", "-V"], capture_output=True, text=True)
+        # kcat prints the librdkafka it runs with; both use Debian's package
+        m = re.search(r"librdkafka (\d+\.\d+\.\d+)", kcat.stdout + kcat.stderr)
+        assert m, kcat.stdout + kcat.stderr
+        assert f"  librdkafka {m.group(1)}" in r.stdout

@@ -300,8 +300,19 @@ static void test_relay_precedence(void)
     CHECK_STR(o.relay.state_file, "cdc-relay.cdc_outbox_slot.state");
     CHECK_EQ_INT(o.relay.nkafka_props, 0);
     CHECK_EQ_INT(o.log_level, LOG_LEVEL_INFO);
-    CHECK(o.metrics_listen == NULL);
+    CHECK_STR(o.metrics_listen, "127.0.0.1:8491"); /* on by default, loopback only */
     options_fini(&o);
+    {
+        const char *off[] = {"--metrics-listen", "none", NULL};
+        const char *env_off[] = {"CDC_METRICS_LISTEN", "none", NULL};
+
+        CHECK_EQ_INT(relay_run_opts(&o, NULL, off, err), 0);
+        CHECK(o.metrics_listen == NULL);
+        options_fini(&o);
+        CHECK_EQ_INT(relay_run_opts(&o, env_off, NULL, err), 0);
+        CHECK(o.metrics_listen == NULL);
+        options_fini(&o);
+    }
 
     /* flag > env > file > default, per option. */
     CHECK_EQ_INT(relay_run_opts(&o, env, args, err), 0);
@@ -645,7 +656,7 @@ static void test_relay_print_config(void)
     CHECK_CONTAINS(text, "slot = s1  [flag --slot]\n");
     CHECK_CONTAINS(text, "publication = cdc_outbox_pub  [default]\n");
     CHECK_CONTAINS(text, "state-file = cdc-relay.s1.state  [default]\n");
-    CHECK_CONTAINS(text, "metrics-listen = <unset>  [default]\n");
+    CHECK_CONTAINS(text, "metrics-listen = 127.0.0.1:8491  [default]\n");
     snprintf(line, sizeof(line), "config = %s  [env CDC_CONFIG]\n", file);
     CHECK_CONTAINS(text, line);
     snprintf(line, sizeof(line), "kafka.sasl.password = ***  [file %s:2]\n", file);
