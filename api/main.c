@@ -20,6 +20,7 @@
 #include "api/orders.h"
 #include "api/store_pg.h"
 #include "log.h"
+#include "notify.h"
 #include "version.h"
 
 #define DRAIN_TIMEOUT_MS 10000 /* bounded wait for requests in progress at shutdown */
@@ -139,7 +140,7 @@ static int run_server(const struct config *cfg, int64_t start_unix_us)
     };
     struct store_pg *store;
     struct http_server *srv;
-    char err[STORE_ERR_MAX], addr[HTTP_ADDR_STR_MAX];
+    char err[STORE_ERR_MAX], addr[HTTP_ADDR_STR_MAX], status[HTTP_ADDR_STR_MAX + 32];
     int connected = 0;
 
     store = store_pg_open(&sopt, &connected, err, sizeof(err));
@@ -163,12 +164,17 @@ static int run_server(const struct config *cfg, int64_t start_unix_us)
         return 1;
     }
     http_server_addr(srv, addr, sizeof(addr));
+    /* Listening: from here a request is answered (/readyz tells whether the
+     * database is up), which is what systemd's Type=notify waits for. */
+    snprintf(status, sizeof(status), "listening on %s", addr);
+    notify_ready(status);
     log_fields(
         LOG_LEVEL_INFO, "listening", LOG_STR("addr", addr), LOG_INT("pool_size", cfg->pool_size),
         LOG_STR("outbox_mode", cfg->outbox_mode == STORE_OUTBOX_MESSAGE ? "message" : "table"),
         LOG_STR("version", ORDERS_CDC_VERSION));
 
     wait_for_stop();
+    notify_send("STOPPING=1\nSTATUS=draining requests");
 
     log_fields(LOG_LEVEL_INFO, "shutting down",
                LOG_STR("signal", stop_signal == SIGINT ? "SIGINT" : "SIGTERM"),
@@ -193,6 +199,7 @@ int main(int argc, char **argv)
 
     clock_gettime(CLOCK_REALTIME, &start);
     log_detect_journal();
+    notify_init();
     if (config_parse(&cfg, argc, argv, getenv, err, sizeof(err)) != 0) {
         fprintf(stderr, "orders-api: %s\nTry 'orders-api --help'.\n", err);
         config_fini(&cfg);

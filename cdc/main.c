@@ -16,6 +16,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
+#include "notify.h"
 #include "options.h"
 #include "poll_relay.h"
 #include "relay.h"
@@ -34,6 +35,8 @@ static void on_signal(int sig)
         _exit(1);
     }
     stop_requested = 1;
+    /* systemd: stopping from now (the drain may take --shutdown-timeout). */
+    notify_send("STOPPING=1");
     if (stop_pipe[1] >= 0) {
         int saved = errno;
         (void)!write(stop_pipe[1], "x", 1);
@@ -122,6 +125,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_detect_journal();
+    notify_init();
     log_threshold = opt.log_level;
     log_output = opt.log_format;
     cfg->stop = &stop_requested;
@@ -180,6 +184,10 @@ int main(int argc, char **argv)
         log_fields(LOG_LEVEL_INFO, "metrics listening", LOG_STR("addr", addr));
         cfg->metrics = board;
     }
+    /* READY=1 comes from the loop once it can do its work (streaming, or
+     * connected in poll mode); until then systemd shows this. */
+    notify_status(cfg->poll_mode ? "connecting to Postgres"
+                                 : "connecting to Postgres and the slot");
     rc = cfg->poll_mode ? poll_relay_run(cfg) : relay_run(cfg);
     metrics_http_stop(http);
     metrics_board_free(board);

@@ -870,6 +870,8 @@ def unit_seconds(v):
 
 
 SERVICE_REQUIRED = {
+    "Type": "notify",  # both binaries send READY=1 (common/notify.c)
+    "NotifyAccess": "main",
     "Restart": "on-failure",
     "KillSignal": "SIGTERM",
     "ProtectSystem": "strict",

@@ -1,10 +1,12 @@
 """What systemd and journald see of both binaries, without a systemd: the
-priority prefix each log line gets when stderr is the journal
-(JOURNAL_STREAM), and one log format for both binaries.
+readiness notifications of Type=notify (READY=1 only once the service can
+do its work, STOPPING=1), the priority prefix each log line gets when stderr
+is the journal (JOURNAL_STREAM), and one log format for both binaries.
 
-The machines this suite runs on have no systemd as PID 1, so journald is
-played by a file: JOURNAL_STREAM set to that file's device:inode is exactly
-what systemd sets for a service whose stderr is a journal stream.
+The machines this suite runs on have no systemd as PID 1, so the tests play
+its part: a datagram socket bound where $NOTIFY_SOCKET points receives what
+the service sends, and a file whose device:inode is in JOURNAL_STREAM is
+the journal stream, exactly what systemd sets for a service.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -126,3 +129,136 @@ def test_api_json_logs_have_the_relays_shape(migrated_pg, kafka, spawn):
     line = re.search(r"^.* listening addr=.*$", text.log_text(), re.M).group(0)
     assert re.fullmatch(TS + r" info listening addr=127\.0\.0\.1:\d+ pool_size=8 outbox_mode=table"
                         r" version=\S+", line), line
+
+
+# --- readiness: systemd's notification socket, played by the test --------------
+class NotifySocket:
+    """A datagram socket where systemd would listen: what a Type=notify
+    service sends to $NOTIFY_SOCKET arrives here. abstract=True binds an
+    abstract name (NOTIFY_SOCKET="@name"), as systemd does for user managers."""
+
+    def __init__(self, tmp_path: Path, abstract: bool = False):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        if abstract:
+            name = f"orders-cdc-test-notify-{os.getpid()}-{time.monotonic_ns()}"
+            self.sock.bind("\0" + name)
+            self.env = "@" + name
+        else:
+            path = tmp_path / "notify"
+            self.sock.bind(str(path))
+            self.env = str(path)
+
+    def recv(self, timeout: float) -> str | None:
+        """The next datagram, or None if none came within timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(4096).decode()
+        except socket.timeout:
+            return None
+
+    def wait_for(self, key: str, timeout: float, until=None) -> tuple[str, list[str]]:
+        """Receives until a datagram has the line `key`; returns it and the
+        ones before. `until()` is checked between datagrams (and fails the
+        wait when false): the process must still be running."""
+        seen, deadline = [], time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {key} within {timeout} s; got {seen}")
+            msg = self.recv(min(left, 0.5))
+            if msg is not None:
+                if key in msg.split("\n"):
+                    return msg, seen
+                seen.append(msg)
+            elif until is not None:
+                assert until(), f"process gone before {key}; got {seen}"
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def notify(tmp_path):
+    n = NotifySocket(tmp_path)
+    yield n
+    n.close()
+
+
+def http_ok(addr: str, path: str) -> int:
+    with urllib.request.urlopen(f"http://{addr}{path}", timeout=5) as r:
+        return r.status
+
+
+@pytest.mark.parametrize("abstract", [False, True], ids=["path", "abstract"])
+def test_api_ready_only_once_listening_stopping_on_sigterm(migrated_pg, kafka, spawn, tmp_path,
+                                                           abstract):
+    """orders-api with NOTIFY_SOCKET: READY=1 (with the address in STATUS)
+    arrives once it accepts requests: at that moment /healthz answers and the
+    log has its listening line; STOPPING=1 comes on SIGTERM, before exit."""
+    n = NotifySocket(tmp_path, abstract=abstract)
+    try:
+        stack = Stack(migrated_pg, kafka, spawn)
+        api = spawn("orders-api", env={"DATABASE_URL": stack.url, "LISTEN_ADDR": "127.0.0.1:0",
+                                        "NOTIFY_SOCKET": n.env})
+        msg, before = n.wait_for("READY=1", 30, until=lambda: api.alive)
+        assert before == [], before  # nothing claims readiness earlier
+        status = re.search(r"^STATUS=listening on (127\.0\.0\.1:\d+)$", msg, re.M)
+        assert status, msg
+        assert http_ok(status.group(1), "/healthz") == 200  # at once: it can do its work
+        assert http_ok(status.group(1), "/readyz") == 200
+        assert f"listening addr={status.group(1)}" in api.log_text()
+        api.signal(signal.SIGTERM)
+        msg, _ = n.wait_for("STOPPING=1", 15)
+        assert api.wait(20) == 0
+        assert n.recv(0.3) is None  # nothing after it
+    finally:
+        n.close()
+
+
+@pytest.mark.timeout(180)
+def test_relay_ready_only_once_it_streams(migrated_pg, kafka, spawn, notify):
+    """cdc-relay with NOTIFY_SOCKET: while Postgres cannot be reached it says
+    what it does (STATUS) and never READY; against the real server READY=1
+    comes once the slot streams: at that moment the slot is active, and an
+    order committed right after reaches Kafka. STOPPING=1 on SIGTERM."""
+    stack = Stack(migrated_pg, kafka, spawn)
+    blocked = spawn("cdc-relay", *stack.relay_args(),
+                    env={"DATABASE_URL": "postgresql://u@127.0.0.1:1/x", "KAFKA_BROKERS": kafka.brokers,
+                         "NOTIFY_SOCKET": notify.env})
+    msg = notify.recv(10)
+    assert msg == "STATUS=connecting to Postgres and the slot", msg
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:  # it retries; nothing it sends says READY
+        msg = notify.recv(0.5)
+        assert msg is None or "READY=1" not in msg.split("\n"), msg
+    assert blocked.alive
+    blocked.terminate()
+    assert "STOPPING=1" in (notify.recv(5) or "")
+
+    stack.start_api()
+    relay = spawn("cdc-relay", *stack.relay_args(),
+                  env={"DATABASE_URL": stack.url, "KAFKA_BROKERS": kafka.brokers,
+                       "NOTIFY_SOCKET": notify.env})
+    msg, before = notify.wait_for("READY=1", 60, until=lambda: relay.alive)
+    assert f"STATUS=streaming slot {stack.slot}" in msg.split("\n"), msg
+    assert all("READY=1" not in m for m in before), before
+    active = stack.pg.psql(
+        f"SELECT active FROM pg_replication_slots WHERE slot_name = '{stack.slot}'")
+    assert active == "t", "READY=1 before the slot was streaming"
+    assert stack.post_order("after-ready", 1)[0] == 201
+    events = stack.events(count=1, timeout=60)
+    assert [e["key"] for e in events] and len(events) == 1
+    relay.signal(signal.SIGTERM)
+    notify.wait_for("STOPPING=1", 15)
+    assert relay.wait(45) == 0
+
+
+def test_relay_poll_mode_ready_once_connected(migrated_pg, kafka, spawn, notify):
+    """--mode poll: READY=1 once it reached the table (it can poll then)."""
+    stack = Stack(migrated_pg, kafka, spawn)
+    relay = spawn("cdc-relay", "--mode", "poll", "--topic-template", stack.template,
+                  env={"DATABASE_URL": stack.url, "KAFKA_BROKERS": kafka.brokers,
+                       "NOTIFY_SOCKET": notify.env})
+    msg, _ = notify.wait_for("READY=1", 60, until=lambda: relay.alive)
+    assert "STATUS=polling the outbox table" in msg.split("\n"), msg
+    assert "polling table" in relay.log_text()
