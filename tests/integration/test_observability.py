@@ -397,9 +397,13 @@ def test_metrics_listener_on_by_default_none_turns_it_off_and_a_taken_port_is_cl
     (The database is unreachable on purpose: nothing here needs one.)"""
     env = {"CDC_METRICS_LISTEN": None, "DATABASE_URL": "postgresql://u@127.0.0.1:1/x",
            "KAFKA_BROKERS": "127.0.0.1:1"}
+    # Probed as the relay binds (SO_REUSEADDR): the previous run's TIME_WAIT
+    # connections must not count as taken, only a listener.
     probe = socket.socket()
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         probe.bind(("127.0.0.1", 8491))
+        probe.listen()
         free = True
     except OSError:
         free = False  # something else on this machine has it: the clear error is still checked
@@ -413,7 +417,7 @@ def test_metrics_listener_on_by_default_none_turns_it_off_and_a_taken_port_is_cl
         assert status == 200 and "cdc_relay_build_info{" in body
         assert get("http://127.0.0.1:8491", "/readyz")[0] == 503  # no database
         assert first.alive
-    r = run_bin("cdc-relay", "--no-state-file", env=env, timeout=60)
+    r = run_bin("cdc-relay", "--no-state-file", env=env, timeout=30)
     assert r.returncode == 1, r.stderr
     assert ("--metrics-listen 127.0.0.1:8491: the port is already in use" in r.stderr
             and "--metrics-listen none" in r.stderr), r.stderr
