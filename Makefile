@@ -2,20 +2,32 @@
 # GNU make, pkg-config, no autotools. `make help` lists the targets.
 
 CC       ?= cc
+PKG_CONFIG ?= pkg-config
 PKGS     := libpq rdkafka jansson libmicrohttpd
+# The Debian/Ubuntu package that brings each pkg-config module.
+PKG_DEV  := libpq:libpq-dev rdkafka:librdkafka-dev jansson:libjansson-dev \
+            libmicrohttpd:libmicrohttpd-dev
 BUILD    ?= build
 BIN      ?= bin
 SAN      ?=
+# Warnings are errors in the repository's own builds only: `make test`,
+# `make asan` and CI (.ci/run exports WERROR=1) pass WERROR=1; a plain `make`
+# (a user's or a packager's build, with whatever compiler is newer) warns
+# and goes on. docs/deployment.md, "Building".
+WERROR   ?= 0
 
-WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wformat=2 -Wvla -Wundef -Wimplicit-fallthrough -Wpointer-arith
+ifeq ($(WERROR),1)
+WARN     += -Werror
+endif
 CSTD     := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 OPT      ?= -O2 -g
 ifeq ($(SAN),1)
 OPT      := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 endif
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CFLAGS   += $(CSTD) $(OPT) $(WARN) -I. -Icommon $(PKG_CFLAGS) -MMD -MP
 LDFLAGS  += $(OPT)
 LDLIBS   += $(PKG_LIBS) -lpthread
@@ -39,13 +51,17 @@ TEST_LIBS := $(LIBTEST) $(LIBCDC) $(LIBAPI) $(LIBCOMMON)
 LIB_OBJS  := $(call obj,$(COMMON_SRC) $(CDC_SRC) $(API_SRC) $(SUPPORT_SRC)) $(BUILD)/gen/migrations.o
 
 .PHONY: all clean test test-unit test-integration test-faults run fmt format format-check lint \
-        asan fuzz deps help valgrind docs-images
+        asan fuzz deps help valgrind docs-images install uninstall man check-libs FORCE
 .DEFAULT_GOAL := all
 
 all: $(BIN)/orders-api $(BIN)/cdc-relay
 
 help:
-	@echo "make              build bin/orders-api and bin/cdc-relay"
+	@echo "make              build bin/orders-api and bin/cdc-relay (warnings do not stop it;"
+	@echo "                  WERROR=1 makes them errors, as make test, make asan and CI do)"
+	@echo "make install      binaries, systemd units, man pages, docs, sample config under"
+	@echo "                  PREFIX (/usr/local) and SYSCONFDIR (/etc), staged in DESTDIR"
+	@echo "make uninstall    remove what make install put there (not /etc/orders-cdc/*.env)"
 	@echo "make test         unit + integration tests (installs what is missing; ASan+UBSan builds)"
 	@echo "make test-unit    unit tests only (no servers; CHECK_FILTER=name, UNIT_TAP=file)"
 	@echo "make test-faults  fault suite under load, table of lost/duplicates (~10 min)"
@@ -60,7 +76,34 @@ help:
 	@echo "make docs-images  re-render docs/*.png from docs/*.dot (needs Graphviz)"
 	@echo "make clean"
 
-$(BUILD)/%.o: %.c
+# Early and clear when a library's development files are missing: pkg-config's
+# own message and the package to install (otherwise the build would die later
+# on "libpq-fe.h: No such file or directory").
+check-libs:
+	@if ! command -v $(PKG_CONFIG) >/dev/null 2>&1; then \
+	    echo "make: $(PKG_CONFIG) not found: install pkg-config (Debian/Ubuntu: apt-get install pkg-config), or run make deps" >&2; \
+	    exit 1; \
+	fi; \
+	missing=""; \
+	for m in $(PKG_DEV); do \
+	    $(PKG_CONFIG) --exists $${m%%:*} 2>/dev/null || missing="$$missing $${m#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    $(PKG_CONFIG) --print-errors --exists $(PKGS) 2>&1 | sed 's/^/make: pkg-config: /' >&2; \
+	    echo "make: missing development files: install$$missing (Debian/Ubuntu: sudo apt-get install$$missing), or run make deps" >&2; \
+	    exit 1; \
+	fi
+
+# Everything is rebuilt when the compiler or its flags change (WERROR=1 after
+# a plain build, another CC): this file holds the last ones.
+FLAGS_STAMP := $(BUILD)/.flags
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(CC) $(CFLAGS) $(LDFLAGS) $(LDLIBS)' | cmp -s - $@ 2>/dev/null || \
+	    echo '$(CC) $(CFLAGS) $(LDFLAGS) $(LDLIBS)' > $@
+FORCE:
+
+$(BUILD)/%.o: %.c $(FLAGS_STAMP) | check-libs
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -68,7 +111,7 @@ $(GEN_MIGR): $(MIGRATIONS) tools/embed_sql.sh
 	@mkdir -p $(dir $@)
 	sh tools/embed_sql.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/gen/migrations.o: $(GEN_MIGR)
+$(BUILD)/gen/migrations.o: $(GEN_MIGR) $(FLAGS_STAMP) | check-libs
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(LIBCOMMON): $(call obj,$(COMMON_SRC))
@@ -99,7 +142,7 @@ $(UNIT_BINS): $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o | $(TEST_LIBS)
 
 # Test-only programs (not installed): the librdkafka mock cluster harness.
 KAFKA_MOCK := $(BUILD)/tools/kafka_mock
-$(KAFKA_MOCK): tests/tools/kafka_mock.c
+$(KAFKA_MOCK): tests/tools/kafka_mock.c $(FLAGS_STAMP) | check-libs
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
@@ -115,7 +158,7 @@ test-unit: $(UNIT_BINS)
 test:
 	@sh tests/harness/deps.sh
 	$(MAKE) all $(KAFKA_MOCK)
-	$(MAKE) SAN=1 BUILD=build/asan BIN=bin/asan all test-unit
+	$(MAKE) SAN=1 BUILD=build/asan BIN=bin/asan WERROR=1 all test-unit
 	BIN_DIR=bin/asan sh tests/run_integration.sh
 
 test-integration: all $(KAFKA_MOCK)
@@ -128,7 +171,7 @@ test-faults: all $(KAFKA_MOCK)
 	BIN_DIR=$(BIN) python3 tests/faults/suite.py
 
 asan:
-	$(MAKE) SAN=1 BUILD=build/asan BIN=bin/asan all test-unit
+	$(MAKE) SAN=1 BUILD=build/asan BIN=bin/asan WERROR=1 all test-unit
 
 # valgrind memcheck of both binaries through an integration scenario.
 valgrind: all
@@ -179,6 +222,52 @@ DOC_IMAGES := docs/architecture.png
 docs-images: $(DOC_IMAGES)
 docs/%.png: docs/%.dot
 	dot -Tpng -Gdpi=110 $< -o $@
+
+# ---- install ------------------------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=/staging] [SYSCONFDIR=/etc] ...
+# The units' ExecStart, Documentation and EnvironmentFile paths follow BINDIR,
+# DOCDIR and SYSCONFDIR. /etc/orders-cdc gets the sample only, never an .env
+# file (that one holds the database password: the operator writes it).
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+DATADIR    ?= $(PREFIX)/share
+DOCDIR     ?= $(DATADIR)/doc/orders-cdc
+MANDIR     ?= $(DATADIR)/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+INSTALL    ?= install
+UNITS      := orders-api.service cdc-relay.service
+MAN_PAGES  := $(BUILD)/man/orders-api.1 $(BUILD)/man/cdc-relay.1
+
+# Man pages from each binary's own --help and --version.
+man: $(MAN_PAGES)
+$(BUILD)/man/%.1: $(BIN)/% tools/gen_man.sh
+	@mkdir -p $(dir $@)
+	sh tools/gen_man.sh $< > $@.tmp && mv $@.tmp $@
+
+install: $(BIN)/orders-api $(BIN)/cdc-relay $(MAN_PAGES)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(DOCDIR)/prometheus $(DESTDIR)$(SYSCONFDIR)/orders-cdc
+	$(INSTALL) -m 0755 $(BIN)/orders-api $(BIN)/cdc-relay $(DESTDIR)$(BINDIR)/
+	for u in $(UNITS); do \
+	    sed -e 's#/usr/local/bin/#$(BINDIR)/#g' \
+	        -e 's#/usr/local/share/doc/orders-cdc#$(DOCDIR)#g' \
+	        -e 's#/etc/orders-cdc/#$(SYSCONFDIR)/orders-cdc/#g' \
+	        deploy/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+	    chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+	    mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	$(INSTALL) -m 0644 deploy/systemd/orders-cdc.env.sample $(DESTDIR)$(SYSCONFDIR)/orders-cdc/
+	$(INSTALL) -m 0644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man1/
+	$(INSTALL) -m 0644 README.md docs/*.md docs/*.png docs/openapi.yaml $(DESTDIR)$(DOCDIR)/
+	$(INSTALL) -m 0644 deploy/prometheus/alerts.yml $(DESTDIR)$(DOCDIR)/prometheus/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/orders-api $(DESTDIR)$(BINDIR)/cdc-relay \
+	    $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) \
+	    $(DESTDIR)$(MANDIR)/man1/orders-api.1 $(DESTDIR)$(MANDIR)/man1/cdc-relay.1 \
+	    $(DESTDIR)$(SYSCONFDIR)/orders-cdc/orders-cdc.env.sample
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 clean:
 	rm -rf build bin

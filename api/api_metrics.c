@@ -7,7 +7,6 @@
 #include "api_metrics.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,15 +15,12 @@
 #include "compiler.h"
 #include "xmem.h"
 
-/* Bucket upper bounds in microseconds, and the same bounds as `le` label text. */
-static const uint64_t bucket_us[API_METRICS_NBUCKETS] = {
+/* Bucket upper bounds in microseconds: 1 ms to 10 s. */
+static const int64_t bucket_us[API_METRICS_NBUCKETS] = {
     1000,   2500,   5000,    10000,   25000,   50000,    100000,
     250000, 500000, 1000000, 2500000, 5000000, 10000000,
 };
-static const char *const bucket_le[API_METRICS_NBUCKETS] = {
-    "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
-    "0.25",  "0.5",    "1",     "2.5",  "5",     "10",
-};
+static const struct prom_buckets buckets = {bucket_us, API_METRICS_NBUCKETS};
 
 /* Indexed by enum router_route. */
 static const char *const route_names[ROUTER_ROUTE_COUNT] = {
@@ -58,16 +54,6 @@ struct api_metrics {
     _Atomic uint64_t idempotent_replays;
     int64_t start_unix_us; /* written once, before any thread sees m */
 };
-
-static int bucket_index(uint64_t us)
-{
-    int i = 0;
-
-    /* `le` is inclusive: an observation equal to a bound belongs to that bucket. */
-    while (i < API_METRICS_NBUCKETS && us > bucket_us[i])
-        i++;
-    return i;
-}
 
 static int status_index(unsigned status)
 {
@@ -112,7 +98,8 @@ void api_metrics_request_done(struct api_metrics *m, enum router_route route,
 
     /* Relaxed: each counter is independent; nothing is published through them. */
     atomic_fetch_add_explicit(&m->requests[r][me][status_index(status)], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&m->duration[r].bucket[bucket_index(us)], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->duration[r].bucket[prom_bucket_index(&buckets, (int64_t)us)], 1,
+                              memory_order_relaxed);
     atomic_fetch_add_explicit(&m->duration[r].sum_us, us, memory_order_relaxed);
 }
 
@@ -132,14 +119,15 @@ void api_metrics_read(const struct api_metrics *m, struct api_metrics_snapshot *
                     atomic_load_explicit(&m->requests[r][me][s], memory_order_relaxed);
         }
         for (int b = 0; b <= API_METRICS_NBUCKETS; b++)
-            out->duration[r].bucket[b] =
+            out->duration[r].h.bucket[b] =
                 atomic_load_explicit(&m->duration[r].bucket[b], memory_order_relaxed);
-        out->duration[r].sum_us =
+        out->duration[r].h.sum_us =
             atomic_load_explicit(&m->duration[r].sum_us, memory_order_relaxed);
     }
     out->orders_created = atomic_load_explicit(&m->orders_created, memory_order_relaxed);
     out->idempotent_replays = atomic_load_explicit(&m->idempotent_replays, memory_order_relaxed);
     out->start_unix_us = m->start_unix_us;
+    out->process.start_time_s = (double)m->start_unix_us / 1e6;
 }
 
 enum api_metrics_method api_metrics_method(const char *method)
@@ -155,68 +143,10 @@ enum api_metrics_method api_metrics_method(const char *method)
 
 void api_metrics_hist_observe(struct api_metrics_hist *h, uint64_t us)
 {
-    h->bucket[bucket_index(us)]++;
-    h->sum_us += us;
+    prom_hist_observe(&h->h, &buckets, (int64_t)us);
 }
 
 /* ---- rendering ---- */
-
-/* An snprintf-style writer: pos counts every byte, only the first len - 1 are stored. */
-struct out {
-    char *buf;
-    size_t len, pos;
-};
-
-static void out_printf(struct out *o, const char *fmt, ...) PRINTF_FMT(2, 3);
-
-static void out_printf(struct out *o, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    if (o->pos < o->len)
-        n = vsnprintf(o->buf + o->pos, o->len - o->pos, fmt, ap);
-    else
-        n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        o->pos += (size_t)n;
-}
-
-static void family(struct out *o, const char *name, const char *type, const char *help)
-{
-    out_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* Microseconds as seconds with six decimals, exactly (no floating point). */
-static void seconds(struct out *o, uint64_t us)
-{
-    out_printf(o, "%" PRIu64 ".%06" PRIu64, us / 1000000, us % 1000000);
-}
-
-/* One histogram's samples; labels is "" or `name="value",` (with the trailing comma). */
-static void histogram(struct out *o, const char *name, const char *labels,
-                      const struct api_metrics_hist *h)
-{
-    uint64_t cum = 0;
-
-    for (int b = 0; b <= API_METRICS_NBUCKETS; b++) {
-        cum += h->bucket[b];
-        out_printf(o, "%s_bucket{%sle=\"%s\"} %" PRIu64 "\n", name, labels,
-                   b < API_METRICS_NBUCKETS ? bucket_le[b] : "+Inf", cum);
-    }
-    /* _sum and _count take the labels without le: drop the trailing comma. */
-    if (labels[0] != '\0')
-        out_printf(o, "%s_sum{%.*s} ", name, (int)strlen(labels) - 1, labels);
-    else
-        out_printf(o, "%s_sum ", name);
-    seconds(o, h->sum_us);
-    if (labels[0] != '\0')
-        out_printf(o, "\n%s_count{%.*s} %" PRIu64 "\n", name, (int)strlen(labels) - 1, labels, cum);
-    else
-        out_printf(o, "\n%s_count %" PRIu64 "\n", name, cum);
-}
 
 /* The series every endpoint shows from the start (at 0): its usual method and success. */
 static bool always_shown(int route, int method, int status)
@@ -234,16 +164,14 @@ static bool always_shown(int route, int method, int status)
     }
 }
 
-size_t api_metrics_render(const struct api_metrics_snapshot *s, char *buf, size_t len)
+char *api_metrics_render(const struct api_metrics_snapshot *s)
 {
-    struct out o = {buf, len, 0};
+    struct prom_buf b;
     char labels[64];
 
-    if (len > 0)
-        buf[0] = '\0';
-
-    family(&o, "orders_api_http_requests_total", "counter",
-           "HTTP requests answered, by endpoint (route), method and status.");
+    prom_init(&b);
+    prom_family(&b, "orders_api_http_requests_total", "counter",
+                "HTTP requests answered, by endpoint (route), method and status.");
     for (int r = 0; r < ROUTER_ROUTE_COUNT; r++) {
         for (int me = 0; me < API_METRICS_NMETHODS; me++) {
             for (int st = 0; st < API_METRICS_NSTATUS; st++) {
@@ -251,53 +179,52 @@ size_t api_metrics_render(const struct api_metrics_snapshot *s, char *buf, size_
 
                 if (v == 0 && (st == API_METRICS_NSTATUS - 1 || !always_shown(r, me, st)))
                     continue;
-                out_printf(&o,
-                           "orders_api_http_requests_total{route=\"%s\",method=\"%s\","
-                           "status=\"%s\"} %" PRIu64 "\n",
-                           route_names[r], method_names[me], status_names[st], v);
+                snprintf(labels, sizeof(labels), "route=\"%s\",method=\"%s\",status=\"%s\"",
+                         route_names[r], method_names[me], status_names[st]);
+                prom_u64(&b, "orders_api_http_requests_total", labels, v);
             }
         }
     }
 
-    family(&o, "orders_api_http_request_duration_seconds", "histogram",
-           "Time from the request's headers to the end of its answer, by endpoint (route).");
+    prom_family(&b, "orders_api_http_request_duration_seconds", "histogram",
+                "Time from the request's headers to the end of its answer, by endpoint (route).");
     for (int r = 0; r < ROUTER_ROUTE_COUNT; r++) {
-        snprintf(labels, sizeof(labels), "route=\"%s\",", route_names[r]);
-        histogram(&o, "orders_api_http_request_duration_seconds", labels, &s->duration[r]);
+        snprintf(labels, sizeof(labels), "route=\"%s\"", route_names[r]);
+        prom_histogram(&b, "orders_api_http_request_duration_seconds", labels, &buckets,
+                       &s->duration[r].h);
     }
 
-    family(&o, "orders_api_http_requests_in_flight", "gauge",
-           "Requests begun and not yet completed, this scrape included.");
-    out_printf(&o, "orders_api_http_requests_in_flight %" PRId64 "\n", s->in_flight);
+    prom_family(&b, "orders_api_http_requests_in_flight", "gauge",
+                "Requests begun and not yet completed, this scrape included.");
+    prom_i64(&b, "orders_api_http_requests_in_flight", NULL, s->in_flight);
 
-    family(&o, "orders_api_orders_created_total", "counter",
-           "Orders written by POST /orders (201 answers that were not replays).");
-    out_printf(&o, "orders_api_orders_created_total %" PRIu64 "\n", s->orders_created);
-
-    family(&o, "orders_api_idempotent_replays_total", "counter",
-           "POST /orders answered from a stored Idempotency-Key (nothing written).");
-    out_printf(&o, "orders_api_idempotent_replays_total %" PRIu64 "\n", s->idempotent_replays);
+    prom_metric_u64(&b, "orders_api_orders_created_total", "counter",
+                    "Orders written by POST /orders (201 answers that were not replays).",
+                    s->orders_created);
+    prom_metric_u64(&b, "orders_api_idempotent_replays_total", "counter",
+                    "POST /orders answered from a stored Idempotency-Key (nothing written).",
+                    s->idempotent_replays);
 
     if (s->pool.known) {
-        family(&o, "orders_api_db_pool_connections", "gauge",
-               "Pooled database connections by state; idle + busy = --pool-size.");
-        out_printf(&o, "orders_api_db_pool_connections{state=\"idle\"} %d\n",
-                   s->pool.size - s->pool.busy);
-        out_printf(&o, "orders_api_db_pool_connections{state=\"busy\"} %d\n", s->pool.busy);
+        prom_family(&b, "orders_api_db_pool_connections", "gauge",
+                    "Pooled database connections by state; idle + busy = --pool-size.");
+        prom_i64(&b, "orders_api_db_pool_connections", "state=\"idle\"",
+                 s->pool.size - s->pool.busy);
+        prom_i64(&b, "orders_api_db_pool_connections", "state=\"busy\"", s->pool.busy);
 
-        family(&o, "orders_api_db_pool_wait_seconds", "histogram",
-               "Time a request waited for a pooled connection (0 when one was free).");
-        histogram(&o, "orders_api_db_pool_wait_seconds", "", &s->pool.wait);
+        prom_family(&b, "orders_api_db_pool_wait_seconds", "histogram",
+                    "Time a request waited for a pooled connection (0 when one was free).");
+        prom_histogram(&b, "orders_api_db_pool_wait_seconds", NULL, &buckets, &s->pool.wait.h);
 
-        family(&o, "orders_api_db_pool_timeouts_total", "counter",
-               "Waits for a pooled connection that hit --db-timeout-ms (answered 503).");
-        out_printf(&o, "orders_api_db_pool_timeouts_total %" PRIu64 "\n", s->pool.timeouts);
+        prom_metric_u64(&b, "orders_api_db_pool_timeouts_total", "counter",
+                        "Waits for a pooled connection that hit --db-timeout-ms (answered 503).",
+                        s->pool.timeouts);
     }
 
-    family(&o, "process_start_time_seconds", "gauge",
-           "Start time of the process since the Unix epoch, in seconds.");
-    out_printf(&o, "process_start_time_seconds ");
-    seconds(&o, s->start_unix_us > 0 ? (uint64_t)s->start_unix_us : 0);
-    out_printf(&o, "\n");
-    return o.pos;
+    prom_process(&b, &s->process);
+    if (s->libs != NULL)
+        version_build_info(&b, "orders_api_build_info",
+                           "Always 1: the orders-api version and the libraries it runs with.",
+                           s->libs);
+    return prom_take(&b);
 }

@@ -11,10 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "prom.h"
 #include "router.h"
+#include "version.h"
 
 /* Content-Type of the exposition (Prometheus text format 0.0.4). */
-#define API_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+#define API_METRICS_CONTENT_TYPE PROM_CONTENT_TYPE
 
 /* Finite histogram buckets: 1 ms, 2.5 ms, ... 10 s (api_metrics.c has the bounds). */
 #define API_METRICS_NBUCKETS 13
@@ -36,15 +38,9 @@ enum api_metrics_method {
 /* The status label: the statuses the api answers, plus one slot rendered as "other". */
 #define API_METRICS_NSTATUS 11
 
-/*
- * A histogram as plain counts. bucket[i] counts observations in
- * (bound[i-1], bound[i]] (not cumulative: the rendering adds them up);
- * bucket[API_METRICS_NBUCKETS] counts those above the last bound. The count is
- * the sum of the buckets, so the +Inf bucket always equals _count.
- */
+/* A histogram with the api's buckets, as plain counts (common/prom.h). */
 struct api_metrics_hist {
-    uint64_t bucket[API_METRICS_NBUCKETS + 1];
-    uint64_t sum_us; /* microseconds */
+    struct prom_hist h;
 };
 
 /* Database pool state, as the store reports it (store_ops.pool_stats). */
@@ -65,6 +61,8 @@ struct api_metrics_snapshot {
     int64_t in_flight;           /* requests begun and not completed (the scrape included) */
     int64_t start_unix_us;       /* process start, Unix microseconds */
     struct api_metrics_pool pool;
+    struct prom_process process;     /* process_*; the caller fills it (prom_process_read) */
+    const struct version_libs *libs; /* orders_api_build_info; NULL: left out */
 };
 
 /* The live registry; opaque. */
@@ -89,7 +87,8 @@ void api_metrics_order_answered(struct api_metrics *m, bool replayed);
 
 /*
  * Copies the registry into *out (requests, durations, orders, start time) and
- * zeroes the rest (in_flight, pool), which the caller fills. Thread-safe; the
+ * zeroes the rest (in_flight, pool, process, libs), which the caller fills.
+ * process.start_time_s is set from the start time. Thread-safe; the
  * counters are read one by one, so a snapshot taken under load may count a
  * request in requests_total but not yet in the duration histogram.
  */
@@ -103,11 +102,10 @@ void api_metrics_hist_observe(struct api_metrics_hist *h, uint64_t us);
 
 /*
  * Renders s in the Prometheus text exposition format 0.0.4: each family with
- * # HELP and # TYPE, histograms with cumulative _bucket{le=...}, _sum, _count.
- * Writes at most len bytes including a NUL (like snprintf).
- * @returns the length of the whole text, without the NUL; if >= len the text
- * was cut, and a buffer of the returned length + 1 holds it. Pure; thread-safe.
+ * # HELP and # TYPE, histograms with cumulative _bucket{le=...}, _sum, _count,
+ * then process_* and orders_api_build_info. Returns new (free()). Pure;
+ * thread-safe.
  */
-size_t api_metrics_render(const struct api_metrics_snapshot *s, char *buf, size_t len);
+char *api_metrics_render(const struct api_metrics_snapshot *s);
 
 #endif

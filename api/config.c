@@ -13,15 +13,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "duration.h"
+
 enum opt_kind {
-    OPT_DSN = 1,   /* string, never echoed */
-    OPT_LISTEN,    /* host:port */
-    OPT_INT,       /* integer in [min, max] stored at offset */
-    OPT_LOG_LEVEL, /* error|warn|info|debug */
-    OPT_OUTBOX,    /* table|message */
-    OPT_MIGRATE,   /* switch: --migrate */
-    OPT_PRINT,     /* switch: --print-config */
-    OPT_CONFIG,    /* --config FILE: read by cfg_parse itself */
+    OPT_DSN = 1,    /* string, never echoed */
+    OPT_LISTEN,     /* host:port */
+    OPT_INT,        /* integer in [min, max] stored at offset */
+    OPT_DUR_MS,     /* int milliseconds in [min, max] at offset; bare number: ms */
+    OPT_LOG_LEVEL,  /* error|warn|info|debug */
+    OPT_LOG_FORMAT, /* text|json */
+    OPT_OUTBOX,     /* table|message */
+    OPT_MIGRATE,    /* switch: --migrate */
+    OPT_PRINT,      /* switch: --print-config */
+    OPT_CONFIG,     /* --config FILE: read by cfg_parse itself */
     OPT_HELP,
     OPT_VERSION,
 };
@@ -45,12 +49,16 @@ static const struct cfg_opt opts[] = {
      "IPv4:port or [IPv6]:port; port 0 picks a free port"},
     {"pool-size", 0, "DB_POOL_SIZE", "N", "8", 0, OPT_INT, offsetof(struct config, pool_size), 1,
      128, "database connections = HTTP worker threads (1..128)"},
-    {"db-timeout-ms", 0, "DB_TIMEOUT_MS", "MS", "5000", 0, OPT_INT,
+    {"db-timeout-ms", 0, "DB_TIMEOUT_MS", "DUR", "5s", 0, OPT_DUR_MS,
      offsetof(struct config, db_timeout_ms), 100, 600000,
      "wait for a pooled connection, connect, and\n"
-     "statement_timeout (100..600000)"},
+     "statement_timeout, 100ms..10m (a bare number is\n"
+     "milliseconds)"},
     {"log-level", 0, "LOG_LEVEL", "LEVEL", "info", 0, OPT_LOG_LEVEL, 0, 0, 0,
      "error, warn, info or debug"},
+    {"log-format", 0, "LOG_FORMAT", "FORMAT", "text", 0, OPT_LOG_FORMAT, 0, 0, 0,
+     "text, or json (one object a line: ts, level, msg, then\n"
+     "the line's fields), as cdc-relay's"},
     {"outbox-mode", 0, "OUTBOX_MODE", "MODE", "table", 0, OPT_OUTBOX, 0, 0, 0,
      "how the OrderCreated event is written: table (outbox\n"
      "row) or message (pg_logical_emit_message, prefix\n"
@@ -62,8 +70,8 @@ static const struct cfg_opt opts[] = {
      "where it came from, passwords masked) and exit 0\n"
      "without connecting"},
     {"help", 'h', NULL, NULL, NULL, CFG_ACTION, OPT_HELP, 0, 0, 0, "print this help and exit"},
-    {"version", 0, NULL, NULL, NULL, CFG_ACTION, OPT_VERSION, 0, 0, 0,
-     "print the version and exit"},
+    {"version", 'V', NULL, NULL, NULL, CFG_ACTION, OPT_VERSION, 0, 0, 0,
+     "print the version and the libraries' versions and exit"},
 };
 
 #define OPT_COUNT (sizeof(opts) / sizeof(opts[0]))
@@ -173,11 +181,31 @@ static int apply(struct config *cfg, const struct cfg_opt *opt, const char *labe
             return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not an integer between %ld and %ld",
                               label, val, opt->min, opt->max);
         return 0;
+    case OPT_DUR_MS: {
+        int64_t ms;
+
+        if (!duration_parse_ms(val, DURATION_BARE_MS, &ms) || ms < opt->min || ms > opt->max) {
+            char lo[DURATION_STR_MAX], hi[DURATION_STR_MAX];
+
+            return cfg_seterr(errbuf, errlen,
+                              "%s: \"%.64s\" is not a duration in [%s, %s] (500ms, 10s, 2m; a "
+                              "bare number is milliseconds)",
+                              label, val, duration_format_ms(opt->min, lo, sizeof(lo)),
+                              duration_format_ms(opt->max, hi, sizeof(hi)));
+        }
+        *(int *)(void *)((char *)cfg + opt->offset) = (int)ms;
+        return 0;
+    }
     case OPT_LOG_LEVEL:
         if (!log_level_parse(val, &cfg->log_level))
             return cfg_seterr(errbuf, errlen,
                               "%s: \"%.64s\" is not a log level (error, warn, info, debug)", label,
                               val);
+        return 0;
+    case OPT_LOG_FORMAT:
+        if (!log_format_parse(val, &cfg->log_format))
+            return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not a log format (text, json)",
+                              label, val);
         return 0;
     case OPT_OUTBOX:
         if (strcmp(val, "table") == 0)
@@ -209,6 +237,7 @@ int config_parse(struct config *cfg, int argc, char **argv, config_getenv_fn get
     memset(cfg, 0, sizeof(*cfg));
     cfg->action = CONFIG_ACTION_SERVE;
     cfg->log_level = LOG_LEVEL_INFO;
+    cfg->log_format = LOG_FORMAT_TEXT;
 
     if (cfg_parse(&cfg->set, opts, OPT_COUNT, argc, argv, getenv_fn, errbuf, errlen) != 0)
         return -1;
@@ -250,7 +279,8 @@ void config_usage(FILE *f, const char *prog)
                "key gets the first answer (Idempotent-Replayed: true) and writes nothing.\n"
                "Flags beat the environment, which beats the config file (--config), which\n"
                "beats the defaults; an empty variable counts as unset. In the file each\n"
-               "option is a \"name = value\" line, name being the long option without --.\n\n");
+               "option is a \"name = value\" line, name being the long option without --.\n"
+               "DUR is a duration with a unit (500ms, 10s, 2m).\n\n");
     cfg_usage(f, opts, OPT_COUNT);
     fprintf(f, "\nExit status: 0 ok, 1 runtime error, 2 usage error.\n");
 }

@@ -38,6 +38,7 @@ struct config {
     int pool_size;     /* DB connections and HTTP worker threads */
     int db_timeout_ms; /* pool checkout, connect and statement timeout */
     enum log_level log_level;
+    enum log_format log_format;
     enum store_outbox_mode outbox_mode; /* --outbox-mode table|message */
     bool print_config;                  /* --print-config: print, exit 0 */
     struct cfg_set set;                 /* where each value came from; owns the file text */

@@ -30,8 +30,7 @@
 #include "router.h"
 #include "xmem.h"
 
-#define PATH_LOG_MAX         96          /* bytes of the request path kept for the access log */
-#define METRICS_BUF_START    (16 * 1024) /* first guess at the /metrics text size */
+#define PATH_LOG_MAX         96 /* bytes of the request path kept for the access log */
 #define IDEM_HEADER          "Idempotency-Key"
 #define IDEM_REPLAYED_HEADER "Idempotent-Replayed"
 
@@ -54,6 +53,7 @@ struct http_server {
     MHD_socket listen_fd; /* returned by MHD_quiesce_daemon; ours to close */
     atomic_int inflight;
     struct api_metrics *metrics;
+    const struct version_libs *libs;
     /* request deadline: open connections, and the thread that ends late ones */
     pthread_mutex_t conns_lock;
     pthread_cond_t sweeper_wake;
@@ -181,15 +181,16 @@ static enum MHD_Result send_decided(struct MHD_Connection *c, struct http_reques
     return send_error(c, r, r->status, r->error, r->allow);
 }
 
-/* Maps a failed store call to the client answer and logs the server-side reason once. */
+/* Maps a failed store call to the client answer and logs the server-side reason
+ * once; what is the log message ("get order failed"). */
 static enum MHD_Result send_store_failure(struct MHD_Connection *c, struct http_request *r,
                                           enum store_status s, const char *what, const char *err)
 {
     if (s == STORE_UNAVAILABLE) {
-        log_warn("%s failed status=503 error=\"%s\"", what, err);
+        log_fields(LOG_LEVEL_WARN, what, LOG_INT("status", 503), LOG_STR("error", err));
         return send_error(c, r, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable", NULL);
     }
-    log_error("%s failed status=500 error=\"%s\"", what, err);
+    log_fields(LOG_LEVEL_ERROR, what, LOG_INT("status", 500), LOG_STR("error", err));
     return send_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error", NULL);
 }
 
@@ -205,7 +206,7 @@ static enum MHD_Result handle_get_order(struct http_server *srv, struct MHD_Conn
         return send_json(c, r, MHD_HTTP_OK, order.json, NULL);
     if (s == STORE_NOT_FOUND)
         return send_error(c, r, MHD_HTTP_NOT_FOUND, "order not found", NULL);
-    return send_store_failure(c, r, s, "get order", err);
+    return send_store_failure(c, r, s, "get order failed", err);
 }
 
 static enum MHD_Result handle_create(struct http_server *srv, struct MHD_Connection *c,
@@ -229,7 +230,7 @@ static enum MHD_Result handle_create(struct http_server *srv, struct MHD_Connect
         return send_error(c, r, MHD_HTTP_UNPROCESSABLE_CONTENT,
                           "Idempotency-Key reused with a different request", NULL);
     if (s != STORE_OK)
-        return send_store_failure(c, r, s, "create order", err);
+        return send_store_failure(c, r, s, "create order failed", err);
     api_metrics_order_answered(srv->metrics, created.replayed);
     hdrs.location = created.location;
     hdrs.replayed = created.replayed ? "true" : NULL;
@@ -361,19 +362,15 @@ static enum MHD_Result handle_metrics(struct http_server *srv, struct MHD_Connec
                                       struct http_request *r)
 {
     struct api_metrics_snapshot *snap = xmalloc(sizeof(*snap));
-    size_t cap = METRICS_BUF_START, n;
-    char *text = xmalloc(cap);
+    char *text;
 
     api_metrics_read(srv->metrics, snap);
     snap->in_flight = atomic_load(&srv->inflight);
     if (srv->ops->pool_stats != NULL)
         srv->ops->pool_stats(srv->store, &snap->pool);
-    n = api_metrics_render(snap, text, cap);
-    if (n >= cap) {
-        cap = n + 1;
-        text = xrealloc(text, cap);
-        api_metrics_render(snap, text, cap);
-    }
+    prom_process_read(&snap->process, snap->start_unix_us);
+    snap->libs = srv->libs;
+    text = api_metrics_render(snap);
     free(snap);
     return send_body(c, r, MHD_HTTP_OK, API_METRICS_CONTENT_TYPE, text, NULL);
 }
@@ -398,7 +395,7 @@ static enum MHD_Result on_complete_request(struct http_server *srv, struct MHD_C
         s = srv->ops->ping(srv->store, err, sizeof(err));
         if (s == STORE_OK)
             return send_json(c, r, MHD_HTTP_OK, xstrdup("{\"status\":\"ready\"}"), NULL);
-        log_warn("readiness check failed error=\"%s\"", err);
+        log_fields(LOG_LEVEL_WARN, "readiness check failed", LOG_STR("error", err));
         return send_error(c, r, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable", NULL);
     case ROUTER_ROUTE_METRICS:
         return handle_metrics(srv, c, r);
@@ -423,7 +420,8 @@ static enum MHD_Result on_body(struct http_request *r, const char *data, size_t 
          * answer in the middle of a body, so drop the connection rather than
          * read on.
          */
-        log_info("request body over limit, closing connection limit=%zu", HTTP_BODY_MAX);
+        log_fields(LOG_LEVEL_INFO, "request body over limit, closing connection",
+                   LOG_INT("limit", HTTP_BODY_MAX));
         r->status = MHD_HTTP_CONTENT_TOO_LARGE;
         return MHD_NO;
     }
@@ -553,9 +551,9 @@ static void *sweeper_main(void *arg)
         }
         if (closed > 0) {
             pthread_mutex_unlock(&srv->conns_lock);
-            log_info("request not received within the deadline, connections closed count=%d "
-                     "deadline_s=%d",
-                     closed, HTTP_REQUEST_DEADLINE_S);
+            log_fields(LOG_LEVEL_INFO,
+                       "request not received within the deadline, connections closed",
+                       LOG_INT("count", closed), LOG_INT("deadline_s", HTTP_REQUEST_DEADLINE_S));
             pthread_mutex_lock(&srv->conns_lock);
         }
     }
@@ -578,8 +576,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     if (r->answered)
         api_metrics_request_done(srv->metrics, r->endpoint, r->method_label, r->status,
                                  duration_us);
-    log_debug("request method=%s path=\"%s\" status=%u duration_us=%lld termination=%d", r->method,
-              r->path, r->status, (long long)duration_us, (int)toe);
+    if (log_threshold >= LOG_LEVEL_DEBUG)
+        log_fields(LOG_LEVEL_DEBUG, "request", LOG_STR("method", r->method),
+                   LOG_STR("path", r->path), LOG_INT("status", r->status),
+                   LOG_INT("duration_us", duration_us), LOG_INT("termination", toe));
     free(r->body);
     free(r);
     *req_cls = NULL;
@@ -600,7 +600,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
         msg[--n] = '\0';
     copy_printable(msg, sizeof(msg), msg);
-    log_warn("http server message=\"%s\"", msg);
+    log_warn("http server: %s", msg);
 }
 
 struct http_server *http_server_start(const struct http_options *opt, char *errbuf, size_t errlen)
@@ -616,6 +616,7 @@ struct http_server *http_server_start(const struct http_options *opt, char *errb
     }
     memcpy(&srv->addr, opt->addr, opt->addr_len);
     srv->ops = opt->ops;
+    srv->libs = opt->libs;
     srv->store = opt->store;
     srv->listen_fd = MHD_INVALID_SOCKET;
     atomic_init(&srv->inflight, 0);
@@ -700,4 +701,9 @@ void http_server_stop(struct http_server *srv)
     pthread_mutex_destroy(&srv->conns_lock);
     api_metrics_free(srv->metrics);
     free(srv);
+}
+
+const char *http_mhd_version(void)
+{
+    return MHD_get_version();
 }

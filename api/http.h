@@ -14,6 +14,7 @@
 
 #include "compiler.h"
 #include "store.h"
+#include "version.h"
 
 #define HTTP_BODY_MAX       ((size_t)16 * 1024) /* bytes; larger bodies get 413 */
 #define HTTP_CONN_TIMEOUT_S 30                  /* idle or slow clients are dropped */
@@ -29,10 +30,11 @@ struct http_server;
 struct http_options {
     const struct sockaddr *addr; /* IPv4 or IPv6; port 0 picks a free port. Copied. */
     socklen_t addr_len;
-    int threads;                 /* worker threads (MHD thread pool), >= 1 */
-    const struct store_ops *ops; /* borrowed until http_server_stop returns */
-    void *store;                 /* passed to ops; borrowed likewise */
-    int64_t start_unix_us;       /* process start (Unix µs) for /metrics; 0 means now */
+    int threads;                     /* worker threads (MHD thread pool), >= 1 */
+    const struct store_ops *ops;     /* borrowed until http_server_stop returns */
+    void *store;                     /* passed to ops; borrowed likewise */
+    int64_t start_unix_us;           /* process start (Unix µs) for /metrics; 0 means now */
+    const struct version_libs *libs; /* orders_api_build_info; borrowed; NULL: none */
 };
 
 /*
@@ -60,5 +62,8 @@ int http_server_inflight(struct http_server *srv);
 
 /* Closes every connection, joins the threads and frees srv. NULL is a no-op. */
 void http_server_stop(struct http_server *srv);
+
+/* libmicrohttpd's run-time version ("0.9.75"), for --version and build_info. */
+const char *http_mhd_version(void);
 
 #endif

@@ -17,11 +17,13 @@
 #include "api/config.h"
 #include "api/http.h"
 #include "api/migrations.h"
+#include "api/orders.h"
 #include "api/store_pg.h"
 #include "log.h"
+#include "notify.h"
+#include "version.h"
 
-#define ORDERS_API_VERSION "0.1.0"
-#define DRAIN_TIMEOUT_MS   10000 /* bounded wait for requests in progress at shutdown */
+#define DRAIN_TIMEOUT_MS 10000 /* bounded wait for requests in progress at shutdown */
 
 static volatile sig_atomic_t stop_signal;
 static int stop_pipe[2] = {-1, -1};
@@ -83,13 +85,14 @@ static int run_migrate(const struct config *cfg)
 
     if (store_pg_migrate(cfg->database_url, cfg->db_timeout_ms, migrations, migrations_count,
                          &applied, &version, err, sizeof(err)) != 0) {
-        log_error("migrate failed error=\"%s\"", err);
+        log_fields(LOG_LEVEL_ERROR, "migrate failed", LOG_STR("error", err));
         return 1;
     }
     if (applied == 0)
-        log_info("schema up to date version=%d", version);
+        log_fields(LOG_LEVEL_INFO, "schema up to date", LOG_INT("version", version));
     else
-        log_info("migrations done applied=%d version=%d", applied, version);
+        log_fields(LOG_LEVEL_INFO, "migrations done", LOG_INT("applied", applied),
+                   LOG_INT("version", version));
     return 0;
 }
 
@@ -100,10 +103,22 @@ static void wait_for_stop(void)
 
     while (stop_signal == 0) {
         if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
-            log_error("poll failed error=\"%s\"", strerror(errno));
+            log_fields(LOG_LEVEL_ERROR, "poll failed", LOG_STR("error", strerror(errno)));
             return;
         }
     }
+}
+
+/* The libraries as loaded (orders_api_build_info, --version). */
+static const struct version_libs *api_libs(void)
+{
+    static char libpq[16];
+    static struct version_libs libs;
+
+    libs.libpq = version_format_pg(store_pg_libpq_version(), libpq, sizeof(libpq));
+    libs.jansson = orders_jansson_version();
+    libs.libmicrohttpd = http_mhd_version();
+    return &libs;
 }
 
 /* start_unix_us: when main() began, for process_start_time_seconds. */
@@ -121,43 +136,54 @@ static int run_server(const struct config *cfg, int64_t start_unix_us)
         .threads = cfg->pool_size,
         .ops = &store_pg_ops,
         .start_unix_us = start_unix_us,
+        .libs = api_libs(),
     };
     struct store_pg *store;
     struct http_server *srv;
-    char err[STORE_ERR_MAX], addr[HTTP_ADDR_STR_MAX];
+    char err[STORE_ERR_MAX], addr[HTTP_ADDR_STR_MAX], status[HTTP_ADDR_STR_MAX + 32];
     int connected = 0;
 
     store = store_pg_open(&sopt, &connected, err, sizeof(err));
     if (store == NULL) {
-        log_error("database url invalid error=\"%s\"", err);
+        log_fields(LOG_LEVEL_ERROR, "database url invalid", LOG_STR("error", err));
         return 1;
     }
     if (connected < cfg->pool_size)
-        log_warn("database not fully reachable at startup, will retry connected=%d "
-                 "pool_size=%d error=\"%s\"",
-                 connected, cfg->pool_size, err);
+        log_fields(LOG_LEVEL_WARN, "database not fully reachable at startup, will retry",
+                   LOG_INT("connected", connected), LOG_INT("pool_size", cfg->pool_size),
+                   LOG_STR("error", err));
     hopt.store = store;
     /* Worker threads inherit this mask, so only the main thread takes the signals. */
     stop_signals_mask(true);
     srv = http_server_start(&hopt, err, sizeof(err));
     stop_signals_mask(false);
     if (srv == NULL) {
-        log_error("http server failed to start listen=\"%s\" error=\"%s\"", cfg->listen, err);
+        log_fields(LOG_LEVEL_ERROR, "http server failed to start", LOG_STR("listen", cfg->listen),
+                   LOG_STR("error", err));
         store_pg_close(store);
         return 1;
     }
     http_server_addr(srv, addr, sizeof(addr));
-    log_info("listening addr=%s pool_size=%d outbox_mode=%s version=%s", addr, cfg->pool_size,
-             cfg->outbox_mode == STORE_OUTBOX_MESSAGE ? "message" : "table", ORDERS_API_VERSION);
+    /* Listening: from here a request is answered (/readyz tells whether the
+     * database is up), which is what systemd's Type=notify waits for. */
+    snprintf(status, sizeof(status), "listening on %s", addr);
+    notify_ready(status);
+    log_fields(
+        LOG_LEVEL_INFO, "listening", LOG_STR("addr", addr), LOG_INT("pool_size", cfg->pool_size),
+        LOG_STR("outbox_mode", cfg->outbox_mode == STORE_OUTBOX_MESSAGE ? "message" : "table"),
+        LOG_STR("version", ORDERS_CDC_VERSION));
 
     wait_for_stop();
+    notify_send("STOPPING=1\nSTATUS=draining requests");
 
-    log_info("shutting down signal=%s in_flight=%d", stop_signal == SIGINT ? "SIGINT" : "SIGTERM",
-             http_server_inflight(srv));
+    log_fields(LOG_LEVEL_INFO, "shutting down",
+               LOG_STR("signal", stop_signal == SIGINT ? "SIGINT" : "SIGTERM"),
+               LOG_INT("in_flight", http_server_inflight(srv)));
     http_server_quiesce(srv);
     if (!http_server_drain(srv, DRAIN_TIMEOUT_MS))
-        log_warn("requests still in progress after drain timeout timeout_ms=%d in_flight=%d",
-                 DRAIN_TIMEOUT_MS, http_server_inflight(srv));
+        log_fields(LOG_LEVEL_WARN, "requests still in progress after drain timeout",
+                   LOG_INT("timeout_ms", DRAIN_TIMEOUT_MS),
+                   LOG_INT("in_flight", http_server_inflight(srv)));
     http_server_stop(srv);
     store_pg_close(store);
     log_info("stopped");
@@ -172,6 +198,8 @@ int main(int argc, char **argv)
     int rc;
 
     clock_gettime(CLOCK_REALTIME, &start);
+    log_detect_journal();
+    notify_init();
     if (config_parse(&cfg, argc, argv, getenv, err, sizeof(err)) != 0) {
         fprintf(stderr, "orders-api: %s\nTry 'orders-api --help'.\n", err);
         config_fini(&cfg);
@@ -182,7 +210,7 @@ int main(int argc, char **argv)
         config_usage(stdout, "orders-api");
         return 0;
     case CONFIG_ACTION_VERSION:
-        printf("orders-api %s\n", ORDERS_API_VERSION);
+        version_print(stdout, "orders-api", api_libs());
         return 0;
     case CONFIG_ACTION_SERVE:
     case CONFIG_ACTION_MIGRATE:
@@ -201,15 +229,16 @@ int main(int argc, char **argv)
     } else if (store_pg_describe(cfg.database_url, desc, sizeof(desc), err, sizeof(err)) != 0) {
         fprintf(stderr, "orders-api: --database-url/DATABASE_URL: %s\n", err);
         rc = 2;
-    } else if (log_threshold = cfg.log_level, log_add_dsn_secrets(cfg.database_url),
-               signals_setup() != 0) {
+    } else if (log_threshold = cfg.log_level, log_output = cfg.log_format,
+               log_add_dsn_secrets(cfg.database_url), signals_setup() != 0) {
         /* log_add_dsn_secrets: libpq's messages may quote the connection string,
          * never its password. */
-        log_error("signal setup failed error=\"%s\"", strerror(errno));
+        log_fields(LOG_LEVEL_ERROR, "signal setup failed", LOG_STR("error", strerror(errno)));
         rc = 1;
     } else {
-        log_info("starting mode=%s database=\"%s\"",
-                 cfg.action == CONFIG_ACTION_MIGRATE ? "migrate" : "serve", desc);
+        log_fields(LOG_LEVEL_INFO, "starting", LOG_STR("version", ORDERS_CDC_VERSION),
+                   LOG_STR("mode", cfg.action == CONFIG_ACTION_MIGRATE ? "migrate" : "serve"),
+                   LOG_STR("database", desc));
         if (cfg.action == CONFIG_ACTION_MIGRATE)
             rc = run_migrate(&cfg);
         else

@@ -189,3 +189,8 @@ bool orders_id_valid(const char *s, size_t len)
     }
     return true;
 }
+
+const char *orders_jansson_version(void)
+{
+    return jansson_version_str();
+}

@@ -56,4 +56,7 @@ const char *orders_strerror(enum orders_status status);
  */
 bool orders_id_valid(const char *s, size_t len);
 
+/* jansson's run-time version ("2.14"), for --version and build_info. */
+const char *orders_jansson_version(void);
+
 #endif

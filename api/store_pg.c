@@ -958,3 +958,8 @@ out:
     params_free(&params);
     return rc;
 }
+
+int store_pg_libpq_version(void)
+{
+    return PQlibVersion();
+}

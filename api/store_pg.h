@@ -72,4 +72,7 @@ void store_pg_close(struct store_pg *st);
 int store_pg_migrate(const char *database_url, int timeout_ms, const struct migration *migs,
                      int count, int *applied, int *version, char *errbuf, size_t errlen) MUSTCHECK;
 
+/* libpq's run-time version number (PQlibVersion), for --version and build_info. */
+int store_pg_libpq_version(void);
+
 #endif

@@ -12,22 +12,16 @@ const int64_t latency_bucket_le_us[LATENCY_BUCKETS] = {
     30000, 50000, 75000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000,
 };
 
-static void observe(struct latency_hist *h, int64_t from_us, int64_t to_us)
-{
-    int64_t d;
-    size_t i = 0;
+const struct prom_buckets latency_buckets = {latency_bucket_le_us, LATENCY_BUCKETS};
 
+static void observe(struct prom_hist *h, int64_t from_us, int64_t to_us)
+{
     if (from_us == 0 || to_us == 0)
         return;
-    d = to_us > from_us ? to_us - from_us : 0;
-    while (i < LATENCY_BUCKETS && d > latency_bucket_le_us[i])
-        i++;
-    h->bucket[i]++;
-    h->count++;
-    h->sum_us += (uint64_t)d;
+    prom_hist_observe(h, &latency_buckets, to_us > from_us ? to_us - from_us : 0);
 }
 
-void latency_observe(struct latency_hist h[LATENCY_STAGES], const struct latency_times *t,
+void latency_observe(struct prom_hist h[LATENCY_STAGES], const struct latency_times *t,
                      int64_t delivered_us)
 {
     observe(&h[LATENCY_WAL], t->commit_us, t->sent_us);

@@ -1,7 +1,8 @@
 /*
  * Where an outbox transaction's time goes between its commit and Kafka's
- * acknowledgement (docs/observability.md, cdc_relay_transaction_latency_seconds):
- * four consecutive stages and their total, each a histogram with fixed
+ * acknowledgement (docs/observability.md): four consecutive stages
+ * (cdc_relay_transaction_latency_seconds{stage}) and their total
+ * (cdc_relay_end_to_end_latency_seconds), each a histogram with fixed
  * buckets. Pure: the relay passes every time in, this module reads no clock.
  */
 #ifndef ORDERS_CDC_LATENCY_H
@@ -9,12 +10,15 @@
 
 #include <stdint.h>
 
+#include "prom.h"
+
 enum latency_stage {
     LATENCY_WAL,     /* commit -> the walsender sends the transaction's first message */
     LATENCY_RECEIVE, /* sent -> the relay reads it (socket, relay busy or descheduled) */
     LATENCY_PRODUCE, /* read -> the Commit handled, every event handed to the producer */
     LATENCY_DELIVER, /* handed over -> the relay handled the last delivery report */
-    LATENCY_TOTAL,   /* commit -> the last delivery report: the sum of the four */
+    LATENCY_TOTAL,   /* commit -> the last delivery report: the sum of the four; rendered
+                      * as its own histogram, not as a stage */
     LATENCY_STAGES
 };
 
@@ -23,11 +27,8 @@ enum latency_stage {
 /* Upper bounds of the buckets, microseconds, increasing; +Inf follows. */
 extern const int64_t latency_bucket_le_us[LATENCY_BUCKETS];
 
-struct latency_hist {
-    uint64_t bucket[LATENCY_BUCKETS + 1]; /* per bucket, not cumulative; the last is +Inf */
-    uint64_t count;
-    uint64_t sum_us;
-};
+/* The same bounds for common/prom.h's histograms. */
+extern const struct prom_buckets latency_buckets;
 
 /*
  * One transaction's times, microseconds since the Unix epoch. commit_us and
@@ -45,7 +46,7 @@ struct latency_times {
 /* Adds one delivered transaction to each stage's histogram. A stage whose
  * end is earlier than its start (clocks apart) counts as 0; a stage with an
  * unknown end point is left out. */
-void latency_observe(struct latency_hist h[LATENCY_STAGES], const struct latency_times *t,
+void latency_observe(struct prom_hist h[LATENCY_STAGES], const struct latency_times *t,
                      int64_t delivered_us);
 
 /* The stage's label value in the metric: wal, receive, produce, deliver, total. */

@@ -10,17 +10,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
+#include "notify.h"
 #include "options.h"
 #include "poll_relay.h"
 #include "relay.h"
+#include "repl.h"
 #include "sink_kafka.h"
-
-#define RELAY_VERSION "0.1.0"
+#include "version.h"
 
 static volatile sig_atomic_t stop_requested;
 static int stop_pipe[2] = {-1, -1};
@@ -33,6 +35,8 @@ static void on_signal(int sig)
         _exit(1);
     }
     stop_requested = 1;
+    /* systemd: stopping from now (the drain may take --shutdown-timeout). */
+    notify_send("STOPPING=1");
     if (stop_pipe[1] >= 0) {
         int saved = errno;
         (void)!write(stop_pipe[1], "x", 1);
@@ -51,7 +55,9 @@ static void usage(FILE *out)
                  "Flags beat environment variables, which beat the config file (--config), which\n"
                  "beats the defaults; an empty variable counts as unset. In the file each option\n"
                  "is a \"name = value\" line, name being the long option without --; switches\n"
-                 "take true or false there and in the environment.\n"
+                 "take true or false there and in the environment. DUR is a duration with a\n"
+                 "unit (500ms, 10s, 15m, 2h, 1d, 1h30m); a bare number is seconds, or\n"
+                 "milliseconds where the help says so.\n"
                  "\n"
                  "Options:\n");
     options_usage(out);
@@ -66,17 +72,34 @@ static void usage(FILE *out)
             "another relay with the same transactional.id took over (--exactly-once).\n");
 }
 
+/* The libraries as loaded (cdc_relay_build_info, --version). */
+static const struct version_libs *relay_libs(void)
+{
+    static char libpq[16];
+    static struct version_libs libs;
+
+    libs.libpq = version_format_pg(repl_libpq_version(), libpq, sizeof(libpq));
+    libs.librdkafka = sink_kafka_version();
+    libs.jansson = sink_jansson_version();
+    libs.libmicrohttpd = metrics_http_mhd_version();
+    return &libs;
+}
+
 int main(int argc, char **argv)
 {
     static struct options opt;
     struct relay_config *cfg = &opt.relay;
     struct metrics_board *board = NULL;
     struct metrics_http *http = NULL;
-    char dsn_shown[512], err[OPTIONS_ERR_MAX];
+    char dsn_shown[512], err[OPTIONS_ERR_MAX], table[300];
     struct sigaction sa;
+    struct timespec start;
     enum relay_exit rc;
 
-    if (options_parse(&opt, argc, argv, getenv, err, sizeof(err)) != 0) {
+    clock_gettime(CLOCK_REALTIME, &start);
+    if (options_parse(&opt, argc, argv, getenv, err, sizeof(err)) != 0 ||
+        (opt.action != OPTIONS_HELP && opt.action != OPTIONS_VERSION &&
+         options_check_kafka(&opt, sink_prop_check, err, sizeof(err)) != 0)) {
         fprintf(stderr, "cdc-relay: %s\nTry 'cdc-relay --help'.\n", err);
         options_fini(&opt);
         return 2;
@@ -86,7 +109,7 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     case OPTIONS_VERSION:
-        printf("cdc-relay %s\n", RELAY_VERSION);
+        version_print(stdout, "cdc-relay", relay_libs());
         return 0;
     case OPTIONS_PRINT_CONFIG:
         /* Before the DATABASE_URL check: an incomplete configuration is worth seeing. */
@@ -101,6 +124,8 @@ int main(int argc, char **argv)
         options_fini(&opt);
         return 2;
     }
+    log_detect_journal();
+    notify_init();
     log_threshold = opt.log_level;
     log_output = opt.log_format;
     cfg->stop = &stop_requested;
@@ -124,15 +149,17 @@ int main(int argc, char **argv)
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
 
+    snprintf(table, sizeof(table), "%s.%s", cfg->table_schema, cfg->table_name);
+    log_redact_dsn(cfg->database_url, dsn_shown, sizeof(dsn_shown));
     if (cfg->poll_mode)
-        log_info("cdc-relay %s starting in poll mode: table %s.%s brokers %s database %s",
-                 RELAY_VERSION, cfg->table_schema, cfg->table_name, cfg->brokers,
-                 log_redact_dsn(cfg->database_url, dsn_shown, sizeof(dsn_shown)));
+        log_fields(LOG_LEVEL_INFO, "starting", LOG_STR("version", ORDERS_CDC_VERSION),
+                   LOG_STR("mode", "poll"), LOG_STR("table", table),
+                   LOG_STR("brokers", cfg->brokers), LOG_STR("database", dsn_shown));
     else
-        log_info("cdc-relay %s starting: slot \"%s\" publication \"%s\" table %s.%s brokers %s "
-                 "database %s",
-                 RELAY_VERSION, cfg->slot, cfg->publication, cfg->table_schema, cfg->table_name,
-                 cfg->brokers, log_redact_dsn(cfg->database_url, dsn_shown, sizeof(dsn_shown)));
+        log_fields(LOG_LEVEL_INFO, "starting", LOG_STR("version", ORDERS_CDC_VERSION),
+                   LOG_STR("mode", "stream"), LOG_STR("slot", cfg->slot),
+                   LOG_STR("publication", cfg->publication), LOG_STR("table", table),
+                   LOG_STR("brokers", cfg->brokers), LOG_STR("database", dsn_shown));
     if (opt.metrics_listen != NULL) {
         char addr[128];
         sigset_t stop_set;
@@ -143,7 +170,9 @@ int main(int argc, char **argv)
         sigaddset(&stop_set, SIGINT);
         sigaddset(&stop_set, SIGTERM);
         pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
-        http = metrics_http_start(opt.metrics_listen, board, err, sizeof(err));
+        http = metrics_http_start(opt.metrics_listen, board, relay_libs(),
+                                  (int64_t)start.tv_sec * 1000000 + start.tv_nsec / 1000, err,
+                                  sizeof(err));
         pthread_sigmask(SIG_UNBLOCK, &stop_set, NULL);
         if (http == NULL) {
             log_error("%s", err);
@@ -152,9 +181,13 @@ int main(int argc, char **argv)
             return 1;
         }
         metrics_http_addr(http, addr, sizeof(addr));
-        log_info("metrics listening addr=%s", addr);
+        log_fields(LOG_LEVEL_INFO, "metrics listening", LOG_STR("addr", addr));
         cfg->metrics = board;
     }
+    /* READY=1 comes from the loop once it can do its work (streaming, or
+     * connected in poll mode); until then systemd shows this. */
+    notify_status(cfg->poll_mode ? "connecting to Postgres"
+                                 : "connecting to Postgres and the slot");
     rc = cfg->poll_mode ? poll_relay_run(cfg) : relay_run(cfg);
     metrics_http_stop(http);
     metrics_board_free(board);

@@ -12,7 +12,9 @@
 #include <stdint.h>
 
 #include "latency.h"
+#include "prom.h"
 #include "sink_kafka.h"
+#include "version.h"
 
 struct metrics_snapshot {
     /* counters, since the start of the process */
@@ -37,15 +39,18 @@ struct metrics_snapshot {
     int server_timeout_ms;
     bool have_kafka; /* a producer exists; kafka is valid */
     struct sink_stats kafka;
-    struct latency_hist latency[LATENCY_STAGES]; /* since the start of the process */
+    struct prom_hist latency[LATENCY_STAGES]; /* since the start of the process */
 };
 
 /*
  * Renders s in the Prometheus text exposition format (version 0.0.4): every
- * family with # HELP and # TYPE, names in cdc_relay_*. now_unix_us feeds
- * cdc_relay_lag_seconds, now_mono_us cdc_relay_ready. Returns new (free()).
+ * family with # HELP and # TYPE, names in cdc_relay_*, then process_* from
+ * proc and cdc_relay_build_info from libs (NULL: left out). now_unix_us
+ * feeds cdc_relay_lag_seconds, now_mono_us cdc_relay_ready. Returns new
+ * (free()).
  */
-char *metrics_render(const struct metrics_snapshot *s, int64_t now_unix_us, int64_t now_mono_us);
+char *metrics_render(const struct metrics_snapshot *s, const struct prom_process *proc,
+                     const struct version_libs *libs, int64_t now_unix_us, int64_t now_mono_us);
 
 /*
  * The /readyz rule: the stream is established, the server sent something

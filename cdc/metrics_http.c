@@ -5,6 +5,7 @@
  */
 #include "metrics_http.h"
 
+#include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -23,12 +25,14 @@
 
 #define METRICS_CONN_LIMIT     32
 #define METRICS_CONN_TIMEOUT_S 10
-#define METRICS_CONTENT_TYPE   "text/plain; version=0.0.4; charset=utf-8"
+#define METRICS_BACKLOG        32
 
 struct metrics_http {
     struct MHD_Daemon *d;
     struct metrics_board *board;
-    struct sockaddr_storage addr;
+    const struct version_libs *libs;
+    int64_t start_us;
+    struct sockaddr_storage addr; /* as bound: the real port */
 };
 
 static int64_t clock_us(clockid_t id)
@@ -97,9 +101,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return respond_json(c, MHD_HTTP_METHOD_NOT_ALLOWED, "{\"error\":\"method not allowed\"}");
     if (strcmp(url, "/metrics") == 0) {
+        struct prom_process proc;
+
         metrics_board_read(h->board, &snap);
-        return respond(c, MHD_HTTP_OK, METRICS_CONTENT_TYPE,
-                       metrics_render(&snap, clock_us(CLOCK_REALTIME), clock_us(CLOCK_MONOTONIC)));
+        prom_process_read(&proc, h->start_us);
+        return respond(c, MHD_HTTP_OK, PROM_CONTENT_TYPE,
+                       metrics_render(&snap, &proc, h->libs, clock_us(CLOCK_REALTIME),
+                                      clock_us(CLOCK_MONOTONIC)));
     }
     if (strcmp(url, "/healthz") == 0)
         return respond_json(c, MHD_HTTP_OK, "{\"status\":\"ok\"}");
@@ -173,15 +181,60 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss, char *err
     return 0;
 }
 
-struct metrics_http *metrics_http_start(const char *spec, struct metrics_board *board, char *err,
-                                        size_t errlen)
+/* Binds and listens here rather than in MHD, so that a failure says why in
+ * words an operator can act on (MHD only logs "Failed to bind"). */
+static int listen_on(const char *spec, struct sockaddr_storage *ss, char *err, size_t errlen)
+{
+    socklen_t len =
+        ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    int one = 1;
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0) {
+        snprintf(err, errlen, "--metrics-listen %s: socket: %s", spec, strerror(errno));
+        return -1;
+    }
+    /* A restart must not wait for the old process's TIME_WAIT connections. */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)ss, len) != 0 || listen(fd, METRICS_BACKLOG) != 0) {
+        int saved = errno;
+
+        close(fd);
+        if (saved == EADDRINUSE)
+            snprintf(err, errlen,
+                     "--metrics-listen %s: the port is already in use (another cdc-relay, or "
+                     "another program); give this relay a free one with --metrics-listen HOST:PORT "
+                     "(CDC_METRICS_LISTEN), or no listener with --metrics-listen none",
+                     spec);
+        else if (saved == EADDRNOTAVAIL)
+            snprintf(err, errlen, "--metrics-listen %s: this host has no such address", spec);
+        else if (saved == EACCES)
+            snprintf(err, errlen,
+                     "--metrics-listen %s: permission denied (ports below 1024 need privileges)",
+                     spec);
+        else
+            snprintf(err, errlen, "--metrics-listen %s: %s", spec, strerror(saved));
+        return -1;
+    }
+    len = sizeof(*ss);
+    getsockname(fd, (struct sockaddr *)ss, &len);
+    return fd;
+}
+
+struct metrics_http *metrics_http_start(const char *spec, struct metrics_board *board,
+                                        const struct version_libs *libs, int64_t start_us,
+                                        char *err, size_t errlen)
 {
     struct metrics_http *h = xcalloc(1, sizeof(*h));
     unsigned flags =
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    int fd;
 
     h->board = board;
-    if (parse_listen(spec, &h->addr, err, errlen) != 0) {
+    h->libs = libs;
+    h->start_us = start_us;
+    if (parse_listen(spec, &h->addr, err, errlen) != 0 ||
+        (fd = listen_on(spec, &h->addr, err, errlen)) < 0) {
         free(h);
         return NULL;
     }
@@ -189,11 +242,12 @@ struct metrics_http *metrics_http_start(const char *spec, struct metrics_board *
         flags |= MHD_USE_IPv6;
     h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
                             /* First, so that no message goes to MHD's own stderr logger. */
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_SOCK_ADDR,
-                            (struct sockaddr *)&h->addr, MHD_OPTION_CONNECTION_LIMIT,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_LISTEN_SOCKET,
+                            (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned int)METRICS_CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
                             (unsigned int)METRICS_CONN_TIMEOUT_S, MHD_OPTION_END);
     if (h->d == NULL) {
+        /* fd is left alone: whether MHD closed it on its way out is not said */
         snprintf(err, errlen, "cannot serve metrics on %s (reason logged above)", spec);
         free(h);
         return NULL;
@@ -203,9 +257,16 @@ struct metrics_http *metrics_http_start(const char *spec, struct metrics_board *
 
 void metrics_http_addr(const struct metrics_http *h, char *buf, size_t len)
 {
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    unsigned port = h->addr.ss_family == AF_INET6
+                        ? ntohs(((const struct sockaddr_in6 *)&h->addr)->sin6_port)
+                        : ntohs(((const struct sockaddr_in *)&h->addr)->sin_port);
 
-    netaddr_format(&h->addr, info != NULL ? info->port : 0, buf, len);
+    netaddr_format(&h->addr, port, buf, len);
+}
+
+const char *metrics_http_mhd_version(void)
+{
+    return MHD_get_version();
 }
 
 void metrics_http_stop(struct metrics_http *h)

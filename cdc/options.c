@@ -11,28 +11,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "duration.h"
 #include "lsn.h"
 #include "outbox.h"
 #include "xmem.h"
 
 enum opt_kind {
-    OPT_STR = 1,     /* const char * at offset */
-    OPT_SECONDS,     /* int milliseconds at offset, from seconds in (0, 86400] */
-    OPT_SECONDS_OFF, /* the same, or "off"/"0" for 0 */
-    OPT_DURATION,    /* int64_t seconds at offset: 900, 900s, 15m, 2h, 1d */
-    OPT_LSN,         /* uint64_t at offset, non-zero X/Y */
-    OPT_BOOL,        /* bool at offset (switches) */
-    OPT_INT,         /* int at offset, whole number in [min, max] */
-    OPT_U64,         /* uint64_t at offset, whole number in [min, max] */
+    OPT_STR = 1, /* const char * at offset */
+    OPT_DUR,     /* int milliseconds at offset in [min, max] ms; bare number: seconds */
+    OPT_DUR_OFF, /* the same, or "off"/"0" for 0 */
+    OPT_DUR_MS,  /* int milliseconds at offset in [min, max] ms; bare number: ms */
+    OPT_DUR_S64, /* int64_t seconds at offset, rounded up; bare number: seconds */
+    OPT_LSN,     /* uint64_t at offset, non-zero X/Y */
+    OPT_BOOL,    /* bool at offset (switches) */
+    OPT_INT,     /* int at offset, whole number in [min, max] */
+    OPT_U64,     /* uint64_t at offset, whole number in [min, max] */
     OPT_LOG_LEVEL,
     OPT_LOG_FORMAT,
-    OPT_KAFKA, /* -X NAME=VALUE, kafka.NAME = VALUE */
+    OPT_KAFKA,      /* -X NAME=VALUE, kafka.NAME = VALUE */
+    OPT_KAFKA_FILE, /* --kafka-config FILE: read by cfg_parse itself */
     OPT_CONFIG,
     OPT_HELP,
     OPT_VERSION,
 };
 
 #define OFF(field) offsetof(struct options, field)
+#define DAY_MS     86400000L
 
 /*
  * Every cdc-relay option, one row each. --help, the environment, the config
@@ -73,8 +77,8 @@ static const struct cfg_opt opts[] = {
      "transactional pg_logical_emit_message events"},
     {"message-prefix", 0, "CDC_MESSAGE_PREFIX", "P", "outbox", 0, OPT_STR,
      OFF(relay.message_prefix), 0, 0, "prefix of those messages"},
-    {"heartbeat-interval", 0, "CDC_HEARTBEAT_INTERVAL", "SEC", "off", 0, OPT_SECONDS_OFF,
-     OFF(relay.heartbeat_interval_ms), 0, 0,
+    {"heartbeat-interval", 0, "CDC_HEARTBEAT_INTERVAL", "DUR", "off", 0, OPT_DUR_OFF,
+     OFF(relay.heartbeat_interval_ms), 1, DAY_MS,
      "write a logical message (prefix cdc-relay-heartbeat) this\n"
      "often so a silent database still lets the slot advance"},
     {"dead-letter-topic", 0, "CDC_DEAD_LETTER_TOPIC", "NAME", NULL, 0, OPT_STR,
@@ -93,19 +97,19 @@ static const struct cfg_opt opts[] = {
     {"end-lsn", 0, NULL, "X/Y", NULL, CFG_CLI_ONLY, OPT_LSN, OFF(relay.end_lsn), 0, 0,
      "stop (exit 0) after the last transaction whose commit LSN\n"
      "is <= X/Y"},
-    {"status-interval", 0, "CDC_STATUS_INTERVAL", "SEC", "10", 0, OPT_SECONDS,
-     OFF(relay.status_interval_ms), 0, 0,
+    {"status-interval", 0, "CDC_STATUS_INTERVAL", "DUR", "10s", 0, OPT_DUR,
+     OFF(relay.status_interval_ms), 1, DAY_MS,
      "standby status update cadence; also how often, while\n"
      "there is a new position to confirm, the relay checks that\n"
      "the table is still in the publication (exit 1 if not)"},
-    {"server-timeout", 0, "CDC_SERVER_TIMEOUT", "SEC", "60", 0, OPT_SECONDS,
-     OFF(relay.server_timeout_ms), 0, 0,
+    {"server-timeout", 0, "CDC_SERVER_TIMEOUT", "DUR", "60s", 0, OPT_DUR,
+     OFF(relay.server_timeout_ms), 1, DAY_MS,
      "reconnect when the server sent nothing this long; a probe\n"
      "is sent at half of it"},
-    {"shutdown-timeout", 0, "CDC_SHUTDOWN_TIMEOUT", "SEC", "30", 0, OPT_SECONDS,
-     OFF(relay.shutdown_timeout_ms), 0, 0, "on SIGTERM/SIGINT, wait this long for deliveries"},
-    {"reconnect-max", 0, "CDC_RECONNECT_MAX", "SEC", "30", 0, OPT_SECONDS,
-     OFF(relay.reconnect_max_ms), 0, 0, "cap of the reconnect backoff"},
+    {"shutdown-timeout", 0, "CDC_SHUTDOWN_TIMEOUT", "DUR", "30s", 0, OPT_DUR,
+     OFF(relay.shutdown_timeout_ms), 1, DAY_MS, "on SIGTERM/SIGINT, wait this long for deliveries"},
+    {"reconnect-max", 0, "CDC_RECONNECT_MAX", "DUR", "30s", 0, OPT_DUR, OFF(relay.reconnect_max_ms),
+     1, DAY_MS, "cap of the reconnect backoff"},
     {"state-file", 0, "CDC_STATE_FILE", "PATH", "cdc-relay.<slot>.state", 0, OPT_STR,
      OFF(state_file), 0, 0,
      "where the last delivered position is saved (written\n"
@@ -113,22 +117,22 @@ static const struct cfg_opt opts[] = {
      "the default is in the working directory"},
     {"no-state-file", 0, "CDC_NO_STATE_FILE", NULL, "false", 0, OPT_BOOL, OFF(no_state_file), 0, 0,
      "keep no state file (resume from the slot alone)"},
-    {"replay-window", 0, "CDC_REPLAY_WINDOW", "DUR", "0", 0, OPT_DURATION,
-     OFF(relay.replay_window_s), 0, 0,
-     "hold the slot's confirmed position back by DUR (900, 15m,\n"
-     "2h) so that window can be replayed with --start-lsn;\n"
+    {"replay-window", 0, "CDC_REPLAY_WINDOW", "DUR", "0", 0, OPT_DUR_S64,
+     OFF(relay.replay_window_s), 0, DURATION_MAX_MS,
+     "hold the slot's confirmed position back by DUR (15m, 2h)\n"
+     "so that window can be replayed with --start-lsn;\n"
      "costs that much WAL on the server"},
     {"mode", 0, "CDC_MODE", "stream|poll", "stream", 0, OPT_STR, OFF(mode), 0, 0,
      "stream: read the WAL through the slot; poll: the polling\n"
      "outbox (SELECT ... FOR UPDATE SKIP LOCKED, then UPDATE\n"
      "published_at), for databases without logical replication;\n"
      "needs the published_at column (sql/0004)"},
-    {"poll-interval", 0, "CDC_POLL_INTERVAL", "SEC", "1", 0, OPT_SECONDS,
-     OFF(relay.poll_interval_ms), 0, 0, "poll mode: wait after a poll that found nothing"},
+    {"poll-interval", 0, "CDC_POLL_INTERVAL", "DUR", "1s", 0, OPT_DUR, OFF(relay.poll_interval_ms),
+     1, DAY_MS, "poll mode: wait after a poll that found nothing"},
     {"poll-batch", 0, "CDC_POLL_BATCH", "N", "500", 0, OPT_INT, OFF(relay.poll_batch), 1, 100000,
      "poll mode: rows per batch (one transaction)"},
-    {"poll-batch-timeout", 0, "CDC_POLL_BATCH_TIMEOUT", "SEC", "30", 0, OPT_SECONDS,
-     OFF(relay.poll_batch_timeout_ms), 0, 0,
+    {"poll-batch-timeout", 0, "CDC_POLL_BATCH_TIMEOUT", "DUR", "30s", 0, OPT_DUR,
+     OFF(relay.poll_batch_timeout_ms), 1, DAY_MS,
      "poll mode: a batch Kafka has not acknowledged by then is\n"
      "rolled back and sent again"},
     {"until-empty", 0, NULL, NULL, NULL, CFG_CLI_ONLY, OPT_BOOL, OFF(relay.poll_until_empty), 0, 0,
@@ -146,72 +150,66 @@ static const struct cfg_opt opts[] = {
      1, 100000000,
      "exactly-once: close a Kafka transaction after this many\n"
      "events (between source transactions, never inside one)"},
-    {"txn-max-ms", 0, "CDC_TXN_MAX_MS", "MS", "100", 0, OPT_INT, OFF(relay.txn_max_ms), 1,
-     100000000, "exactly-once: ... or once it is this many milliseconds old"},
+    {"txn-max-ms", 0, "CDC_TXN_MAX_MS", "DUR", "100ms", 0, OPT_DUR_MS, OFF(relay.txn_max_ms), 1,
+     100000000,
+     "exactly-once: ... or once it is this old (a bare number is\n"
+     "milliseconds)"},
     {"kafka", 'X', NULL, "NAME=VALUE", NULL, CFG_KAFKA, OPT_KAFKA, 0, 0, 0,
      "set any librdkafka property (repeatable), e.g.\n"
-     "-X compression.type=lz4; applied after the relay's defaults\n"
-     "(enable.idempotence=true acks=all message.timeout.ms=0\n"
-     "partitioner=murmur2_random linger.ms=5, docs/relay.md)"},
+     "-X compression.type=lz4 or -Xcompression.type=lz4; applied\n"
+     "after the relay's defaults (enable.idempotence=true acks=all\n"
+     "message.timeout.ms=0 partitioner=murmur2_random linger.ms=5,\n"
+     "docs/relay.md); -X file=PATH reads a properties file as\n"
+     "--kafka-config does. Each is checked by librdkafka at start\n"
+     "and by --print-config: an unknown or invalid one exits 2"},
+    {"kafka-config", 0, "CDC_KAFKA_CONFIG", "FILE", NULL, CFG_KAFKA_FILE, OPT_KAFKA_FILE, 0, 0, 0,
+     "librdkafka properties file (kcat's format: name=value\n"
+     "lines, '#' comments), applied before -X flags"},
     {"log-level", 0, "LOG_LEVEL", "LEVEL", "info", 0, OPT_LOG_LEVEL, 0, 0, 0,
      "error, warn, info, debug"},
     {"log-format", 0, "LOG_FORMAT", "FORMAT", "text", 0, OPT_LOG_FORMAT, 0, 0, 0,
      "text, or json (one object a line: ts, level, msg, and\n"
      "lsn and event_id on event lines)"},
-    {"metrics-listen", 0, "CDC_METRICS_LISTEN", "ADDR", NULL, 0, OPT_STR, OFF(metrics_listen), 0, 0,
+    /* 8491: loopback, a port of the relay's own: the exporters' 9100-9999 range
+     * is all allocated (9187: postgres_exporter), docs/observability.md. */
+    {"metrics-listen", 0, "CDC_METRICS_LISTEN", "ADDR", "127.0.0.1:8491", 0, OPT_STR,
+     OFF(metrics_listen), 0, 0,
      "serve GET /metrics (Prometheus), /healthz and /readyz on\n"
      "HOST:PORT (port 0: any free one, logged as 'metrics\n"
-     "listening addr=HOST:PORT'); unset: no listener"},
+     "listening addr=HOST:PORT'); none: no listener"},
     {"print-config", 0, NULL, NULL, NULL, CFG_CLI_ONLY, OPT_BOOL, OFF(print_config), 0, 0,
      "print the effective configuration (each value and where it\n"
      "came from, secrets masked) and exit 0 without connecting"},
     {"help", 'h', NULL, NULL, NULL, CFG_ACTION, OPT_HELP, 0, 0, 0, "show this help and exit"},
     {"version", 'V', NULL, NULL, NULL, CFG_ACTION, OPT_VERSION, 0, 0, 0,
-     "show the version and exit"},
+     "show the version and the libraries' versions and exit"},
 };
 
 #define OPT_COUNT (sizeof(opts) / sizeof(opts[0]))
 
-static int parse_seconds(const char *s, int *out_ms)
+/* Parses a duration for a row of a duration kind; checks [min, max] ms. */
+static int parse_dur(const struct cfg_opt *opt, const char *val, int64_t *out_ms)
 {
-    char *end;
-    double v;
+    enum duration_unit bare = opt->kind == OPT_DUR_MS ? DURATION_BARE_MS : DURATION_BARE_S;
 
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || !(v > 0) || v > 86400)
+    if (!duration_parse_ms(val, bare, out_ms) || *out_ms < opt->min || *out_ms > opt->max)
         return -1;
-    *out_ms = (int)(v * 1000);
-    if (*out_ms < 1)
-        *out_ms = 1;
     return 0;
 }
 
-/* "900", "900s", "15m", "2h", "1d" to seconds. */
-static int parse_duration(const char *s, int64_t *out_s)
+/* "is not a duration in [1ms, 1d] (...)": the range and what a bare number means. */
+static int dur_error(const struct cfg_opt *opt, const char *label, const char *val, bool off,
+                     char *errbuf, size_t errlen)
 {
-    char *end;
-    long long v;
-    int64_t mult = 1;
+    char lo[DURATION_STR_MAX], hi[DURATION_STR_MAX];
 
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || v < 0 || *s == '+' || *s == ' ')
-        return -1;
-    if (*end == 'm')
-        mult = 60;
-    else if (*end == 'h')
-        mult = 3600;
-    else if (*end == 'd')
-        mult = 86400;
-    else if (*end != 's' && *end != '\0')
-        return -1;
-    if (*end != '\0' && end[1] != '\0')
-        return -1;
-    if (v > INT64_C(3650) * 86400 / mult)
-        return -1;
-    *out_s = v * mult;
-    return 0;
+    return cfg_seterr(errbuf, errlen,
+                      "%s: \"%.64s\" is not %sa duration in [%s, %s] (500ms, 10s, 15m, 2h, 1d; a "
+                      "bare number is %s)",
+                      label, val, off ? "off or " : "",
+                      duration_format_ms(opt->min, lo, sizeof(lo)),
+                      duration_format_ms(opt->max, hi, sizeof(hi)),
+                      opt->kind == OPT_DUR_MS ? "milliseconds" : "seconds");
 }
 
 /* Validates val for opt and stores it; label says where val came from. */
@@ -219,32 +217,28 @@ static int apply(struct options *o, const struct cfg_opt *opt, const char *label
                  char *errbuf, size_t errlen)
 {
     void *field = (char *)o + opt->offset;
+    int64_t ms;
     bool b;
 
     switch ((enum opt_kind)opt->kind) {
     case OPT_STR:
         *(const char **)field = val;
         return 0;
-    case OPT_SECONDS:
-        if (parse_seconds(val, (int *)field) != 0)
-            return cfg_seterr(errbuf, errlen,
-                              "%s: \"%.64s\" is not a number of seconds in (0, 86400]", label, val);
-        return 0;
-    case OPT_SECONDS_OFF:
-        if (strcmp(val, "off") == 0 || strcmp(val, "0") == 0) {
+    case OPT_DUR:
+    case OPT_DUR_OFF:
+    case OPT_DUR_MS:
+        if (opt->kind == OPT_DUR_OFF && (strcmp(val, "off") == 0 || strcmp(val, "0") == 0)) {
             *(int *)field = 0;
             return 0;
         }
-        if (parse_seconds(val, (int *)field) != 0)
-            return cfg_seterr(errbuf, errlen,
-                              "%s: \"%.64s\" is not off or a number of seconds in (0, 86400]",
-                              label, val);
+        if (parse_dur(opt, val, &ms) != 0)
+            return dur_error(opt, label, val, opt->kind == OPT_DUR_OFF, errbuf, errlen);
+        *(int *)field = (int)ms;
         return 0;
-    case OPT_DURATION:
-        if (parse_duration(val, (int64_t *)field) != 0)
-            return cfg_seterr(errbuf, errlen,
-                              "%s: \"%.64s\" is not a duration like 900, 900s, 15m, 2h or 1d",
-                              label, val);
+    case OPT_DUR_S64:
+        if (parse_dur(opt, val, &ms) != 0)
+            return dur_error(opt, label, val, false, errbuf, errlen);
+        *(int64_t *)field = (ms + 999) / 1000;
         return 0;
     case OPT_LSN:
         if (!lsn_parse(val, (uint64_t *)field) || *(uint64_t *)field == 0)
@@ -284,6 +278,7 @@ static int apply(struct options *o, const struct cfg_opt *opt, const char *label
             return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not one of text, json", label, val);
         return 0;
     case OPT_KAFKA:
+    case OPT_KAFKA_FILE:
     case OPT_CONFIG:
     case OPT_HELP:
     case OPT_VERSION:
@@ -380,6 +375,8 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
         return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not a valid Kafka topic name",
                           cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)),
                           o->relay.dead_letter_topic);
+    if (strcmp(o->metrics_listen, "none") == 0)
+        o->metrics_listen = NULL;
     if (*o->relay.message_prefix == '\0')
         return cfg_seterr(errbuf, errlen, "--message-prefix must not be empty");
     o->relay.create_slot = !o->no_create_slot;
@@ -427,6 +424,32 @@ int options_parse(struct options *o, int argc, char **argv, options_getenv_fn ge
         return -1;
     if (o->print_config)
         o->action = OPTIONS_PRINT_CONFIG;
+    return 0;
+}
+
+int options_check_kafka(const struct options *o, options_kafka_check_fn check, char *errbuf,
+                        size_t errlen)
+{
+    for (size_t i = 0; i < o->set.nitems; i++) {
+        const struct cfg_item *it = &o->set.items[i];
+        char label[CFG_ERR_MAX], name[256], why[CFG_ERR_MAX];
+
+        if (!(it->opt->flags & CFG_KAFKA))
+            continue;
+        if (it->key_len >= sizeof(name))
+            return cfg_seterr(errbuf, errlen, "%s: a property name of %zu bytes",
+                              cfg_label(it, it->opt, label, sizeof(label)), it->key_len);
+        memcpy(name, it->key, it->key_len);
+        name[it->key_len] = '\0';
+        if (check(name, it->value, why, sizeof(why)) != 0) {
+            /* a file line is labelled "path:line: kafka", say which property */
+            if (it->source == CFG_SOURCE_FILE)
+                snprintf(label, sizeof(label), "%s:%d", it->origin, it->line);
+            else
+                cfg_label(it, it->opt, label, sizeof(label));
+            return cfg_seterr(errbuf, errlen, "%s: %s", label, why);
+        }
+    }
     return 0;
 }
 

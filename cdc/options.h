@@ -34,7 +34,7 @@ struct options {
     struct relay_config relay; /* ready for relay_run, apart from stop/stop_fd/metrics */
     enum log_level log_level;
     enum log_format log_format;
-    const char *metrics_listen; /* NULL: off */
+    const char *metrics_listen; /* NULL: off (--metrics-listen none) */
     const char *table;          /* as given, SCHEMA.NAME or NAME */
     const char *source;         /* table|messages */
     const char *mode;           /* stream|poll */
@@ -61,6 +61,19 @@ typedef char *(*options_getenv_fn)(const char *name);
  */
 int options_parse(struct options *o, int argc, char **argv, options_getenv_fn getenv_fn,
                   char *errbuf, size_t errlen) MUSTCHECK;
+
+/* Checks one librdkafka property as librdkafka would take it: 0, or -1 with
+ * the reason in why (never the value of a secret property). */
+typedef int (*options_kafka_check_fn)(const char *name, const char *value, char *why,
+                                      size_t whylen);
+
+/*
+ * Runs check on every Kafka property o holds (config file, properties
+ * files, -X), in the order they are applied. @returns 0, or -1 with
+ * "LABEL: reason" in errbuf, LABEL being "-X" or "FILE:LINE": bad usage.
+ */
+int options_check_kafka(const struct options *o, options_kafka_check_fn check, char *errbuf,
+                        size_t errlen) MUSTCHECK;
 
 /* Frees the Kafka property names and the config file text. NULL-safe. */
 void options_fini(struct options *o);

@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "outbox.h"
 #include "poll_pg.h"
 #include "poll_sql.h"
@@ -358,6 +359,7 @@ enum relay_exit poll_relay_run(const struct relay_config *cfg)
                      p.commit_ts ? "commit timestamps (track_commit_timestamp = on)"
                                  : "created_at (track_commit_timestamp = off)");
             observe(&p, true);
+            notify_ready("polling the outbox table"); /* systemd: READY=1 the first time */
         }
 
         end = run_batch(&p, &n);

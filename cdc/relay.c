@@ -23,6 +23,7 @@
 #include "log.h"
 #include "lsn.h"
 #include "metrics.h"
+#include "notify.h"
 #include "outbox.h"
 #include "outbox_message.h"
 #include "pgout.h"
@@ -125,7 +126,7 @@ struct relay {
     uint64_t server_wal_end;   /* IDENTIFY_SYSTEM xlogpos, then keepalive walEnd */
     uint64_t stream_start_lsn;
     int64_t xlog_sent_us; /* send time in the header of the XLogData being handled */
-    struct latency_hist latency[LATENCY_STAGES];
+    struct prom_hist latency[LATENCY_STAGES];
     bool streaming;
     int64_t next_publish_us;
     struct catchup catchup;
@@ -328,6 +329,16 @@ static void log_catchup(enum catchup_event ev, const struct catchup_report *rep,
     case CATCHUP_NONE:
         break;
     }
+}
+
+/* systemd (Type=notify): the relay can do its work once it streams; READY=1
+ * the first time, the status every time. */
+static void notify_ready_streaming(const struct relay_config *cfg)
+{
+    char status[256];
+
+    snprintf(status, sizeof(status), "streaming slot %s", cfg->slot);
+    notify_ready(status);
 }
 
 /*
@@ -1428,6 +1439,7 @@ enum relay_exit relay_run(const struct relay_config *cfg)
         r.stream_start_lsn = start;
         r.last_server_msg_us = pace_monotonic_us(); /* as stream() starts; for /readyz */
         observe(&r, true);
+        notify_ready_streaming(cfg);
 
         end = eos_stream_end(&r, stream(&r));
         r.streaming = false;

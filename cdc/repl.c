@@ -816,3 +816,8 @@ void repl_abort(struct repl_conn *rc)
     PQfinish(rc->conn);
     free(rc);
 }
+
+int repl_libpq_version(void)
+{
+    return PQlibVersion();
+}

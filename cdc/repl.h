@@ -132,4 +132,7 @@ bool repl_connect_error_is_fatal(const char *msg);
  * DETAIL/HINT add more lines, which become spaces. Shared with poll mode. */
 void repl_set_err(char *err, size_t errlen, const char *fmt, ...) PRINTF_FMT(3, 4);
 
+/* libpq's run-time version number (PQlibVersion), for --version and build_info. */
+int repl_libpq_version(void);
+
 #endif

@@ -351,6 +351,15 @@ static bool set_prop(rd_kafka_conf_t *conf, const char *name, const char *value,
     return true;
 }
 
+int sink_prop_check(const char *name, const char *value, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    bool ok = set_prop(conf, name, value, err, errlen);
+
+    rd_kafka_conf_destroy(conf);
+    return ok ? 0 : -1;
+}
+
 /* The relay's defaults, then the brokers, then the user's -X properties:
  * later ones win, so -X can override any default. */
 static bool set_props(rd_kafka_conf_t *conf, const struct sink_prop *defaults, size_t ndefaults,
@@ -938,4 +947,14 @@ out:
     if (conf != NULL)
         rd_kafka_conf_destroy(conf);
     return rc;
+}
+
+const char *sink_kafka_version(void)
+{
+    return rd_kafka_version_str();
+}
+
+const char *sink_jansson_version(void)
+{
+    return jansson_version_str();
 }

@@ -35,6 +35,15 @@ struct sink_prop {
 bool sink_prop_is_secret(const char *name);
 
 /*
+ * Whether librdkafka takes name=value (rd_kafka_conf_set on a scratch
+ * configuration: unknown names and invalid values fail; whether properties
+ * agree with each other is only known when the producer is made). 0, or -1
+ * with the reason in err (the value left out for secret properties). Fits
+ * options_kafka_check_fn.
+ */
+int sink_prop_check(const char *name, const char *value, char *err, size_t errlen);
+
+/*
  * Returns a new producer (free with sink_free) or NULL with err filled.
  * Relay defaults are applied first, then props in order (kcat's -X), so a
  * user can override anything.
@@ -226,5 +235,10 @@ int sink_checkpoint_topic_ensure(struct sink *s, const char *topic, int timeout_
 int sink_checkpoint_read(const char *brokers, const struct sink_prop *props, size_t nprops,
                          const char *topic, const char *slot, int timeout_ms,
                          struct sink_checkpoint *out, char *err, size_t errlen) MUSTCHECK;
+
+/* librdkafka's and jansson's run-time versions ("2.0.2", "2.14"), for
+ * --version and build_info (jansson parses the statistics here). */
+const char *sink_kafka_version(void);
+const char *sink_jansson_version(void);
 
 #endif

@@ -49,11 +49,13 @@ bool cfg_kafka_secret(const char *name, size_t len)
     /* librdkafka 2.0.2's sensitive properties (CONFIGURATION.md):
      * sasl.password, ssl.key.password, ssl.keystore.password, ssl.key.pem,
      * sasl.oauthbearer.client.secret, sasl.oauthbearer.config (may carry a
-     * token), and a misspelling of any of them: masking one harmless value
+     * token), sasl.jaas.config (a Java client's, holds a password; librdkafka
+     * refuses it, and its error must not show it), and a misspelling of any
+     * of them: masking one harmless value
      * costs less than printing one password. The relay's log scrubbing uses
      * this same list (sink_prop_is_secret). */
-    static const char *const parts[] = {"pass", "pasw", "secret", "pem", "oauthbearer.config",
-                                        "token"};
+    static const char *const parts[] = {"pass",  "pasw", "secret", "pem", "oauthbearer.config",
+                                        "token", "jaas"};
     char buf[256];
 
     if (len >= sizeof(buf))
@@ -87,13 +89,29 @@ static const struct cfg_opt *find_short(const struct cfg_set *set, char c)
     return NULL;
 }
 
-static const struct cfg_opt *find_kafka(const struct cfg_set *set)
+static const struct cfg_opt *find_flag(const struct cfg_set *set, unsigned flag)
 {
     for (size_t i = 0; i < set->nopts; i++) {
-        if (set->opts[i].flags & CFG_KAFKA)
+        if (set->opts[i].flags & flag)
             return &set->opts[i];
     }
     return NULL;
+}
+
+static const struct cfg_opt *find_kafka(const struct cfg_set *set)
+{
+    return find_flag(set, CFG_KAFKA);
+}
+
+/* Keeps text (heap) until cfg_fini; frees it and fails when full. */
+static int own_text(struct cfg_set *set, char *text, const char *path, char *errbuf, size_t errlen)
+{
+    if (set->ntexts == CFG_MAX_FILES) {
+        free(text);
+        return cfg_seterr(errbuf, errlen, "%s: more than %d files", path, CFG_MAX_FILES);
+    }
+    set->texts[set->ntexts++] = text;
+    return 0;
 }
 
 static struct cfg_item *add_item(struct cfg_set *set, const struct cfg_opt *opt,
@@ -136,10 +154,16 @@ static int parse_argv(struct cfg_set *set, int argc, char **argv, char *errbuf, 
         const struct cfg_opt *opt;
         struct cfg_item *it;
 
-        if (arg[0] == '-' && arg[1] != '-' && arg[1] != '\0' && arg[2] == '\0') {
+        if (arg[0] == '-' && arg[1] != '-' && arg[1] != '\0') {
             opt = find_short(set, arg[1]);
             if (opt == NULL)
                 return cfg_seterr(errbuf, errlen, "unexpected argument \"%.64s\"", arg);
+            /* -Xname=value: the value attached, as getopt allows (kcat's -X). */
+            if (arg[2] != '\0') {
+                if (opt->metavar == NULL)
+                    return cfg_seterr(errbuf, errlen, "unexpected argument \"%.64s\"", arg);
+                eq = arg + 1; /* the value starts at eq + 1 */
+            }
         } else if (strncmp(arg, "--", 2) == 0 && arg[2] != '\0') {
             eq = strchr(arg, '=');
             opt = find_long(set, arg + 2, eq != NULL ? (size_t)(eq - arg - 2) : strlen(arg + 2));
@@ -169,11 +193,21 @@ static int parse_argv(struct cfg_set *set, int argc, char **argv, char *errbuf, 
             return cfg_seterr(errbuf, errlen, "--%s requires a value (%s)", opt->name,
                               opt->metavar);
         }
-        it = add_item(set, opt, CFG_SOURCE_FLAG, arg, 0, errbuf, errlen);
+        if ((opt->flags & CFG_KAFKA) && strncmp(val, "file=", 5) == 0) {
+            if (val[5] == '\0')
+                return cfg_seterr(errbuf, errlen, "-%c file= needs a PATH", opt->short_name);
+            if (set->nkafka_files == CFG_MAX_FILES)
+                return cfg_seterr(errbuf, errlen, "more than %d -%c file= flags", CFG_MAX_FILES,
+                                  opt->short_name);
+            set->kafka_files[set->nkafka_files++] = val + 5;
+            continue;
+        }
+        it = add_item(set, opt, CFG_SOURCE_FLAG, opt->flags & CFG_KAFKA ? "-X" : arg, 0, errbuf,
+                      errlen);
         if (it == NULL)
             return -1;
         if (opt->flags & CFG_KAFKA) {
-            if (split_kafka(it, val, arg, errbuf, errlen) != 0)
+            if (split_kafka(it, val, "-X", errbuf, errlen) != 0)
                 return -1;
         } else {
             it->value = val;
@@ -208,9 +242,8 @@ int cfg_parse_text(struct cfg_set *set, const char *path, char *text, char *errb
     char *p = text;
     int line = 0;
 
-    free(set->file_text);
-    set->file_text = text;
-    set->file_path = path;
+    if (own_text(set, text, path, errbuf, errlen) != 0)
+        return -1;
     while (*p != '\0') {
         char *nl = strchr(p, '\n'), *end = nl != NULL ? nl : p + strlen(p), *key, *val, *eq;
         const struct cfg_opt *opt;
@@ -236,7 +269,7 @@ int cfg_parse_text(struct cfg_set *set, const char *path, char *text, char *errb
             if (opt == NULL)
                 return cfg_seterr(errbuf, errlen, "%s:%d: unknown option \"%.64s\"", path, line,
                                   key);
-            if (opt->flags & (CFG_ACTION | CFG_CLI_ONLY | CFG_CONFIG))
+            if (opt->flags & (CFG_ACTION | CFG_CLI_ONLY | CFG_CONFIG | CFG_KAFKA))
                 return cfg_seterr(errbuf, errlen,
                                   "%s:%d: \"%s\" cannot be set in a config file, only on the "
                                   "command line",
@@ -269,20 +302,71 @@ int cfg_parse_text(struct cfg_set *set, const char *path, char *text, char *errb
     return 0;
 }
 
-static int load_file(struct cfg_set *set, const char *path, const char *label, char *errbuf,
-                     size_t errlen)
+int cfg_parse_properties(struct cfg_set *set, const char *path, char *text, char *errbuf,
+                         size_t errlen)
+{
+    const struct cfg_opt *kafka = find_kafka(set);
+    char *p = text;
+    int line = 0;
+
+    if (own_text(set, text, path, errbuf, errlen) != 0)
+        return -1;
+    if (kafka == NULL)
+        return cfg_seterr(errbuf, errlen, "%s: no Kafka properties here", path);
+    while (*p != '\0') {
+        char *nl = strchr(p, '\n'), *end = nl != NULL ? nl : p + strlen(p), *key, *val, *eq;
+        struct cfg_item *it;
+
+        line++;
+        key = trim(p, end);
+        p = nl != NULL ? nl + 1 : end;
+        if (*key == '\0' || *key == '#')
+            continue;
+        /* "\=" and "\:" as in Java properties files (and kcat): the backslash
+         * goes; the name ends at the first '=' that is left. */
+        for (char *r = key, *w = key;; r++) {
+            if (*r == '\\' && (r[1] == '=' || r[1] == ':'))
+                r++;
+            *w++ = *r;
+            if (*r == '\0')
+                break;
+        }
+        eq = strchr(key, '=');
+        if (eq == NULL || eq == key)
+            return cfg_seterr(errbuf, errlen, "%s:%d: expected property=value", path, line);
+        val = trim(eq + 1, eq + 1 + strlen(eq + 1));
+        key = trim(key, eq);
+        if (*key == '\0')
+            return cfg_seterr(errbuf, errlen, "%s:%d: expected property=value", path, line);
+        it = add_item(set, kafka, CFG_SOURCE_FILE, path, line, errbuf, errlen);
+        if (it == NULL)
+            return -1;
+        it->key = key;
+        it->key_len = strlen(key);
+        it->value = val;
+    }
+    return 0;
+}
+
+/* Reads a whole file (at most CFG_MAX_FILE_SIZE, no NUL bytes) into a new
+ * string; what names the kind of file in messages. NULL with errbuf set. */
+static char *read_file(const char *path, const char *label, const char *what, char *errbuf,
+                       size_t errlen)
 {
     FILE *f = fopen(path, "r");
     char *text;
     size_t n;
 
-    if (f == NULL)
-        return cfg_seterr(errbuf, errlen, "%s: cannot open config file \"%s\": %s", label, path,
-                          strerror(errno));
+    if (f == NULL) {
+        cfg_seterr(errbuf, errlen, "%s: cannot open %s \"%s\": %s", label, what, path,
+                   strerror(errno));
+        return NULL;
+    }
     text = malloc(CFG_MAX_FILE_SIZE + 1);
     if (text == NULL) {
         fclose(f);
-        return cfg_seterr(errbuf, errlen, "%s: out of memory", label);
+        cfg_seterr(errbuf, errlen, "%s: out of memory", label);
+        return NULL;
     }
     n = fread(text, 1, CFG_MAX_FILE_SIZE + 1, f);
     if (ferror(f) || n > CFG_MAX_FILE_SIZE) {
@@ -290,17 +374,50 @@ static int load_file(struct cfg_set *set, const char *path, const char *label, c
 
         fclose(f);
         free(text);
-        return cfg_seterr(errbuf, errlen, "%s: cannot read config file \"%s\": %s", label, path,
-                          n > CFG_MAX_FILE_SIZE ? "larger than 1 MiB" : strerror(saved));
+        cfg_seterr(errbuf, errlen, "%s: cannot read %s \"%s\": %s", label, what, path,
+                   n > CFG_MAX_FILE_SIZE ? "larger than 1 MiB" : strerror(saved));
+        return NULL;
     }
     fclose(f);
     text[n] = '\0';
     if (memchr(text, '\0', n) != NULL) {
         free(text);
-        return cfg_seterr(errbuf, errlen, "%s: config file \"%s\" contains a NUL byte", label,
-                          path);
+        cfg_seterr(errbuf, errlen, "%s: %s \"%s\" contains a NUL byte", label, what, path);
+        return NULL;
     }
-    return cfg_parse_text(set, path, text, errbuf, errlen);
+    return text;
+}
+
+static int load_file(struct cfg_set *set, const char *path, const char *label, char *errbuf,
+                     size_t errlen)
+{
+    char *text = read_file(path, label, "config file", errbuf, errlen);
+
+    return text != NULL ? cfg_parse_text(set, path, text, errbuf, errlen) : -1;
+}
+
+static int load_properties(struct cfg_set *set, const char *path, const char *label, char *errbuf,
+                           size_t errlen)
+{
+    char *text = read_file(path, label, "Kafka properties file", errbuf, errlen);
+
+    return text != NULL ? cfg_parse_properties(set, path, text, errbuf, errlen) : -1;
+}
+
+/* --kafka-config's file (its winning value), then each -X file=, in order. */
+static int load_kafka_files(struct cfg_set *set, char *errbuf, size_t errlen)
+{
+    const struct cfg_opt *row = find_flag(set, CFG_KAFKA_FILE);
+    const struct cfg_item *it = row != NULL ? cfg_get(set, row) : NULL;
+    char label[CFG_ERR_MAX];
+
+    if (it != NULL && load_properties(set, it->value, cfg_label(it, row, label, sizeof(label)),
+                                      errbuf, errlen) != 0)
+        return -1;
+    for (size_t i = 0; i < set->nkafka_files; i++)
+        if (load_properties(set, set->kafka_files[i], "-X file=", errbuf, errlen) != 0)
+            return -1;
+    return 0;
 }
 
 static int read_env(struct cfg_set *set, cfg_getenv_fn getenv_fn, char *errbuf, size_t errlen)
@@ -388,7 +505,7 @@ int cfg_parse(struct cfg_set *set, const struct cfg_opt *opts, size_t nopts, int
     }
     if (path != NULL && *path != '\0' && load_file(set, path, label, errbuf, errlen) != 0)
         return -1;
-    if (read_env(set, getenv_fn, errbuf, errlen) != 0)
+    if (read_env(set, getenv_fn, errbuf, errlen) != 0 || load_kafka_files(set, errbuf, errlen) != 0)
         return -1;
     sort_items(set);
     return 0;
@@ -403,8 +520,9 @@ void cfg_fini(struct cfg_set *set)
 {
     if (set == NULL)
         return;
-    free(set->file_text);
-    set->file_text = NULL;
+    for (size_t i = 0; i < set->ntexts; i++)
+        free(set->texts[i]);
+    set->ntexts = 0;
 }
 
 const struct cfg_item *cfg_get(const struct cfg_set *set, const struct cfg_opt *opt)

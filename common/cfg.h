@@ -18,6 +18,7 @@
 #define CFG_MAX_ITEMS     320 /* assignments kept from all sources (-X included) */
 #define CFG_MAX_OPTS      64  /* rows in one table */
 #define CFG_MAX_FILE_SIZE (1 << 20)
+#define CFG_MAX_FILES     8 /* the config file plus Kafka properties files */
 #define CFG_ERR_MAX       512
 
 /* Row flags. */
@@ -25,8 +26,11 @@
 #define CFG_ACTION     0x02u /* --help, --version: command line only, stop parsing */
 #define CFG_CLI_ONLY   0x04u /* command line (and env, if it has one) only, never in a file */
 #define CFG_SECRET_DSN 0x08u /* a libpq URI or conninfo: passwords masked when printed */
-#define CFG_KAFKA      0x10u /* -X NAME=VALUE, repeatable; file key "kafka.NAME" */
+#define CFG_KAFKA                                                                                  \
+    0x10u /* -X NAME=VALUE (or -XNAME=VALUE), repeatable; file key "kafka.NAME";                   \
+           * -X file=PATH reads a properties file */
 #define CFG_CONFIG     0x20u /* --config FILE itself */
+#define CFG_KAFKA_FILE 0x40u /* --kafka-config FILE: a librdkafka properties file */
 
 enum cfg_source { CFG_SOURCE_DEFAULT = 0, CFG_SOURCE_FILE, CFG_SOURCE_ENV, CFG_SOURCE_FLAG };
 
@@ -62,19 +66,24 @@ struct cfg_set {
     struct cfg_item items[CFG_MAX_ITEMS];
     size_t nitems;                     /* sorted by source, then by order of appearance */
     const char *derived[CFG_MAX_OPTS]; /* by row: default computed by the binary, or NULL */
-    char *file_text;                   /* owned: the config file, cut into keys and values */
-    const char *file_path;
+    char *texts[CFG_MAX_FILES];        /* owned: files read, cut into keys and values */
+    size_t ntexts;
+    /* -X file=PATH flags, in order (path borrowed from argv) */
+    const char *kafka_files[CFG_MAX_FILES];
+    size_t nkafka_files;
 };
 
 /* Reads one environment variable; returns NULL if unset. getenv() fits. */
 typedef char *(*cfg_getenv_fn)(const char *name);
 
 /*
- * Fills *set from argv[1..argc) ("--name value", "--name=value", "-X value"),
- * then the config file named by the CFG_CONFIG row (flag, else its variable),
- * then the environment (an empty variable counts as unset). A CFG_ACTION flag
- * stops parsing at once and is returned in set->action. The caller must call
- * cfg_fini even when this fails.
+ * Fills *set from argv[1..argc) ("--name value", "--name=value", "-X value",
+ * "-Xvalue"), then the config file named by the CFG_CONFIG row (flag, else
+ * its variable), then the environment (an empty variable counts as unset),
+ * then the Kafka properties files: the CFG_KAFKA_FILE row's, then each
+ * -X file=PATH in order. A CFG_ACTION flag stops parsing at once and is
+ * returned in set->action. The caller must call cfg_fini even when this
+ * fails.
  * @returns 0, or -1 with a message naming the option (and file:line) and the
  * reason in errbuf. Reads the config file; not thread-safe with setenv.
  */
@@ -91,7 +100,18 @@ int cfg_parse(struct cfg_set *set, const struct cfg_opt *opts, size_t nopts, int
 int cfg_parse_text(struct cfg_set *set, const char *path, char *text, char *errbuf,
                    size_t errlen) MUSTCHECK;
 
-/* Frees what the set owns (the file text). NULL-safe. */
+/*
+ * Parses a librdkafka properties file (pure, no I/O), kcat's format:
+ * "name=value" lines (spaces around both ignored), '#' comment lines, blank
+ * lines; "\=" and "\:" (Java properties escapes) stand for '=' and ':'.
+ * Each line becomes a CFG_KAFKA item from the file (path:line), applied in
+ * order: a later line wins. Takes ownership of text. @returns 0 or -1 with
+ * "path:line: ..." in errbuf.
+ */
+int cfg_parse_properties(struct cfg_set *set, const char *path, char *text, char *errbuf,
+                         size_t errlen) MUSTCHECK;
+
+/* Frees what the set owns (the file texts). NULL-safe. */
 void cfg_fini(struct cfg_set *set);
 
 /* The winning assignment of a single-valued row (highest source, then the

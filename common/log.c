@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 
 enum log_level log_threshold = LOG_LEVEL_INFO;
 enum log_format log_output = LOG_FORMAT_TEXT;
+bool log_journal;
 
 /* Written at startup only (log_add_secret), read by every thread after. */
 static char *secrets[LOG_SECRETS_MAX];
@@ -29,6 +31,8 @@ static size_t secret_lens[LOG_SECRETS_MAX];
 static size_t nsecrets;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
+/* syslog priorities (LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG) as journald prefixes. */
+static const char *const level_prefixes[] = {"<3>", "<4>", "<6>", "<7>"};
 static const char *const format_names[] = {"text", "json"};
 
 bool log_level_parse(const char *s, enum log_level *out)
@@ -51,6 +55,54 @@ bool log_format_parse(const char *s, enum log_format *out)
         }
     }
     return false;
+}
+
+static bool parse_ull(const char **p, char stop, unsigned long long *out)
+{
+    const char *s = *p;
+    unsigned long long v = 0;
+
+    if (*s < '0' || *s > '9')
+        return false;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        unsigned long long digit = (unsigned long long)(*s - '0');
+
+        if (v > (~0ULL - digit) / 10)
+            return false;
+        v = v * 10 + digit;
+    }
+    if (*s != stop)
+        return false;
+    *out = v;
+    *p = s;
+    return true;
+}
+
+bool log_journal_stream_is(const char *journal_stream, unsigned long long dev,
+                           unsigned long long ino)
+{
+    const char *p = journal_stream;
+    unsigned long long d, i;
+
+    if (p == NULL || !parse_ull(&p, ':', &d))
+        return false;
+    p++;
+    return parse_ull(&p, '\0', &i) && d == dev && i == ino;
+}
+
+void log_detect_journal(void)
+{
+    struct stat st;
+
+    log_journal = fstat(STDERR_FILENO, &st) == 0 &&
+                  log_journal_stream_is(getenv("JOURNAL_STREAM"), (unsigned long long)st.st_dev,
+                                        (unsigned long long)st.st_ino);
+}
+
+const char *log_fmt_int(char *buf, long long v)
+{
+    snprintf(buf, LOG_INT_MAX, "%lld", v);
+    return buf;
 }
 
 /* A line being built; appends stop at cap - LOG_TAIL_RESERVE. */
@@ -288,6 +340,8 @@ static void log_vwrite(enum log_level level, const struct log_field *fields, siz
     }
     l.n = 0;
     l.cut = false;
+    if (log_journal)
+        line_puts(&l, level_prefixes[level]);
     if (log_output == LOG_FORMAT_JSON) {
         line_puts(&l, "{\"ts\":\"");
         line_puts(&l, ts_buf);

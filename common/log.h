@@ -1,6 +1,10 @@
 /*
- * One-line stderr logging. Text: "2026-11-26T23:00:00.123Z level msg key=value ...";
- * JSON (--log-format json): one object a line, {"ts","level","msg", fields...}.
+ * One-line stderr logging, the same for both binaries. Text:
+ * "2026-11-26T23:00:00.123Z level msg key=value ..."; JSON (--log-format
+ * json): one object a line, {"ts","level","msg", fields...}. The message is a
+ * short lower-case phrase for a person; values a script reads go in fields.
+ * Under journald (JOURNAL_STREAM names stderr) each line starts with its
+ * syslog priority, "<3>" ... "<7>", so `journalctl -p` can filter.
  * Thread-safe (each line is written with a single write). Never call from a
  * signal handler, and never pass a password or a whole conninfo string
  * (log_redact_dsn makes one printable).
@@ -21,6 +25,21 @@ enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
 /* Process-wide threshold and format; set once at startup before threads start. */
 extern enum log_level log_threshold;
 extern enum log_format log_output;
+/* Prefix lines with "<N>" (syslog priority); set by log_detect_journal. */
+extern bool log_journal;
+
+/*
+ * Whether a JOURNAL_STREAM value ("DEV:INO", decimal, as systemd sets it for
+ * a service whose stderr is the journal) names the file with this device and
+ * inode. Pure; false for NULL or anything malformed.
+ */
+bool log_journal_stream_is(const char *journal_stream, unsigned long long dev,
+                           unsigned long long ino);
+
+/* Sets log_journal when stderr is the journal: JOURNAL_STREAM matches
+ * stderr's device and inode (a redirected stderr keeps the variable but not
+ * the inode, so it gets no prefixes). Call once at startup. */
+void log_detect_journal(void);
 
 /* Parses "error", "warn", "info", "debug". Returns false on anything else. */
 bool log_level_parse(const char *s, enum log_level *out);
@@ -42,6 +61,26 @@ void log_write(enum log_level level, const char *fmt, ...) PRINTF_FMT(2, 3);
  * value are left out. */
 void log_write_fields(enum log_level level, const struct log_field *fields, size_t nfields,
                       const char *fmt, ...) PRINTF_FMT(4, 5);
+
+/* Builds the fields in place: log_fields(LOG_LEVEL_INFO, "listening",
+ * LOG_STR("addr", addr), LOG_INT("pool_size", n)). msg is a plain string. */
+#define log_fields(level, msg, ...)                                                                \
+    log_write_fields((level), (struct log_field[]){__VA_ARGS__},                                   \
+                     sizeof((struct log_field[]){__VA_ARGS__}) / sizeof(struct log_field), "%s",   \
+                     (msg))
+#define LOG_STR(key, s)                                                                            \
+    {                                                                                              \
+        (key), (s), -1                                                                             \
+    }
+/* The number's text lives in a compound literal until the end of the caller's block. */
+#define LOG_INT(key, v)                                                                            \
+    {                                                                                              \
+        (key), log_fmt_int((char[LOG_INT_MAX]){0}, (long long)(v)), -1                             \
+    }
+#define LOG_INT_MAX 24
+
+/* Writes v in decimal into buf (LOG_INT_MAX bytes); returns buf. */
+const char *log_fmt_int(char *buf, long long v);
 
 /* For a line about an event or a transaction: adds lsn (X/Y, left out when 0)
  * and event_id (left out when NULL; id_len -1 means NUL-terminated). */

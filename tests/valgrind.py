@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """valgrind memcheck of orders-api and cdc-relay through one integration
 scenario: real Postgres and Kafka (tests/harness), 200 orders posted and
-relayed, a relay restart, SIGTERM for both. Fails unless both report
-0 errors and 0 bytes definitely lost. `make valgrind`."""
+relayed, a relay restart, both /metrics scraped (process_* from /proc), the
+systemd notifications sent to a socket of ours, SIGTERM for both. Fails
+unless both report 0 errors and 0 bytes definitely lost. `make valgrind`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -63,7 +65,11 @@ def main() -> int:
     try:
         pg.start()
         kafka.start()
-        env = {"DATABASE_URL": pg.url, "KAFKA_BROKERS": kafka.brokers}
+        # systemd's notification socket, played here: READY=1/STOPPING=1 are sent
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(run / "notify"))
+        env = {"DATABASE_URL": pg.url, "KAFKA_BROKERS": kafka.brokers,
+               "NOTIFY_SOCKET": str(run / "notify")}
         subprocess.run([str(REPO / "bin" / "orders-api"), "--migrate"], env={**os.environ, **env},
                        check=True, capture_output=True)
         api_log, relay_log = run / "api.log", run / "relay.log"
@@ -95,6 +101,10 @@ def main() -> int:
         else:
             print("valgrind: not every order reached Kafka")
             ok = False
+        relay_metrics = wait_log(relay_log, r"metrics listening addr=(\S+)").group(1)
+        for base in (addr, relay_metrics):
+            with urllib.request.urlopen(f"http://{base}/metrics", timeout=30) as resp:
+                assert b"process_resident_memory_bytes" in resp.read()
         api.send_signal(signal.SIGTERM)
         relay.send_signal(signal.SIGTERM)
         ok &= verdict("orders-api", api, api_log)

@@ -19,6 +19,9 @@
 #   deploy/systemd/*  the required [Service] settings; env var names known
 #       to the binaries; `systemd-analyze verify` and `security --offline`
 #       when systemd-analyze exists.
+#   deploy/prometheus/alerts.yml  `promtool check rules`, and `promtool test
+#       rules` on alerts_test.yml (required: tests/harness/deps.sh installs
+#       promtool, Debian package prometheus).
 #   Optional, when installed: `docker compose config --quiet` (the compose
 #       CLI plugin; needs no daemon) and check-jsonschema's compose-spec schema.
 #
@@ -318,11 +321,11 @@ for _b in BINARIES:
 
 def help_default_seconds(binary, flag, fallback):
     text = re.sub(r"(\\n|\s)+", " ", HELP[binary])
-    m = (re.search(re.escape(flag) + r" [^\[]*\[default\s*(\d+)\]", text)
-         # --help generated from the option table: "--flag SEC ... env NAME, default N"
-         or re.search(re.escape(flag) + r" .*?env \S+, default (\d+)\b", text)
-         # the table row's literals: "flag", "ENV", "SEC", "N"
-         or re.search(r"(?<![-\w])" + re.escape(flag[2:]) + r" [A-Z_]+ \S+ (\d+)\b", text))
+    m = (re.search(re.escape(flag) + r" [^\[]*\[default\s*(\d+)s?\]", text)
+         # --help generated from the option table: "--flag DUR ... env NAME, default 30s"
+         or re.search(re.escape(flag) + r" .*?env \S+, default (\d+)s?\b", text)
+         # the table row's literals: "flag", "ENV", "DUR", "30s"
+         or re.search(r"(?<![-\w])" + re.escape(flag[2:]) + r" [A-Z_]+ \S+ (\d+)s?\b", text))
     if not m:
         notes.append(f"{binary} {flag}: default not found in --help, assuming {fallback} s")
     return int(m.group(1)) if m else fallback
@@ -867,6 +870,8 @@ def unit_seconds(v):
 
 
 SERVICE_REQUIRED = {
+    "Type": "notify",  # both binaries send READY=1 (common/notify.c)
+    "NotifyAccess": "main",
     "Restart": "on-failure",
     "KillSignal": "SIGTERM",
     "ProtectSystem": "strict",
@@ -985,6 +990,23 @@ if command -v systemd-analyze >/dev/null 2>&1; then
     rm -rf "$tmp"
 else
     echo "lint: deploy: note: systemd-analyze not found; unit files checked by tools/check_deploy.sh only"
+fi
+
+# ---- Prometheus alerting rules ------------------------------------------------
+if command -v promtool >/dev/null 2>&1; then
+    if ! out=$(promtool check rules deploy/prometheus/alerts.yml 2>&1); then
+        echo "lint: deploy: promtool check rules deploy/prometheus/alerts.yml:"
+        printf '%s\n' "$out" | sed 's/^/    /'
+        status=1
+    fi
+    if ! out=$(promtool test rules deploy/prometheus/alerts_test.yml 2>&1); then
+        echo "lint: deploy: promtool test rules deploy/prometheus/alerts_test.yml:"
+        printf '%s\n' "$out" | sed 's/^/    /'
+        status=1
+    fi
+else
+    echo "lint: deploy: promtool not found (alert rules unchecked); sh tests/harness/deps.sh installs it"
+    status=1
 fi
 
 # ---- optional validators, when installed ------------------------------------

@@ -172,6 +172,8 @@ Watch the events:
   kcat -C -b $KAFKA_BROKERS -t orders.events -f 'key=%k headers=%h value=%s\n'
 Database:
   psql '$DATABASE_URL'
+Metrics:
+  curl -sS http://$LISTEN_ADDR/metrics; curl -sS http://$(sed -n 's/.*metrics listening addr=\([^ ]*\).*/\1/p' "$RUN_DIR/cdc-relay.log" | tail -1)/metrics
 Logs: $RUN_DIR/orders-api.log  $RUN_DIR/cdc-relay.log  $RUN_DIR/pg/postgres.log  $RUN_DIR/kafka/broker.log
 ===============
 

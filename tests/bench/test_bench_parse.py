@@ -135,17 +135,23 @@ def test_cpu_seconds_by_role_counts_this_process():
 
 
 def _stage_metrics(counts: dict[str, list[int]], sums: dict[str, float]) -> str:
-    """cdc-relay's histogram family as it renders it, with made-up buckets."""
+    """cdc-relay's histogram families as it renders them, with made-up buckets:
+    the stages, then the end-to-end total as its own family."""
     les = ["0.001", "0.005", "0.01", "0.05", "+Inf"]
     lines = ["# HELP cdc_relay_transaction_latency_seconds x",
              "# TYPE cdc_relay_transaction_latency_seconds histogram"]
     for st in systems.STAGES:
+        name, lab = "cdc_relay_transaction_latency_seconds", f'stage="{st}",'
+        if st == "total":
+            name, lab = "cdc_relay_end_to_end_latency_seconds", ""
+            lines += [f"# HELP {name} x", f"# TYPE {name} histogram"]
         cum = 0
         for le, n in zip(les, counts.get(st, [0] * 5)):
             cum += n
-            lines.append(f'cdc_relay_transaction_latency_seconds_bucket{{stage="{st}",le="{le}"}} {cum}')
-        lines.append(f'cdc_relay_transaction_latency_seconds_sum{{stage="{st}"}} {sums.get(st, 0):.6f}')
-        lines.append(f'cdc_relay_transaction_latency_seconds_count{{stage="{st}"}} {cum}')
+            lines.append(f'{name}_bucket{{{lab}le="{le}"}} {cum}')
+        braces = f"{{{lab.rstrip(',')}}}" if lab else ""
+        lines.append(f'{name}_sum{braces} {sums.get(st, 0):.6f}')
+        lines.append(f'{name}_count{braces} {cum}')
     return "\n".join(lines) + "\ncdc_relay_ready 1\n"
 
 

@@ -63,6 +63,7 @@ check_all() {
     have cppcheck || add cppcheck "cppcheck missing"
     have curl || add curl "curl missing"
     have valgrind || add valgrind "valgrind missing (make valgrind)"
+    have promtool || add prometheus "promtool missing (make lint: alert rules; make test: metrics)"
     have openssl || add openssl "openssl missing (the TLS tests make a throwaway CA)"
     if ! have python3; then
         add python3 "python3 missing"

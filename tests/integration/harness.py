@@ -19,6 +19,12 @@ import time
 import uuid
 from pathlib import Path
 
+# cdc-relay serves /metrics on 127.0.0.1:8491 unless told otherwise. Every
+# relay the tests start takes a free port instead: other relays (of other
+# tests, or of other checkouts on a shared machine) may hold 8491. A test that
+# checks the default removes the variable for its relay.
+os.environ.setdefault("CDC_METRICS_LISTEN", "127.0.0.1:0")
+
 REPO = Path(__file__).resolve().parents[2]
 HARNESS_DIR = REPO / "tests" / "harness"
 
@@ -411,6 +417,34 @@ class Kafka:
             if count is None or len(msgs) >= count or time.monotonic() >= deadline:
                 return msgs
             time.sleep(0.25)
+
+
+# --------------------------------------------------------------------------
+# Prometheus's own checker
+# --------------------------------------------------------------------------
+# The process collector's families, as both binaries serve them (common/prom.c).
+PROCESS_FAMILIES = {
+    "process_cpu_seconds_total": "counter",
+    "process_open_fds": "gauge",
+    "process_max_fds": "gauge",
+    "process_virtual_memory_bytes": "gauge",
+    "process_resident_memory_bytes": "gauge",
+    "process_start_time_seconds": "gauge",
+}
+
+
+def promtool_check_metrics(text: str) -> None:
+    """`promtool check metrics` (Debian's prometheus package, installed by
+    tests/harness/deps.sh) on an exposition: a parse error or any lint
+    finding (names, units, suffixes, help) fails the caller."""
+    tool = shutil.which("promtool")
+    if tool is None:
+        raise HarnessError("promtool not found: sh tests/harness/deps.sh installs it "
+                           "(Debian package prometheus)")
+    r = subprocess.run([tool, "check", "metrics"], input=text, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and not (r.stdout + r.stderr).strip(), (
+        f"promtool check metrics: rc {r.returncode}\n{r.stdout}{r.stderr}")
 
 
 # --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from harness import _psql_bin, unique_name
+from harness import PROCESS_FAMILIES, _psql_bin, promtool_check_metrics, unique_name
 from stack import Stack
 
 JSON = {"Content-Type": "application/json"}
@@ -265,7 +265,9 @@ def test_parser_reads_escapes_and_histograms():
 
 # ---- the api's exposition ---------------------------------------------------
 def test_exposition_parses_and_has_every_family(api):
-    fams = parse_exposition(request(api, "GET", "/metrics")[2])
+    text = request(api, "GET", "/metrics")[2]
+    promtool_check_metrics(text)  # Prometheus's own checker: format and naming lint
+    fams = parse_exposition(text)
     want = {
         REQ: "counter",
         DUR: "histogram",
@@ -275,7 +277,8 @@ def test_exposition_parses_and_has_every_family(api):
         POOL: "gauge",
         WAIT: "histogram",
         "orders_api_db_pool_timeouts_total": "counter",
-        "process_start_time_seconds": "gauge",
+        **PROCESS_FAMILIES,
+        "orders_api_build_info": "gauge",
     }
     assert {n: f.type for n, f in fams.items()} == want
     for f in fams.values():
@@ -299,8 +302,15 @@ def test_exposition_parses_and_has_every_family(api):
     assert m[key(POOL, state="idle")] + m[key(POOL, state="busy")] == 8
     assert m[key(POOL, state="busy")] == 0
     assert m[key("orders_api_http_requests_in_flight")] >= 1  # this scrape
+    # From /proc as the client libraries read it: boot time (whole seconds in
+    # /proc/stat) plus the start in clock ticks, so up to a second early.
     start = m[key("process_start_time_seconds")]
-    assert api.started_at - 1 <= start <= time.time(), start
+    assert api.started_at - 2 <= start <= time.time(), start
+    assert m[key("process_resident_memory_bytes")] > 1 << 20
+    assert 0 < m[key("process_open_fds")] <= m[key("process_max_fds")]
+    (build,) = fams["orders_api_build_info"].samples
+    assert build[2] == 1 and set(build[1]) == {"version", "libpq", "jansson", "libmicrohttpd"}
+    assert re.fullmatch(r"\d+\.\d+", build[1]["libpq"]), build
 
 
 def test_metrics_endpoint_methods(api):

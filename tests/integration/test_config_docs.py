@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ KNOWN_VARS = [
     "CDC_SHUTDOWN_TIMEOUT", "CDC_RECONNECT_MAX", "CDC_STATE_FILE",
     "CDC_NO_STATE_FILE", "CDC_REPLAY_WINDOW", "LOG_LEVEL", "LOG_FORMAT",
     "CDC_METRICS_LISTEN", "LISTEN_ADDR", "DB_POOL_SIZE", "DB_TIMEOUT_MS",
-    "OUTBOX_MODE",
+    "OUTBOX_MODE", "CDC_KAFKA_CONFIG",
 ]
 
 
@@ -206,7 +207,7 @@ def test_api_precedence_sources_and_masking(tmp_path: Path):
     assert shown["pool-size"] == ("5", "flag", "--pool-size")
     assert shown["listen"] == ("127.0.0.1:9002", "env", "LISTEN_ADDR")
     assert shown["outbox-mode"] == ("message", "file", f"{conf}:4")
-    assert shown["db-timeout-ms"] == ("5000", "default", None)
+    assert shown["db-timeout-ms"] == ("5s", "default", None)
     assert shown["database-url"] == ("postgresql://api:***@db/orders", "file", f"{conf}:1")
 
 
@@ -215,7 +216,7 @@ def test_api_precedence_sources_and_masking(tmp_path: Path):
     [
         ("cdc-relay", "CDC_CONFIG", "slot = a\nslots = b\n", ':2: unknown option "slots"'),
         ("cdc-relay", "CDC_CONFIG", "status-interval = soon\n",
-         ':1: status-interval: "soon" is not a number of seconds'),
+         ':1: status-interval: "soon" is not a duration in [1ms, 1d]'),
         ("cdc-relay", "CDC_CONFIG", "start-lsn = 0/1\n", ':1: "start-lsn" cannot be set'),
         ("cdc-relay", "CDC_CONFIG", "slot\n", ':1: expected "name = value"'),
         ("orders-api", "API_CONFIG", "\n\npool-size = 0\n",
@@ -239,3 +240,113 @@ def test_unknown_flag_env_value_and_missing_file_exit_2(binary):
     assert r.returncode == 2 and "--config: cannot open config file" in r.stderr
     r = run(binary, "--print-config", LOG_LEVEL="loud")
     assert r.returncode == 2 and "LOG_LEVEL" in r.stderr and "loud" in r.stderr
+
+
+UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def durations_table() -> dict[str, dict]:
+    """The table under '## Durations' -> {flag: {"env", "bare_ms", "max_ms", "default"}}."""
+    text = DOC.read_text().split("\n## Durations\n", 1)
+    assert len(text) == 2, f"no '## Durations' section in {DOC}"
+    rows = {}
+    for line in text[1].split("\n## ", 1)[0].splitlines():
+        if line.startswith("| `--"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            flag = re.match(r"`(--[a-z-]+)`", cells[0]).group(1)
+            hi = re.search(r"\.\.(\d+)(ms|s|m|h|d)\b", cells[3])
+            assert hi, f"Durations table {flag}: no range like 1ms..1d in {cells[3]!r}"
+            rows[flag] = {"env": cells[1].strip("`"),
+                          "bare_ms": {"seconds": 1000, "milliseconds": 1}[cells[2]],
+                          "max_ms": int(hi.group(1)) * UNIT_MS[hi.group(2)],
+                          "default": cells[4].strip("`")}
+    return rows
+
+
+def test_every_time_option_is_in_the_durations_table_and_takes_units():
+    """Each option whose --help metavar is DUR has one row in the Durations
+    table with its variable and default; its variable takes units; and a bare
+    number is in the unit the table says: the documented maximum written bare
+    is accepted, one more is refused."""
+    table = durations_table()
+    seen = set()
+    for binary in ("cdc-relay", "orders-api"):
+        r = run(binary, "--help")
+        helped = help_options(binary)
+        for flag in re.findall(r"^  (--[a-z-]+) DUR\b", r.stdout, re.M):
+            seen.add(flag)
+            assert flag in table, f"{binary} {flag} takes a duration but is not in the Durations table"
+            row, env = table[flag], helped[flag]["env"]
+            assert row["env"] == env and row["default"] == helped[flag]["default"], (flag, row)
+            assert print_config(binary, **{env: "1m30s"})[flag[2:]] == ("1m30s", "env", env)
+            top = row["max_ms"] // row["bare_ms"]
+            ok = run(binary, "--print-config", **{env: str(top)})
+            assert ok.returncode == 0, ok.stderr
+            over = run(binary, "--print-config", **{env: str(top + 1)})
+            assert over.returncode == 2 and f'{env}: "{top + 1}" is not' in over.stderr, over.stderr
+    assert sorted(seen) == sorted(table), (
+        f"Durations table rows without a DUR option: {sorted(set(table) - seen)}")
+    # The issue's own example.
+    assert print_config("cdc-relay", CDC_STATUS_INTERVAL="10s")["status-interval"] == (
+        "10s", "env", "CDC_STATUS_INTERVAL")
+
+
+def test_relay_kafka_properties_kcat_forms_and_checks(tmp_path: Path):
+    """-Xname=value, -X file=PATH, --kafka-config: applied in order, shown by
+    --print-config with their sources; every property checked by librdkafka
+    (the real one) with exit 2, at --print-config and at start."""
+    props = tmp_path / "kafka.properties"
+    props.write_text("# kcat format\nlinger.ms = 40\nsasl.password=propspw\ncompression.type=lz4\n")
+    shown = print_config("cdc-relay", "-Xlinger.ms=50", "-X", f"file={props}",
+                         CDC_KAFKA_CONFIG=str(props))
+    assert shown["kafka-config"] == (str(props), "env", "CDC_KAFKA_CONFIG")
+    assert shown["kafka.compression.type"] == ("lz4", "file", f"{props}:4")
+    assert shown["kafka.sasl.password"] == ("***", "file", f"{props}:3")
+    assert shown["kafka.linger.ms"] == ("50", "flag", "-X")  # the last one printed: the flag
+
+    for args, env, needle in [
+        (["-X", "bogus.prop=1"], {}, '-X: kafka property bogus.prop=1: No such configuration property'),
+        (["-Xacks=banana"], {}, "-X: kafka property acks=banana: Invalid value"),
+        ([], {"CDC_KAFKA_CONFIG": str(props)}, None),
+    ]:
+        r = run("cdc-relay", "--print-config", *args, **env)
+        if needle is None:
+            assert r.returncode == 0, r.stderr
+        else:
+            assert r.returncode == 2 and needle in r.stderr, r.stderr
+    bad = tmp_path / "bad.properties"
+    bad.write_text("linger.ms=1\nsasl.jaas.config=org.apache.kafka...PlainLoginModule required "
+                   "username=\"u\" password=\"jaaspw\";\n")
+    r = run("cdc-relay", "--print-config", "-X", f"file={bad}")
+    assert r.returncode == 2 and f"{bad}:2: kafka property sasl.jaas.config (value not shown)" in r.stderr
+    assert "jaaspw" not in r.stderr + r.stdout
+    # At start too: exit 2 before connecting to anything (the database URL
+    # points nowhere; a connection attempt would take seconds and exit 1).
+    r = run("cdc-relay", "-X", "bogus.prop=1", DATABASE_URL="postgresql://u@127.0.0.1:1/x",
+            CDC_METRICS_LISTEN="127.0.0.1:0")
+    assert r.returncode == 2 and "bogus.prop" in r.stderr and "starting" not in r.stderr
+    r = run("cdc-relay", "--print-config", "-X", "file=/nonexistent/k.properties")
+    assert r.returncode == 2 and '-X file=: cannot open Kafka properties file "/nonexistent' in r.stderr
+
+
+@pytest.mark.parametrize("binary,libs", [
+    ("cdc-relay", ["libpq", "librdkafka", "jansson", "libmicrohttpd"]),
+    ("orders-api", ["libpq", "jansson", "libmicrohttpd"]),
+])
+def test_version_names_the_libraries_as_loaded(binary, libs):
+    """-V and --version: "NAME VERSION" first (what scripts read), then one
+    line per library with the version the loaded library reports."""
+    for flag in ("-V", "--version"):
+        r = run(binary, flag)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert re.fullmatch(rf"{binary} \d+\.\d+\.\d+", lines[0]), lines
+        assert [l.split()[0] for l in lines[1:]] == libs, lines
+        for line in lines[1:]:
+            assert re.fullmatch(r"  [a-z]+ \d+(\.\d+)+", line), line
+    if binary == "cdc-relay":
+        kcat = subprocess.run(["kcat", "-V"], capture_output=True, text=True)
+        # kcat prints the librdkafka it runs with; both use Debian's package
+        m = re.search(r"librdkafka (\d+\.\d+\.\d+)", kcat.stdout + kcat.stderr)
+        assert m, kcat.stdout + kcat.stderr
+        assert f"  librdkafka {m.group(1)}" in r.stdout

@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
+from harness import PROCESS_FAMILIES, promtool_check_metrics, run_bin
 from stack import Stack, lsn_int
 
 # --- a Prometheus text-format (0.0.4) parser ---------------------------------
@@ -112,12 +114,15 @@ EXPECTED = {
     "cdc_relay_lag_bytes": "gauge",
     "cdc_relay_lag_seconds": "gauge",
     "cdc_relay_transaction_latency_seconds": "histogram",
+    "cdc_relay_end_to_end_latency_seconds": "histogram",
     "cdc_relay_reconnects_total": "counter",
     "cdc_relay_broker_up": "gauge",
     "cdc_relay_broker_rtt_seconds": "gauge",
     "cdc_relay_streaming": "gauge",
     "cdc_relay_catching_up": "gauge",
     "cdc_relay_ready": "gauge",
+    **PROCESS_FAMILIES,
+    "cdc_relay_build_info": "gauge",
 }
 
 
@@ -155,33 +160,41 @@ def test_parser_rejects_what_prometheus_would():
             parse_prometheus(bad)
 
 
-STAGES = ("wal", "receive", "produce", "deliver", "total")
+STAGES = ("wal", "receive", "produce", "deliver")
 LATENCY = "cdc_relay_transaction_latency_seconds"
+E2E = "cdc_relay_end_to_end_latency_seconds"
 
 
 def check_latency_histograms(base: str, before: Scrape, n: int) -> None:
-    """Each of the n one-event transactions counted once in every stage, the
-    stages adding up to the total, buckets cumulative up to +Inf = count."""
+    """Each of the n one-event transactions counted once in every stage and
+    once in the end-to-end histogram, the stages adding up to it (and no
+    stage="total" series to double count), buckets cumulative up to +Inf =
+    count."""
+    def count(s, st):
+        return s.value(f"{E2E}_count") if st is None else s.value(f"{LATENCY}_count", stage=st)
+
+    def total(s, st):
+        return s.value(f"{E2E}_sum") if st is None else s.value(f"{LATENCY}_sum", stage=st)
+
     def counted():
         s = scrape(base)
-        return s if all(s.value(f"{LATENCY}_count", stage=st) >= before.value(f"{LATENCY}_count", stage=st) + n
-                        for st in STAGES) else None
+        return s if all(count(s, st) >= count(before, st) + n for st in (*STAGES, None)) else None
 
     s = wait_for(counted, 30, "n transactions in every stage histogram")
-    delta = {st: s.value(f"{LATENCY}_count", stage=st) - before.value(f"{LATENCY}_count", stage=st)
-             for st in STAGES}
+    delta = {st: count(s, st) - count(before, st) for st in (*STAGES, None)}
     assert set(delta.values()) == {n}, delta  # one transaction per order, nothing else ran
-    sums = {st: s.value(f"{LATENCY}_sum", stage=st) - before.value(f"{LATENCY}_sum", stage=st)
-            for st in STAGES}
+    assert {dict(k)["stage"] for k in s.labelled(f"{LATENCY}_count")} == set(STAGES)
+    sums = {st: total(s, st) - total(before, st) for st in (*STAGES, None)}
     # server and relay share this host's clock: no stage clamped, the parts add up
-    assert abs(sum(sums[st] for st in STAGES[:-1]) - sums["total"]) < 1e-3 * n, sums
-    assert 0 < sums["total"] / n < 30, sums  # a mean commit -> ack that is plausible
-    for st in STAGES:
-        buckets = sorted(((float(dict(k)["le"]), v) for k, v in s.labelled(f"{LATENCY}_bucket").items()
-                          if dict(k)["stage"] == st), key=lambda b: b[0])
+    assert abs(sum(sums[st] for st in STAGES) - sums[None]) < 1e-3 * n, sums
+    assert 0 < sums[None] / n < 30, sums  # a mean commit -> ack that is plausible
+    for st in (*STAGES, None):
+        name = E2E if st is None else LATENCY
+        buckets = sorted(((float(dict(k)["le"]), v) for k, v in s.labelled(f"{name}_bucket").items()
+                          if dict(k).get("stage") == st), key=lambda b: b[0])
         assert buckets[-1][0] == float("inf") and len(buckets) == 23, st
         assert all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), st
-        assert buckets[-1][1] == s.value(f"{LATENCY}_count", stage=st), st
+        assert buckets[-1][1] == count(s, st), st
 
 
 @pytest.mark.timeout(180)
@@ -225,6 +238,15 @@ def test_metrics_track_events_and_readyz_follows_the_broker(stack, kafka):
     assert after.value("cdc_relay_received_lsn_bytes") >= last_commit
     assert after.value("cdc_relay_delivered_lsn_bytes") > last_commit
     check_latency_histograms(base, before, n)
+    # Prometheus's own checker on the live text, and the process and build families.
+    promtool_check_metrics(after.text)
+    assert 0 < time.time() - after.value("process_start_time_seconds") < 600
+    assert after.value("process_resident_memory_bytes") > 1 << 20
+    assert 0 < after.value("process_open_fds") < after.value("process_max_fds")
+    assert after.value("process_cpu_seconds_total") > 0
+    (build,) = after.labelled("cdc_relay_build_info")
+    assert dict(build)["librdkafka"] == "2.0.2" and set(dict(build)) == {
+        "version", "libpq", "librdkafka", "jansson", "libmicrohttpd"}
 
     # The confirmed LSN metric is what the slot says, within a tolerance
     # (a status update may be on its way).
@@ -327,10 +349,11 @@ def test_json_logs_carry_lsn_and_event_id_and_hide_the_password(stack):
     lines = json_lines(relay)
     # (the harness's "==== start" line shows the environment it passed)
     assert not [l for l in relay.log_text().splitlines() if secret in l and not l.startswith("==== ")]
-    start = next(l for l in lines if "starting" in l["msg"])
-    assert "postgres:***@" in start["msg"]
-    listen = next(l for l in lines if l["msg"].startswith("metrics listening addr="))
-    assert re.fullmatch(r"metrics listening addr=127\.0\.0\.1:\d+", listen["msg"])
+    start = next(l for l in lines if l["msg"] == "starting")
+    assert "postgres:***@" in start["database"] and start["mode"] == "stream"
+    assert start["slot"] == stack.slot and re.fullmatch(r"\d+\.\d+\.\d+", start["version"])
+    listen = next(l for l in lines if l["msg"] == "metrics listening")
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", listen["addr"])
     assert {l["level"] for l in lines} <= {"error", "warn", "info", "debug"}
     produced = {l["event_id"]: l["lsn"] for l in lines if l["msg"].startswith("event produced")}
     assert produced == {e["headers"]["id"]: e["headers"]["lsn"] for e in events}
@@ -364,3 +387,41 @@ def test_catch_up_progress_after_downtime_then_quiet(stack):
     mark = relay.mark()
     time.sleep(6)
     assert "catch-up" not in relay.log_text(since=mark)
+
+
+def test_metrics_listener_on_by_default_none_turns_it_off_and_a_taken_port_is_clear(spawn):
+    """No --metrics-listen: the relay serves on 127.0.0.1:8491 (before it
+    has a database: the relay retries, the listener is up). A second relay
+    with the default finds the port taken and stops at once (exit 1) with a
+    message naming the way out; --metrics-listen none starts no listener.
+    (The database is unreachable on purpose: nothing here needs one.)"""
+    env = {"CDC_METRICS_LISTEN": None, "DATABASE_URL": "postgresql://u@127.0.0.1:1/x",
+           "KAFKA_BROKERS": "127.0.0.1:1"}
+    # Probed as the relay binds (SO_REUSEADDR): the previous run's TIME_WAIT
+    # connections must not count as taken, only a listener.
+    probe = socket.socket()
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind(("127.0.0.1", 8491))
+        probe.listen()
+        free = True
+    except OSError:
+        free = False  # something else on this machine has it: the clear error is still checked
+    finally:
+        probe.close()
+    if free:
+        first = spawn("cdc-relay", "--no-state-file", env=env,
+                      wait_for=r"metrics listening addr=127\.0\.0\.1:8491\b")
+        assert get("http://127.0.0.1:8491", "/healthz")[0] == 200
+        status, _, body = get("http://127.0.0.1:8491", "/metrics")
+        assert status == 200 and "cdc_relay_build_info{" in body
+        assert get("http://127.0.0.1:8491", "/readyz")[0] == 503  # no database
+        assert first.alive
+    r = run_bin("cdc-relay", "--no-state-file", env=env, timeout=30)
+    assert r.returncode == 1, r.stderr
+    assert ("--metrics-listen 127.0.0.1:8491: the port is already in use" in r.stderr
+            and "--metrics-listen none" in r.stderr), r.stderr
+    off = spawn("cdc-relay", "--no-state-file", "--metrics-listen", "none", env=env,
+                wait_for=r"info starting ")
+    time.sleep(1)
+    assert off.alive and "metrics listening" not in off.log_text()

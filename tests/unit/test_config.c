@@ -26,15 +26,21 @@ static char *env_lookup(const char *name)
     return NULL;
 }
 
-static char tmp_paths[8][256];
+static char tmp_paths[32][256];
 static int ntmp;
 
 /* Writes text to a new temporary file; returns its path (removed at exit). */
 static const char *write_tmp(const char *text)
 {
     const char *dir = getenv("TMPDIR");
-    char *path = tmp_paths[ntmp++];
+    char *path;
     int fd;
+
+    if (ntmp == (int)(sizeof(tmp_paths) / sizeof(tmp_paths[0]))) {
+        fprintf(stderr, "write_tmp: more than %d files\n", ntmp);
+        exit(1);
+    }
+    path = tmp_paths[ntmp++];
 
     snprintf(path, sizeof(tmp_paths[0]), "%s/test_config.XXXXXX", dir != NULL ? dir : "/tmp");
     fd = mkstemp(path);
@@ -212,11 +218,56 @@ static void test_helpers(void)
     CHECK(cfg_kafka_secret("ssl.key.pem", 11));
     CHECK(cfg_kafka_secret("sasl.oauthbearer.client.secret", 30));
     CHECK(cfg_kafka_secret("sasl.oauthbearer.config", 23));
+    CHECK(cfg_kafka_secret("sasl.jaas.config", 16));
     CHECK(!cfg_kafka_secret("sasl.username", 13));
     CHECK(!cfg_kafka_secret("compression.type", 16));
     CHECK(!cfg_kafka_secret("ssl.key.location", 16));
     /* Only the first len bytes count: "sasl.password" cut to "sasl.pas". */
     CHECK(!cfg_kafka_secret("sasl.password", 8));
+}
+
+/* kcat's properties file format, pure over a buffer. */
+static void test_properties_parser(void)
+{
+    struct cfg_set set;
+    char err[CFG_ERR_MAX];
+
+    memset(&set, 0, sizeof(set));
+    set.opts = mini;
+    set.nopts = NMINI;
+    CHECK_EQ_INT(
+        cfg_parse_properties(&set, "k.properties",
+                             strdup("# comment\n\n  bootstrap.servers = b1:9092,b2:9092  \n"
+                                    "sasl.password=p=w#1\r\nssl.ca.location=C\\:\\x\n"
+                                    "client.id\\=x=y\nlinger.ms=5\nlinger.ms=6\nempty.ok="),
+                             err, sizeof(err)),
+        0);
+    CHECK_EQ_INT(set.nitems, 7);
+    if (set.nitems == 7) {
+        CHECK_VIEW(set.items[0].key, set.items[0].key_len, "bootstrap.servers");
+        CHECK_STR(set.items[0].value, "b1:9092,b2:9092");
+        CHECK_EQ_INT(set.items[0].line, 3);
+        CHECK_EQ_INT(set.items[0].source, CFG_SOURCE_FILE);
+        CHECK(set.items[0].opt == &mini[4]);
+        CHECK_VIEW(set.items[1].key, set.items[1].key_len, "sasl.password");
+        CHECK_STR(set.items[1].value, "p=w#1"); /* first '=' splits; '#' only on comment lines */
+        CHECK_STR(set.items[2].value, "C:\\x"); /* "\:" is ':', other backslashes stay */
+        CHECK_VIEW(set.items[3].key, set.items[3].key_len, "client.id"); /* "\=" is '=' ... */
+        CHECK_STR(set.items[3].value, "x=y"); /* ... and the name ends at the first '=' */
+        CHECK_STR(set.items[4].value, "5");   /* repeated: both kept, applied in order */
+        CHECK_STR(set.items[5].value, "6");
+        CHECK_VIEW(set.items[6].key, set.items[6].key_len, "empty.ok");
+        CHECK_STR(set.items[6].value, "");
+    }
+    CHECK_EQ_INT(cfg_parse_properties(&set, "k.properties", strdup("a=1\nnot a property\n"), err,
+                                      sizeof(err)),
+                 -1);
+    CHECK_STR(err, "k.properties:2: expected property=value");
+    CHECK_EQ_INT(cfg_parse_properties(&set, "k.properties", strdup("=1\n"), err, sizeof(err)), -1);
+    CHECK_STR(err, "k.properties:1: expected property=value");
+    CHECK_EQ_INT(cfg_parse_properties(&set, "k.properties", strdup("  = 1\n"), err, sizeof(err)),
+                 -1);
+    cfg_fini(&set);
 }
 
 /* ---- precedence and errors through the relay's table ---- */
@@ -249,8 +300,19 @@ static void test_relay_precedence(void)
     CHECK_STR(o.relay.state_file, "cdc-relay.cdc_outbox_slot.state");
     CHECK_EQ_INT(o.relay.nkafka_props, 0);
     CHECK_EQ_INT(o.log_level, LOG_LEVEL_INFO);
-    CHECK(o.metrics_listen == NULL);
+    CHECK_STR(o.metrics_listen, "127.0.0.1:8491"); /* on by default, loopback only */
     options_fini(&o);
+    {
+        const char *off[] = {"--metrics-listen", "none", NULL};
+        const char *env_off[] = {"CDC_METRICS_LISTEN", "none", NULL};
+
+        CHECK_EQ_INT(relay_run_opts(&o, NULL, off, err), 0);
+        CHECK(o.metrics_listen == NULL);
+        options_fini(&o);
+        CHECK_EQ_INT(relay_run_opts(&o, env_off, NULL, err), 0);
+        CHECK(o.metrics_listen == NULL);
+        options_fini(&o);
+    }
 
     /* flag > env > file > default, per option. */
     CHECK_EQ_INT(relay_run_opts(&o, env, args, err), 0);
@@ -349,9 +411,9 @@ static void test_relay_errors(void)
     EXPECT_RELAY_ERROR(NULL, a8, "--no-state-file takes no value");
     EXPECT_RELAY_ERROR(NULL, a9, "unexpected argument \"stray\"");
     EXPECT_RELAY_ERROR(NULL, a10, "--replay-window: \"3w\" is not a duration");
-    EXPECT_RELAY_ERROR(NULL, a11, "--status-interval: \"0\" is not a number of seconds");
+    EXPECT_RELAY_ERROR(NULL, a11, "--status-interval: \"0\" is not a duration in [1ms, 1d]");
     EXPECT_RELAY_ERROR(NULL, a12, "-X requires a value");
-    EXPECT_RELAY_ERROR(bad_file_env, NULL, ":3: status-interval: \"soon\" is not a number");
+    EXPECT_RELAY_ERROR(bad_file_env, NULL, ":3: status-interval: \"soon\" is not a duration");
     EXPECT_RELAY_ERROR(e1, NULL, "CDC_SOURCE: \"kafka\" is not table or messages");
     EXPECT_RELAY_ERROR(e2, NULL, "CDC_NO_STATE_FILE: \"si\" is not true or false");
     EXPECT_RELAY_ERROR(e3, NULL, "LOG_FORMAT: \"xml\" is not one of text, json");
@@ -403,6 +465,166 @@ static void test_relay_errors(void)
     }
 }
 
+static int fake_check(const char *name, const char *value, char *why, size_t whylen)
+{
+    if (strcmp(name, "bogus.prop") == 0)
+        return snprintf(why, whylen, "no such property \"%s\"", name), -1;
+    if (strcmp(name, "acks") == 0 && strcmp(value, "all") != 0 && strcmp(value, "1") != 0)
+        return snprintf(why, whylen, "invalid value for acks"), -1;
+    return 0;
+}
+
+/* kcat's -X forms, properties files, and every property checked with labels. */
+static void test_relay_kafka_properties(void)
+{
+    static struct options o;
+    char err[OPTIONS_ERR_MAX];
+    const char *props = write_tmp("# kcat format\nlinger.ms = 11\nacks=1\n");
+    const char *props2 = write_tmp("compression.type=lz4\nacks=all\n");
+    const char *conf = write_tmp("kafka.client.id = from-conf\nkafka-config = /nonexistent/x\n");
+
+    /* -Xname=value, -X name=value, -X file=PATH, --kafka-config; files before flags. */
+    {
+        const char *env[] = {"CDC_KAFKA_CONFIG", props, NULL};
+        char file_arg[300];
+        const char *args[] = {"-Xlinger.ms=20", "-X", file_arg, "-X", "acks=all", NULL};
+
+        snprintf(file_arg, sizeof(file_arg), "file=%s", props2);
+        CHECK_EQ_INT(relay_run_opts(&o, env, args, err), 0);
+        CHECK_EQ_INT(o.relay.nkafka_props, 6);
+        if (o.relay.nkafka_props == 6) {
+            /* CDC_KAFKA_CONFIG's file, then -X file=, then the -X flags in order */
+            CHECK_STR(o.props[0].name, "linger.ms");
+            CHECK_STR(o.props[0].value, "11");
+            CHECK_STR(o.props[1].name, "acks");
+            CHECK_STR(o.props[2].name, "compression.type");
+            CHECK_STR(o.props[3].name, "acks");
+            CHECK_STR(o.props[3].value, "all");
+            CHECK_STR(o.props[4].name, "linger.ms");
+            CHECK_STR(o.props[4].value, "20"); /* the flag wins in librdkafka: applied last */
+            CHECK_STR(o.props[5].value, "all");
+        }
+        CHECK_EQ_INT(options_check_kafka(&o, fake_check, err, sizeof(err)), 0);
+        options_fini(&o);
+    }
+    /* The config file's kafka-config names a file that is missing; a flag overrides it. */
+    {
+        const char *env[] = {"CDC_CONFIG", conf, NULL};
+        const char *args[] = {"--kafka-config", props2, NULL};
+
+        CHECK_EQ_INT(relay_run_opts(&o, env, NULL, err), -1);
+        CHECK_CONTAINS(err,
+                       ":2: kafka-config: cannot open Kafka properties file \"/nonexistent/x\"");
+        options_fini(&o);
+        CHECK_EQ_INT(relay_run_opts(&o, env, args, err), 0);
+        CHECK_EQ_INT(o.relay.nkafka_props, 3);
+        if (o.relay.nkafka_props == 3)
+            CHECK_STR(o.props[0].value, "from-conf"); /* config file lines come first */
+        options_fini(&o);
+    }
+    /* Every property is checked, and the error names where it came from. */
+    {
+        const char *a1[] = {"-Xbogus.prop=1", NULL}, *a2[] = {"-X", "acks=maybe", NULL};
+        const char *bad = write_tmp("linger.ms=1\n\nacks=2\n");
+        const char *e3[] = {"CDC_KAFKA_CONFIG", bad, NULL};
+
+        CHECK_EQ_INT(relay_run_opts(&o, NULL, a1, err), 0);
+        CHECK_EQ_INT(options_check_kafka(&o, fake_check, err, sizeof(err)), -1);
+        CHECK_STR(err, "-X: no such property \"bogus.prop\"");
+        options_fini(&o);
+        CHECK_EQ_INT(relay_run_opts(&o, NULL, a2, err), 0);
+        CHECK_EQ_INT(options_check_kafka(&o, fake_check, err, sizeof(err)), -1);
+        CHECK_STR(err, "-X: invalid value for acks");
+        options_fini(&o);
+        CHECK_EQ_INT(relay_run_opts(&o, e3, NULL, err), 0);
+        CHECK_EQ_INT(options_check_kafka(&o, fake_check, err, sizeof(err)), -1);
+        CHECK_CONTAINS(err, ":3: invalid value for acks");
+        CHECK_CONTAINS(err, bad);
+        options_fini(&o);
+    }
+    {
+        const char *a1[] = {"-X", "file=", NULL}, *a2[] = {"-Xfile=/nonexistent/p", NULL},
+                   *a3[] = {"-Vx", NULL}, *a4[] = {"-X", "=1", NULL};
+
+        EXPECT_RELAY_ERROR(NULL, a1, "-X file= needs a PATH");
+        EXPECT_RELAY_ERROR(NULL, a2,
+                           "-X file=: cannot open Kafka properties file \"/nonexistent/p\"");
+        EXPECT_RELAY_ERROR(NULL, a3, "unexpected argument \"-Vx\"");
+        EXPECT_RELAY_ERROR(NULL, a4, "-X expects NAME=VALUE");
+    }
+}
+
+/* Every time option takes a unit; a bare number keeps the option's old unit. */
+static void test_durations(void)
+{
+    static struct options o;
+    char err[OPTIONS_ERR_MAX], *argv[8];
+    int argc;
+    struct config cfg;
+
+    {
+        const char *env[] = {"CDC_STATUS_INTERVAL",
+                             "10s",
+                             "CDC_SERVER_TIMEOUT",
+                             "2m",
+                             "CDC_TXN_MAX_MS",
+                             "250",
+                             "CDC_REPLAY_WINDOW",
+                             "1500ms",
+                             "CDC_POLL_INTERVAL",
+                             "500ms",
+                             NULL};
+        const char *args[] = {"--shutdown-timeout", "1m30s", "--heartbeat-interval", "0.5s", NULL};
+
+        CHECK_EQ_INT(relay_run_opts(&o, env, args, err), 0);
+        CHECK_EQ_INT(o.relay.status_interval_ms, 10000);
+        CHECK_EQ_INT(o.relay.server_timeout_ms, 120000);
+        CHECK_EQ_INT(o.relay.txn_max_ms, 250);    /* bare: milliseconds, as before */
+        CHECK_EQ_INT(o.relay.replay_window_s, 2); /* rounded up: never less WAL kept than asked */
+        CHECK_EQ_INT(o.relay.poll_interval_ms, 500);
+        CHECK_EQ_INT(o.relay.shutdown_timeout_ms, 90000);
+        CHECK_EQ_INT(o.relay.heartbeat_interval_ms, 500);
+        options_fini(&o);
+    }
+    {
+        const char *env[] = {"CDC_TXN_MAX_MS", "2s", "CDC_REPLAY_WINDOW", "2h", NULL};
+        const char *args[] = {"--reconnect-max", "45", "--status-interval", "0.25", NULL};
+
+        CHECK_EQ_INT(relay_run_opts(&o, env, args, err), 0);
+        CHECK_EQ_INT(o.relay.txn_max_ms, 2000);
+        CHECK_EQ_INT(o.relay.replay_window_s, 7200);
+        CHECK_EQ_INT(o.relay.reconnect_max_ms, 45000); /* bare: seconds, as before */
+        CHECK_EQ_INT(o.relay.status_interval_ms, 250);
+        options_fini(&o);
+    }
+    {
+        const char *e1[] = {"CDC_STATUS_INTERVAL", "2d", NULL},
+                   *e2[] = {"CDC_TXN_MAX_MS", "0", NULL},
+                   *e3[] = {"CDC_HEARTBEAT_INTERVAL", "-1s", NULL},
+                   *e4[] = {"CDC_REPLAY_WINDOW", "3651d", NULL};
+
+        EXPECT_RELAY_ERROR(e1, NULL,
+                           "CDC_STATUS_INTERVAL: \"2d\" is not a duration in [1ms, 1d] (500ms, "
+                           "10s, 15m, 2h, 1d; a bare number is seconds)");
+        EXPECT_RELAY_ERROR(e2, NULL, "a bare number is milliseconds");
+        EXPECT_RELAY_ERROR(e3, NULL, "CDC_HEARTBEAT_INTERVAL: \"-1s\" is not off or a duration");
+        EXPECT_RELAY_ERROR(e4, NULL, "in [0, 3650d]");
+    }
+    {
+        const char *env[] = {"DB_TIMEOUT_MS", "7s", NULL}, *bad[] = {"DB_TIMEOUT_MS", "99", NULL};
+
+        build_argv(argv, &argc, "orders-api", NULL);
+        fake_env = env;
+        CHECK_EQ_INT(config_parse(&cfg, argc, argv, env_lookup, err, sizeof(err)), 0);
+        CHECK_EQ_INT(cfg.db_timeout_ms, 7000);
+        config_fini(&cfg);
+        fake_env = bad;
+        CHECK_EQ_INT(config_parse(&cfg, argc, argv, env_lookup, err, sizeof(err)), -1);
+        CHECK_CONTAINS(err, "DB_TIMEOUT_MS: \"99\" is not a duration in [100ms, 10m]");
+        config_fini(&cfg);
+    }
+}
+
 static char *print_to_string(const struct options *o)
 {
     char *text = NULL;
@@ -434,7 +656,7 @@ static void test_relay_print_config(void)
     CHECK_CONTAINS(text, "slot = s1  [flag --slot]\n");
     CHECK_CONTAINS(text, "publication = cdc_outbox_pub  [default]\n");
     CHECK_CONTAINS(text, "state-file = cdc-relay.s1.state  [default]\n");
-    CHECK_CONTAINS(text, "metrics-listen = <unset>  [default]\n");
+    CHECK_CONTAINS(text, "metrics-listen = 127.0.0.1:8491  [default]\n");
     snprintf(line, sizeof(line), "config = %s  [env CDC_CONFIG]\n", file);
     CHECK_CONTAINS(text, line);
     snprintf(line, sizeof(line), "kafka.sasl.password = ***  [file %s:2]\n", file);
@@ -490,7 +712,7 @@ static void test_api(void)
     CHECK_CONTAINS(text, "pool-size = 5  [flag --pool-size]\n");
     CHECK_CONTAINS(text, "listen = 127.0.0.1:9002  [env LISTEN_ADDR]\n");
     CHECK_CONTAINS(text, "database-url = postgresql://api:***@db/orders  [file ");
-    CHECK_CONTAINS(text, "db-timeout-ms = 5000  [default]\n");
+    CHECK_CONTAINS(text, "db-timeout-ms = 5s  [default]\n");
     CHECK(strstr(text, "apipw") == NULL);
     CHECK(strstr(text, "migrate") == NULL);
     free(text);
@@ -517,9 +739,12 @@ static void test_api(void)
 int main(void)
 {
     RUN(test_file_parser);
+    RUN(test_properties_parser);
     RUN(test_helpers);
     RUN(test_relay_precedence);
     RUN(test_relay_errors);
+    RUN(test_durations);
+    RUN(test_relay_kafka_properties);
     RUN(test_relay_print_config);
     RUN(test_api);
     for (int i = 0; i < ntmp; i++)

@@ -173,6 +173,77 @@ static void test_text_fields(void)
     free(out);
 }
 
+static void emit_journal_levels(void)
+{
+    log_threshold = LOG_LEVEL_DEBUG;
+    log_error("e");
+    log_warn("w");
+    log_info("i");
+    log_debug("d");
+    log_fields(LOG_LEVEL_INFO, "with fields", LOG_STR("addr", "127.0.0.1:1"), LOG_INT("n", -42));
+    log_threshold = LOG_LEVEL_INFO;
+}
+
+/* Under journald each line starts with its syslog priority; detection
+ * compares JOURNAL_STREAM with stderr's own device and inode. */
+static void test_journal(void)
+{
+    char *out;
+    json_t *j;
+
+    CHECK(log_journal_stream_is("2049:131", 2049, 131));
+    CHECK(log_journal_stream_is("0:0", 0, 0));
+    CHECK(log_journal_stream_is("18446744073709551615:1", 18446744073709551615ULL, 1));
+    CHECK(!log_journal_stream_is("2049:131", 2049, 132));
+    CHECK(!log_journal_stream_is("2049:131", 2048, 131));
+    CHECK(!log_journal_stream_is(NULL, 0, 0));
+    CHECK(!log_journal_stream_is("", 0, 0));
+    CHECK(!log_journal_stream_is("2049", 2049, 0));
+    CHECK(!log_journal_stream_is("2049:", 2049, 0));
+    CHECK(!log_journal_stream_is(":131", 0, 131));
+    CHECK(!log_journal_stream_is("2049:131x", 2049, 131));
+    CHECK(!log_journal_stream_is(" 2049:131", 2049, 131));
+    CHECK(!log_journal_stream_is("-1:131", 0, 131));
+    CHECK(!log_journal_stream_is("18446744073709551616:1", 0, 1)); /* overflow */
+
+    /* Not the journal: JOURNAL_STREAM unset, or naming another file. */
+    unsetenv("JOURNAL_STREAM");
+    log_detect_journal();
+    CHECK(!log_journal);
+    setenv("JOURNAL_STREAM", "1:1", 1);
+    log_detect_journal();
+    CHECK(!log_journal);
+    unsetenv("JOURNAL_STREAM");
+
+    log_journal = true;
+    log_output = LOG_FORMAT_TEXT;
+    out = capture(emit_journal_levels);
+    CHECK(out != NULL);
+    if (out != NULL) {
+        CHECK(strncmp(out, "<3>", 3) == 0 && strstr(out, " error e\n") != NULL);
+        CHECK(strstr(out, "\n<4>") != NULL && strstr(out, " warn w\n") != NULL);
+        CHECK(strstr(out, "\n<6>") != NULL && strstr(out, " info i\n") != NULL);
+        CHECK(strstr(out, "\n<7>") != NULL && strstr(out, " debug d\n") != NULL);
+        CHECK(strstr(out, " info with fields addr=127.0.0.1:1 n=-42\n") != NULL);
+        free(out);
+    }
+    /* JSON after the prefix: journald strips "<N>", the rest must parse. */
+    log_output = LOG_FORMAT_JSON;
+    out = capture(emit_journal_levels);
+    CHECK(out != NULL && strncmp(out, "<3>{", 4) == 0);
+    if (out != NULL) {
+        j = json_line(out + 3, 0);
+        CHECK(j != NULL && strcmp(str(j, "msg"), "e") == 0);
+        json_decref(j);
+        j = json_line(strstr(out, "<6>{\"ts\"") + 3, 0);
+        CHECK(j != NULL);
+        json_decref(j);
+        free(out);
+    }
+    log_journal = false;
+    log_output = LOG_FORMAT_TEXT;
+}
+
 static void test_format_parse(void)
 {
     enum log_format f = LOG_FORMAT_TEXT;
@@ -264,6 +335,7 @@ int main(void)
     RUN(test_json_long_line_stays_valid);
     RUN(test_text_fields);
     RUN(test_format_parse);
+    RUN(test_journal);
     RUN(test_redact_dsn);
     RUN(test_secrets_scrubbed); /* last: registered secrets stay for the process */
     return check_summary();

@@ -667,7 +667,7 @@ static void test_config(void)
         CHECK(strstr(text, "env DATABASE_URL, default none") != NULL);
         CHECK(strstr(text, "env LISTEN_ADDR, default 127.0.0.1:8080") != NULL);
         CHECK(strstr(text, "env DB_POOL_SIZE, default 8") != NULL);
-        CHECK(strstr(text, "env DB_TIMEOUT_MS, default 5000") != NULL);
+        CHECK(strstr(text, "env DB_TIMEOUT_MS, default 5s") != NULL);
         CHECK(strstr(text, "env LOG_LEVEL, default info") != NULL);
         CHECK(strstr(text, "--outbox-mode MODE") != NULL);
         CHECK(strstr(text, "env OUTBOX_MODE, default table") != NULL);

@@ -124,7 +124,8 @@ def latency_stage_table(res: dict) -> list[str]:
            "read before and after each step (p50 / p99 ms, interpolated within a bucket as "
            "`histogram_quantile` does; docs/observability.md): `wal` commit → the walsender sends it, "
            "`receive` → the relay reads it, `produce` → every event handed to librdkafka, "
-           "`deliver` → the last delivery report handled; `total` is commit → that report. "
+           "`deliver` → the last delivery report handled; `total` is commit → that report "
+           "(`cdc_relay_end_to_end_latency_seconds`). "
            "Percentiles of stages do not add up; the means do.", "",
            "| load | transactions | " + " | ".join(STAGE_COLUMNS) + " | mean of each stage ms |",
            "|---|---|" + "---|" * len(STAGE_COLUMNS) + "---|"]

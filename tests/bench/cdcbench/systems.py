@@ -290,10 +290,12 @@ def _latency_row(r: Run, system: str, pct: int, rate: int, lines: list, step_sta
 
 
 # ---------------------------------------------------------------------------
-# cdc-relay's cdc_relay_transaction_latency_seconds (docs/observability.md)
+# cdc-relay's cdc_relay_transaction_latency_seconds{stage} and
+# cdc_relay_end_to_end_latency_seconds, read here as stage "total" (docs/observability.md)
 # ---------------------------------------------------------------------------
 STAGES = ("wal", "receive", "produce", "deliver", "total")
 STAGE_METRIC = "cdc_relay_transaction_latency_seconds"
+TOTAL_METRIC = "cdc_relay_end_to_end_latency_seconds"
 
 
 def scrape_metrics(base: str) -> str:
@@ -305,11 +307,17 @@ def parse_stage_histograms(text: str) -> dict:
     """{stage: {"buckets": [(le, cumulative)], "count": n, "sum": seconds}}."""
     out = {st: {"buckets": [], "count": 0.0, "sum": 0.0} for st in STAGES}
     pat = re.compile(rf'^{STAGE_METRIC}_(bucket|sum|count)\{{stage="(\w+)"(?:,le="([^"]+)")?\}} (\S+)$')
+    total = re.compile(rf'^{TOTAL_METRIC}_(bucket|sum|count)(?:\{{le="([^"]+)"\}})? (\S+)$')
     for line in text.splitlines():
         m = pat.match(line)
-        if not m or m.group(2) not in out:
+        if m and m.group(2) != "total":
+            kind, stage, le, value = m.group(1), m.group(2), m.group(3), float(m.group(4))
+        elif (m := total.match(line)):
+            kind, stage, le, value = m.group(1), "total", m.group(2), float(m.group(3))
+        else:
             continue
-        kind, stage, le, value = m.group(1), m.group(2), m.group(3), float(m.group(4))
+        if stage not in out:
+            continue
         if kind == "bucket":
             out[stage]["buckets"].append((float(le), value))  # float("+Inf") is inf
         else:
