@@ -28,6 +28,7 @@ enum opt_kind {
     OPT_U64,     /* uint64_t at offset, whole number in [min, max] */
     OPT_LOG_LEVEL,
     OPT_LOG_FORMAT,
+    OPT_COLUMN,     /* const char * at offset: a column name, 1..255 bytes */
     OPT_KAFKA,      /* -X NAME=VALUE, kafka.NAME = VALUE */
     OPT_KAFKA_FILE, /* --kafka-config FILE: read by cfg_parse itself */
     OPT_CONFIG,
@@ -70,8 +71,46 @@ static const struct cfg_opt opts[] = {
      "outbox table"},
     {"topic-template", 0, "CDC_TOPIC_TEMPLATE", "TMPL", "${aggregate_type}.events", 0, OPT_STR,
      OFF(relay.topic_template), 0, 0,
-     "topic for each event; ${aggregate_type} and ${event_type}\n"
-     "are replaced"},
+     "topic for each event; ${aggregate_type} (or Debezium's\n"
+     "${routedByValue}) and ${event_type} are replaced"},
+    /* The column mapping (docs/relay.md#the-outbox-table-and-its-columns). */
+    {"id-column", 0, "CDC_ID_COLUMN", "COL", "id", 0, OPT_COLUMN, OFF(columns.role[OUTBOX_COL_ID]),
+     0, 0,
+     "outbox column of the event id (the id header)\n"
+     "(Debezium: table.field.event.id)"},
+    {"route-column", 0, "CDC_ROUTE_COLUMN", "COL", "aggregate_type", 0, OPT_COLUMN,
+     OFF(columns.role[OUTBOX_COL_AGGREGATE_TYPE]), 0, 0,
+     "column routed by: ${aggregate_type} in the topic template\n"
+     "and the aggregate_type header (Debezium: route.by.field)"},
+    {"key-column", 0, "CDC_KEY_COLUMN", "COL", "aggregate_id", 0, OPT_COLUMN,
+     OFF(columns.role[OUTBOX_COL_AGGREGATE_ID]), 0, 0,
+     "column of the Kafka key, the aggregate id\n"
+     "(Debezium: table.field.event.key)"},
+    {"type-column", 0, "CDC_TYPE_COLUMN", "COL", "event_type", 0, OPT_COLUMN,
+     OFF(columns.role[OUTBOX_COL_EVENT_TYPE]), 0, 0,
+     "column of the event_type header and ${event_type}"},
+    {"payload-column", 0, "CDC_PAYLOAD_COLUMN", "COL", "payload", 0, OPT_COLUMN,
+     OFF(columns.role[OUTBOX_COL_PAYLOAD]), 0, 0,
+     "column of the Kafka value: a bytea's bytes, any other\n"
+     "type's text form (Debezium: table.field.event.payload)"},
+    {"timestamp-column", 0, "CDC_TIMESTAMP_COLUMN", "COL", "created_at", 0, OPT_COLUMN,
+     OFF(columns.timestamp), 0, 0,
+     "poll mode and audit: the row's time (timestamptz,\n"
+     "timestamp, or bigint Unix milliseconds)\n"
+     "(Debezium: table.field.event.timestamp)"},
+    {"published-column", 0, "CDC_PUBLISHED_COLUMN", "COL", "published_at", 0, OPT_COLUMN,
+     OFF(columns.published), 0, 0, "poll mode: the column marked when the row was delivered"},
+    {"traceparent-column", 0, "CDC_TRACEPARENT_COLUMN", "COL", "traceparent", 0, OPT_COLUMN,
+     OFF(columns.traceparent), 0, 0,
+     "its value becomes the traceparent header (a W3C\n"
+     "traceparent, or Debezium's serialized tracingspancontext);\n"
+     "NULL: no header. The default is optional (a table without\n"
+     "it sends none); one named here must exist; none: off\n"
+     "(Debezium: tracing.span.context.field)"},
+    {"header-columns", 0, "CDC_HEADER_COLUMNS", "LIST", NULL, 0, OPT_STR, OFF(header_columns), 0, 0,
+     "more columns sent as headers: COL[=HDR],... (HDR, the\n"
+     "header's name, defaults to COL's); NULL: a null value\n"
+     "(Debezium: table.fields.additional.placement=COL:header:HDR)"},
     {"source", 0, "CDC_SOURCE", "table|messages", "table", 0, OPT_STR, OFF(source), 0, 0,
      "table: inserts into the outbox table; messages: also\n"
      "transactional pg_logical_emit_message events"},
@@ -277,6 +316,11 @@ static int apply(struct options *o, const struct cfg_opt *opt, const char *label
         if (!log_format_parse(val, &o->log_format))
             return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not one of text, json", label, val);
         return 0;
+    case OPT_COLUMN:
+        if (*val == '\0' || strlen(val) > 255)
+            return cfg_seterr(errbuf, errlen, "%s: a column name is 1 to 255 bytes", label);
+        *(const char **)field = val;
+        return 0;
     case OPT_KAFKA:
     case OPT_KAFKA_FILE:
     case OPT_CONFIG:
@@ -375,6 +419,22 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
         return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not a valid Kafka topic name",
                           cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)),
                           o->relay.dead_letter_topic);
+    if (strcmp(o->columns.traceparent, "none") == 0)
+        o->columns.traceparent = NULL;
+    else
+        o->columns.traceparent_required = cfg_get(&o->set, row("traceparent-column")) != NULL;
+    if (o->header_columns != NULL) {
+        const char *why = NULL;
+
+        r = row("header-columns");
+        if (strlen(o->header_columns) >= sizeof(o->header_spec) ||
+            !outbox_header_columns_parse(
+                memcpy(o->header_spec, o->header_columns, strlen(o->header_columns) + 1),
+                &o->columns, &why))
+            return cfg_seterr(errbuf, errlen, "%s: \"%.64s\": %s",
+                              cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)),
+                              o->header_columns, why != NULL ? why : "longer than 4095 bytes");
+    }
     if (strcmp(o->metrics_listen, "none") == 0)
         o->metrics_listen = NULL;
     if (*o->relay.message_prefix == '\0')
@@ -400,6 +460,8 @@ int options_parse(struct options *o, int argc, char **argv, options_getenv_fn ge
     o->relay.connect_timeout_s = 10;
     o->relay.kafka_props = o->props;
     o->relay.stop_fd = -1;
+    outbox_columns_default(&o->columns);
+    o->relay.columns = &o->columns;
     o->log_level = LOG_LEVEL_INFO;
     o->log_format = LOG_FORMAT_TEXT;
 

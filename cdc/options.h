@@ -16,6 +16,7 @@
 #include "cfg.h"
 #include "compiler.h"
 #include "log.h"
+#include "outbox.h"
 #include "relay.h"
 #include "sink_kafka.h"
 
@@ -34,11 +35,14 @@ struct options {
     struct relay_config relay; /* ready for relay_run, apart from stop/stop_fd/metrics */
     enum log_level log_level;
     enum log_format log_format;
-    const char *metrics_listen; /* NULL: off (--metrics-listen none) */
-    const char *table;          /* as given, SCHEMA.NAME or NAME */
-    const char *source;         /* table|messages */
-    const char *mode;           /* stream|poll */
-    const char *state_file;     /* as given, before --no-state-file */
+    const char *metrics_listen;    /* NULL: off (--metrics-listen none) */
+    const char *table;             /* as given, SCHEMA.NAME or NAME */
+    const char *source;            /* table|messages */
+    const char *mode;              /* stream|poll */
+    const char *state_file;        /* as given, before --no-state-file */
+    const char *header_columns;    /* --header-columns as given */
+    struct outbox_columns columns; /* relay.columns points here */
+    char header_spec[4096];        /* --header-columns, cut into names for columns */
     bool no_state_file;
     bool no_create_slot, no_create_publication, print_config;
     char table_schema[128], table_name[128];

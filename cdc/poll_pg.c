@@ -20,6 +20,7 @@
 struct poll_pg {
     PGconn *conn;
     PGresult *batch; /* the last batch, until the next fetch */
+    int ncols;       /* of the batch query: POLL_SQL_COL_HEADERS + header columns */
 };
 
 /* Connection loss and transient states are retried; a missing table or
@@ -60,17 +61,86 @@ static enum poll_pg_status exec_cmd(struct poll_pg *pp, const char *sql, const c
     return st;
 }
 
-/* The table, its published_at column and the rights the loop needs, checked
- * once so a misconfiguration is one clear error instead of a retry loop. */
+/* The mapped columns of the table (cols), read from pg_attribute into
+ * *layout, with the messages a person can act on. */
+static enum poll_pg_status check_columns(struct poll_pg *pp, const char *oid, const char *schema,
+                                         const char *table, const struct outbox_columns *cols,
+                                         struct outbox_layout *layout, char *err, size_t errlen)
+{
+    const char *params[1] = {oid};
+    PGresult *res =
+        PQexecParams(pp->conn,
+                     "SELECT attname, atttypid::int8 FROM pg_attribute WHERE attrelid = "
+                     "$1::oid AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                     1, NULL, params, NULL, NULL, 0);
+    struct relcache_rel rel = {.nspname = (char *)schema, .relname = (char *)table};
+    enum poll_pg_status st = POLL_PG_OK;
+    const char *missing = NULL;
+    int n;
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 2) {
+        repl_set_err(err, errlen, "cannot read the columns of %s.%s: %s", schema, table,
+                     PQerrorMessage(pp->conn));
+        st = classify(pp, res);
+        PQclear(res);
+        return st;
+    }
+    n = PQntuples(res);
+    rel.ncols = (uint16_t)(n > 1600 ? 1600 : n);
+    rel.colnames = calloc(rel.ncols + 1u, sizeof(*rel.colnames));
+    rel.typoids = calloc(rel.ncols + 1u, sizeof(*rel.typoids));
+    if (rel.colnames == NULL || rel.typoids == NULL) {
+        repl_set_err(err, errlen, "out of memory");
+        st = POLL_PG_EFATAL;
+        goto out;
+    }
+    for (int i = 0; i < rel.ncols; i++) {
+        rel.colnames[i] = PQgetvalue(res, i, 0);
+        rel.typoids[i] = (uint32_t)strtoul(PQgetvalue(res, i, 1), NULL, 10);
+    }
+    if (outbox_layout_init(layout, cols, &rel, &missing) != OUTBOX_OK) {
+        repl_set_err(err, errlen,
+                     "table %s.%s has no column \"%s\"; the outbox needs the columns %s, %s, %s, "
+                     "%s and %s (--id-column, --route-column, --key-column, --type-column, "
+                     "--payload-column), and every --header-columns one",
+                     schema, table, missing, cols->role[OUTBOX_COL_ID],
+                     cols->role[OUTBOX_COL_AGGREGATE_TYPE], cols->role[OUTBOX_COL_AGGREGATE_ID],
+                     cols->role[OUTBOX_COL_EVENT_TYPE], cols->role[OUTBOX_COL_PAYLOAD]);
+        st = POLL_PG_EFATAL;
+    } else if (relcache_column_index(&rel, cols->published) < 0) {
+        repl_set_err(
+            err, errlen,
+            "table %s.%s has no %s column, which --mode poll needs: run `orders-api "
+            "--migrate` (sql/0004_outbox_published_at.sql) or ALTER TABLE ... ADD COLUMN %s "
+            "timestamptz (--published-column names another)",
+            schema, table, cols->published, cols->published);
+        st = POLL_PG_EFATAL;
+    } else if (layout->timestamp < 0 || layout->timestamp_kind == OUTBOX_TS_OTHER) {
+        repl_set_err(err, errlen,
+                     "table %s.%s has no column \"%s\" of type timestamptz, timestamp or bigint "
+                     "(Unix milliseconds), which --mode poll orders the rows by "
+                     "(--timestamp-column names another)",
+                     schema, table, cols->timestamp);
+        st = POLL_PG_EFATAL;
+    }
+out:
+    /* The layout keeps positions and flags only, never these names. */
+    free(rel.colnames);
+    free(rel.typoids);
+    PQclear(res);
+    return st;
+}
+
+/* The table, its columns and the rights the loop needs, checked once so a
+ * misconfiguration is one clear error instead of a retry loop. */
 static enum poll_pg_status check_table(struct poll_pg *pp, const char *schema, const char *table,
-                                       char *err, size_t errlen)
+                                       const struct outbox_columns *cols,
+                                       struct outbox_layout *layout, char *err, size_t errlen)
 {
     const char *params[2] = {schema, table};
     PGresult *res = PQexecParams(
         pp->conn,
-        "SELECT c.oid IS NOT NULL,"
-        " EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid"
-        "  AND a.attname = 'published_at' AND a.attnum > 0 AND NOT a.attisdropped),"
+        "SELECT c.oid IS NOT NULL, c.oid::int8,"
         " c.oid IS NOT NULL AND has_table_privilege(c.oid, 'SELECT, UPDATE')"
         " FROM (SELECT (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
         "  WHERE n.nspname = $1 AND c.relname = $2) AS oid) AS c",
@@ -88,14 +158,9 @@ static enum poll_pg_status check_table(struct poll_pg *pp, const char *schema, c
             "--table",
             schema, table, PQdb(pp->conn));
         st = POLL_PG_EFATAL;
-    } else if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
-        repl_set_err(
-            err, errlen,
-            "table %s.%s has no published_at column, which --mode poll needs: run "
-            "`orders-api --migrate` (sql/0004_outbox_published_at.sql) or ALTER TABLE ... ADD "
-            "COLUMN published_at timestamptz",
-            schema, table);
-        st = POLL_PG_EFATAL;
+    } else if ((st = check_columns(pp, PQgetvalue(res, 0, 1), schema, table, cols, layout, err,
+                                   errlen)) != POLL_PG_OK) {
+        /* err says which */
     } else if (strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
         repl_set_err(
             err, errlen,
@@ -124,10 +189,11 @@ static enum poll_pg_status prepare(struct poll_pg *pp, const char *name, const c
 }
 
 struct poll_pg *poll_pg_open(const char *dburl, const char *schema, const char *table,
-                             int connect_timeout_s, bool *commit_ts, enum poll_pg_status *st,
+                             const struct outbox_columns *cols, int connect_timeout_s,
+                             bool *commit_ts, struct outbox_layout *layout, enum poll_pg_status *st,
                              char *err, size_t errlen)
 {
-    char timeout[16], sql[1400];
+    char timeout[16], sql[POLL_SQL_MAX];
     /* Defaults before dbname so the user's URI can override them. */
     const char *keys[] = {
         "connect_timeout",  "keepalives",       "keepalives_idle", "keepalives_interval",
@@ -151,7 +217,7 @@ struct poll_pg *poll_pg_open(const char *dburl, const char *schema, const char *
         poll_pg_close(pp);
         return NULL;
     }
-    *st = check_table(pp, schema, table, err, errlen);
+    *st = check_table(pp, schema, table, cols, layout, err, errlen);
     if (*st != POLL_PG_OK)
         goto fail;
     res = PQexec(pp->conn, "SELECT current_setting('track_commit_timestamp')::bool");
@@ -164,15 +230,16 @@ struct poll_pg *poll_pg_open(const char *dburl, const char *schema, const char *
     }
     *commit_ts = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
-    if (!poll_sql_select(schema, table, *commit_ts, sql, sizeof(sql))) {
-        repl_set_err(err, errlen, "table name %s.%s is too long", schema, table);
+    if (!poll_sql_select(schema, table, layout, *commit_ts, sql, sizeof(sql))) {
+        repl_set_err(err, errlen, "table or column names of %s.%s are too long", schema, table);
         *st = POLL_PG_EFATAL;
         goto fail;
     }
     if ((*st = prepare(pp, STMT_SELECT, sql, err, errlen)) != POLL_PG_OK)
         goto fail;
-    if (!poll_sql_mark(schema, table, sql, sizeof(sql))) {
-        repl_set_err(err, errlen, "table name %s.%s is too long", schema, table);
+    pp->ncols = POLL_SQL_COL_HEADERS + (int)layout->nheaders;
+    if (!poll_sql_mark(schema, table, cols, sql, sizeof(sql))) {
+        repl_set_err(err, errlen, "table or column names of %s.%s are too long", schema, table);
         *st = POLL_PG_EFATAL;
         goto fail;
     }
@@ -198,7 +265,7 @@ enum poll_pg_status poll_pg_fetch(struct poll_pg *pp, int limit, int *nrows, cha
         return st;
     snprintf(lim, sizeof(lim), "%d", limit);
     pp->batch = PQexecPrepared(pp->conn, STMT_SELECT, 1, params, NULL, NULL, 0);
-    if (PQresultStatus(pp->batch) != PGRES_TUPLES_OK || PQnfields(pp->batch) != POLL_SQL_NCOLS) {
+    if (PQresultStatus(pp->batch) != PGRES_TUPLES_OK || PQnfields(pp->batch) != pp->ncols) {
         repl_set_err(err, errlen, "batch query failed (SQLSTATE %s): %s", sqlstate(pp->batch),
                      PQerrorMessage(pp->conn));
         st = classify(pp, pp->batch);
