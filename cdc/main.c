@@ -24,6 +24,8 @@
 #include "sink_kafka.h"
 #include "version.h"
 
+extern char **environ;
+
 static volatile sig_atomic_t stop_requested;
 static int stop_pipe[2] = {-1, -1};
 
@@ -97,7 +99,7 @@ int main(int argc, char **argv)
     enum relay_exit rc;
 
     clock_gettime(CLOCK_REALTIME, &start);
-    if (options_parse(&opt, argc, argv, getenv, err, sizeof(err)) != 0 ||
+    if (options_parse(&opt, argc, argv, getenv, environ, err, sizeof(err)) != 0 ||
         (opt.action != OPTIONS_HELP && opt.action != OPTIONS_VERSION &&
          options_check_kafka(&opt, sink_prop_check, err, sizeof(err)) != 0)) {
         fprintf(stderr, "cdc-relay: %s\nTry 'cdc-relay --help'.\n", err);

@@ -57,10 +57,11 @@ static const struct cfg_opt opts[] = {
     {"config", 0, "CDC_CONFIG", "FILE", NULL, CFG_CONFIG, OPT_CONFIG, 0, 0, 0,
      "read options from FILE: \"name = value\" lines, '#'\n"
      "comments, kafka.NAME = VALUE for -X (docs/configuration.md)"},
-    {"database-url", 0, "DATABASE_URL", "URL", NULL, CFG_SECRET_DSN, OPT_STR,
+    {"database-url", 0, "DATABASE_URL", "URL", NULL, CFG_SECRET_DSN | CFG_FILE_FORM, OPT_STR,
      OFF(relay.database_url), 0, 0,
      "libpq URI or conninfo of the database holding the outbox\n"
-     "(required)"},
+     "(required); --database-url-file PATH, DATABASE_URL_FILE or\n"
+     "database-url-file read it from a file (a systemd credential)"},
     {"brokers", 0, "KAFKA_BROKERS", "LIST", "127.0.0.1:9092", 0, OPT_STR, OFF(relay.brokers), 0, 0,
      "Kafka bootstrap servers"},
     {"slot", 0, "CDC_SLOT", "NAME", "cdc_outbox_slot", 0, OPT_STR, OFF(relay.slot), 0, 0,
@@ -193,14 +194,18 @@ static const struct cfg_opt opts[] = {
      100000000,
      "exactly-once: ... or once it is this old (a bare number is\n"
      "milliseconds)"},
-    {"kafka", 'X', NULL, "NAME=VALUE", NULL, CFG_KAFKA, OPT_KAFKA, 0, 0, 0,
+    {"kafka", 'X', "CDC_KAFKA_", "NAME=VALUE", NULL, CFG_KAFKA, OPT_KAFKA, 0, 0, 0,
      "set any librdkafka property (repeatable), e.g.\n"
      "-X compression.type=lz4 or -Xcompression.type=lz4; applied\n"
      "after the relay's defaults (enable.idempotence=true acks=all\n"
      "message.timeout.ms=0 partitioner=murmur2_random linger.ms=5,\n"
      "docs/relay.md); -X file=PATH reads a properties file as\n"
      "--kafka-config does. Each is checked by librdkafka at start\n"
-     "and by --print-config: an unknown or invalid one exits 2"},
+     "and by --print-config: an unknown or invalid one exits 2.\n"
+     "Also from the environment, CDC_KAFKA_<NAME>=VALUE (NAME\n"
+     "upper-case, '.' as _, '_' as __, '-' as ___, e.g.\n"
+     "CDC_KAFKA_SASL_PASSWORD), or CDC_KAFKA_<NAME>_FILE=PATH to\n"
+     "read the value from a file; after the files, before -X"},
     {"kafka-config", 0, "CDC_KAFKA_CONFIG", "FILE", NULL, CFG_KAFKA_FILE, OPT_KAFKA_FILE, 0, 0, 0,
      "librdkafka properties file (kcat's format: name=value\n"
      "lines, '#' comments), applied before -X flags"},
@@ -454,7 +459,7 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
 }
 
 int options_parse(struct options *o, int argc, char **argv, options_getenv_fn getenv_fn,
-                  char *errbuf, size_t errlen)
+                  char *const *envp, char *errbuf, size_t errlen)
 {
     memset(o, 0, sizeof(*o));
     o->relay.connect_timeout_s = 10;
@@ -465,7 +470,7 @@ int options_parse(struct options *o, int argc, char **argv, options_getenv_fn ge
     o->log_level = LOG_LEVEL_INFO;
     o->log_format = LOG_FORMAT_TEXT;
 
-    if (cfg_parse(&o->set, opts, OPT_COUNT, argc, argv, getenv_fn, errbuf, errlen) != 0)
+    if (cfg_parse(&o->set, opts, OPT_COUNT, argc, argv, getenv_fn, envp, errbuf, errlen) != 0)
         return -1;
     if (o->set.action != NULL) {
         o->action = o->set.action->kind == OPT_HELP ? OPTIONS_HELP : OPTIONS_VERSION;

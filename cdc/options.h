@@ -56,7 +56,9 @@ typedef char *(*options_getenv_fn)(const char *name);
 
 /*
  * Fills *o from argv, getenv_fn, the config file (--config or CDC_CONFIG) and
- * the defaults, and validates every value. DATABASE_URL is not required here
+ * the defaults, and validates every value; envp (the whole environment,
+ * NAME=VALUE strings, may be NULL) gives the CDC_KAFKA_* properties. DATABASE_URL is not required
+ * here
  * (--help and --print-config need none). Strings in *o are borrowed from
  * argv, the environment or o->set: call options_fini after the last use,
  * also after a failure.
@@ -64,7 +66,7 @@ typedef char *(*options_getenv_fn)(const char *name);
  * file:line) and the reason in errbuf.
  */
 int options_parse(struct options *o, int argc, char **argv, options_getenv_fn getenv_fn,
-                  char *errbuf, size_t errlen) MUSTCHECK;
+                  char *const *envp, char *errbuf, size_t errlen) MUSTCHECK;
 
 /* Checks one librdkafka property as librdkafka would take it: 0, or -1 with
  * the reason in why (never the value of a secret property). */
