@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
@@ -49,6 +50,7 @@ static void on_signal(int sig)
 static void usage(FILE *out)
 {
     fprintf(out, "Usage: cdc-relay [OPTIONS]\n"
+                 "       cdc-relay audit --since TIME [--until TIME] [OPTIONS]\n"
                  "\n"
                  "Streams inserts into the outbox table from a Postgres logical replication slot\n"
                  "(pgoutput) to Kafka, and confirms each position to Postgres only after Kafka\n"
@@ -71,7 +73,15 @@ static void usage(FILE *out)
             "track_commit_timestamp = on, else the row's created_at. Slot, publication, state\n"
             "file and status options do not apply to it.\n"
             "Exit status: 0 stopped cleanly, 1 fatal error (logged), 2 bad usage, 3 fenced:\n"
-            "another relay with the same transactional.id took over (--exactly-once).\n");
+            "another relay with the same transactional.id took over (--exactly-once).\n"
+            "\n"
+            "cdc-relay audit --since TIME [--until TIME] [OPTIONS]: compares the outbox rows\n"
+            "whose --timestamp-column is in [since, until) with the id headers of the messages\n"
+            "in their topics (read_committed, from --clock-skew before since to the end) and\n"
+            "prints each row whose event is missing and each message no row explains, then a\n"
+            "summary line. The same options as the relay say where the table, the topics and\n"
+            "the brokers are. Exit status: 0 all found, nothing unexpected; 1 error; 2 bad\n"
+            "usage; 4 events missing; 5 none missing but unexpected messages.\n");
 }
 
 /* The libraries as loaded (cdc_relay_build_info, --version). */
@@ -85,6 +95,31 @@ static const struct version_libs *relay_libs(void)
     libs.jansson = sink_jansson_version();
     libs.libmicrohttpd = metrics_http_mhd_version();
     return &libs;
+}
+
+/* cdc-relay audit: no metrics, no systemd notifications, the report on stdout. */
+static int run_audit(const struct options *o)
+{
+    const struct relay_config *cfg = &o->relay;
+    struct audit_config ac = {
+        .database_url = cfg->database_url,
+        .brokers = cfg->brokers,
+        .kafka_props = cfg->kafka_props,
+        .nkafka_props = cfg->nkafka_props,
+        .table_schema = cfg->table_schema,
+        .table_name = cfg->table_name,
+        .columns = cfg->columns,
+        .topic_template = cfg->topic_template,
+        .topics = o->audit_topics,
+        .dead_letter_topic = cfg->dead_letter_topic,
+        .since_us = o->audit.since_us,
+        .until_us = o->audit.until_us,
+        .clock_skew_ms = o->clock_skew_ms,
+        .connect_timeout_s = cfg->connect_timeout_s,
+        .out = stdout,
+    };
+
+    return audit_run(&ac);
 }
 
 int main(int argc, char **argv)
@@ -127,16 +162,22 @@ int main(int argc, char **argv)
         return 2;
     }
     log_detect_journal();
-    notify_init();
     log_threshold = opt.log_level;
     log_output = opt.log_format;
-    cfg->stop = &stop_requested;
     /* libpq's and librdkafka's messages may quote what they were given:
      * never a password or a key (docs/security.md). */
     log_add_dsn_secrets(cfg->database_url);
     for (size_t i = 0; i < cfg->nkafka_props; i++)
         if (sink_prop_is_secret(cfg->kafka_props[i].name))
             log_add_secret(cfg->kafka_props[i].value, strlen(cfg->kafka_props[i].value));
+    if (opt.command == OPTIONS_CMD_AUDIT) {
+        int audit_rc = run_audit(&opt);
+
+        options_fini(&opt);
+        return audit_rc;
+    }
+    notify_init();
+    cfg->stop = &stop_requested;
 
     if (pipe(stop_pipe) == 0) {
         fcntl(stop_pipe[0], F_SETFL, O_NONBLOCK);

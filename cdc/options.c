@@ -10,7 +10,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "audit.h"
 #include "duration.h"
 #include "lsn.h"
 #include "outbox.h"
@@ -221,6 +223,21 @@ static const struct cfg_opt opts[] = {
      "serve GET /metrics (Prometheus), /healthz and /readyz on\n"
      "HOST:PORT (port 0: any free one, logged as 'metrics\n"
      "listening addr=HOST:PORT'); none: no listener"},
+    /* cdc-relay audit (docs/operations.md#auditing-a-time-range) */
+    {"since", 0, NULL, "TIME", NULL, CFG_CLI_ONLY, OPT_STR, OFF(since), 0, 0,
+     "audit: the range's start, by --timestamp-column: an ISO\n"
+     "8601 time (2026-12-05T10:00:00Z), a date, now, or a\n"
+     "duration ago (2h) (required by audit)"},
+    {"until", 0, NULL, "TIME", "now", CFG_CLI_ONLY, OPT_STR, OFF(until), 0, 0,
+     "audit: the range's end (excluded); leave the relay time to\n"
+     "deliver, e.g. --until 5m"},
+    {"topics", 0, NULL, "LIST", NULL, CFG_CLI_ONLY, OPT_STR, OFF(audit_topics), 0, 0,
+     "audit: read these topics (comma-separated) for the rows'\n"
+     "events, instead of the ones --topic-template makes"},
+    {"clock-skew", 0, "CDC_AUDIT_CLOCK_SKEW", "DUR", "5m", 0, OPT_DUR, OFF(clock_skew_ms), 0,
+     DAY_MS,
+     "audit: read each topic from this long before the range's\n"
+     "start (clocks of the database and the relay differ)"},
     {"print-config", 0, NULL, NULL, NULL, CFG_CLI_ONLY, OPT_BOOL, OFF(print_config), 0, 0,
      "print the effective configuration (each value and where it\n"
      "came from, secrets masked) and exit 0 without connecting"},
@@ -440,6 +457,35 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
                               cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)),
                               o->header_columns, why != NULL ? why : "longer than 4095 bytes");
     }
+    if (o->command == OPTIONS_CMD_AUDIT) {
+        if (o->since == NULL)
+            return cfg_seterr(errbuf, errlen, "audit needs --since");
+        if (!audit_parse_time(o->since, o->now_us, &o->audit.since_us))
+            return cfg_seterr(errbuf, errlen,
+                              "--since: \"%.64s\" is not a time (2026-12-05T10:00:00Z, "
+                              "2026-12-05, now, or a duration ago such as 2h)",
+                              o->since);
+        if (!audit_parse_time(o->until, o->now_us, &o->audit.until_us))
+            return cfg_seterr(errbuf, errlen,
+                              "--until: \"%.64s\" is not a time (2026-12-05T10:00:00Z, "
+                              "2026-12-05, now, or a duration ago such as 5m)",
+                              o->until);
+        if (o->audit.until_us <= o->audit.since_us)
+            return cfg_seterr(errbuf, errlen, "--until is not after --since");
+        if (o->relay.source_messages || o->relay.poll_mode)
+            return cfg_seterr(errbuf, errlen,
+                              "audit reads the outbox table: --source messages and --mode poll "
+                              "do not apply");
+    } else if (o->since != NULL || o->audit_topics != NULL ||
+               cfg_get(&o->set, row("until")) != NULL ||
+               (cfg_get(&o->set, row("clock-skew")) != NULL &&
+                cfg_get(&o->set, row("clock-skew"))->source == CFG_SOURCE_FLAG)) {
+        /* (a clock skew in the shared file or environment is the audit's
+         * setting, which the daemon ignores) */
+        return cfg_seterr(errbuf, errlen,
+                          "--since, --until, --topics and --clock-skew are for the audit "
+                          "command: cdc-relay audit --since ...");
+    }
     if (strcmp(o->metrics_listen, "none") == 0)
         o->metrics_listen = NULL;
     if (*o->relay.message_prefix == '\0')
@@ -458,10 +504,25 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
     return 0;
 }
 
+static int64_t options_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int options_parse(struct options *o, int argc, char **argv, options_getenv_fn getenv_fn,
                   char *const *envp, char *errbuf, size_t errlen)
 {
     memset(o, 0, sizeof(*o));
+    /* cdc-relay audit ...: a command, then the same options */
+    if (argc > 1 && strcmp(argv[1], "audit") == 0) {
+        o->command = OPTIONS_CMD_AUDIT;
+        argc--;
+        argv++;
+    }
+    o->now_us = options_now_us();
     o->relay.connect_timeout_s = 10;
     o->relay.kafka_props = o->props;
     o->relay.stop_fd = -1;

@@ -23,6 +23,11 @@
 #define OPTIONS_MAX_KAFKA_PROPS 256
 #define OPTIONS_ERR_MAX         CFG_ERR_MAX
 
+enum options_command {
+    OPTIONS_CMD_RELAY = 0, /* the daemon */
+    OPTIONS_CMD_AUDIT,     /* cdc-relay audit ... (cdc/audit.h) */
+};
+
 enum options_action {
     OPTIONS_RUN = 0,
     OPTIONS_HELP,
@@ -31,16 +36,24 @@ enum options_action {
 };
 
 struct options {
+    enum options_command command;
     enum options_action action;
     struct relay_config relay; /* ready for relay_run, apart from stop/stop_fd/metrics */
     enum log_level log_level;
     enum log_format log_format;
-    const char *metrics_listen;    /* NULL: off (--metrics-listen none) */
-    const char *table;             /* as given, SCHEMA.NAME or NAME */
-    const char *source;            /* table|messages */
-    const char *mode;              /* stream|poll */
-    const char *state_file;        /* as given, before --no-state-file */
-    const char *header_columns;    /* --header-columns as given */
+    const char *metrics_listen; /* NULL: off (--metrics-listen none) */
+    const char *table;          /* as given, SCHEMA.NAME or NAME */
+    const char *source;         /* table|messages */
+    const char *mode;           /* stream|poll */
+    const char *state_file;     /* as given, before --no-state-file */
+    const char *header_columns; /* --header-columns as given */
+    /* audit: --since/--until as given, the parsed range, --topics, --clock-skew */
+    const char *since, *until, *audit_topics;
+    int clock_skew_ms;
+    struct {
+        int64_t since_us, until_us;
+    } audit;
+    int64_t now_us;                /* when the options were parsed: "now" and "2h" ago */
     struct outbox_columns columns; /* relay.columns points here */
     char header_spec[4096];        /* --header-columns, cut into names for columns */
     bool no_state_file;
@@ -55,7 +68,8 @@ struct options {
 typedef char *(*options_getenv_fn)(const char *name);
 
 /*
- * Fills *o from argv, getenv_fn, the config file (--config or CDC_CONFIG) and
+ * Fills *o from argv (argv[1] "audit" selects that command, the options
+ * following it), getenv_fn, the config file (--config or CDC_CONFIG) and
  * the defaults, and validates every value; envp (the whole environment,
  * NAME=VALUE strings, may be NULL) gives the CDC_KAFKA_* properties. DATABASE_URL is not required
  * here

@@ -11,6 +11,7 @@
 
 #include <libpq-fe.h>
 
+#include "outbox_pg.h"
 #include "poll_sql.h"
 #include "repl.h"
 
@@ -61,116 +62,52 @@ static enum poll_pg_status exec_cmd(struct poll_pg *pp, const char *sql, const c
     return st;
 }
 
-/* The mapped columns of the table (cols), read from pg_attribute into
- * *layout, with the messages a person can act on. */
-static enum poll_pg_status check_columns(struct poll_pg *pp, const char *oid, const char *schema,
-                                         const char *table, const struct outbox_columns *cols,
-                                         struct outbox_layout *layout, char *err, size_t errlen)
-{
-    const char *params[1] = {oid};
-    PGresult *res =
-        PQexecParams(pp->conn,
-                     "SELECT attname, atttypid::int8 FROM pg_attribute WHERE attrelid = "
-                     "$1::oid AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-                     1, NULL, params, NULL, NULL, 0);
-    struct relcache_rel rel = {.nspname = (char *)schema, .relname = (char *)table};
-    enum poll_pg_status st = POLL_PG_OK;
-    const char *missing = NULL;
-    int n;
-
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 2) {
-        repl_set_err(err, errlen, "cannot read the columns of %s.%s: %s", schema, table,
-                     PQerrorMessage(pp->conn));
-        st = classify(pp, res);
-        PQclear(res);
-        return st;
-    }
-    n = PQntuples(res);
-    rel.ncols = (uint16_t)(n > 1600 ? 1600 : n);
-    rel.colnames = calloc(rel.ncols + 1u, sizeof(*rel.colnames));
-    rel.typoids = calloc(rel.ncols + 1u, sizeof(*rel.typoids));
-    if (rel.colnames == NULL || rel.typoids == NULL) {
-        repl_set_err(err, errlen, "out of memory");
-        st = POLL_PG_EFATAL;
-        goto out;
-    }
-    for (int i = 0; i < rel.ncols; i++) {
-        rel.colnames[i] = PQgetvalue(res, i, 0);
-        rel.typoids[i] = (uint32_t)strtoul(PQgetvalue(res, i, 1), NULL, 10);
-    }
-    if (outbox_layout_init(layout, cols, &rel, &missing) != OUTBOX_OK) {
-        repl_set_err(err, errlen,
-                     "table %s.%s has no column \"%s\"; the outbox needs the columns %s, %s, %s, "
-                     "%s and %s (--id-column, --route-column, --key-column, --type-column, "
-                     "--payload-column), and every --header-columns one",
-                     schema, table, missing, cols->role[OUTBOX_COL_ID],
-                     cols->role[OUTBOX_COL_AGGREGATE_TYPE], cols->role[OUTBOX_COL_AGGREGATE_ID],
-                     cols->role[OUTBOX_COL_EVENT_TYPE], cols->role[OUTBOX_COL_PAYLOAD]);
-        st = POLL_PG_EFATAL;
-    } else if (relcache_column_index(&rel, cols->published) < 0) {
-        repl_set_err(
-            err, errlen,
-            "table %s.%s has no %s column, which --mode poll needs: run `orders-api "
-            "--migrate` (sql/0004_outbox_published_at.sql) or ALTER TABLE ... ADD COLUMN %s "
-            "timestamptz (--published-column names another)",
-            schema, table, cols->published, cols->published);
-        st = POLL_PG_EFATAL;
-    } else if (layout->timestamp < 0 || layout->timestamp_kind == OUTBOX_TS_OTHER) {
-        repl_set_err(err, errlen,
-                     "table %s.%s has no column \"%s\" of type timestamptz, timestamp or bigint "
-                     "(Unix milliseconds), which --mode poll orders the rows by "
-                     "(--timestamp-column names another)",
-                     schema, table, cols->timestamp);
-        st = POLL_PG_EFATAL;
-    }
-out:
-    /* The layout keeps positions and flags only, never these names. */
-    free(rel.colnames);
-    free(rel.typoids);
-    PQclear(res);
-    return st;
-}
-
 /* The table, its columns and the rights the loop needs, checked once so a
  * misconfiguration is one clear error instead of a retry loop. */
 static enum poll_pg_status check_table(struct poll_pg *pp, const char *schema, const char *table,
                                        const struct outbox_columns *cols,
                                        struct outbox_layout *layout, char *err, size_t errlen)
 {
-    const char *params[2] = {schema, table};
-    PGresult *res = PQexecParams(
-        pp->conn,
-        "SELECT c.oid IS NOT NULL, c.oid::int8,"
-        " c.oid IS NOT NULL AND has_table_privilege(c.oid, 'SELECT, UPDATE')"
-        " FROM (SELECT (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        "  WHERE n.nspname = $1 AND c.relname = $2) AS oid) AS c",
-        2, NULL, params, NULL, NULL, 0);
-    enum poll_pg_status st = POLL_PG_OK;
+    struct outbox_pg_table t;
+    enum outbox_pg_status ost =
+        outbox_pg_inspect(pp->conn, schema, table, cols, layout, &t, err, errlen);
 
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        repl_set_err(err, errlen, "cannot inspect table %s.%s: %s", schema, table,
-                     PQerrorMessage(pp->conn));
-        st = classify(pp, res);
-    } else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+    if (ost != OUTBOX_PG_OK)
+        return ost == OUTBOX_PG_EFATAL ? POLL_PG_EFATAL : POLL_PG_ERETRY;
+    if (!t.exists) {
         repl_set_err(
             err, errlen,
             "table %s.%s does not exist in database \"%s\": run `orders-api --migrate` or set "
             "--table",
             schema, table, PQdb(pp->conn));
-        st = POLL_PG_EFATAL;
-    } else if ((st = check_columns(pp, PQgetvalue(res, 0, 1), schema, table, cols, layout, err,
-                                   errlen)) != POLL_PG_OK) {
-        /* err says which */
-    } else if (strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
+        return POLL_PG_EFATAL;
+    }
+    if (!t.has_published) {
+        repl_set_err(
+            err, errlen,
+            "table %s.%s has no %s column, which --mode poll needs: run `orders-api "
+            "--migrate` (sql/0004_outbox_published_at.sql) or ALTER TABLE ... ADD COLUMN %s "
+            "timestamptz (--published-column names another)",
+            schema, table, cols->published, cols->published);
+        return POLL_PG_EFATAL;
+    }
+    if (layout->timestamp < 0 || layout->timestamp_kind == OUTBOX_TS_OTHER) {
+        repl_set_err(err, errlen,
+                     "table %s.%s has no column \"%s\" of type timestamptz, timestamp or bigint "
+                     "(Unix milliseconds), which --mode poll orders the rows by "
+                     "(--timestamp-column names another)",
+                     schema, table, cols->timestamp);
+        return POLL_PG_EFATAL;
+    }
+    if (!t.can_select || !t.can_update) {
         repl_set_err(
             err, errlen,
             "the role lacks SELECT or UPDATE on %s.%s, which --mode poll needs (GRANT SELECT, "
             "UPDATE ON ... TO <role>)",
             schema, table);
-        st = POLL_PG_EFATAL;
+        return POLL_PG_EFATAL;
     }
-    PQclear(res);
-    return st;
+    return POLL_PG_OK;
 }
 
 static enum poll_pg_status prepare(struct poll_pg *pp, const char *name, const char *sql, char *err,

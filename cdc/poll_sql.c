@@ -145,6 +145,52 @@ bool poll_sql_mark(const char *schema, const char *table, const struct outbox_co
     return n > 0 && (size_t)n < buflen;
 }
 
+bool poll_sql_range(const char *schema, const char *table, const struct outbox_layout *layout,
+                    char *buf, size_t buflen)
+{
+    const struct outbox_columns *cols = layout->cols;
+    char rel[520], ts[260], id[260], route[260], type[260], lo[320], hi[320];
+    int n;
+
+    if (layout->timestamp < 0 || !qualified(schema, table, rel, sizeof(rel)) ||
+        !poll_sql_quote_ident(cols->timestamp, ts, sizeof(ts)) ||
+        !poll_sql_quote_ident(cols->role[OUTBOX_COL_ID], id, sizeof(id)) ||
+        !poll_sql_quote_ident(cols->role[OUTBOX_COL_AGGREGATE_TYPE], route, sizeof(route)) ||
+        !poll_sql_quote_ident(cols->role[OUTBOX_COL_EVENT_TYPE], type, sizeof(type)))
+        return false;
+    /* The bounds are converted once, not the column per row, so an index
+     * on the column serves the range. */
+    if (layout->timestamp_kind == OUTBOX_TS_TIME) {
+        snprintf(lo, sizeof(lo), "%s >= to_timestamp($1::float8 / 1000000)", ts);
+        snprintf(hi, sizeof(hi), "%s < to_timestamp($2::float8 / 1000000)", ts);
+    } else if (layout->timestamp_kind == OUTBOX_TS_EPOCH_MS) {
+        /* [floor(since / 1000), ceil(until / 1000)) in milliseconds */
+        snprintf(lo, sizeof(lo), "%s >= div($1::bigint, 1000)", ts);
+        snprintf(hi, sizeof(hi), "%s < div($2::bigint + 999, 1000)", ts);
+    } else {
+        return false;
+    }
+    n = snprintf(buf, buflen, "SELECT %s::text, %s::text, %s::text FROM %s WHERE %s AND %s", id,
+                 route, type, rel, lo, hi);
+    return n > 0 && (size_t)n < buflen;
+}
+
+bool poll_sql_ids_exist(const char *schema, const char *table, const struct outbox_columns *cols,
+                        char *buf, size_t buflen)
+{
+    char rel[520], id[260];
+    int n;
+
+    if (!qualified(schema, table, rel, sizeof(rel)) ||
+        !poll_sql_quote_ident(cols->role[OUTBOX_COL_ID], id, sizeof(id)))
+        return false;
+    n = snprintf(buf, buflen,
+                 "SELECT x FROM unnest($1::text[]) AS x WHERE EXISTS (SELECT 1 FROM %s WHERE "
+                 "%s::text = x)",
+                 rel, id);
+    return n > 0 && (size_t)n < buflen;
+}
+
 char *poll_sql_array(const char *const *vals, const int *lens, size_t n)
 {
     size_t cap = 3, len = 0;

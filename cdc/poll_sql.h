@@ -1,7 +1,8 @@
 /*
- * The SQL of the polling relay (--mode poll), built from the configured
- * table name: identifier quoting, the batch query, the mark-as-published
- * update and its array parameter. Pure: no I/O, no logging.
+ * The SQL the relay runs on the outbox table itself, built from the
+ * configured table and column names: the polling relay's batch query,
+ * mark-as-published update and array parameter (--mode poll), and the
+ * audit's queries (cdc-relay audit). Pure: no I/O, no logging.
  */
 #ifndef ORDERS_CDC_POLL_SQL_H
 #define ORDERS_CDC_POLL_SQL_H
@@ -56,6 +57,20 @@ bool poll_sql_ts_us(const char *quoted, enum outbox_ts_kind kind, bool commit_ts
  * id column's). */
 bool poll_sql_mark(const char *schema, const char *table, const struct outbox_columns *cols,
                    char *buf, size_t buflen);
+
+/*
+ * The audit's row scan (cdc/audit.c): id, route and type (text) of the rows
+ * whose timestamp column is in [$1, $2), both Unix microseconds as text
+ * (the column may be a time, read as UTC, or bigint Unix milliseconds).
+ * False when the layout has no usable timestamp column or it does not fit.
+ */
+bool poll_sql_range(const char *schema, const char *table, const struct outbox_layout *layout,
+                    char *buf, size_t buflen);
+
+/* Which of the ids in $1 (a text array literal) the table has, compared as
+ * text (any id type, and a malformed id cannot fail the query). */
+bool poll_sql_ids_exist(const char *schema, const char *table, const struct outbox_columns *cols,
+                        char *buf, size_t buflen);
 
 /*
  * An array literal of n text values ({"a","b\"c"}), each double-quoted with
