@@ -412,16 +412,18 @@ def test_secrets_from_files_reach_postgres_and_a_sasl_broker(tls_pg, sasl_kafka,
                 wait_for=r"listening addr=\S+")
     base = "http://" + re.search(r"listening addr=(\S+)", api.log_text()).group(1)
     topic_prefix = unique_name("sasl")
-    relay = spawn(
-        "cdc-relay", "--slot", s.slot, "--publication", s.publication,
-        "--no-create-publication", "--topic-template", f"{topic_prefix}.${{aggregate_type}}",
-        "--state-file", str(run_dir / f"{s.slot}.state"),
-        env={"DATABASE_URL_FILE": str(relay_file), "DATABASE_URL": None,
-             "KAFKA_BROKERS": sasl_kafka.brokers,
-             "CDC_KAFKA_SECURITY_PROTOCOL": "sasl_plaintext",
-             "CDC_KAFKA_SASL_MECHANISMS": "PLAIN", "CDC_KAFKA_SASL_USERNAME": SASL_USER,
-             "CDC_KAFKA_SASL_PASSWORD_FILE": str(pw_file)},
-        wait_for=r"streaming slot")
+    relay_args = ["--slot", s.slot, "--publication", s.publication, "--no-create-publication",
+                  "--topic-template", f"{topic_prefix}.${{aggregate_type}}",
+                  "--state-file", str(run_dir / f"{s.slot}.state"), "--shutdown-timeout", "2"]
+
+    def relay_env(password_file: Path) -> dict:
+        return {"DATABASE_URL_FILE": str(relay_file), "DATABASE_URL": None,
+                "KAFKA_BROKERS": sasl_kafka.brokers,
+                "CDC_KAFKA_SECURITY_PROTOCOL": "sasl_plaintext",
+                "CDC_KAFKA_SASL_MECHANISMS": "PLAIN", "CDC_KAFKA_SASL_USERNAME": SASL_USER,
+                "CDC_KAFKA_SASL_PASSWORD_FILE": str(password_file)}
+
+    relay = spawn("cdc-relay", *relay_args, env=relay_env(pw_file), wait_for=r"streaming slot")
     req = urllib.request.Request(base + "/orders", data=b'{"item": "cred", "quantity": 1}',
                                  method="POST", headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as resp:
@@ -446,16 +448,7 @@ def test_secrets_from_files_reach_postgres_and_a_sasl_broker(tls_pg, sasl_kafka,
     # A wrong password in the file: the broker refuses, nothing is delivered.
     wrong = secret_file(creds, "wrong-password", "not-" + SASL_PW)
     relay.terminate()
-    bad = spawn(
-        "cdc-relay", "--slot", s.slot, "--publication", s.publication,
-        "--no-create-publication", "--topic-template", f"{topic_prefix}.${{aggregate_type}}",
-        "--state-file", str(run_dir / f"{s.slot}.state"), "--shutdown-timeout", "2",
-        env={"DATABASE_URL_FILE": str(relay_file), "DATABASE_URL": None,
-             "KAFKA_BROKERS": sasl_kafka.brokers,
-             "CDC_KAFKA_SECURITY_PROTOCOL": "sasl_plaintext",
-             "CDC_KAFKA_SASL_MECHANISMS": "PLAIN", "CDC_KAFKA_SASL_USERNAME": SASL_USER,
-             "CDC_KAFKA_SASL_PASSWORD_FILE": str(wrong)},
-        wait_for=r"streaming slot")
+    bad = spawn("cdc-relay", *relay_args, env=relay_env(wrong), wait_for=r"streaming slot")
     with urllib.request.urlopen(urllib.request.Request(
             base + "/orders", data=b'{"item": "cred2", "quantity": 1}', method="POST",
             headers={"Content-Type": "application/json"}), timeout=30) as resp:
