@@ -86,7 +86,8 @@ static bool build(const struct pgconn_opts *o, struct pgparams *p)
     pgparams_default(p, "keepalives_idle", "10");
     pgparams_default(p, "keepalives_interval", "5");
     pgparams_default(p, "keepalives_count", "3");
-    pgparams_default(p, "application_name", o->application_name);
+    if (o->application_name != NULL)
+        pgparams_default(p, "application_name", o->application_name);
     if (o->replication)
         pgparams_set(p, "replication", "database");
     pgparams_pin_session(p, NULL, NULL, RELAY_SESSION_OPTIONS);
@@ -112,7 +113,8 @@ static enum pgconn_status handshake(PGconn *conn, int timeout_s, int stop_fd, ch
         int n;
 
         if (deadline >= 0 && wait_ms <= 0) {
-            pgconn_set_err(err, errlen, "timeout expired after %d s", timeout_s);
+            pgconn_set_err(err, errlen, "timeout expired after %d s (connect_timeout)",
+                           timeout_s < 2 ? 2 : timeout_s);
             return PGCONN_ERETRY;
         }
         n = poll(pfd, stop_fd >= 0 ? 2 : 1, wait_ms);

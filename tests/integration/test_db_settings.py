@@ -55,30 +55,9 @@ def psql_utf8(url: str, sql: str, check: bool = True) -> str:
     return r.stdout.decode("utf-8").rstrip("\n")
 
 
-def read_raw(kafka, topic: str, count: int, timeout: float = 60) -> list[dict]:
-    """The topic's messages with key, value and headers exactly as sent: kcat's
-    JSON read as bytes and decoded with surrogateescape, so a byte that is not
-    UTF-8 never turns into the character the test expects."""
-    deadline = time.monotonic() + timeout
-    while True:
-        r = subprocess.run(
-            ["kcat", "-C", "-b", kafka.brokers, "-t", topic, "-o", "beginning", "-e", "-J", "-q",
-             "-m", "5"],
-            capture_output=True, stdin=subprocess.DEVNULL, timeout=30,
-        )  # fmt: skip
-        msgs = []
-        for line in r.stdout.decode("utf-8", "surrogateescape").splitlines():
-            if line.startswith("{"):
-                m = json.loads(line)
-                raw = m.get("headers") or []
-                m["headers"] = dict(zip(raw[0::2], raw[1::2]))
-                msgs.append(m)
-        if len(msgs) >= count or time.monotonic() > deadline:
-            return msgs
-        time.sleep(0.25)
-
-
 def utf8(s: str) -> bytes:
+    """The bytes of a str the harness read from Kafka (surrogateescape keeps
+    bytes that are not UTF-8 as they were)."""
     return s.encode("utf-8", "surrogateescape")
 
 
@@ -265,7 +244,7 @@ def test_encodings_and_search_paths_change_nothing(pg, kafka, spawn):
         assert hex_of(url, "payload", f"public.outbox WHERE aggregate_id = '{key}'") == utf8(payload)
 
     for who in ("role", "db"):
-        check_events(read_raw(kafka, topics[who], len(ROWS) + 1), url, order["id"], who)
+        check_events(kafka.consume(topics[who], count=len(ROWS) + 1), url, order["id"], who)
     # Positions were confirmed: the publication check passed (no confirmation
     # goes past a check that did not), and the heartbeat ran.
     last = psql_utf8(url, "SELECT pg_current_wal_lsn()")
@@ -287,7 +266,7 @@ def test_encodings_and_search_paths_change_nothing(pg, kafka, spawn):
         p = spawn("cdc-relay", "--mode", "poll", "--until-empty", "--topic-template", topics[who],
                   env={"DATABASE_URL": relay_url, "KAFKA_BROKERS": kafka.brokers})  # fmt: skip
         assert p.wait(60) == 0, p.log_tail()
-        check_events(read_raw(kafka, topics[who], len(ROWS) + 1), url, order["id"], who)
+        check_events(kafka.consume(topics[who], count=len(ROWS) + 1), url, order["id"], who)
     assert psql_utf8(url, "SELECT count(*) FROM public.outbox WHERE published_at IS NULL") == "0"
 
     for who, relay in relays.items():
