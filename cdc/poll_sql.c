@@ -65,7 +65,8 @@ bool poll_sql_select(const char *schema, const char *table, bool commit_ts, char
                  " payload::text, (extract(epoch FROM %s) * 1000000)::bigint"
                  " FROM %s WHERE published_at IS NULL ORDER BY created_at, id LIMIT $1"
                  " FOR UPDATE SKIP LOCKED",
-                 commit_ts ? "coalesce(pg_xact_commit_timestamp(xmin), created_at)" : "created_at",
+                 commit_ts ? "coalesce(pg_catalog.pg_xact_commit_timestamp(xmin), created_at)"
+                           : "created_at",
                  rel);
     return n > 0 && (size_t)n < buflen;
 }
@@ -77,7 +78,8 @@ bool poll_sql_mark(const char *schema, const char *table, char *buf, size_t bufl
 
     if (!qualified(schema, table, rel, sizeof(rel)))
         return false;
-    n = snprintf(buf, buflen, "UPDATE %s SET published_at = now() WHERE id = ANY($1)", rel);
+    n = snprintf(buf, buflen, "UPDATE %s SET published_at = pg_catalog.now() WHERE id = ANY($1)",
+                 rel);
     return n > 0 && (size_t)n < buflen;
 }
 

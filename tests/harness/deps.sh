@@ -46,6 +46,7 @@ check_all() {
     have psql && pg_bindir >/dev/null && [ -x "$(pg_bindir)/postgres" ] ||
         add postgresql "postgres server binaries missing"
     dpkg_has postgresql-contrib || add postgresql-contrib "not installed"
+    dpkg_has locales-all || add locales-all "de_DE.UTF-8 for the translated lc_messages test"
     have kcat || add kcat "kcat missing"
     have clang || add clang "clang missing"
     if have clang; then

@@ -356,17 +356,18 @@ class Kafka:
 
     def read_all(self, topic: str, extra_args: list[str] | tuple = (), timeout: float = 20) -> list[dict]:
         """Everything in the topic right now (one kcat -C -o beginning -e run);
-        [] when the topic does not exist or the broker does not answer."""
+        [] when the topic does not exist or the broker does not answer.
+        kcat's output is decoded as UTF-8 with surrogateescape: a key or value
+        that is not UTF-8 keeps its bytes (s.encode("utf-8", "surrogateescape"))
+        and never equals the text a test expects."""
         cmd = ["kcat", "-C", "-b", self.brokers, "-t", topic, "-o", "beginning", "-e", "-J", "-q"]
         cmd += ["-m", "5", *self.client_args(), *extra_args]
         try:
-            r = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-            )
+            r = subprocess.run(cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             return []
         msgs = []
-        for line in r.stdout.splitlines():
+        for line in r.stdout.decode("utf-8", "surrogateescape").splitlines():
             line = line.strip()
             if not line.startswith("{"):
                 continue

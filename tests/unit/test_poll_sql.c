@@ -53,8 +53,8 @@ static void test_select(void)
                    " ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED");
     CHECK(poll_sql_select("My Schema", "o\"x", true, buf, sizeof(buf)));
     CHECK(strstr(buf, " FROM \"My Schema\".\"o\"\"x\" WHERE ") != NULL);
-    CHECK(strstr(buf, "extract(epoch FROM coalesce(pg_xact_commit_timestamp(xmin), created_at))") !=
-          NULL);
+    CHECK(strstr(buf, "extract(epoch FROM coalesce(pg_catalog.pg_xact_commit_timestamp(xmin), "
+                      "created_at))") != NULL);
     CHECK(!poll_sql_select("", "outbox", false, buf, sizeof(buf)));
     CHECK(!poll_sql_select("public", "", false, buf, sizeof(buf)));
     CHECK(!poll_sql_select("public", "outbox", false, buf, 100)); /* does not fit */
@@ -65,9 +65,10 @@ static void test_mark(void)
     char buf[256];
 
     CHECK(poll_sql_mark("public", "outbox", buf, sizeof(buf)));
-    CHECK_STR(buf, "UPDATE \"public\".\"outbox\" SET published_at = now() WHERE id = ANY($1)");
+    CHECK_STR(
+        buf, "UPDATE \"public\".\"outbox\" SET published_at = pg_catalog.now() WHERE id = ANY($1)");
     CHECK(poll_sql_mark("s", "t\"", buf, sizeof(buf)));
-    CHECK_STR(buf, "UPDATE \"s\".\"t\"\"\" SET published_at = now() WHERE id = ANY($1)");
+    CHECK_STR(buf, "UPDATE \"s\".\"t\"\"\" SET published_at = pg_catalog.now() WHERE id = ANY($1)");
     CHECK(!poll_sql_mark("s", "t", buf, 20));
 }
 
