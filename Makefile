@@ -101,7 +101,7 @@ test-unit: $(UNIT_BINS)
 # The README's test command. Sanitizer builds live in build/asan and bin/asan
 # so they never mix with the normal objects.
 test:
-	@sh tests/harness/deps.sh
+	@sh tests/harness/deps.sh test
 	$(MAKE) all $(KAFKA_MOCK)
 	$(MAKE) SAN=1 BUILD=build/asan BIN=bin/asan all test-unit
 	BIN_DIR=bin/asan sh tests/run_integration.sh
@@ -126,7 +126,7 @@ deps:
 	@sh tests/harness/deps.sh
 
 run:
-	@sh tests/harness/deps.sh
+	@sh tests/harness/deps.sh run
 	$(MAKE) all
 	@sh deploy/local/run.sh
 
