@@ -36,7 +36,7 @@ GEN_MIGR  := $(BUILD)/gen/migrations.c
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .PHONY: all clean test test-unit test-integration test-faults run fmt format format-check lint \
-        asan fuzz deps help valgrind docs-images
+        asan fuzz deps help valgrind docs-images fresh-check
 .DEFAULT_GOAL := all
 
 all: $(BIN)/orders-api $(BIN)/cdc-relay
@@ -54,6 +54,8 @@ help:
 	@echo "make fmt          apply clang-format;  make format-check  check it"
 	@echo "make lint         cppcheck, clang-format check, module dependency rule"
 	@echo "make deps         install build/test dependencies (apt, Kafka jars)"
+	@echo "make fresh-check  both README commands in a bare Debian 12 container, on the committed"
+	@echo "                  tree (Docker engine started if needed; ~18 min)"
 	@echo "make docs-images  re-render docs/*.png from docs/*.dot (needs Graphviz)"
 	@echo "make clean"
 
@@ -124,6 +126,12 @@ valgrind: all
 
 deps:
 	@sh tests/harness/deps.sh
+
+# Container checks (docs/testing.md). They start Debian's Docker engine when
+# none answers and need no registry: images start from a debootstrap'ed
+# Debian 12, cached in ~/.cache/orders-cdc.
+fresh-check:
+	@sh tests/fresh_check.sh
 
 run:
 	@sh tests/harness/deps.sh run
