@@ -36,7 +36,7 @@ GEN_MIGR  := $(BUILD)/gen/migrations.c
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .PHONY: all clean test test-unit test-integration test-faults run fmt format format-check lint \
-        asan fuzz deps help valgrind docs-images fresh-check
+        asan fuzz deps help valgrind docs-images fresh-check compose-images compose-test
 .DEFAULT_GOAL := all
 
 all: $(BIN)/orders-api $(BIN)/cdc-relay
@@ -56,6 +56,9 @@ help:
 	@echo "make deps         install build/test dependencies (apt, Kafka jars)"
 	@echo "make fresh-check  both README commands in a bare Debian 12 container, on the committed"
 	@echo "                  tree (Docker engine started if needed; ~18 min)"
+	@echo "make compose-images  the compose stack's images, built here without a registry"
+	@echo "make compose-test the offline compose stack: images, up, the integration suite inside"
+	@echo "                  it, four container faults checked against Postgres, down -v"
 	@echo "make docs-images  re-render docs/*.png from docs/*.dot (needs Graphviz)"
 	@echo "make clean"
 
@@ -127,11 +130,17 @@ valgrind: all
 deps:
 	@sh tests/harness/deps.sh
 
-# Container checks (docs/testing.md). They start Debian's Docker engine when
+# Container checks (docs/testing.md, docs/deployment.md). They start Debian's Docker engine when
 # none answers and need no registry: images start from a debootstrap'ed
 # Debian 12, cached in ~/.cache/orders-cdc.
 fresh-check:
 	@sh tests/fresh_check.sh
+
+compose-images:
+	@sh deploy/offline/build.sh
+
+compose-test:
+	@sh tests/compose/run.sh
 
 run:
 	@sh tests/harness/deps.sh run
