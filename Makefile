@@ -55,10 +55,10 @@ help:
 	@echo "make lint         cppcheck, clang-format check, module dependency rule"
 	@echo "make deps         install build/test dependencies (apt, Kafka jars)"
 	@echo "make fresh-check  both README commands in a bare Debian 12 container, on the committed"
-	@echo "                  tree (Docker engine started if needed; ~18 min)"
+	@echo "                  tree (Docker engine started if needed; ~16 min)"
 	@echo "make compose-images  the compose stack's images, built here without a registry"
 	@echo "make compose-test the offline compose stack: images, up, the integration suite inside"
-	@echo "                  it, four container faults checked against Postgres, down -v"
+	@echo "                  it, four container faults checked against Postgres, down -v (~16 min)"
 	@echo "make docs-images  re-render docs/*.png from docs/*.dot (needs Graphviz)"
 	@echo "make clean"
 

@@ -62,6 +62,15 @@ trap finish EXIT
 trap 'rc=130; exit' INT
 trap 'rc=143; exit' TERM
 
+# the engine, the compose binary and the base, with their progress shown
+# (the first use of `compose` below would otherwise build it silently)
+t0=$SECONDS
+if ! sh tests/harness/docker.sh setup; then
+    rc=1
+    step "engine, compose, base" $((SECONDS - t0)) FAILED
+    exit
+fi
+step "engine, compose, base" $((SECONDS - t0)) ready
 # leftovers of an interrupted run
 compose --profile test down -v --remove-orphans -t 10 >/dev/null 2>&1
 

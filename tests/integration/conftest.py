@@ -24,10 +24,11 @@ External servers (the compose `it` service, deploy/docker-compose.yml):
                own, created here; a database a test made (new_database()) is
                dropped with its replication slots when the test ends, the
                session's at the end of the run.
-  ORDERS_CDC_EXTERNAL_KAFKA   bootstrap servers of a running Kafka/Redpanda.
+  ORDERS_CDC_EXTERNAL_KAFKA   bootstrap servers of a running Kafka-protocol broker.
   With either set, that server is not started or stopped by the suite; a test
   that would stop, restart or reconfigure it, or that needs it to itself
-  (EXTERNAL_SKIP), is skipped.
+  (EXTERNAL_SKIP), is skipped. Kafka's topic tool runs against the external
+  broker from the harness's jar cache when java is installed (the `it` image).
 """
 
 from __future__ import annotations
