@@ -59,6 +59,16 @@ for s in "${services[@]}"; do
     esac
     note "$s: $((SECONDS - t0)) s"
 done
-# the previous builds of these images, now untagged (all carry this label;
-# nothing else is touched)
-docker image prune -f --filter label=org.opencontainers.image.source=orders-cdc >/dev/null
+# Old builds of these images are left untagged, and so is the newest build
+# stage (its image is no image's parent: the others COPY from it). Tagging
+# it (a second, fully cached build) keeps it as the cache of `make all`;
+# then every untagged image from the base goes (the base's label is
+# inherited; nothing else carries it).
+if [[ " ${services[*]} " == *" it "* ]]; then
+    out=$(docker build -q --build-arg "BASE=$BASE_IMAGE" --build-arg "KAFKA_IMAGE=$KAFKA_IMAGE" \
+        -f deploy/Dockerfile --target it-build -t orders-cdc/build-cache:dev . 2>&1) || {
+        printf '%s\n' "$out" >&2
+        die "tagging the build stage failed"
+    }
+fi
+docker image prune -f --filter label=org.orders-cdc.rootfs-sha256 >/dev/null
