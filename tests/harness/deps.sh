@@ -139,6 +139,9 @@ if [ ! -f "$PY_VENV/complete" ]; then
     ) 9>"$ORDERS_CDC_CACHE/.lock" || exit 1
 fi
 
+# ---- PostgreSQL 16-18 builds for the version matrix (tests/harness/pgdist.sh) --
+bash "$HARNESS_DIR/pgdist.sh" fetch || exit 1
+
 # ---- Kafka jars -------------------------------------------------------------
 pom=$HARNESS_DIR/kafka-pom.xml
 stamp=$(sha256sum "$pom" | cut -c1-64)

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import HarnessError, Kafka, Postgres, Proc, run_bin
+from harness import PG_VERSION, PG_VERSIONS, HarnessError, Kafka, Postgres, Proc, run_bin
 
 DEFAULT_TEST_TIMEOUT = int(os.environ.get("ORDERS_CDC_TEST_TIMEOUT", "300"))
 EXTERNAL_PG_URL = os.environ.get("ORDERS_CDC_EXTERNAL_PG_URL") or None
@@ -183,6 +183,19 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "timeout(seconds): fail the test when it runs longer (default 300)"
     )
+    config.addinivalue_line(
+        "markers",
+        "matrix: in the subset run on every PostgreSQL version (all tests on 15 and 18, "
+        "these on 16 and 17)",
+    )
+    if PG_VERSION not in PG_VERSIONS:
+        raise pytest.UsageError(f"PG_VERSION={PG_VERSION}: the harness runs {', '.join(PG_VERSIONS)}")
+
+
+def pytest_report_header(config):
+    if EXTERNAL_PG_URL:
+        return "postgres: external ($ORDERS_CDC_EXTERNAL_PG_URL)"
+    return f"postgres: PG_VERSION={PG_VERSION} (tests/harness/pg.sh)"
 
 
 # ---- time limit per test (SIGALRM; no plugin needed) ----------------------
@@ -263,6 +276,13 @@ def _stop_kafka(server: Kafka):
         _quietly(server.kill)
 
 
+def _check_version(server: Postgres) -> None:
+    """Every result of the run is reported under PG_VERSION: make sure."""
+    major = server.server_version_num() // 10000
+    if str(major) != PG_VERSION:
+        raise HarnessError(f"PG_VERSION={PG_VERSION} but the server is PostgreSQL {major}")
+
+
 @pytest.fixture(scope="session")
 def pg(run_dir):
     if EXTERNAL_PG_URL:
@@ -275,7 +295,7 @@ def pg(run_dir):
         return
     server = Postgres(run_dir / "pg")
     atexit.register(_stop_pg, server)  # if pytest dies before teardown
-    error = _try(server.start)
+    error = _try(server.start) or _try(_check_version, server)
     if error:
         _stop_pg(server)
         pytest.fail(f"PostgreSQL could not start:\n{error}", pytrace=False)
