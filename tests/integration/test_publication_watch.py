@@ -28,22 +28,24 @@ def stack(migrated_pg, kafka, spawn):
     return s
 
 
-def stopped_after_one_event(stack):
-    """Run the relay until one order is in Kafka and confirmed, then SIGTERM it."""
+def streaming_after_one_event(stack):
+    """A relay that has delivered and confirmed one order."""
     relay = stack.start_relay()
     assert stack.post_order("before")[0] == 201
     assert len(stack.events(count=1, timeout=60)) == 1
     stack.wait_until(lambda: stack.confirmed_flush() > 0, 15, "a first confirmation")
+    return relay
+
+
+def stopped_after_one_event(stack):
+    relay = streaming_after_one_event(stack)
     relay.signal(signal.SIGTERM)
     assert relay.wait(40) == 0, relay.log_tail()
 
 
 @pytest.mark.timeout(150)
 def test_table_removed_from_publication_stops_the_relay_without_confirming_past_it(stack):
-    relay = stack.start_relay()
-    assert stack.post_order("before")[0] == 201
-    assert len(stack.events(count=1, timeout=60)) == 1
-    stack.wait_until(lambda: stack.confirmed_flush() > 0, 15, "a first confirmation")
+    relay = streaming_after_one_event(stack)
     stack.pg.psql(f"ALTER PUBLICATION {stack.publication} DROP TABLE outbox", url=stack.url)
     changed_at = stack.current_lsn()
     assert stack.post_order("after")[0] == 201
@@ -57,10 +59,7 @@ def test_table_removed_from_publication_stops_the_relay_without_confirming_past_
 
 @pytest.mark.timeout(150)
 def test_publication_dropped_while_streaming_stops_the_relay_without_confirming_past_it(stack):
-    relay = stack.start_relay()
-    assert stack.post_order("before")[0] == 201
-    assert len(stack.events(count=1, timeout=60)) == 1
-    stack.wait_until(lambda: stack.confirmed_flush() > 0, 15, "a first confirmation")
+    relay = streaming_after_one_event(stack)
     stack.pg.psql(f"DROP PUBLICATION {stack.publication}", url=stack.url)
     dropped_at = stack.current_lsn()
     assert stack.post_order("after")[0] == 201
