@@ -242,7 +242,7 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
 {
     const struct repl_opts *o = rc->opts;
     char *pub = literal(rc, o->publication), *sch = literal(rc, o->table_schema),
-         *tab = literal(rc, o->table_name);
+         *tab = literal(rc, o->table_name), *slot = literal(rc, o->slot);
     char *pub_id = ident(rc, o->publication), *sch_id = ident(rc, o->table_schema),
          *tab_id = ident(rc, o->table_name);
     char sql[2048];
@@ -250,19 +250,20 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
     enum repl_status st = REPL_EFATAL;
     bool table_exists;
 
-    if (!pub || !sch || !tab || !pub_id || !sch_id || !tab_id) {
+    if (!pub || !sch || !tab || !slot || !pub_id || !sch_id || !tab_id) {
         pgconn_set_err(err, errlen, "cannot quote names: %s", PQerrorMessage(rc->conn));
         goto out;
     }
     snprintf(sql, sizeof(sql),
              "SELECT c.oid IS NOT NULL, p.oid IS NOT NULL, coalesce(p.pubinsert, false), "
              "EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables t WHERE t.pubname = %s "
-             "AND t.schemaname = %s AND t.tablename = %s) "
+             "AND t.schemaname = %s AND t.tablename = %s), "
+             "EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = %s) "
              "FROM (SELECT 1) one "
              "LEFT JOIN pg_catalog.pg_class c ON c.oid = "
              "pg_catalog.to_regclass(pg_catalog.format('%%I.%%I', %s, %s)) "
              "LEFT JOIN pg_catalog.pg_publication p ON p.pubname = %s",
-             pub, sch, tab, sch, tab, pub);
+             pub, sch, tab, slot, sch, tab, pub);
     st = run_query(rc, sql, PGRES_TUPLES_OK, &res, NULL, err, errlen);
     if (st != REPL_OK)
         goto out;
@@ -287,6 +288,18 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
                 "publication \"%s\" does not exist; create it with CREATE PUBLICATION %s FOR "
                 "TABLE %s.%s WITH (publish = 'insert') or drop --no-create-publication",
                 o->publication, pub_id, sch_id, tab_id);
+            goto out;
+        }
+        /* pgoutput reads the publication as of each decoded change: one made
+         * now would not cover the WAL the slot has yet to send, which
+         * PostgreSQL 18 then skips without an error (docs/protocol.md#p9). */
+        if (!o->messages && strcmp(PQgetvalue(res, 0, 4), "t") == 0) {
+            pgconn_set_err(err, errlen,
+                         "publication \"%s\" does not exist but replication slot \"%s\" does: "
+                         "it was dropped after the slot was made, and a publication created now "
+                         "would not cover the transactions the slot has yet to send; recover as "
+                         "in docs/operations.md#publication-dropped",
+                         o->publication, o->slot);
             goto out;
         }
         if (table_exists)
@@ -345,6 +358,7 @@ out:
     PQfreemem(pub);
     PQfreemem(sch);
     PQfreemem(tab);
+    PQfreemem(slot);
     PQfreemem(pub_id);
     PQfreemem(sch_id);
     PQfreemem(tab_id);
