@@ -295,11 +295,11 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
          * PostgreSQL 18 then skips without an error (docs/protocol.md#p9). */
         if (!o->messages && strcmp(PQgetvalue(res, 0, 4), "t") == 0) {
             pgconn_set_err(err, errlen,
-                         "publication \"%s\" does not exist but replication slot \"%s\" does: "
-                         "it was dropped after the slot was made, and a publication created now "
-                         "would not cover the transactions the slot has yet to send; recover as "
-                         "in docs/operations.md#publication-dropped",
-                         o->publication, o->slot);
+                           "publication \"%s\" does not exist but replication slot \"%s\" does: "
+                           "it was dropped after the slot was made, and a publication created now "
+                           "would not cover the transactions the slot has yet to send; recover as "
+                           "in docs/operations.md#publication-dropped",
+                           o->publication, o->slot);
             goto out;
         }
         if (table_exists)
