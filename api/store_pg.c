@@ -17,6 +17,8 @@
 #include <libpq-fe.h>
 
 #include "log.h"
+#include "pgerr.h"
+#include "pgparams.h"
 #include "xmem.h"
 
 #define STMT_CREATE       "order_create"
@@ -34,13 +36,14 @@
  */
 static const char sql_create_table[] =
     "WITH o AS ("
-    " INSERT INTO orders (id, item, quantity, status, created_at)"
-    " VALUES (gen_random_uuid(), $1::text, $2::int, 'created', now())"
+    " INSERT INTO public.orders (id, item, quantity, status, created_at)"
+    " VALUES (pg_catalog.gen_random_uuid(), $1::text, $2::int, 'created', pg_catalog.now())"
     " RETURNING id, item, quantity, status, created_at"
     "), e AS ("
-    " INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload, traceparent)"
-    " SELECT gen_random_uuid(), 'orders', o.id::text, 'OrderCreated',"
-    "  jsonb_build_object('id', o.id, 'item', o.item, 'quantity', o.quantity,"
+    " INSERT INTO public.outbox (id, aggregate_type, aggregate_id, event_type, payload,"
+    "  traceparent)"
+    " SELECT pg_catalog.gen_random_uuid(), 'orders', o.id::text, 'OrderCreated',"
+    "  pg_catalog.jsonb_build_object('id', o.id, 'item', o.item, 'quantity', o.quantity,"
     "   'status', o.status, 'created_at', o.created_at), $3::text"
     " FROM o"
     " RETURNING aggregate_id, payload"
@@ -54,16 +57,17 @@ static const char sql_create_table[] =
  * the order's transaction, in commit order, and never if it rolls back.
  */
 #define SQL_EMIT_P                                                                                 \
-    "pg_logical_emit_message(true, 'outbox', jsonb_build_object('id', gen_random_uuid(),"          \
+    "pg_catalog.pg_logical_emit_message(true, 'outbox', pg_catalog.jsonb_build_object("            \
+    " 'id', pg_catalog.gen_random_uuid(),"                                                         \
     " 'aggregate_type', 'orders', 'aggregate_id', p.id::text, 'event_type', 'OrderCreated',"       \
     " 'payload', p.payload, 'traceparent', p.traceparent)::text)"
 
 /* MATERIALIZED and the lsn filter make sure the message is emitted before the row is returned. */
 static const char sql_create_message[] =
     "WITH o AS ("
-    " INSERT INTO orders (id, item, quantity, status, created_at)"
-    " VALUES (gen_random_uuid(), $1::text, $2::int, 'created', now())"
-    " RETURNING id, jsonb_build_object('id', id, 'item', item, 'quantity', quantity,"
+    " INSERT INTO public.orders (id, item, quantity, status, created_at)"
+    " VALUES (pg_catalog.gen_random_uuid(), $1::text, $2::int, 'created', pg_catalog.now())"
+    " RETURNING id, pg_catalog.jsonb_build_object('id', id, 'item', item, 'quantity', quantity,"
     "  'status', status, 'created_at', created_at) AS payload, $3::text AS traceparent"
     "), m AS MATERIALIZED ("
     " SELECT p.id, p.payload, " SQL_EMIT_P " AS lsn FROM o AS p"
@@ -83,30 +87,30 @@ static const char sql_create_message[] =
  */
 #define SQL_KEYED_HEAD                                                                             \
     "WITH r AS MATERIALIZED ("                                                                     \
-    " SELECT gen_random_uuid() AS id, $1::text AS item, $2::int AS quantity,"                      \
-    "  'created'::text AS status, now() AS created_at, $5::text AS traceparent"                    \
+    " SELECT pg_catalog.gen_random_uuid() AS id, $1::text AS item, $2::int AS quantity,"           \
+    "  'created'::text AS status, pg_catalog.now() AS created_at, $5::text AS traceparent"         \
     "), p AS MATERIALIZED ("                                                                       \
     " SELECT r.id, r.item, r.quantity, r.status, r.created_at, r.traceparent,"                     \
-    "  jsonb_build_object('id', r.id, 'item', r.item, 'quantity', r.quantity,"                     \
+    "  pg_catalog.jsonb_build_object('id', r.id, 'item', r.item, 'quantity', r.quantity,"          \
     "   'status', r.status, 'created_at', r.created_at) AS payload"                                \
     " FROM r"                                                                                      \
     "), k AS ("                                                                                    \
-    " INSERT INTO idempotency_keys (key, request_hash, status, body, location)"                    \
+    " INSERT INTO public.idempotency_keys (key, request_hash, status, body, location)"             \
     " SELECT $3::text, $4::text, 201, p.payload::text, '/orders/' || p.id::text FROM p"            \
     " ON CONFLICT (key) DO NOTHING"                                                                \
     " RETURNING status, body, location"                                                            \
     "), o AS ("                                                                                    \
-    " INSERT INTO orders (id, item, quantity, status, created_at)"                                 \
+    " INSERT INTO public.orders (id, item, quantity, status, created_at)"                          \
     " SELECT p.id, p.item, p.quantity, p.status, p.created_at FROM p, k"                           \
     " RETURNING id"                                                                                \
     ")"
 
 static const char sql_create_keyed_table[] =
     SQL_KEYED_HEAD ", e AS ("
-                   " INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload,"
-                   "  traceparent)"
-                   " SELECT gen_random_uuid(), 'orders', o.id::text, 'OrderCreated', p.payload,"
-                   "  p.traceparent"
+                   " INSERT INTO public.outbox (id, aggregate_type, aggregate_id, event_type,"
+                   "  payload, traceparent)"
+                   " SELECT pg_catalog.gen_random_uuid(), 'orders', o.id::text, 'OrderCreated',"
+                   "  p.payload, p.traceparent"
                    " FROM o, p"
                    " RETURNING id"
                    ") SELECT k.status, k.body, k.location FROM k, e";
@@ -118,32 +122,27 @@ static const char sql_create_keyed_message[] =
                    ") SELECT k.status, k.body, k.location FROM k, m WHERE m.lsn IS NOT NULL";
 
 static const char sql_key_get[] =
-    "SELECT request_hash, status, body, location FROM idempotency_keys WHERE key = $1::text";
+    "SELECT request_hash, status, body, location FROM public.idempotency_keys"
+    " WHERE key = $1::text";
 
 static const char sql_get[] =
-    "SELECT id::text, jsonb_build_object('id', id, 'item', item, 'quantity', quantity,"
+    "SELECT id::text, pg_catalog.jsonb_build_object('id', id, 'item', item, 'quantity', quantity,"
     " 'status', status, 'created_at', created_at)::text"
-    " FROM orders WHERE id = $1::uuid";
-
-/* Keyword/value arrays for PQconnectdbParams, owning their strings. */
-struct pg_params {
-    const char **keys; /* NULL-terminated */
-    const char **vals;
-    char **owned; /* strings allocated here, freed with the arrays */
-    int n, owned_n;
-};
+    " FROM public.orders WHERE id = $1::uuid";
 
 struct pool_conn {
     PGconn *conn;
     bool busy;
     bool prepared;       /* statements exist on this session */
     bool doomed;         /* the server said FATAL while we were idle: reconnect */
+    uint64_t gen;        /* st->session_gen when this session was made */
+    uint64_t want_gen;   /* st->session_gen at checkout (copied under mu) */
     int64_t retry_at_us; /* no reconnect attempt before this (monotonic) */
     char last_err[STORE_ERR_MAX];
 };
 
 struct store_pg {
-    struct pg_params params;
+    struct pgparams params;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct pool_conn *conns;
@@ -153,6 +152,8 @@ struct store_pg {
     uint64_t wait_timeouts;       /* checkouts that gave up; under mu */
     int timeout_ms;
     enum store_outbox_mode outbox_mode;
+    uint64_t session_gen;        /* sessions older than this are replaced; under mu */
+    int64_t sessions_renewed_us; /* when session_gen last moved; under mu */
 };
 
 static int64_t now_us(void)
@@ -203,47 +204,25 @@ static void notice_receiver(void *arg, const PGresult *res)
     log_debug("postgres notice message=\"%s\"", line);
 }
 
-static void params_free(struct pg_params *p)
-{
-    for (int i = 0; i < p->owned_n; i++)
-        free(p->owned[i]);
-    free(p->owned);
-    free(p->keys);
-    free(p->vals);
-    memset(p, 0, sizeof(*p));
-}
-
-static void params_add(struct pg_params *p, const char *key, const char *val)
-{
-    char *k = xstrdup(key), *v = xstrdup(val);
-
-    p->owned[p->owned_n++] = k;
-    p->owned[p->owned_n++] = v;
-    p->keys[p->n] = k;
-    p->vals[p->n] = v;
-    p->n++;
-    p->keys[p->n] = NULL;
-    p->vals[p->n] = NULL;
-}
-
 /*
- * Expands url with PQconninfoParse and adds our settings: TimeZone=UTC always
- * (created_at renders in UTC), and, unless the URL sets them, connect_timeout,
- * tcp_user_timeout and (when service is true) statement_timeout. The URL's own
- * "options" are kept, between our statement_timeout and our TimeZone, so the
- * URL can override the former but not the latter.
+ * Expands url with PQconninfoParse and adds our settings: unless the URL sets
+ * them, connect_timeout, tcp_user_timeout and (when service is true)
+ * statement_timeout; and always, after the URL's own "options", the pinned
+ * session (common/pgparams.h: client_encoding UTF8, search_path) and
+ * TimeZone=UTC (created_at renders in UTC). search_path is pg_catalog for
+ * the service: every table is named with its schema. The migrations create
+ * their tables unqualified, so they run with search_path public (pg_catalog
+ * is still searched first), which puts them in public whatever the role's or
+ * the database's search_path.
  */
-static int params_build(struct pg_params *p, const char *url, int timeout_ms, bool service,
+static int params_build(struct pgparams *p, const char *url, int timeout_ms, bool service,
                         char *errbuf, size_t errlen)
 {
     PQconninfoOption *info;
     char *perr = NULL;
-    const char *user_options = "";
-    bool has_connect_timeout = false, has_tcp_user_timeout = false;
-    int count = 0;
-    char buf[512];
+    char buf[64];
+    int secs = (timeout_ms + 999) / 1000;
 
-    memset(p, 0, sizeof(*p));
     info = PQconninfoParse(url, &perr);
     if (info == NULL) {
         /* perr may quote part of the string, password included: do not copy it. */
@@ -251,43 +230,19 @@ static int params_build(struct pg_params *p, const char *url, int timeout_ms, bo
         flatten(errbuf, errlen, "", "not a valid libpq connection URI or key=value string");
         return -1;
     }
+    pgparams_init(p);
     for (PQconninfoOption *o = info; o->keyword != NULL; o++)
-        count++;
-    p->keys = xcalloc((size_t)count + 8, sizeof(*p->keys));
-    p->vals = xcalloc((size_t)count + 8, sizeof(*p->vals));
-    p->owned = xcalloc(((size_t)count + 8) * 2, sizeof(*p->owned));
-    for (PQconninfoOption *o = info; o->keyword != NULL; o++) {
-        if (o->val == NULL)
-            continue;
-        if (strcmp(o->keyword, "options") == 0) {
-            user_options = o->val;
-            continue;
-        }
-        if (strcmp(o->keyword, "connect_timeout") == 0)
-            has_connect_timeout = true;
-        if (strcmp(o->keyword, "tcp_user_timeout") == 0)
-            has_tcp_user_timeout = true;
-        params_add(p, o->keyword, o->val);
-    }
-    if (!has_connect_timeout) {
-        /* libpq treats 1 as 2; round up so the wait is never shorter than asked. */
-        int secs = (timeout_ms + 999) / 1000;
-
-        snprintf(buf, sizeof(buf), "%d", secs < 2 ? 2 : secs);
-        params_add(p, "connect_timeout", buf);
-    }
-    if (!has_tcp_user_timeout) {
-        snprintf(buf, sizeof(buf), "%d", timeout_ms < 10000 ? 10000 : timeout_ms);
-        params_add(p, "tcp_user_timeout", buf);
-    }
-    params_add(p, "fallback_application_name", "orders-api");
-    if (service)
-        snprintf(buf, sizeof(buf), "-c statement_timeout=%d %s -c TimeZone=UTC", timeout_ms,
-                 user_options);
-    else
-        snprintf(buf, sizeof(buf), "%s -c TimeZone=UTC", user_options);
-    params_add(p, "options", buf);
+        if (o->val != NULL)
+            pgparams_set(p, o->keyword, o->val);
     PQconninfoFree(info);
+    /* libpq treats 1 as 2; round up so the wait is never shorter than asked. */
+    snprintf(buf, sizeof(buf), "%d", secs < 2 ? 2 : secs);
+    pgparams_default(p, "connect_timeout", buf);
+    snprintf(buf, sizeof(buf), "%d", timeout_ms < 10000 ? 10000 : timeout_ms);
+    pgparams_default(p, "tcp_user_timeout", buf);
+    pgparams_set(p, "fallback_application_name", "orders-api");
+    snprintf(buf, sizeof(buf), "-c statement_timeout=%d", timeout_ms);
+    pgparams_pin_session(p, service ? NULL : "public", service ? buf : NULL, "-c TimeZone=UTC");
     return 0;
 }
 
@@ -329,8 +284,9 @@ static bool sqlstate_is(const PGresult *res, const char *code)
 }
 
 /*
- * Maps a failed result to a status and message. Connection loss, shutdown,
- * resource exhaustion, read-only standbys, timeouts and a missing schema are
+ * Maps a failed result to a status and message by its SQLSTATE
+ * (common/pgerr.h): connection loss, shutdown, resource exhaustion, timeouts,
+ * a session state such as read-only, and a missing schema are
  * STORE_UNAVAILABLE (retry later / elsewhere); the rest is STORE_ERROR.
  */
 static enum store_status classify(PGconn *conn, const PGresult *res, const char *what, char *errbuf,
@@ -345,21 +301,51 @@ static enum store_status classify(PGconn *conn, const PGresult *res, const char 
     snprintf(prefix, sizeof(prefix), "%s: %s%s", what, state != NULL ? state : "",
              state != NULL ? " " : "");
     flatten(errbuf, errlen, prefix, msg);
-    if (PQstatus(conn) != CONNECTION_OK || state == NULL)
+    if (PQstatus(conn) != CONNECTION_OK)
         return STORE_UNAVAILABLE;
-    if (strncmp(state, "08", 2) == 0 ||  /* connection exception */
-        strncmp(state, "53", 2) == 0 ||  /* insufficient resources */
-        strncmp(state, "57P", 3) == 0 || /* admin shutdown, crash shutdown, cannot connect now */
-        strcmp(state, "57014") == 0 ||   /* query_canceled: statement_timeout */
-        strcmp(state, "25006") == 0 ||   /* read_only_sql_transaction: we reached a standby */
-        strcmp(state, "42P01") == 0 ||   /* undefined_table: not migrated yet */
-        strcmp(state, "42703") == 0 ||   /* undefined_column: outbox.traceparent, ditto */
-        strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
+    switch (pgerr_classify(state)) {
+    case PGERR_CONNECTION:
+    case PGERR_TRANSIENT:
+    case PGERR_SESSION:
+    case PGERR_IN_USE:
+    case PGERR_SCHEMA: /* not migrated yet */
         return STORE_UNAVAILABLE;
+    case PGERR_PERMANENT:
+    case PGERR_LOGIN:
+        break;
+    }
     return STORE_ERROR;
 }
 
-static enum store_status prepare_all(const struct store_pg *st, struct pool_conn *pc, char *errbuf,
+/*
+ * classify() for a pooled connection. A session-state error (read-only from
+ * default_transaction_read_only, which a session takes at its start) means
+ * every session made under the same settings has it: all of them are
+ * replaced at their next checkout, at most once per STORE_PG_RECONNECT_MS, so
+ * the api recovers by itself once the setting is removed.
+ */
+static enum store_status classify_pooled(struct store_pg *st, const struct pool_conn *pc,
+                                         const PGresult *res, const char *what, char *errbuf,
+                                         size_t errlen)
+{
+    enum store_status s = classify(pc->conn, res, what, errbuf, errlen);
+
+    if (PQstatus(pc->conn) == CONNECTION_OK &&
+        pgerr_classify(res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL) ==
+            PGERR_SESSION) {
+        int64_t now = now_us();
+
+        pthread_mutex_lock(&st->mu);
+        if (now - st->sessions_renewed_us >= (int64_t)STORE_PG_RECONNECT_MS * 1000) {
+            st->sessions_renewed_us = now;
+            st->session_gen++;
+        }
+        pthread_mutex_unlock(&st->mu);
+    }
+    return s;
+}
+
+static enum store_status prepare_all(struct store_pg *st, struct pool_conn *pc, char *errbuf,
                                      size_t errlen)
 {
     bool message = st->outbox_mode == STORE_OUTBOX_MESSAGE;
@@ -379,9 +365,9 @@ static enum store_status prepare_all(const struct store_pg *st, struct pool_conn
 
         /* 42P05: prepared by an earlier, partly failed attempt on this session. */
         if (PQresultStatus(res) != PGRES_COMMAND_OK && !sqlstate_is(res, "42P05")) {
-            s = classify(pc->conn, res, "prepare", errbuf, errlen);
-            /* 42703: outbox.traceparent, migration 5 */
-            if (sqlstate_is(res, "42P01") || sqlstate_is(res, "42703"))
+            s = classify_pooled(st, pc, res, "prepare", errbuf, errlen);
+            /* 42P01, 3F000; 42703: outbox.traceparent before migration 5 */
+            if (pgerr_classify(PQresultErrorField(res, PG_DIAG_SQLSTATE)) == PGERR_SCHEMA)
                 flatten(errbuf, errlen, "schema not migrated (run orders-api --migrate): ",
                         PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
         }
@@ -410,7 +396,8 @@ static enum store_status conn_ready(struct store_pg *st, struct pool_conn *pc, c
         if (PQconsumeInput(pc->conn) == 1)
             (void)PQisBusy(pc->conn);
     }
-    if (pc->conn == NULL || PQstatus(pc->conn) != CONNECTION_OK || pc->doomed) {
+    if (pc->conn == NULL || PQstatus(pc->conn) != CONNECTION_OK || pc->doomed ||
+        pc->gen != pc->want_gen) {
         int64_t now = now_us();
 
         if (now < pc->retry_at_us) {
@@ -432,6 +419,7 @@ static enum store_status conn_ready(struct store_pg *st, struct pool_conn *pc, c
         }
         PQsetNoticeReceiver(pc->conn, notice_receiver, pc);
         pc->retry_at_us = 0;
+        pc->gen = pc->want_gen;
     }
     if (!pc->prepared)
         return prepare_all(st, pc, errbuf, errlen);
@@ -463,6 +451,7 @@ static struct pool_conn *checkout(struct store_pg *st)
             if (!st->conns[i].busy) {
                 pc = &st->conns[i];
                 pc->busy = true;
+                pc->want_gen = st->session_gen;
                 st->busy_n++;
                 goto out;
             }
@@ -546,7 +535,7 @@ static enum store_status create_plain(struct store_pg *st, struct pool_conn *pc,
             }
             break;
         }
-        s = classify(pc->conn, res, "insert order", errbuf, errlen);
+        s = classify_pooled(st, pc, res, "insert order", errbuf, errlen);
         if (!retryable(res)) {
             PQclear(res);
             break;
@@ -604,7 +593,7 @@ static enum store_status create_keyed(struct store_pg *st, struct pool_conn *pc,
             break;
         res = PQexecPrepared(pc->conn, STMT_CREATE_KEYED, 5, values, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            s = classify(pc->conn, res, "insert order", errbuf, errlen);
+            s = classify_pooled(st, pc, res, "insert order", errbuf, errlen);
             if (retryable(res)) {
                 PQclear(res);
                 continue;
@@ -621,7 +610,7 @@ static enum store_status create_keyed(struct store_pg *st, struct pool_conn *pc,
         PQclear(res);
         res = PQexecPrepared(pc->conn, STMT_KEY_GET, 1, &values[2], NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            s = classify(pc->conn, res, "read idempotency key", errbuf, errlen);
+            s = classify_pooled(st, pc, res, "read idempotency key", errbuf, errlen);
             PQclear(res);
             /* We wrote nothing, so a lost connection may run the whole thing again. */
             if (PQstatus(pc->conn) != CONNECTION_OK)
@@ -699,7 +688,7 @@ static enum store_status pg_order_get(void *store, const char *id, struct store_
             PQclear(res);
             break;
         }
-        s = classify(pc->conn, res, "select order", errbuf, errlen);
+        s = classify_pooled(st, pc, res, "select order", errbuf, errlen);
         PQclear(res);
         if (PQstatus(pc->conn) == CONNECTION_OK)
             break;
@@ -728,7 +717,7 @@ static enum store_status pg_ping(void *store, char *errbuf, size_t errlen)
             PQclear(res);
             break;
         }
-        s = classify(pc->conn, res, "ping", errbuf, errlen);
+        s = classify_pooled(st, pc, res, "ping", errbuf, errlen);
         PQclear(res);
         if (PQstatus(pc->conn) == CONNECTION_OK)
             break;
@@ -799,7 +788,7 @@ void store_pg_close(struct store_pg *st)
     free(st->conns);
     pthread_cond_destroy(&st->cv);
     pthread_mutex_destroy(&st->mu);
-    params_free(&st->params);
+    pgparams_fini(&st->params);
     free(st);
 }
 
@@ -825,7 +814,8 @@ static int lock_call(PGconn *conn, const char *fn, bool *got, char *errbuf, size
     char sql[128];
     PGresult *res;
 
-    snprintf(sql, sizeof(sql), "SELECT %s(%lld)", fn, (long long)STORE_PG_MIGRATE_LOCK_KEY);
+    snprintf(sql, sizeof(sql), "SELECT pg_catalog.%s(%lld)", fn,
+             (long long)STORE_PG_MIGRATE_LOCK_KEY);
     res = PQexec(conn, sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         classify(conn, res, fn, errbuf, errlen);
@@ -858,7 +848,8 @@ static int apply_one(PGconn *conn, const struct migration *m, char *errbuf, size
     /* Simple query protocol: a file may hold several statements; all run in our BEGIN. */
     if (exec_ok(conn, m->sql, what, errbuf, errlen) != 0)
         goto fail;
-    res = PQexecParams(conn, "INSERT INTO schema_migrations (version, name) VALUES ($1::int, $2)",
+    res = PQexecParams(conn,
+                       "INSERT INTO public.schema_migrations (version, name) VALUES ($1::int, $2)",
                        2, NULL, values, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         classify(conn, res, what, errbuf, errlen);
@@ -878,7 +869,7 @@ fail:
 int store_pg_migrate(const char *database_url, int timeout_ms, const struct migration *migs,
                      int count, int *applied, int *version, char *errbuf, size_t errlen)
 {
-    struct pg_params params;
+    struct pgparams params;
     PGconn *conn = NULL;
     PGresult *res = NULL;
     bool got = false, locked = false;
@@ -916,11 +907,11 @@ int store_pg_migrate(const char *database_url, int timeout_ms, const struct migr
     }
     locked = true;
     if (exec_ok(conn,
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY,"
-                " name text, applied_at timestamptz DEFAULT now())",
+                "CREATE TABLE IF NOT EXISTS public.schema_migrations (version int PRIMARY KEY,"
+                " name text, applied_at timestamptz DEFAULT pg_catalog.now())",
                 "create schema_migrations", errbuf, errlen) != 0)
         goto out;
-    res = PQexec(conn, "SELECT version FROM schema_migrations ORDER BY version");
+    res = PQexec(conn, "SELECT version FROM public.schema_migrations ORDER BY version");
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 1) {
         classify(conn, res, "read schema_migrations", errbuf, errlen);
         goto out;
@@ -961,7 +952,7 @@ out:
             log_debug("advisory unlock failed error=\"%s\"", ignored);
     }
     PQfinish(conn);
-    params_free(&params);
+    pgparams_fini(&params);
     return rc;
 }
 

@@ -1,7 +1,7 @@
 /*
  * cdc-relay: options (cdc/options.c: flags beat the environment, which
  * beats the config file, which beats defaults), signals, the metrics
- * listener. Exits 0 on a clean stop, 1 on a fatal error, 2 on bad usage.
+ * listener. Exit status: enum relay_exit (relay.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -72,16 +72,24 @@ static void usage(FILE *out)
             "Poll mode sends no lsn header; its commit_ts is the commit time when the server has\n"
             "track_commit_timestamp = on, else the row's created_at. Slot, publication, state\n"
             "file and status options do not apply to it.\n"
-            "Exit status: 0 stopped cleanly, 1 fatal error (logged), 2 bad usage, 3 fenced:\n"
-            "another relay with the same transactional.id took over (--exactly-once).\n"
+            "Exit status (docs/relay.md, \"Exit status\"):\n"
+            "  0  stopped cleanly (SIGTERM/SIGINT, --end-lsn, --until-empty)\n"
+            "  1  needs a person: configuration, login, a possible gap, an event that cannot\n"
+            "     be delivered (logged with what to do); do not restart blindly\n"
+            "  2  bad usage\n"
+            "  3  fenced: another relay took over the transactional.id (--exactly-once)\n"
+            "  4  temporary: the slot stayed held by another session for 15 s (another\n"
+            "     relay, or a dead relay's walsender); a later start may succeed\n"
+            "A supervisor restarts after 4 and after a crash, never after 1, 2 or 3\n"
+            "(deploy/systemd/cdc-relay.service: RestartPreventExitStatus=1 2 3).\n"
             "\n"
             "cdc-relay audit --since TIME [--until TIME] [OPTIONS]: compares the outbox rows\n"
             "whose --timestamp-column is in [since, until) with the id headers of the messages\n"
             "in their topics (read_committed, from --clock-skew before since to the end) and\n"
             "prints each row whose event is missing and each message no row explains, then a\n"
             "summary line. The same options as the relay say where the table, the topics and\n"
-            "the brokers are. Exit status: 0 all found, nothing unexpected; 1 error; 2 bad\n"
-            "usage; 4 events missing; 5 none missing but unexpected messages.\n");
+            "the brokers are. The audit's exit status: 0 all found, nothing unexpected; 1\n"
+            "error; 2 bad usage; 4 events missing; 5 none missing but unexpected messages.\n");
 }
 
 /* The libraries as loaded (cdc_relay_build_info, --version). */
@@ -139,7 +147,7 @@ int main(int argc, char **argv)
          options_check_kafka(&opt, sink_prop_check, err, sizeof(err)) != 0)) {
         fprintf(stderr, "cdc-relay: %s\nTry 'cdc-relay --help'.\n", err);
         options_fini(&opt);
-        return 2;
+        return RELAY_EXIT_USAGE;
     }
     switch (opt.action) {
     case OPTIONS_HELP:
@@ -159,7 +167,7 @@ int main(int argc, char **argv)
     if (cfg->database_url == NULL) {
         fprintf(stderr, "cdc-relay: no database: set DATABASE_URL or pass --database-url\n");
         options_fini(&opt);
-        return 2;
+        return RELAY_EXIT_USAGE;
     }
     log_detect_journal();
     log_threshold = opt.log_level;
@@ -221,7 +229,7 @@ int main(int argc, char **argv)
             log_error("%s", err);
             metrics_board_free(board);
             options_fini(&opt);
-            return 1;
+            return RELAY_EXIT_ERROR;
         }
         metrics_http_addr(http, addr, sizeof(addr));
         log_fields(LOG_LEVEL_INFO, "metrics listening", LOG_STR("addr", addr));
@@ -238,5 +246,5 @@ int main(int argc, char **argv)
     options_fini(&opt);
     close(stop_pipe[0]);
     close(stop_pipe[1]);
-    return rc == RELAY_EXIT_OK ? 0 : rc == RELAY_EXIT_FENCED ? 3 : 1;
+    return (int)rc;
 }

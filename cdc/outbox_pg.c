@@ -11,44 +11,48 @@
 
 #include <libpq-fe.h>
 
+#include "pgconn.h"
 #include "poll_sql.h"
-#include "repl.h"
 #include "xmem.h"
 
-/* Connection loss and transient states are retried; a missing table or
- * column, missing rights or bad SQL need a person. */
+/* By the protocol and the SQLSTATE only (common/pgerr.h): connection loss
+ * and passing server or session states are retried; a missing table or
+ * column, missing rights, bad SQL or bad data (a timestamp out of range)
+ * need a person. */
 static enum outbox_pg_status classify(PGconn *conn, const PGresult *res)
 {
-    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-
-    if (PQstatus(conn) == CONNECTION_BAD || state == NULL)
+    switch (pgconn_result_kind(conn, res)) {
+    case PGERR_CONNECTION:
+    case PGERR_TRANSIENT:
+    case PGERR_SESSION:
+    case PGERR_IN_USE:
         return OUTBOX_PG_ERETRY;
-    /* 42 syntax error or access rule violation, 28 invalid authorization,
-     * 3D/3F unknown database or schema, 22 bad data (a bad timestamp). */
-    if (strncmp(state, "42", 2) == 0 || strncmp(state, "28", 2) == 0 ||
-        strncmp(state, "3D", 2) == 0 || strncmp(state, "3F", 2) == 0 ||
-        strncmp(state, "22", 2) == 0)
-        return OUTBOX_PG_EFATAL;
-    return OUTBOX_PG_ERETRY;
+    case PGERR_PERMANENT:
+    case PGERR_LOGIN:
+    case PGERR_SCHEMA:
+        break;
+    }
+    return OUTBOX_PG_EFATAL;
 }
 
 struct pg_conn *outbox_pg_connect(const char *dburl, const char *app, int connect_timeout_s,
                                   bool *fatal, char *err, size_t errlen)
 {
-    char timeout[16];
-    /* Defaults before dbname so the user's URI can override them. */
-    const char *keys[] = {"connect_timeout", "application_name", "options", "dbname", NULL};
-    const char *vals[] = {timeout, app, "-c TimeZone=UTC", dburl, NULL};
-    PGconn *conn;
+    /* The relay's pinned session (cdc/pgconn.c) has TimeZone=UTC, which the
+     * range query's timestamp columns are read in. */
+    struct pgconn_opts co = {
+        .dburl = dburl,
+        .application_name = app,
+        .connect_timeout_s = connect_timeout_s,
+        .stop_fd = -1,
+    };
+    enum pgconn_status st;
+    char why[768];
+    PGconn *conn = pgconn_open(&co, &st, why, sizeof(why));
 
-    snprintf(timeout, sizeof(timeout), "%d", connect_timeout_s);
-    conn = PQconnectdbParams(keys, vals, 1);
-    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
-        const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
-
-        repl_set_err(err, errlen, "cannot connect to Postgres: %s", msg);
-        *fatal = repl_connect_error_is_fatal(msg);
-        PQfinish(conn);
+    if (conn == NULL) {
+        pgconn_set_err(err, errlen, "cannot connect to Postgres: %s", why);
+        *fatal = st == PGCONN_EFATAL;
         return NULL;
     }
     return conn;
@@ -70,7 +74,7 @@ static enum outbox_pg_status read_columns(PGconn *conn, const char *oid, const c
     const char *params[1] = {oid};
     PGresult *res =
         PQexecParams(conn,
-                     "SELECT attname, atttypid::int8 FROM pg_attribute WHERE attrelid = "
+                     "SELECT attname, atttypid::int8 FROM pg_catalog.pg_attribute WHERE attrelid = "
                      "$1::oid AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
                      1, NULL, params, NULL, NULL, 0);
     struct relcache_rel rel = {.nspname = (char *)schema, .relname = (char *)table};
@@ -79,8 +83,8 @@ static enum outbox_pg_status read_columns(PGconn *conn, const char *oid, const c
     int n;
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 2) {
-        repl_set_err(err, errlen, "cannot read the columns of %s.%s: %s", schema, table,
-                     PQerrorMessage(conn));
+        pgconn_set_err(err, errlen, "cannot read the columns of %s.%s: %s", schema, table,
+                       PQerrorMessage(conn));
         st = classify(conn, res);
         PQclear(res);
         return st;
@@ -94,13 +98,13 @@ static enum outbox_pg_status read_columns(PGconn *conn, const char *oid, const c
         rel.typoids[i] = (uint32_t)strtoul(PQgetvalue(res, i, 1), NULL, 10);
     }
     if (outbox_layout_init(layout, cols, &rel, &missing) != OUTBOX_OK) {
-        repl_set_err(err, errlen,
-                     "table %s.%s has no column \"%s\"; the outbox needs the columns %s, %s, %s, "
-                     "%s and %s (--id-column, --route-column, --key-column, --type-column, "
-                     "--payload-column), and every --header-columns one",
-                     schema, table, missing, cols->role[OUTBOX_COL_ID],
-                     cols->role[OUTBOX_COL_AGGREGATE_TYPE], cols->role[OUTBOX_COL_AGGREGATE_ID],
-                     cols->role[OUTBOX_COL_EVENT_TYPE], cols->role[OUTBOX_COL_PAYLOAD]);
+        pgconn_set_err(err, errlen,
+                       "table %s.%s has no column \"%s\"; the outbox needs the columns %s, %s, %s, "
+                       "%s and %s (--id-column, --route-column, --key-column, --type-column, "
+                       "--payload-column), and every --header-columns one",
+                       schema, table, missing, cols->role[OUTBOX_COL_ID],
+                       cols->role[OUTBOX_COL_AGGREGATE_TYPE], cols->role[OUTBOX_COL_AGGREGATE_ID],
+                       cols->role[OUTBOX_COL_EVENT_TYPE], cols->role[OUTBOX_COL_PAYLOAD]);
         st = OUTBOX_PG_EFATAL;
     }
     *has_published = cols->published != NULL && relcache_column_index(&rel, cols->published) >= 0;
@@ -117,20 +121,21 @@ enum outbox_pg_status outbox_pg_inspect(struct pg_conn *conn, const char *schema
                                         char *err, size_t errlen)
 {
     const char *params[2] = {schema, table};
-    PGresult *res = PQexecParams(
-        conn,
-        "SELECT c.oid IS NOT NULL, c.oid::int8,"
-        " c.oid IS NOT NULL AND has_table_privilege(c.oid, 'SELECT'),"
-        " c.oid IS NOT NULL AND has_table_privilege(c.oid, 'UPDATE')"
-        " FROM (SELECT (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        "  WHERE n.nspname = $1 AND c.relname = $2) AS oid) AS c",
-        2, NULL, params, NULL, NULL, 0);
+    PGresult *res =
+        PQexecParams(conn,
+                     "SELECT c.oid IS NOT NULL, c.oid::int8,"
+                     " c.oid IS NOT NULL AND pg_catalog.has_table_privilege(c.oid, 'SELECT'),"
+                     " c.oid IS NOT NULL AND pg_catalog.has_table_privilege(c.oid, 'UPDATE')"
+                     " FROM (SELECT (SELECT c.oid FROM pg_catalog.pg_class c"
+                     "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+                     "  WHERE n.nspname = $1 AND c.relname = $2) AS oid) AS c",
+                     2, NULL, params, NULL, NULL, 0);
     enum outbox_pg_status st = OUTBOX_PG_OK;
 
     memset(t, 0, sizeof(*t));
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        repl_set_err(err, errlen, "cannot inspect table %s.%s: %s", schema, table,
-                     PQerrorMessage(conn));
+        pgconn_set_err(err, errlen, "cannot inspect table %s.%s: %s", schema, table,
+                       PQerrorMessage(conn));
         st = classify(conn, res);
     } else if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
         t->exists = true;
@@ -156,14 +161,14 @@ enum outbox_pg_status outbox_pg_scan_range(struct pg_conn *conn, const char *sch
 
     *nrows = 0;
     if (!poll_sql_range(schema, table, layout, sql, sizeof(sql))) {
-        repl_set_err(err, errlen, "table or column names of %s.%s are too long", schema, table);
+        pgconn_set_err(err, errlen, "table or column names of %s.%s are too long", schema, table);
         return OUTBOX_PG_EFATAL;
     }
     snprintf(lo, sizeof(lo), "%lld", (long long)since_us);
     snprintf(hi, sizeof(hi), "%lld", (long long)until_us);
     if (!PQsendQueryParams(conn, sql, 2, NULL, params, NULL, NULL, 0) ||
         !PQsetSingleRowMode(conn)) {
-        repl_set_err(err, errlen, "row query failed: %s", PQerrorMessage(conn));
+        pgconn_set_err(err, errlen, "row query failed: %s", PQerrorMessage(conn));
         return OUTBOX_PG_ERETRY;
     }
     /* Every result is read, also after a stop, so the connection is ready
@@ -180,7 +185,7 @@ enum outbox_pg_status outbox_pg_scan_range(struct pg_conn *conn, const char *sch
             if (!fn(arg, v[0], v[1], v[2]))
                 stopped = true;
         } else if (rs != PGRES_SINGLE_TUPLE && rs != PGRES_TUPLES_OK && st == OUTBOX_PG_OK) {
-            repl_set_err(err, errlen, "row query failed: %s", PQerrorMessage(conn));
+            pgconn_set_err(err, errlen, "row query failed: %s", PQerrorMessage(conn));
             st = classify(conn, res);
         }
         PQclear(res);
@@ -203,14 +208,14 @@ enum outbox_pg_status outbox_pg_ids_exist(struct pg_conn *conn, const char *sche
     if (n == 0)
         return OUTBOX_PG_OK;
     if (!poll_sql_ids_exist(schema, table, cols, sql, sizeof(sql))) {
-        repl_set_err(err, errlen, "table or column names of %s.%s are too long", schema, table);
+        pgconn_set_err(err, errlen, "table or column names of %s.%s are too long", schema, table);
         return OUTBOX_PG_EFATAL;
     }
     array = poll_sql_array(ids, lens, n);
     params[0] = array;
     res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        repl_set_err(err, errlen, "id lookup failed: %s", PQerrorMessage(conn));
+        pgconn_set_err(err, errlen, "id lookup failed: %s", PQerrorMessage(conn));
         st = classify(conn, res);
     } else {
         /* n is small (the messages no row of the range explains): a scan

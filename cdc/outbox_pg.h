@@ -4,9 +4,9 @@
  * mode and audit check the same way), the rows of a time range, and which
  * ids the table holds. SQL text comes from cdc/poll_sql.c. Does not log;
  * failures come back with a message in the caller's buffer. With
- * cdc/repl.c and cdc/poll_pg.c, the only relay files that include
- * libpq-fe.h; a connection is libpq's struct pg_conn (PGconn), declared here
- * without its header.
+ * cdc/repl.c, cdc/poll_pg.c and cdc/pgconn.c, the only relay files that
+ * include libpq-fe.h; a connection is libpq's struct pg_conn (PGconn),
+ * declared here without its header.
  */
 #ifndef ORDERS_CDC_OUTBOX_PG_H
 #define ORDERS_CDC_OUTBOX_PG_H
@@ -45,9 +45,10 @@ enum outbox_pg_status outbox_pg_inspect(struct pg_conn *conn, const char *schema
                                         struct outbox_layout *layout, struct outbox_pg_table *t,
                                         char *err, size_t errlen) MUSTCHECK;
 
-/* Connects with application_name app (and TimeZone=UTC, which the range
- * query's timestamp columns are read in). NULL with err filled; *fatal tells
- * a login or configuration problem from a transient one. */
+/* Connects through cdc/pgconn.c (the relay's pinned session: TimeZone=UTC,
+ * which the range query's timestamp columns are read in, search_path
+ * pg_catalog) with application_name app. NULL with err filled; *fatal tells a
+ * login or configuration problem from a transient one. */
 struct pg_conn *outbox_pg_connect(const char *dburl, const char *app, int connect_timeout_s,
                                   bool *fatal, char *err, size_t errlen);
 

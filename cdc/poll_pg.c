@@ -12,8 +12,8 @@
 #include <libpq-fe.h>
 
 #include "outbox_pg.h"
+#include "pgconn.h"
 #include "poll_sql.h"
-#include "repl.h"
 
 #define STMT_SELECT "cdc_poll_select"
 #define STMT_MARK   "cdc_poll_mark"
@@ -24,27 +24,24 @@ struct poll_pg {
     int ncols;       /* of the batch query: POLL_SQL_COL_HEADERS + header columns */
 };
 
-/* Connection loss and transient states are retried; a missing table or
- * column, missing rights or bad SQL need a person. */
+/* By the protocol and the SQLSTATE only (common/pgerr.h): connection loss,
+ * transient server states and a session a new one cures (read-only) are
+ * retried on a new connection; the rest (a missing table or column, missing
+ * rights, bad SQL, anything unknown) needs a person. */
 static enum poll_pg_status classify(const struct poll_pg *pp, const PGresult *res)
 {
-    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-
-    if (PQstatus(pp->conn) == CONNECTION_BAD || state == NULL)
+    switch (pgconn_result_kind(pp->conn, res)) {
+    case PGERR_CONNECTION:
+    case PGERR_TRANSIENT:
+    case PGERR_SESSION:
+    case PGERR_IN_USE:
         return POLL_PG_ERETRY;
-    /* 42 syntax error or access rule violation (undefined table or column,
-     * insufficient privilege), 28 invalid authorization, 3D/3F unknown
-     * database or schema. */
-    if (strncmp(state, "42", 2) == 0 || strncmp(state, "28", 2) == 0 ||
-        strncmp(state, "3D", 2) == 0 || strncmp(state, "3F", 2) == 0)
-        return POLL_PG_EFATAL;
-    return POLL_PG_ERETRY;
-}
-
-static const char *sqlstate(const PGresult *res)
-{
-    const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    return s ? s : "";
+    case PGERR_PERMANENT:
+    case PGERR_LOGIN:
+    case PGERR_SCHEMA:
+        break;
+    }
+    return POLL_PG_EFATAL;
 }
 
 /* Runs a statement that returns no rows; on failure fills err with what. */
@@ -55,7 +52,7 @@ static enum poll_pg_status exec_cmd(struct poll_pg *pp, const char *sql, const c
     enum poll_pg_status st = POLL_PG_OK;
 
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        repl_set_err(err, errlen, "%s: %s", what, PQerrorMessage(pp->conn));
+        pgconn_set_err(err, errlen, "%s: %s", what, PQerrorMessage(pp->conn));
         st = classify(pp, res);
     }
     PQclear(res);
@@ -75,7 +72,7 @@ static enum poll_pg_status check_table(struct poll_pg *pp, const char *schema, c
     if (ost != OUTBOX_PG_OK)
         return ost == OUTBOX_PG_EFATAL ? POLL_PG_EFATAL : POLL_PG_ERETRY;
     if (!t.exists) {
-        repl_set_err(
+        pgconn_set_err(
             err, errlen,
             "table %s.%s does not exist in database \"%s\": run `orders-api --migrate` or set "
             "--table",
@@ -83,7 +80,7 @@ static enum poll_pg_status check_table(struct poll_pg *pp, const char *schema, c
         return POLL_PG_EFATAL;
     }
     if (!t.has_published) {
-        repl_set_err(
+        pgconn_set_err(
             err, errlen,
             "table %s.%s has no %s column, which --mode poll needs: run `orders-api "
             "--migrate` (sql/0004_outbox_published_at.sql) or ALTER TABLE ... ADD COLUMN %s "
@@ -92,15 +89,15 @@ static enum poll_pg_status check_table(struct poll_pg *pp, const char *schema, c
         return POLL_PG_EFATAL;
     }
     if (layout->timestamp < 0 || layout->timestamp_kind == OUTBOX_TS_OTHER) {
-        repl_set_err(err, errlen,
-                     "table %s.%s has no column \"%s\" of type timestamptz, timestamp or bigint "
-                     "(Unix milliseconds), which --mode poll orders the rows by "
-                     "(--timestamp-column names another)",
-                     schema, table, cols->timestamp);
+        pgconn_set_err(err, errlen,
+                       "table %s.%s has no column \"%s\" of type timestamptz, timestamp or bigint "
+                       "(Unix milliseconds), which --mode poll orders the rows by "
+                       "(--timestamp-column names another)",
+                       schema, table, cols->timestamp);
         return POLL_PG_EFATAL;
     }
     if (!t.can_select || !t.can_update) {
-        repl_set_err(
+        pgconn_set_err(
             err, errlen,
             "the role lacks SELECT or UPDATE on %s.%s, which --mode poll needs (GRANT SELECT, "
             "UPDATE ON ... TO <role>)",
@@ -117,8 +114,8 @@ static enum poll_pg_status prepare(struct poll_pg *pp, const char *name, const c
     enum poll_pg_status st = POLL_PG_OK;
 
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        repl_set_err(err, errlen, "cannot prepare the %s statement: %s", name,
-                     PQerrorMessage(pp->conn));
+        pgconn_set_err(err, errlen, "cannot prepare the %s statement: %s", name,
+                       PQerrorMessage(pp->conn));
         st = classify(pp, res);
     }
     PQclear(res);
@@ -126,41 +123,45 @@ static enum poll_pg_status prepare(struct poll_pg *pp, const char *name, const c
 }
 
 struct poll_pg *poll_pg_open(const char *dburl, const char *schema, const char *table,
-                             const struct outbox_columns *cols, int connect_timeout_s,
+                             const struct outbox_columns *cols, int connect_timeout_s, int stop_fd,
                              bool *commit_ts, struct outbox_layout *layout, enum poll_pg_status *st,
                              char *err, size_t errlen)
 {
-    char timeout[16], sql[POLL_SQL_MAX];
-    /* Defaults before dbname so the user's URI can override them. */
-    const char *keys[] = {
-        "connect_timeout",  "keepalives",       "keepalives_idle", "keepalives_interval",
-        "keepalives_count", "application_name", "dbname",          NULL};
-    const char *vals[] = {timeout, "1", "10", "5", "3", "cdc-relay-poll", dburl, NULL};
+    char sql[POLL_SQL_MAX];
+    struct pgconn_opts co = {
+        .dburl = dburl,
+        .application_name = "cdc-relay-poll",
+        .connect_timeout_s = connect_timeout_s,
+        .stop_fd = stop_fd,
+    };
     struct poll_pg *pp = calloc(1, sizeof(*pp));
+    enum pgconn_status pst;
     PGresult *res;
 
     if (pp == NULL) {
-        repl_set_err(err, errlen, "out of memory");
+        pgconn_set_err(err, errlen, "out of memory");
         *st = POLL_PG_EFATAL;
         return NULL;
     }
-    snprintf(timeout, sizeof(timeout), "%d", connect_timeout_s);
-    pp->conn = PQconnectdbParams(keys, vals, 1);
-    if (pp->conn == NULL || PQstatus(pp->conn) != CONNECTION_OK) {
-        const char *msg = pp->conn ? PQerrorMessage(pp->conn) : "out of memory";
+    pp->conn = pgconn_open(&co, &pst, err, errlen);
+    if (pp->conn == NULL) {
+        char why[768];
 
-        repl_set_err(err, errlen, "cannot connect to Postgres: %s", msg);
-        *st = repl_connect_error_is_fatal(msg) ? POLL_PG_EFATAL : POLL_PG_ERETRY;
+        snprintf(why, sizeof(why), "%s", err);
+        pgconn_set_err(err, errlen, "cannot connect to Postgres: %s", why);
+        *st = pst == PGCONN_EFATAL  ? POLL_PG_EFATAL
+              : pst == PGCONN_ESTOP ? POLL_PG_ESTOP
+                                    : POLL_PG_ERETRY;
         poll_pg_close(pp);
         return NULL;
     }
     *st = check_table(pp, schema, table, cols, layout, err, errlen);
     if (*st != POLL_PG_OK)
         goto fail;
-    res = PQexec(pp->conn, "SELECT current_setting('track_commit_timestamp')::bool");
+    res = PQexec(pp->conn, "SELECT pg_catalog.current_setting('track_commit_timestamp')::bool");
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        repl_set_err(err, errlen, "cannot read track_commit_timestamp: %s",
-                     PQerrorMessage(pp->conn));
+        pgconn_set_err(err, errlen, "cannot read track_commit_timestamp: %s",
+                       PQerrorMessage(pp->conn));
         *st = classify(pp, res);
         PQclear(res);
         goto fail;
@@ -168,7 +169,7 @@ struct poll_pg *poll_pg_open(const char *dburl, const char *schema, const char *
     *commit_ts = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
     if (!poll_sql_select(schema, table, layout, *commit_ts, sql, sizeof(sql))) {
-        repl_set_err(err, errlen, "table or column names of %s.%s are too long", schema, table);
+        pgconn_set_err(err, errlen, "table or column names of %s.%s are too long", schema, table);
         *st = POLL_PG_EFATAL;
         goto fail;
     }
@@ -176,7 +177,7 @@ struct poll_pg *poll_pg_open(const char *dburl, const char *schema, const char *
         goto fail;
     pp->ncols = POLL_SQL_COL_HEADERS + (int)layout->nheaders;
     if (!poll_sql_mark(schema, table, cols, sql, sizeof(sql))) {
-        repl_set_err(err, errlen, "table or column names of %s.%s are too long", schema, table);
+        pgconn_set_err(err, errlen, "table or column names of %s.%s are too long", schema, table);
         *st = POLL_PG_EFATAL;
         goto fail;
     }
@@ -203,8 +204,8 @@ enum poll_pg_status poll_pg_fetch(struct poll_pg *pp, int limit, int *nrows, cha
     snprintf(lim, sizeof(lim), "%d", limit);
     pp->batch = PQexecPrepared(pp->conn, STMT_SELECT, 1, params, NULL, NULL, 0);
     if (PQresultStatus(pp->batch) != PGRES_TUPLES_OK || PQnfields(pp->batch) != pp->ncols) {
-        repl_set_err(err, errlen, "batch query failed (SQLSTATE %s): %s", sqlstate(pp->batch),
-                     PQerrorMessage(pp->conn));
+        pgconn_set_err(err, errlen, "batch query failed (SQLSTATE %s): %s",
+                       pgconn_sqlstate(pp->batch), PQerrorMessage(pp->conn));
         st = classify(pp, pp->batch);
         PQclear(pp->batch);
         pp->batch = NULL;
@@ -233,8 +234,8 @@ enum poll_pg_status poll_pg_mark_commit(struct poll_pg *pp, const char *ids, int
     enum poll_pg_status st;
 
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        repl_set_err(err, errlen, "marking the batch published failed (SQLSTATE %s): %s",
-                     sqlstate(res), PQerrorMessage(pp->conn));
+        pgconn_set_err(err, errlen, "marking the batch published failed (SQLSTATE %s): %s",
+                       pgconn_sqlstate(res), PQerrorMessage(pp->conn));
         st = classify(pp, res);
         PQclear(res);
         poll_pg_rollback(pp);
@@ -242,9 +243,9 @@ enum poll_pg_status poll_pg_mark_commit(struct poll_pg *pp, const char *ids, int
     }
     /* The rows are locked by this transaction: they cannot have gone. */
     if (atoi(PQcmdTuples(res)) != expect) {
-        repl_set_err(err, errlen,
-                     "marking the batch published touched %s rows, not %d; rolled back",
-                     PQcmdTuples(res), expect);
+        pgconn_set_err(err, errlen,
+                       "marking the batch published touched %s rows, not %d; rolled back",
+                       PQcmdTuples(res), expect);
         PQclear(res);
         poll_pg_rollback(pp);
         return POLL_PG_ERETRY;
@@ -253,8 +254,8 @@ enum poll_pg_status poll_pg_mark_commit(struct poll_pg *pp, const char *ids, int
     res = PQexec(pp->conn, "COMMIT");
     /* An aborted transaction answers COMMIT with the tag ROLLBACK. */
     if (PQresultStatus(res) != PGRES_COMMAND_OK || strcmp(PQcmdStatus(res), "COMMIT") != 0) {
-        repl_set_err(err, errlen, "COMMIT of the batch failed (SQLSTATE %s): %s", sqlstate(res),
-                     PQerrorMessage(pp->conn));
+        pgconn_set_err(err, errlen, "COMMIT of the batch failed (SQLSTATE %s): %s",
+                       pgconn_sqlstate(res), PQerrorMessage(pp->conn));
         st = classify(pp, res);
         PQclear(res);
         return st == POLL_PG_OK ? POLL_PG_ERETRY : st;

@@ -3,8 +3,8 @@
  * connection (no slot, no publication) that reads batches of unpublished
  * outbox rows under FOR UPDATE SKIP LOCKED and marks them published in the
  * same transaction. Does not log; failures come back with a message in the
- * caller's buffer. With cdc/repl.c, the only files of the relay that include
- * libpq-fe.h.
+ * caller's buffer. With cdc/repl.c, cdc/outbox_pg.c and cdc/pgconn.c, the
+ * only files of the relay that include libpq-fe.h.
  */
 #ifndef ORDERS_CDC_POLL_PG_H
 #define ORDERS_CDC_POLL_PG_H
@@ -19,22 +19,25 @@ enum poll_pg_status {
     POLL_PG_OK = 0,
     POLL_PG_ERETRY = -1, /* connection trouble or a transient server state: reconnect */
     POLL_PG_EFATAL = -2, /* something a person must fix (table, column, rights, login) */
+    POLL_PG_ESTOP = -3,  /* poll_pg_open: stop_fd became readable while connecting */
 };
 
 struct poll_pg;
 
 /*
- * Connects (application_name cdc-relay-poll, TCP keepalives), checks that
- * schema.table exists with the columns of cols (the roles, the header
- * columns, the published and timestamp columns; the traceparent one when
- * required) and that the role can read and update it, and prepares the batch
- * and mark statements. *layout gets the columns' positions and types (cols
- * borrowed in it); *commit_ts tells whether the server tracks commit
- * timestamps (then they are the timestamp column). Returns new (free with
- * poll_pg_close) or NULL with *st and err set.
+ * Connects (cdc/pgconn.c: application_name cdc-relay-poll, TCP keepalives,
+ * the relay's pinned session settings; stop_fd, when readable, interrupts
+ * the connect with POLL_PG_ESTOP), checks that schema.table exists with the
+ * columns of cols (the roles, the header columns, the published and
+ * timestamp columns; the traceparent one when required) and that the role
+ * can read and update it, and prepares the batch and mark statements.
+ * *layout gets the columns' positions and types (cols borrowed in it);
+ * *commit_ts tells whether the server tracks commit timestamps (then they
+ * are the timestamp column). Returns new (free with poll_pg_close) or NULL
+ * with *st and err set.
  */
 struct poll_pg *poll_pg_open(const char *dburl, const char *schema, const char *table,
-                             const struct outbox_columns *cols, int connect_timeout_s,
+                             const struct outbox_columns *cols, int connect_timeout_s, int stop_fd,
                              bool *commit_ts, struct outbox_layout *layout, enum poll_pg_status *st,
                              char *err, size_t errlen);
 

@@ -361,9 +361,11 @@ enum relay_exit poll_relay_run(const struct relay_config *cfg)
             enum poll_pg_status st;
 
             p.pp = poll_pg_open(cfg->database_url, cfg->table_schema, cfg->table_name, cfg->columns,
-                                cfg->connect_timeout_s, &p.commit_ts, &p.layout, &st, p.err,
-                                sizeof(p.err));
+                                cfg->connect_timeout_s, cfg->stop_fd, &p.commit_ts, &p.layout, &st,
+                                p.err, sizeof(p.err));
             if (p.pp == NULL) {
+                if (st == POLL_PG_ESTOP)
+                    break;
                 if (st == POLL_PG_EFATAL) {
                     log_error("%s", p.err);
                     goto out;

@@ -72,7 +72,7 @@ bool poll_sql_ts_us(const char *quoted, enum outbox_ts_kind kind, bool commit_ts
     int n;
 
     if (kind == OUTBOX_TS_EPOCH_MS)
-        n = snprintf(t, sizeof(t), "to_timestamp(%s / 1000.0)", quoted);
+        n = snprintf(t, sizeof(t), "pg_catalog.to_timestamp(%s / 1000.0)", quoted);
     else if (kind == OUTBOX_TS_TIME)
         n = snprintf(t, sizeof(t), "%s", quoted);
     else
@@ -80,7 +80,7 @@ bool poll_sql_ts_us(const char *quoted, enum outbox_ts_kind kind, bool commit_ts
     if (n < 0 || (size_t)n >= sizeof(t))
         return false;
     n = snprintf(buf, buflen, "(extract(epoch FROM %s%s%s) * 1000000)::bigint",
-                 commit_ts ? "coalesce(pg_xact_commit_timestamp(xmin), " : "", t,
+                 commit_ts ? "coalesce(pg_catalog.pg_xact_commit_timestamp(xmin), " : "", t,
                  commit_ts ? ")" : "");
     return n > 0 && (size_t)n < buflen;
 }
@@ -141,7 +141,8 @@ bool poll_sql_mark(const char *schema, const char *table, const struct outbox_co
         !poll_sql_quote_ident(cols->role[OUTBOX_COL_ID], id, sizeof(id)) ||
         !poll_sql_quote_ident(cols->published, published, sizeof(published)))
         return false;
-    n = snprintf(buf, buflen, "UPDATE %s SET %s = now() WHERE %s = ANY($1)", rel, published, id);
+    n = snprintf(buf, buflen, "UPDATE %s SET %s = pg_catalog.now() WHERE %s = ANY($1)", rel,
+                 published, id);
     return n > 0 && (size_t)n < buflen;
 }
 
@@ -161,12 +162,12 @@ bool poll_sql_range(const char *schema, const char *table, const struct outbox_l
     /* The bounds are converted once, not the column per row, so an index
      * on the column serves the range. */
     if (layout->timestamp_kind == OUTBOX_TS_TIME) {
-        snprintf(lo, sizeof(lo), "%s >= to_timestamp($1::float8 / 1000000)", ts);
-        snprintf(hi, sizeof(hi), "%s < to_timestamp($2::float8 / 1000000)", ts);
+        snprintf(lo, sizeof(lo), "%s >= pg_catalog.to_timestamp($1::float8 / 1000000)", ts);
+        snprintf(hi, sizeof(hi), "%s < pg_catalog.to_timestamp($2::float8 / 1000000)", ts);
     } else if (layout->timestamp_kind == OUTBOX_TS_EPOCH_MS) {
         /* [floor(since / 1000), ceil(until / 1000)) in milliseconds */
-        snprintf(lo, sizeof(lo), "%s >= div($1::bigint, 1000)", ts);
-        snprintf(hi, sizeof(hi), "%s < div($2::bigint + 999, 1000)", ts);
+        snprintf(lo, sizeof(lo), "%s >= pg_catalog.div($1::bigint, 1000)", ts);
+        snprintf(hi, sizeof(hi), "%s < pg_catalog.div($2::bigint + 999, 1000)", ts);
     } else {
         return false;
     }
@@ -184,10 +185,11 @@ bool poll_sql_ids_exist(const char *schema, const char *table, const struct outb
     if (!qualified(schema, table, rel, sizeof(rel)) ||
         !poll_sql_quote_ident(cols->role[OUTBOX_COL_ID], id, sizeof(id)))
         return false;
-    n = snprintf(buf, buflen,
-                 "SELECT x FROM unnest($1::text[]) AS x WHERE EXISTS (SELECT 1 FROM %s WHERE "
-                 "%s::text = x)",
-                 rel, id);
+    n = snprintf(
+        buf, buflen,
+        "SELECT x FROM pg_catalog.unnest($1::text[]) AS x WHERE EXISTS (SELECT 1 FROM %s WHERE "
+        "%s::text = x)",
+        rel, id);
     return n > 0 && (size_t)n < buflen;
 }
 

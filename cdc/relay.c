@@ -41,6 +41,12 @@
 #define REPLAY_SAMPLES 4096
 /* Metrics snapshots are published at most this often (and at stream edges). */
 #define METRICS_PUBLISH_US 100000
+/* Earlier walsenders of this process remembered (each reconnect adds one). */
+#define RELAY_OWN_WALSENDERS 8
+/* How long a slot held by a session that is not this process's may stay so
+ * before the relay gives up (RELAY_EXIT_TEMPORARY): a killed relay's
+ * walsender lingers until it notices the closed socket. */
+#define RELAY_BUSY_GIVE_UP_US INT64_C(15000000)
 
 enum stream_end {
     STREAM_STOP,   /* signal or --end-lsn: drain and exit 0 */
@@ -114,6 +120,15 @@ struct relay {
      * makes the first successful delivery report _exit(70), so Kafka has the
      * event and neither the state file nor Postgres has heard of it. */
     bool failpoint_after_delivery;
+
+    /* Walsenders of the replication connections this process opened, newest
+     * last (a ring): one still holding the slot after a reconnect is this
+     * relay's own, and is ended rather than waited for. */
+    struct repl_walsender own[RELAY_OWN_WALSENDERS];
+    size_t nown;
+    /* The slot was created by this run's first connection and not streamed
+     * from yet: a refused start drops it again. */
+    bool slot_created_unused;
 
     uint64_t produced;
     uint64_t delivered;
@@ -1150,6 +1165,18 @@ static bool drain_and_confirm(struct relay *r)
     return complete;
 }
 
+/* Remembers the walsender of a replication connection this process opened. */
+static void remember_own(struct relay *r, const struct repl_walsender *w)
+{
+    if (w->pid == 0)
+        return;
+    if (r->nown == RELAY_OWN_WALSENDERS) {
+        memmove(&r->own[0], &r->own[1], (RELAY_OWN_WALSENDERS - 1) * sizeof(r->own[0]));
+        r->nown--;
+    }
+    r->own[r->nown++] = *w;
+}
+
 /*
  * Where the first connection of a run starts, and the checks that refuse a
  * start that would skip events silently (docs/protocol.md#r9, #p8): the saved
@@ -1264,8 +1291,16 @@ enum relay_exit relay_run(const struct relay_config *cfg)
     bool first = true;
     int backoff_ms = 0;
     int64_t busy_since_us = 0;
+    int own_holder_logged = 0;
+    char app_name[48];
 
-    srandom((unsigned)pace_now_us());
+    srandom((unsigned)pace_now_us() ^ (unsigned)getpid());
+    /* Which process a walsender in pg_stat_replication belongs to: the pid
+     * for operators, a random part for a pid reused after a restart. */
+    snprintf(app_name, sizeof(app_name), "cdc-relay/%ld.%04lx", (long)getpid(),
+             (unsigned long)(random() & 0xffff));
+    opts.application_name = app_name;
+    opts.own = r.own;
     r.failpoint_after_delivery =
         getenv("CDC_TEST_FAILPOINT") != NULL &&
         strcmp(getenv("CDC_TEST_FAILPOINT"), "after-delivery-before-status") == 0;
@@ -1314,7 +1349,22 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             if (*cfg->stop)
                 break;
         }
+        opts.nown = r.nown;
         st = repl_open(&opts, &r.rc, &info, r.err, sizeof(r.err));
+        if (st == REPL_EBUSY && info.holder_own) {
+            /* Our own walsender from a connection we gave up on (a stall
+             * longer than --server-timeout): nobody else streams, so wait
+             * for it without limit; it was asked to end. */
+            if (own_holder_logged != info.holder.pid)
+                log_warn("%s; retrying every second until it is gone", r.err);
+            else
+                log_debug("%s", r.err);
+            own_holder_logged = info.holder.pid;
+            busy_since_us = 0;
+            backoff_ms = 1000;
+            r.reconnects_pg++;
+            continue;
+        }
         if (st == REPL_EBUSY) {
             int64_t now = pace_monotonic_us();
             if (busy_since_us == 0)
@@ -1322,8 +1372,11 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             /* A killed relay's walsender lingers until it notices the
              * closed socket; give it a few seconds before calling it a
              * second relay. */
-            if (now - busy_since_us > 15000000) {
-                log_error("%s; stop the other relay or use another --slot", r.err);
+            if (now - busy_since_us > RELAY_BUSY_GIVE_UP_US) {
+                log_error("%s; stop the other relay or use another --slot (exit %d: a later "
+                          "start may find the slot free)",
+                          r.err, RELAY_EXIT_TEMPORARY);
+                result = RELAY_EXIT_TEMPORARY;
                 goto out;
             }
             log_warn("%s; retrying", r.err);
@@ -1344,6 +1397,10 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             continue;
         }
         busy_since_us = 0;
+        own_holder_logged = 0;
+        remember_own(&r, &info.self);
+        if (first)
+            r.slot_created_unused = info.created;
         /* repl_open checked the table is in the publication (or message mode
          * needs no table): everything up to now is covered. */
         if (cfg->source_messages)
@@ -1457,6 +1514,7 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             r.reconnects_pg++;
             continue;
         }
+        r.slot_created_unused = false;
         log_info("streaming slot \"%s\" publication \"%s\" from " LSN_FMT " (database \"%s\")",
                  cfg->slot, cfg->publication, LSN_ARGS(start), info.dbname);
         r.fb.last_sent_us = 0; /* answer a new server at once */
@@ -1519,6 +1577,17 @@ enum relay_exit relay_run(const struct relay_config *cfg)
     drain_and_confirm(&r);
     result = RELAY_EXIT_OK;
 out:
+    if (r.slot_created_unused && r.rc != NULL && result != RELAY_EXIT_OK) {
+        /* A refused start leaves no slot of its own making to hold WAL. */
+        if (repl_drop_slot(r.rc, r.err, sizeof(r.err)) == REPL_OK)
+            log_info("dropped replication slot \"%s\" again: this start created it and was "
+                     "refused",
+                     cfg->slot);
+        else
+            log_error("could not drop replication slot \"%s\", created by this refused start: "
+                      "%s; drop it by hand (SELECT pg_drop_replication_slot('%s')), it holds WAL",
+                      cfg->slot, r.err, cfg->slot);
+    }
     log_info("relay stopped: %llu events produced, %llu delivered, confirmed " LSN_FMT,
              (unsigned long long)r.produced, (unsigned long long)r.delivered,
              LSN_ARGS(tracker_safe_lsn(r.tracker)));

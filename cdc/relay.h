@@ -66,10 +66,16 @@ struct relay_config {
     int stop_fd; /* read end of the signal self-pipe, or -1 */
 };
 
+/* The process's exit status (docs/relay.md, "Exit status"): whether a
+ * supervisor should start the relay again is decided by the code alone. */
 enum relay_exit {
-    RELAY_EXIT_OK = 0,     /* stopped by signal or --end-lsn after draining */
-    RELAY_EXIT_ERROR = 1,  /* fatal condition, already logged */
-    RELAY_EXIT_FENCED = 3, /* --exactly-once: another relay took over the transactional.id */
+    RELAY_EXIT_OK = 0,        /* stopped by signal or --end-lsn after draining */
+    RELAY_EXIT_ERROR = 1,     /* needs a person (configuration, a possible gap, a bad event);
+                                 logged with what to do; not to be restarted blindly */
+    RELAY_EXIT_USAGE = 2,     /* bad options (cdc/main.c) */
+    RELAY_EXIT_FENCED = 3,    /* --exactly-once: another relay took over the transactional.id */
+    RELAY_EXIT_TEMPORARY = 4, /* gave up on a condition that passes: the slot held by another
+                                 session for longer than 15 s; a later start may succeed */
 };
 
 /* Runs until stopped; returns how it ended. Logs every decision. */

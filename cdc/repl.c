@@ -17,6 +17,7 @@
 
 #include "be.h"
 #include "lsn.h"
+#include "pgconn.h"
 
 struct repl_conn {
     PGconn *conn;
@@ -24,24 +25,6 @@ struct repl_conn {
     const struct repl_opts *opts;
     bool streaming;
 };
-
-void repl_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    size_t n;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    /* libpq messages end in a newline, and DETAIL/HINT add more; a log
-     * entry must stay one line. */
-    n = strlen(err);
-    while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
-        err[--n] = '\0';
-    for (size_t i = 0; i < n; i++)
-        if (err[i] == '\n' || err[i] == '\r')
-            err[i] = ' ';
-}
 
 static int64_t mono_ms(void)
 {
@@ -109,70 +92,52 @@ static PGresult *exec_interruptible(struct repl_conn *rc, const char *sql, bool 
     }
 }
 
-/* Classifies a failed command: connection loss and transient server states
- * are retried, everything else needs a person. */
+/*
+ * Classifies a failed command by the protocol and the SQLSTATE only (the
+ * server translates its messages): connection loss and transient server
+ * states are retried, an active slot is REPL_EBUSY, everything else needs a
+ * person. A walsender told to stop for a shutdown refuses new commands and
+ * then exits, so that case arrives as a lost connection.
+ */
 static enum repl_status classify(struct repl_conn *rc, const PGresult *res)
 {
-    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-
-    if (PQstatus(rc->conn) == CONNECTION_BAD || state == NULL)
+    switch (pgconn_result_kind(rc->conn, res)) {
+    case PGERR_CONNECTION:
+    case PGERR_TRANSIENT:
+    case PGERR_SESSION:
         return REPL_ERETRY;
-    /* 08 connection exception, 57 operator intervention (shutdown, crash
-     * recovery), 53 insufficient resources (too many connections or wal
-     * senders), 40 serialization or deadlock, 55006 object in use. */
-    if (strncmp(state, "08", 2) == 0 || strncmp(state, "57", 2) == 0 ||
-        strncmp(state, "53", 2) == 0 || strncmp(state, "40", 2) == 0)
-        return REPL_ERETRY;
-    if (strcmp(state, "55006") == 0)
+    case PGERR_IN_USE:
         return REPL_EBUSY;
-    /* A walsender in stopping mode refuses new commands while the server
-     * shuts down: XX000 "cannot execute new commands while WAL sender is in
-     * stopping mode". */
-    if (strstr(PQresultErrorMessage(res), "stopping mode") != NULL)
-        return REPL_ERETRY;
+    case PGERR_PERMANENT:
+    case PGERR_LOGIN:
+    case PGERR_SCHEMA:
+        break;
+    }
     return REPL_EFATAL;
 }
 
-static const char *sqlstate(const PGresult *res)
-{
-    const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    return s ? s : "";
-}
-
-bool repl_connect_error_is_fatal(const char *msg)
-{
-    static const char *const fatal[] = {
-        "password authentication failed",
-        "no pg_hba.conf entry",
-        "must be superuser or replication role",
-        "permission denied",
-        "does not exist",
-        "invalid connection option",
-        "invalid URI",
-        "invalid sslmode",
-        "missing \"=\"",
-        NULL,
-    };
-    for (int i = 0; fatal[i] != NULL; i++)
-        if (strstr(msg, fatal[i]) != NULL)
-            return true;
-    return false;
-}
-
+/* Runs sql expecting want. On failure fills err and, when state is not
+ * NULL, copies the SQLSTATE there ("" when none). */
 static enum repl_status run_query(struct repl_conn *rc, const char *sql, ExecStatusType want,
-                                  PGresult **out, char *err, size_t errlen)
+                                  PGresult **out, char state[PGERR_SQLSTATE_LEN + 1], char *err,
+                                  size_t errlen)
 {
     bool stopped;
     PGresult *res = exec_interruptible(rc, sql, &stopped);
 
+    if (state != NULL)
+        state[0] = '\0';
     if (stopped) {
-        repl_set_err(err, errlen, "stopped while waiting for: %.200s", sql);
+        pgconn_set_err(err, errlen, "stopped while waiting for: %.200s", sql);
         return REPL_ESTOP;
     }
     if (PQresultStatus(res) != want) {
         enum repl_status st = classify(rc, res);
-        repl_set_err(err, errlen, "%s (sqlstate %s) running: %.200s", PQerrorMessage(rc->conn),
-                     sqlstate(res), sql);
+
+        if (state != NULL)
+            snprintf(state, PGERR_SQLSTATE_LEN + 1, "%s", pgconn_sqlstate(res));
+        pgconn_set_err(err, errlen, "%s (sqlstate %s) running: %.200s", PQerrorMessage(rc->conn),
+                       pgconn_sqlstate(res), sql);
         PQclear(res);
         return st;
     }
@@ -193,12 +158,12 @@ static char *ident(struct repl_conn *rc, const char *s)
 static enum repl_status check_wal_level(struct repl_conn *rc, char *err, size_t errlen)
 {
     PGresult *res = NULL;
-    enum repl_status st = run_query(rc, "SHOW wal_level", PGRES_TUPLES_OK, &res, err, errlen);
+    enum repl_status st = run_query(rc, "SHOW wal_level", PGRES_TUPLES_OK, &res, NULL, err, errlen);
 
     if (st != REPL_OK)
         return st;
     if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "logical") != 0) {
-        repl_set_err(
+        pgconn_set_err(
             err, errlen,
             "wal_level is '%s', logical decoding needs 'logical': set wal_level = logical in "
             "postgresql.conf and restart the server",
@@ -210,18 +175,52 @@ static enum repl_status check_wal_level(struct repl_conn *rc, char *err, size_t 
     return REPL_OK;
 }
 
+/*
+ * Reads the pg_stat_activity row of the backend whose pid is the SQL
+ * expression pid_sql into *out (pid 0 when there is none). Other roles'
+ * rows show no backend_start without pg_read_all_stats: such a walsender is
+ * never taken for one of ours.
+ */
+static enum repl_status read_walsender(struct repl_conn *rc, const char *pid_sql,
+                                       struct repl_walsender *out, char *err, size_t errlen)
+{
+    char sql[640];
+    PGresult *res = NULL;
+    enum repl_status st;
+
+    memset(out, 0, sizeof(*out));
+    snprintf(sql, sizeof(sql),
+             "SELECT a.pid, coalesce(a.backend_start::text, ''), "
+             "coalesce(a.application_name, ''), CASE WHEN a.client_addr IS NULL THEN "
+             "'local socket' ELSE pg_catalog.host(a.client_addr) || ':' || "
+             "a.client_port::text END FROM pg_catalog.pg_stat_activity a WHERE a.pid = %s",
+             pid_sql);
+    st = run_query(rc, sql, PGRES_TUPLES_OK, &res, NULL, err, errlen);
+    if (st != REPL_OK)
+        return st;
+    if (PQntuples(res) == 1 && PQnfields(res) == 4) {
+        out->pid = atoi(PQgetvalue(res, 0, 0));
+        snprintf(out->backend_start, sizeof(out->backend_start), "%s", PQgetvalue(res, 0, 1));
+        snprintf(out->application_name, sizeof(out->application_name), "%s", PQgetvalue(res, 0, 2));
+        snprintf(out->client, sizeof(out->client), "%s", PQgetvalue(res, 0, 3));
+    }
+    PQclear(res);
+    return REPL_OK;
+}
+
 static enum repl_status identify(struct repl_conn *rc, struct repl_slot_info *info, char *err,
                                  size_t errlen)
 {
     PGresult *res = NULL;
-    enum repl_status st = run_query(rc, "IDENTIFY_SYSTEM", PGRES_TUPLES_OK, &res, err, errlen);
+    enum repl_status st =
+        run_query(rc, "IDENTIFY_SYSTEM", PGRES_TUPLES_OK, &res, NULL, err, errlen);
 
     if (st != REPL_OK)
         return st;
     if (PQntuples(res) != 1 || PQnfields(res) < 4) {
-        repl_set_err(err, errlen,
-                     "IDENTIFY_SYSTEM returned %d rows and %d fields, expected 1 and 4",
-                     PQntuples(res), PQnfields(res));
+        pgconn_set_err(err, errlen,
+                       "IDENTIFY_SYSTEM returned %d rows and %d fields, expected 1 and 4",
+                       PQntuples(res), PQnfields(res));
         PQclear(res);
         return REPL_EFATAL;
     }
@@ -229,13 +228,13 @@ static enum repl_status identify(struct repl_conn *rc, struct repl_slot_info *in
     if (!lsn_parse(PQgetvalue(res, 0, 2), &info->server_wal_end))
         info->server_wal_end = 0;
     if (PQgetisnull(res, 0, 3)) {
-        repl_set_err(err, errlen, "connection is not a database replication connection");
+        pgconn_set_err(err, errlen, "connection is not a database replication connection");
         PQclear(res);
         return REPL_EFATAL;
     }
     snprintf(info->dbname, sizeof(info->dbname), "%s", PQgetvalue(res, 0, 3));
     PQclear(res);
-    return REPL_OK;
+    return read_walsender(rc, "pg_catalog.pg_backend_pid()", &info->self, err, errlen);
 }
 
 static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slot_info *info,
@@ -243,7 +242,7 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
 {
     const struct repl_opts *o = rc->opts;
     char *pub = literal(rc, o->publication), *sch = literal(rc, o->table_schema),
-         *tab = literal(rc, o->table_name);
+         *tab = literal(rc, o->table_name), *slot = literal(rc, o->slot);
     char *pub_id = ident(rc, o->publication), *sch_id = ident(rc, o->table_schema),
          *tab_id = ident(rc, o->table_name);
     char sql[2048];
@@ -251,40 +250,56 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
     enum repl_status st = REPL_EFATAL;
     bool table_exists;
 
-    if (!pub || !sch || !tab || !pub_id || !sch_id || !tab_id) {
-        repl_set_err(err, errlen, "cannot quote names: %s", PQerrorMessage(rc->conn));
+    if (!pub || !sch || !tab || !slot || !pub_id || !sch_id || !tab_id) {
+        pgconn_set_err(err, errlen, "cannot quote names: %s", PQerrorMessage(rc->conn));
         goto out;
     }
     snprintf(sql, sizeof(sql),
              "SELECT c.oid IS NOT NULL, p.oid IS NOT NULL, coalesce(p.pubinsert, false), "
-             "EXISTS (SELECT 1 FROM pg_publication_tables t WHERE t.pubname = %s "
-             "AND t.schemaname = %s AND t.tablename = %s) "
+             "EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables t WHERE t.pubname = %s "
+             "AND t.schemaname = %s AND t.tablename = %s), "
+             "EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = %s) "
              "FROM (SELECT 1) one "
-             "LEFT JOIN pg_class c ON c.oid = to_regclass(format('%%I.%%I', %s, %s)) "
-             "LEFT JOIN pg_publication p ON p.pubname = %s",
-             pub, sch, tab, sch, tab, pub);
-    st = run_query(rc, sql, PGRES_TUPLES_OK, &res, err, errlen);
+             "LEFT JOIN pg_catalog.pg_class c ON c.oid = "
+             "pg_catalog.to_regclass(pg_catalog.format('%%I.%%I', %s, %s)) "
+             "LEFT JOIN pg_catalog.pg_publication p ON p.pubname = %s",
+             pub, sch, tab, slot, sch, tab, pub);
+    st = run_query(rc, sql, PGRES_TUPLES_OK, &res, NULL, err, errlen);
     if (st != REPL_OK)
         goto out;
     st = REPL_EFATAL;
     table_exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     /* Message mode needs no table: its events are not rows. */
     if (!table_exists && !o->messages) {
-        repl_set_err(err, errlen,
-                     "table %s.%s does not exist in database \"%s\": run `orders-api --migrate` or "
-                     "set --table",
-                     o->table_schema, o->table_name, info->dbname);
+        pgconn_set_err(
+            err, errlen,
+            "table %s.%s does not exist in database \"%s\": run `orders-api --migrate` or "
+            "set --table",
+            o->table_schema, o->table_name, info->dbname);
         goto out;
     }
     if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
         PGresult *cres = NULL;
+        char state[PGERR_SQLSTATE_LEN + 1];
 
         if (!o->create_publication) {
-            repl_set_err(
+            pgconn_set_err(
                 err, errlen,
                 "publication \"%s\" does not exist; create it with CREATE PUBLICATION %s FOR "
                 "TABLE %s.%s WITH (publish = 'insert') or drop --no-create-publication",
                 o->publication, pub_id, sch_id, tab_id);
+            goto out;
+        }
+        /* pgoutput reads the publication as of each decoded change: one made
+         * now would not cover the WAL the slot has yet to send, which
+         * PostgreSQL 18 then skips without an error (docs/protocol.md#p9). */
+        if (!o->messages && strcmp(PQgetvalue(res, 0, 4), "t") == 0) {
+            pgconn_set_err(err, errlen,
+                           "publication \"%s\" does not exist but replication slot \"%s\" does: "
+                           "it was dropped after the slot was made, and a publication created now "
+                           "would not cover the transactions the slot has yet to send; recover as "
+                           "in docs/operations.md#publication-dropped",
+                           o->publication, o->slot);
             goto out;
         }
         if (table_exists)
@@ -293,17 +308,18 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
                      sch_id, tab_id);
         else
             snprintf(sql, sizeof(sql), "CREATE PUBLICATION %s", pub_id);
-        st = run_query(rc, sql, PGRES_COMMAND_OK, &cres, err, errlen);
+        st = run_query(rc, sql, PGRES_COMMAND_OK, &cres, state, err, errlen);
         if (st != REPL_OK) {
-            /* 42710/23505: a concurrent relay created it first; check again. */
-            if (strstr(err, "sqlstate 42710") != NULL || strstr(err, "sqlstate 23505") != NULL) {
+            /* 42710 duplicate_object, 23505 unique_violation: a concurrent
+             * relay created it first; check again. */
+            if (strcmp(state, "42710") == 0 || strcmp(state, "23505") == 0) {
                 st = REPL_ERETRY;
                 goto out;
             }
             if (st == REPL_EFATAL) {
                 char why[512];
                 snprintf(why, sizeof(why), "%s", err);
-                repl_set_err(
+                pgconn_set_err(
                     err, errlen,
                     "cannot create publication \"%s\": %s (the relay's role must own table "
                     "%s.%s, or create the publication as its owner)",
@@ -321,7 +337,7 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
         goto out;
     }
     if (strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
-        repl_set_err(
+        pgconn_set_err(
             err, errlen,
             "publication \"%s\" does not publish inserts: ALTER PUBLICATION %s SET (publish = "
             "'insert')",
@@ -329,7 +345,7 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
         goto out;
     }
     if (strcmp(PQgetvalue(res, 0, 3), "t") != 0) {
-        repl_set_err(
+        pgconn_set_err(
             err, errlen,
             "publication \"%s\" does not include table %s.%s: ALTER PUBLICATION %s ADD TABLE "
             "%s.%s",
@@ -342,6 +358,7 @@ out:
     PQfreemem(pub);
     PQfreemem(sch);
     PQfreemem(tab);
+    PQfreemem(slot);
     PQfreemem(pub_id);
     PQfreemem(sch_id);
     PQfreemem(tab_id);
@@ -357,7 +374,7 @@ static enum repl_status create_slot(struct repl_conn *rc, struct repl_slot_info 
     bool stopped;
 
     if (slot_id == NULL) {
-        repl_set_err(err, errlen, "cannot quote slot name: %s", PQerrorMessage(rc->conn));
+        pgconn_set_err(err, errlen, "cannot quote slot name: %s", PQerrorMessage(rc->conn));
         return REPL_EFATAL;
     }
     snprintf(sql, sizeof(sql), "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT 'nothing')",
@@ -365,19 +382,20 @@ static enum repl_status create_slot(struct repl_conn *rc, struct repl_slot_info 
     PQfreemem(slot_id);
     res = exec_interruptible(rc, sql, &stopped);
     if (stopped) {
-        repl_set_err(err, errlen, "stopped while creating replication slot \"%s\"", rc->opts->slot);
+        pgconn_set_err(err, errlen, "stopped while creating replication slot \"%s\"",
+                       rc->opts->slot);
         return REPL_ESTOP;
     }
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         enum repl_status st;
 
-        if (strcmp(sqlstate(res), "42710") == 0) {
-            repl_set_err(err, errlen, "slot \"%s\" was created concurrently by another session",
-                         rc->opts->slot);
+        if (strcmp(pgconn_sqlstate(res), "42710") == 0) {
+            pgconn_set_err(err, errlen, "slot \"%s\" was created concurrently by another session",
+                           rc->opts->slot);
             st = REPL_EBUSY;
         } else {
-            repl_set_err(err, errlen, "cannot create replication slot \"%s\": %s", rc->opts->slot,
-                         PQerrorMessage(rc->conn));
+            pgconn_set_err(err, errlen, "cannot create replication slot \"%s\": %s", rc->opts->slot,
+                           PQerrorMessage(rc->conn));
             st = classify(rc, res);
         }
         PQclear(res);
@@ -385,13 +403,80 @@ static enum repl_status create_slot(struct repl_conn *rc, struct repl_slot_info 
     }
     if (PQntuples(res) != 1 || PQnfields(res) < 2 ||
         !lsn_parse(PQgetvalue(res, 0, 1), &info->confirmed_flush)) {
-        repl_set_err(err, errlen, "unexpected CREATE_REPLICATION_SLOT result");
+        pgconn_set_err(err, errlen, "unexpected CREATE_REPLICATION_SLOT result");
         PQclear(res);
         return REPL_EFATAL;
     }
     info->created = true;
     PQclear(res);
     return REPL_OK;
+}
+
+static bool walsender_same(const struct repl_walsender *a, const struct repl_walsender *b)
+{
+    return a->pid != 0 && a->pid == b->pid && a->backend_start[0] != '\0' &&
+           strcmp(a->backend_start, b->backend_start) == 0 &&
+           strcmp(a->application_name, b->application_name) == 0;
+}
+
+/*
+ * The slot is active for backend pid. If that is a walsender this process
+ * opened before (same pid, start time and application_name: a connection it
+ * gave up on, e.g. after --server-timeout, whose walsender has not noticed),
+ * it is ended so the slot can be taken back; the role may always end its
+ * own sessions. Anything else is another relay's, or a walsender of a relay
+ * process that is gone, and is left alone. Returns REPL_EBUSY (err says
+ * which) or another status when the questions fail.
+ */
+static enum repl_status slot_busy(struct repl_conn *rc, struct repl_slot_info *info,
+                                  const char *pid, char *err, size_t errlen)
+{
+    const struct repl_opts *o = rc->opts;
+    struct repl_walsender *h = &info->holder;
+    enum repl_status st = read_walsender(rc, pid, h, err, errlen);
+
+    if (st != REPL_OK)
+        return st;
+    for (size_t i = 0; i < o->nown && !info->holder_own; i++)
+        info->holder_own = walsender_same(h, &o->own[i]);
+    if (info->holder_own) {
+        char sql[96];
+        PGresult *res = NULL;
+
+        snprintf(sql, sizeof(sql), "SELECT pg_catalog.pg_terminate_backend(%d)", h->pid);
+        st = run_query(rc, sql, PGRES_TUPLES_OK, &res, NULL, err, errlen);
+        if (st == REPL_ESTOP)
+            return st;
+        if (st != REPL_OK) {
+            /* Still ours: it goes at the latest at wal_sender_timeout. */
+            char why[512];
+
+            snprintf(why, sizeof(why), "%s", err);
+            pgconn_set_err(err, errlen,
+                           "replication slot \"%s\" is held by this relay's own earlier "
+                           "walsender (PID %d), which could not be ended: %s",
+                           o->slot, h->pid, why);
+            return REPL_EBUSY;
+        }
+        PQclear(res);
+        pgconn_set_err(err, errlen,
+                       "replication slot \"%s\" is held by this relay's own earlier walsender "
+                       "(PID %d, application_name %s, started %s), which stopped answering: "
+                       "asked it to end (pg_terminate_backend)",
+                       o->slot, h->pid, h->application_name, h->backend_start);
+        return REPL_EBUSY;
+    }
+    if (h->pid == 0)
+        pgconn_set_err(err, errlen, "replication slot \"%s\" is active for PID %s", o->slot, pid);
+    else
+        pgconn_set_err(err, errlen,
+                       "replication slot \"%s\" is active for PID %s (application_name %s, "
+                       "client %s, started %s): another relay, or the walsender of a relay that "
+                       "ended without closing its connection, holds it",
+                       o->slot, pid, h->application_name[0] ? h->application_name : "(none)",
+                       h->client[0] ? h->client : "(not shown to this role)",
+                       h->backend_start[0] ? h->backend_start : "(not shown to this role)");
+    return REPL_EBUSY;
 }
 
 static enum repl_status ensure_slot(struct repl_conn *rc, struct repl_slot_info *info, char *err,
@@ -405,23 +490,23 @@ static enum repl_status ensure_slot(struct repl_conn *rc, struct repl_slot_info 
     const char *plugin, *database, *wal_status;
 
     if (slot == NULL) {
-        repl_set_err(err, errlen, "cannot quote slot name: %s", PQerrorMessage(rc->conn));
+        pgconn_set_err(err, errlen, "cannot quote slot name: %s", PQerrorMessage(rc->conn));
         return REPL_EFATAL;
     }
     snprintf(sql, sizeof(sql),
              "SELECT slot_type, coalesce(plugin, ''), coalesce(database, ''), active, "
              "coalesce(active_pid::text, ''), coalesce(wal_status, ''), "
              "coalesce(confirmed_flush_lsn::text, '0/0') "
-             "FROM pg_replication_slots WHERE slot_name = %s",
+             "FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
              slot);
     PQfreemem(slot);
-    st = run_query(rc, sql, PGRES_TUPLES_OK, &res, err, errlen);
+    st = run_query(rc, sql, PGRES_TUPLES_OK, &res, NULL, err, errlen);
     if (st != REPL_OK)
         return st;
     if (PQntuples(res) == 0) {
         PQclear(res);
         if (!o->create_slot) {
-            repl_set_err(
+            pgconn_set_err(
                 err, errlen,
                 "replication slot \"%s\" does not exist (dropped while the relay ran, or "
                 "--no-create-slot is set); transactions after the relay's last confirmed "
@@ -438,31 +523,32 @@ static enum repl_status ensure_slot(struct repl_conn *rc, struct repl_slot_info 
     wal_status = PQgetvalue(res, 0, 5);
     st = REPL_EFATAL;
     if (strcmp(PQgetvalue(res, 0, 0), "logical") != 0 || strcmp(plugin, "pgoutput") != 0) {
-        repl_set_err(
+        pgconn_set_err(
             err, errlen,
             "replication slot \"%s\" is a %s slot with plugin '%s'; the relay needs a logical "
             "slot with plugin 'pgoutput' (use another --slot name)",
             o->slot, PQgetvalue(res, 0, 0), plugin);
     } else if (strcmp(database, info->dbname) != 0) {
-        repl_set_err(err, errlen,
-                     "replication slot \"%s\" belongs to database \"%s\", not \"%s\" (use another "
-                     "--slot name or connect to \"%s\")",
-                     o->slot, database, info->dbname, database);
+        pgconn_set_err(
+            err, errlen,
+            "replication slot \"%s\" belongs to database \"%s\", not \"%s\" (use another "
+            "--slot name or connect to \"%s\")",
+            o->slot, database, info->dbname, database);
     } else if (strcmp(wal_status, "lost") == 0) {
-        repl_set_err(
+        pgconn_set_err(
             err, errlen,
             "replication slot \"%s\" is invalidated (wal_status = lost): the WAL it needed "
             "was removed, events after its confirmed position are gone from the slot; drop "
             "and recreate it, then replay the gap from the outbox table",
             o->slot);
     } else if (strcmp(PQgetvalue(res, 0, 3), "t") == 0) {
-        repl_set_err(err, errlen,
-                     "replication slot \"%s\" is active for PID %s: another relay (or a walsender "
-                     "not yet gone) holds it",
-                     o->slot, PQgetvalue(res, 0, 4));
-        st = REPL_EBUSY;
+        char pid[16];
+
+        snprintf(pid, sizeof(pid), "%d", atoi(PQgetvalue(res, 0, 4)));
+        PQclear(res);
+        return slot_busy(rc, info, pid, err, errlen);
     } else if (!lsn_parse(PQgetvalue(res, 0, 6), &info->confirmed_flush)) {
-        repl_set_err(err, errlen, "cannot parse confirmed_flush_lsn '%s'", PQgetvalue(res, 0, 6));
+        pgconn_set_err(err, errlen, "cannot parse confirmed_flush_lsn '%s'", PQgetvalue(res, 0, 6));
     } else {
         st = REPL_OK;
     }
@@ -470,53 +556,60 @@ static enum repl_status ensure_slot(struct repl_conn *rc, struct repl_slot_info 
     return st;
 }
 
+/* Maps a connection outcome; err gets the "cannot connect" prefix. */
+static enum repl_status from_pgconn(enum pgconn_status st, char *err, size_t errlen)
+{
+    char why[768];
+
+    if (st == PGCONN_ESTOP)
+        return REPL_ESTOP;
+    snprintf(why, sizeof(why), "%s", err);
+    pgconn_set_err(err, errlen, "cannot connect to Postgres: %s", why);
+    return st == PGCONN_EFATAL ? REPL_EFATAL : REPL_ERETRY;
+}
+
+static PGconn *connect_plain(const struct repl_opts *opts, const char *application_name,
+                             enum repl_status *st, char *err, size_t errlen)
+{
+    struct pgconn_opts co = {
+        .dburl = opts->dburl,
+        .application_name = application_name,
+        .connect_timeout_s = opts->connect_timeout_s,
+        .stop_fd = opts->stop_fd,
+    };
+    enum pgconn_status pst;
+    PGconn *conn = pgconn_open(&co, &pst, err, errlen);
+
+    *st = conn != NULL ? REPL_OK : from_pgconn(pst, err, errlen);
+    return conn;
+}
+
 enum repl_status repl_open(const struct repl_opts *opts, struct repl_conn **out,
                            struct repl_slot_info *info, char *err, size_t errlen)
 {
-    char timeout[16];
-    /* Defaults come before dbname so the user's URI can override them;
-     * replication and options come after because the relay depends on them:
-     * text values must be rendered in ISO style and UTC (docs/protocol.md#p13). */
-    const char *keys[] = {"connect_timeout",  "keepalives",
-                          "keepalives_idle",  "keepalives_interval",
-                          "keepalives_count", "application_name",
-                          "dbname",           "replication",
-                          "options",          NULL};
-    const char *vals[] = {timeout,
-                          "1",
-                          "10",
-                          "5",
-                          "3",
-                          "cdc-relay",
-                          opts->dburl,
-                          "database",
-                          "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 "
-                          "-c TimeZone=UTC",
-                          NULL};
+    struct pgconn_opts co = {
+        .dburl = opts->dburl,
+        .application_name = opts->application_name ? opts->application_name : "cdc-relay",
+        .replication = true,
+        .connect_timeout_s = opts->connect_timeout_s,
+        .stop_fd = opts->stop_fd,
+    };
     struct repl_conn *rc;
+    enum pgconn_status pst;
     enum repl_status st;
 
     memset(info, 0, sizeof(*info));
     *out = NULL;
-    snprintf(timeout, sizeof(timeout), "%d", opts->connect_timeout_s);
     rc = calloc(1, sizeof(*rc));
     if (rc == NULL) {
-        repl_set_err(err, errlen, "out of memory");
+        pgconn_set_err(err, errlen, "out of memory");
         return REPL_EFATAL;
     }
     rc->opts = opts;
-    rc->conn = PQconnectdbParams(keys, vals, 1);
-    if (rc->conn == NULL || PQstatus(rc->conn) != CONNECTION_OK) {
-        const char *msg = rc->conn ? PQerrorMessage(rc->conn) : "out of memory";
-        repl_set_err(err, errlen, "cannot connect to Postgres: %s", msg);
-        st = repl_connect_error_is_fatal(msg) ? REPL_EFATAL : REPL_ERETRY;
-        if (strstr(msg, "must be superuser or replication role") != NULL)
-            repl_set_err(
-                err, errlen,
-                "cannot connect to Postgres: the role lacks the REPLICATION attribute (ALTER "
-                "ROLE <name> REPLICATION)");
-        repl_abort(rc);
-        return st;
+    rc->conn = pgconn_open(&co, &pst, err, errlen);
+    if (rc->conn == NULL) {
+        free(rc);
+        return from_pgconn(pst, err, errlen);
     }
     st = identify(rc, info, err, errlen);
     if (st == REPL_OK)
@@ -543,7 +636,7 @@ enum repl_status repl_start(struct repl_conn *rc, uint64_t start_lsn, char *err,
     bool stopped;
 
     if (slot_id == NULL || pub_id == NULL || (pub_lit = literal(rc, pub_id)) == NULL) {
-        repl_set_err(err, errlen, "cannot quote names: %s", PQerrorMessage(rc->conn));
+        pgconn_set_err(err, errlen, "cannot quote names: %s", PQerrorMessage(rc->conn));
         PQfreemem(slot_id);
         PQfreemem(pub_id);
         return REPL_EFATAL;
@@ -560,14 +653,14 @@ enum repl_status repl_start(struct repl_conn *rc, uint64_t start_lsn, char *err,
     PQfreemem(pub_lit);
     res = exec_interruptible(rc, sql, &stopped);
     if (stopped) {
-        repl_set_err(err, errlen, "stopped while starting replication");
+        pgconn_set_err(err, errlen, "stopped while starting replication");
         return REPL_ESTOP;
     }
     if (PQresultStatus(res) != PGRES_COPY_BOTH) {
         /* 55006 object in use: the slot is active for another PID. */
         enum repl_status st = classify(rc, res);
 
-        repl_set_err(err, errlen, "START_REPLICATION failed: %s", PQerrorMessage(rc->conn));
+        pgconn_set_err(err, errlen, "START_REPLICATION failed: %s", PQerrorMessage(rc->conn));
         PQclear(res);
         return st;
     }
@@ -598,21 +691,18 @@ int repl_recv(struct repl_conn *rc, const uint8_t **buf, char *err, size_t errle
 
         rc->streaming = false;
         if (PQresultStatus(res) == PGRES_COMMAND_OK) {
-            repl_set_err(err, errlen, "server ended the replication stream");
+            pgconn_set_err(err, errlen, "server ended the replication stream");
         } else {
-            const char *state = sqlstate(res);
-            repl_set_err(err, errlen, "replication stream ended: %s", PQerrorMessage(rc->conn));
+            pgconn_set_err(err, errlen, "replication stream ended: %s", PQerrorMessage(rc->conn));
             /* Errors raised by pgoutput itself (missing publication, slot
              * dropped) are not cured by reconnecting; admin shutdowns and
              * terminated walsenders are (57P01 admin_shutdown, 57P02/57P03). */
-            if (state[0] != '\0' && strncmp(state, "57", 2) != 0 && strncmp(state, "08", 2) != 0 &&
-                PQstatus(rc->conn) != CONNECTION_BAD)
-                st = REPL_EFATAL;
+            st = classify(rc, res) == REPL_EFATAL ? REPL_EFATAL : REPL_ERETRY;
         }
         PQclear(res);
         return st;
     }
-    repl_set_err(err, errlen, "replication connection failed: %s", PQerrorMessage(rc->conn));
+    pgconn_set_err(err, errlen, "replication connection failed: %s", PQerrorMessage(rc->conn));
     rc->streaming = false;
     return REPL_ERETRY;
 }
@@ -620,7 +710,7 @@ int repl_recv(struct repl_conn *rc, const uint8_t **buf, char *err, size_t errle
 enum repl_status repl_consume(struct repl_conn *rc, char *err, size_t errlen)
 {
     if (PQconsumeInput(rc->conn) == 0) {
-        repl_set_err(err, errlen, "replication connection failed: %s", PQerrorMessage(rc->conn));
+        pgconn_set_err(err, errlen, "replication connection failed: %s", PQerrorMessage(rc->conn));
         return REPL_ERETRY;
     }
     return REPL_OK;
@@ -645,7 +735,7 @@ enum repl_status repl_send_status(struct repl_conn *rc, uint64_t write_lsn, uint
     msg[33] = reply_requested ? 1 : 0;
     if (PQputCopyData(rc->conn, (const char *)msg, (int)sizeof(msg)) <= 0 ||
         PQflush(rc->conn) != 0) {
-        repl_set_err(err, errlen, "cannot send status update: %s", PQerrorMessage(rc->conn));
+        pgconn_set_err(err, errlen, "cannot send status update: %s", PQerrorMessage(rc->conn));
         return REPL_ERETRY;
     }
     return REPL_OK;
@@ -705,20 +795,19 @@ struct repl_heartbeat {
 
 struct repl_heartbeat *repl_heartbeat_open(const struct repl_opts *opts, char *err, size_t errlen)
 {
-    char timeout[16];
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *vals[] = {timeout, "cdc-relay-heartbeat", opts->dburl, NULL};
     struct repl_heartbeat *hb = calloc(1, sizeof(*hb));
+    enum repl_status st;
 
     if (hb == NULL) {
-        repl_set_err(err, errlen, "out of memory");
+        pgconn_set_err(err, errlen, "out of memory");
         return NULL;
     }
-    snprintf(timeout, sizeof(timeout), "%d", opts->connect_timeout_s);
-    hb->conn = PQconnectdbParams(keys, vals, 1);
-    if (hb->conn == NULL || PQstatus(hb->conn) != CONNECTION_OK) {
-        repl_set_err(err, errlen, "heartbeat connection failed: %s",
-                     hb->conn ? PQerrorMessage(hb->conn) : "out of memory");
+    hb->conn = connect_plain(opts, "cdc-relay-heartbeat", &st, err, errlen);
+    if (hb->conn == NULL) {
+        char why[768];
+
+        snprintf(why, sizeof(why), "%s", err);
+        pgconn_set_err(err, errlen, "heartbeat connection failed: %s", why);
         repl_heartbeat_close(hb);
         return NULL;
     }
@@ -727,27 +816,28 @@ struct repl_heartbeat *repl_heartbeat_open(const struct repl_opts *opts, char *e
 
 enum repl_status repl_publication_check(const struct repl_opts *opts, char *err, size_t errlen)
 {
-    char timeout[16];
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *vals[] = {timeout, "cdc-relay-check", opts->dburl, NULL};
     const char *params[] = {opts->publication, opts->table_schema, opts->table_name};
     PGconn *conn;
     PGresult *res = NULL;
-    enum repl_status st = REPL_ERETRY;
+    enum repl_status st;
 
-    snprintf(timeout, sizeof(timeout), "%d", opts->connect_timeout_s);
-    conn = PQconnectdbParams(keys, vals, 1);
-    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
-        repl_set_err(err, errlen, "publication check: cannot connect: %s",
-                     conn ? PQerrorMessage(conn) : "out of memory");
-        goto out;
+    /* A check that cannot connect is retried at the next interval; the
+     * replication connection is the one that reports a bad login. */
+    conn = connect_plain(opts, "cdc-relay-check", &st, err, errlen);
+    if (conn == NULL) {
+        char why[768];
+
+        snprintf(why, sizeof(why), "%s", err);
+        pgconn_set_err(err, errlen, "publication check: %s", why);
+        return st == REPL_ESTOP ? REPL_ESTOP : REPL_ERETRY;
     }
+    st = REPL_ERETRY;
     res = PQexecParams(conn,
-                       "SELECT EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = $1 "
-                       "AND schemaname = $2 AND tablename = $3)",
+                       "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables "
+                       "WHERE pubname = $1 AND schemaname = $2 AND tablename = $3)",
                        3, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) != 1) {
-        repl_set_err(err, errlen, "publication check failed: %s", PQerrorMessage(conn));
+        pgconn_set_err(err, errlen, "publication check failed: %s", PQerrorMessage(conn));
         goto out;
     }
     if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
@@ -755,7 +845,7 @@ enum repl_status repl_publication_check(const struct repl_opts *opts, char *err,
         goto out;
     }
     st = REPL_EFATAL;
-    repl_set_err(
+    pgconn_set_err(
         err, errlen,
         "table %s.%s is no longer in publication \"%s\" (altered or dropped while the relay "
         "ran): its inserts since then were not streamed, and are not confirmed; add the table "
@@ -773,14 +863,15 @@ enum repl_status repl_heartbeat_tick(struct repl_heartbeat *hb, char *err, size_
         PGresult *res;
 
         if (PQconsumeInput(hb->conn) == 0) {
-            repl_set_err(err, errlen, "heartbeat connection failed: %s", PQerrorMessage(hb->conn));
+            pgconn_set_err(err, errlen, "heartbeat connection failed: %s",
+                           PQerrorMessage(hb->conn));
             return REPL_ERETRY;
         }
         if (PQisBusy(hb->conn))
             return REPL_OK; /* the last one is still running: skip this beat */
         while ((res = PQgetResult(hb->conn)) != NULL) {
             if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                repl_set_err(err, errlen, "heartbeat failed: %s", PQresultErrorMessage(res));
+                pgconn_set_err(err, errlen, "heartbeat failed: %s", PQresultErrorMessage(res));
                 PQclear(res);
                 return REPL_ERETRY;
             }
@@ -791,8 +882,9 @@ enum repl_status repl_heartbeat_tick(struct repl_heartbeat *hb, char *err, size_
     /* Non-transactional: written to WAL at once, decoded when read, no
      * transaction to commit (docs/protocol.md#p1; PG15 has the 3-argument form). */
     if (!PQsendQuery(hb->conn,
-                     "SELECT pg_logical_emit_message(false, 'cdc-relay-heartbeat', now()::text)")) {
-        repl_set_err(err, errlen, "heartbeat failed: %s", PQerrorMessage(hb->conn));
+                     "SELECT pg_catalog.pg_logical_emit_message(false, 'cdc-relay-heartbeat', "
+                     "pg_catalog.now()::text)")) {
+        pgconn_set_err(err, errlen, "heartbeat failed: %s", PQerrorMessage(hb->conn));
         return REPL_ERETRY;
     }
     hb->in_flight = true;
@@ -805,6 +897,25 @@ void repl_heartbeat_close(struct repl_heartbeat *hb)
         return;
     PQfinish(hb->conn);
     free(hb);
+}
+
+enum repl_status repl_drop_slot(struct repl_conn *rc, char *err, size_t errlen)
+{
+    char *slot_id = ident(rc, rc->opts->slot);
+    char sql[256];
+    PGresult *res = NULL;
+    enum repl_status st;
+
+    if (slot_id == NULL) {
+        pgconn_set_err(err, errlen, "cannot quote slot name: %s", PQerrorMessage(rc->conn));
+        return REPL_EFATAL;
+    }
+    snprintf(sql, sizeof(sql), "DROP_REPLICATION_SLOT %s", slot_id);
+    PQfreemem(slot_id);
+    st = run_query(rc, sql, PGRES_COMMAND_OK, &res, NULL, err, errlen);
+    if (st == REPL_OK)
+        PQclear(res);
+    return st;
 }
 
 void repl_abort(struct repl_conn *rc)

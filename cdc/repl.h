@@ -20,6 +20,14 @@
 #define REPL_KEEPALIVE_LEN    (1 + 8 + 8 + 1)
 #define REPL_STATUS_LEN       (1 + 8 + 8 + 8 + 8 + 1)
 
+/* A walsender, as pg_stat_replication shows it: enough to know it again. */
+struct repl_walsender {
+    int pid;                   /* 0: unknown */
+    char backend_start[48];    /* its text form, in UTC */
+    char application_name[64]; /* NAMEDATALEN */
+    char client[80];           /* "host:port", or "local socket" */
+};
+
 enum repl_status {
     REPL_OK = 0,
     REPL_ERETRY = -1, /* connection-level trouble: back off and reconnect */
@@ -40,6 +48,15 @@ struct repl_opts {
     bool messages; /* message mode: pgoutput 'messages' on, the publication may be empty */
     int connect_timeout_s;
     int stop_fd; /* readable = give up waiting (signal self-pipe), or -1 */
+    /* The replication connection's application_name (unless the URL sets
+     * one): "cdc-relay/" and an id of this process, so its walsender is
+     * known in pg_stat_replication. */
+    const char *application_name;
+    /* Walsenders this process opened earlier (borrowed for the call): when
+     * one of them still holds the slot, it is ended (pg_terminate_backend)
+     * and REPL_EBUSY says so with holder_own set. */
+    const struct repl_walsender *own;
+    size_t nown;
 };
 
 /* What the server said about the slot before streaming. */
@@ -48,18 +65,25 @@ struct repl_slot_info {
     uint64_t confirmed_flush; /* slot's confirmed_flush_lsn (consistent point if created) */
     bool publication_created;
     char dbname[128];
-    char systemid[32];       /* IDENTIFY_SYSTEM systemid: which cluster this is */
-    uint64_t server_wal_end; /* IDENTIFY_SYSTEM xlogpos */
+    char systemid[32];          /* IDENTIFY_SYSTEM systemid: which cluster this is */
+    uint64_t server_wal_end;    /* IDENTIFY_SYSTEM xlogpos */
+    struct repl_walsender self; /* this connection's walsender */
+    /* REPL_EBUSY: the session holding the slot (pid 0 when unknown), and
+     * whether it was one of opts->own, now asked to end. */
+    struct repl_walsender holder;
+    bool holder_own;
 };
 
 struct repl_conn;
 
 /*
- * Connects, runs IDENTIFY_SYSTEM, validates wal_level, the publication (and
- * that it lists the table with inserts published) and the slot (pgoutput,
- * same database, not invalidated, not active elsewhere), creating the
- * publication and then the slot when missing and allowed. On REPL_OK *out is
- * new (free with repl_close). Returns a repl_status; err says what to fix.
+ * Connects (cdc/pgconn.c), runs IDENTIFY_SYSTEM, validates wal_level, the
+ * publication (and that it lists the table with inserts published) and the
+ * slot (pgoutput, same database, not invalidated, not active elsewhere),
+ * creating the publication and then the slot when missing and allowed. A
+ * slot active for one of opts->own is asked to let go (REPL_EBUSY,
+ * info->holder_own). On REPL_OK *out is new (free with repl_close). Returns
+ * a repl_status; err says what to fix.
  */
 enum repl_status repl_open(const struct repl_opts *opts, struct repl_conn **out,
                            struct repl_slot_info *info, char *err, size_t errlen) MUSTCHECK;
@@ -123,14 +147,10 @@ void repl_close(struct repl_conn *rc, int timeout_ms);
 /* Closes without the polite end: for a connection already broken. NULL-safe. */
 void repl_abort(struct repl_conn *rc);
 
-/* Connection failures that retrying cannot fix (bad credentials, a missing
- * database or role, a malformed conninfo), from libpq's message. Shared
- * with poll mode's ordinary connection. */
-bool repl_connect_error_is_fatal(const char *msg);
-
-/* Formats an error for one log line: libpq's messages end in a newline and
- * DETAIL/HINT add more lines, which become spaces. Shared with poll mode. */
-void repl_set_err(char *err, size_t errlen, const char *fmt, ...) PRINTF_FMT(3, 4);
+/* DROP_REPLICATION_SLOT for the slot this connection created and never
+ * streamed from, so a refused start leaves nothing that holds WAL. Call
+ * before repl_start only. */
+enum repl_status repl_drop_slot(struct repl_conn *rc, char *err, size_t errlen) MUSTCHECK;
 
 /* libpq's run-time version number (PQlibVersion), for --version and build_info. */
 int repl_libpq_version(void);

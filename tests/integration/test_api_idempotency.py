@@ -124,11 +124,13 @@ def slow_order_inserts(stack, seconds: float):
 
 
 def fail_order_inserts_while_flagged(stack):
-    """A trigger that fails every order insert while table fail_flag has a row."""
+    """A trigger that fails every order insert while table fail_flag has a row.
+    It names its table with the schema: it runs in the api's session, whose
+    search_path is pg_catalog (docs/security.md)."""
     stack.pg.psql(
         "CREATE TABLE fail_flag (x int);"
         " CREATE FUNCTION fail_insert() RETURNS trigger LANGUAGE plpgsql AS $$"
-        " BEGIN IF EXISTS (SELECT 1 FROM fail_flag) THEN RAISE EXCEPTION 'injected failure';"
+        " BEGIN IF EXISTS (SELECT 1 FROM public.fail_flag) THEN RAISE EXCEPTION 'injected failure';"
         " END IF; RETURN NEW; END $$;"
         " CREATE TRIGGER fail_insert AFTER INSERT ON orders"
         " FOR EACH ROW EXECUTE FUNCTION fail_insert()",

@@ -81,7 +81,7 @@ static void test_select(void)
                    " ORDER BY \"created_at\", \"id\" LIMIT $1 FOR UPDATE SKIP LOCKED");
     CHECK(poll_sql_select("My Schema", "o\"x", &layout, true, buf, sizeof(buf)));
     CHECK(strstr(buf, " FROM \"My Schema\".\"o\"\"x\" WHERE ") != NULL);
-    CHECK(strstr(buf, "extract(epoch FROM coalesce(pg_xact_commit_timestamp(xmin), "
+    CHECK(strstr(buf, "extract(epoch FROM coalesce(pg_catalog.pg_xact_commit_timestamp(xmin), "
                       "\"created_at\"))") != NULL);
     CHECK(!poll_sql_select("", "outbox", &layout, false, buf, sizeof(buf)));
     CHECK(!poll_sql_select("public", "", &layout, false, buf, sizeof(buf)));
@@ -111,14 +111,18 @@ static void test_select_mapped(void)
     CHECK(outbox_header_columns_parse(spec, &oc, &why));
     layout_of(&layout, &oc, names, types, 9);
     CHECK(poll_sql_select("public", "outbox", &layout, false, buf, sizeof(buf)));
-    CHECK_STR(buf, "SELECT \"id\"::text, \"aggregatetype\"::text, \"aggregateid\"::text,"
-                   " \"type\"::text, \"payload\"::text,"
-                   " (extract(epoch FROM to_timestamp(\"timestamp\" / 1000.0)) * 1000000)::bigint,"
-                   " \"tp\"::text, \"ten\"\"ant\"::text"
-                   " FROM \"public\".\"outbox\" WHERE \"Sent At\" IS NULL"
-                   " ORDER BY \"timestamp\", \"id\" LIMIT $1 FOR UPDATE SKIP LOCKED");
+    CHECK_STR(
+        buf,
+        "SELECT \"id\"::text, \"aggregatetype\"::text, \"aggregateid\"::text,"
+        " \"type\"::text, \"payload\"::text,"
+        " (extract(epoch FROM pg_catalog.to_timestamp(\"timestamp\" / 1000.0)) * 1000000)::bigint,"
+        " \"tp\"::text, \"ten\"\"ant\"::text"
+        " FROM \"public\".\"outbox\" WHERE \"Sent At\" IS NULL"
+        " ORDER BY \"timestamp\", \"id\" LIMIT $1 FOR UPDATE SKIP LOCKED");
     CHECK(poll_sql_mark("public", "outbox", &oc, buf, sizeof(buf)));
-    CHECK_STR(buf, "UPDATE \"public\".\"outbox\" SET \"Sent At\" = now() WHERE \"id\" = ANY($1)");
+    CHECK_STR(
+        buf,
+        "UPDATE \"public\".\"outbox\" SET \"Sent At\" = pg_catalog.now() WHERE \"id\" = ANY($1)");
     /* Without a usable timestamp column there is no batch query. */
     layout.timestamp_kind = OUTBOX_TS_OTHER;
     CHECK(!poll_sql_select("public", "outbox", &layout, false, buf, sizeof(buf)));
@@ -133,10 +137,12 @@ static void test_mark(void)
 
     outbox_columns_default(&oc);
     CHECK(poll_sql_mark("public", "outbox", &oc, buf, sizeof(buf)));
-    CHECK_STR(buf,
-              "UPDATE \"public\".\"outbox\" SET \"published_at\" = now() WHERE \"id\" = ANY($1)");
+    CHECK_STR(buf, "UPDATE \"public\".\"outbox\" SET \"published_at\" = pg_catalog.now() WHERE "
+                   "\"id\" = ANY($1)");
     CHECK(poll_sql_mark("s", "t\"", &oc, buf, sizeof(buf)));
-    CHECK_STR(buf, "UPDATE \"s\".\"t\"\"\" SET \"published_at\" = now() WHERE \"id\" = ANY($1)");
+    CHECK_STR(
+        buf,
+        "UPDATE \"s\".\"t\"\"\" SET \"published_at\" = pg_catalog.now() WHERE \"id\" = ANY($1)");
     CHECK(!poll_sql_mark("s", "t", &oc, buf, 20));
 }
 
