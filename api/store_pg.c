@@ -40,10 +40,11 @@ static const char sql_create_table[] =
     " VALUES (pg_catalog.gen_random_uuid(), $1::text, $2::int, 'created', pg_catalog.now())"
     " RETURNING id, item, quantity, status, created_at"
     "), e AS ("
-    " INSERT INTO public.outbox (id, aggregate_type, aggregate_id, event_type, payload)"
+    " INSERT INTO public.outbox (id, aggregate_type, aggregate_id, event_type, payload,"
+    "  traceparent)"
     " SELECT pg_catalog.gen_random_uuid(), 'orders', o.id::text, 'OrderCreated',"
     "  pg_catalog.jsonb_build_object('id', o.id, 'item', o.item, 'quantity', o.quantity,"
-    "   'status', o.status, 'created_at', o.created_at)"
+    "   'status', o.status, 'created_at', o.created_at), $3::text"
     " FROM o"
     " RETURNING aggregate_id, payload"
     ") SELECT aggregate_id, payload::text FROM e";
@@ -59,7 +60,7 @@ static const char sql_create_table[] =
     "pg_catalog.pg_logical_emit_message(true, 'outbox', pg_catalog.jsonb_build_object("            \
     " 'id', pg_catalog.gen_random_uuid(),"                                                         \
     " 'aggregate_type', 'orders', 'aggregate_id', p.id::text, 'event_type', 'OrderCreated',"       \
-    " 'payload', p.payload)::text)"
+    " 'payload', p.payload, 'traceparent', p.traceparent)::text)"
 
 /* MATERIALIZED and the lsn filter make sure the message is emitted before the row is returned. */
 static const char sql_create_message[] =
@@ -67,7 +68,7 @@ static const char sql_create_message[] =
     " INSERT INTO public.orders (id, item, quantity, status, created_at)"
     " VALUES (pg_catalog.gen_random_uuid(), $1::text, $2::int, 'created', pg_catalog.now())"
     " RETURNING id, pg_catalog.jsonb_build_object('id', id, 'item', item, 'quantity', quantity,"
-    "  'status', status, 'created_at', created_at) AS payload"
+    "  'status', status, 'created_at', created_at) AS payload, $3::text AS traceparent"
     "), m AS MATERIALIZED ("
     " SELECT p.id, p.payload, " SQL_EMIT_P " AS lsn FROM o AS p"
     ") SELECT id::text, payload::text FROM m WHERE lsn IS NOT NULL";
@@ -87,9 +88,9 @@ static const char sql_create_message[] =
 #define SQL_KEYED_HEAD                                                                             \
     "WITH r AS MATERIALIZED ("                                                                     \
     " SELECT pg_catalog.gen_random_uuid() AS id, $1::text AS item, $2::int AS quantity,"           \
-    "  'created'::text AS status, pg_catalog.now() AS created_at"                                  \
+    "  'created'::text AS status, pg_catalog.now() AS created_at, $5::text AS traceparent"         \
     "), p AS MATERIALIZED ("                                                                       \
-    " SELECT r.id, r.item, r.quantity, r.status, r.created_at,"                                    \
+    " SELECT r.id, r.item, r.quantity, r.status, r.created_at, r.traceparent,"                     \
     "  pg_catalog.jsonb_build_object('id', r.id, 'item', r.item, 'quantity', r.quantity,"          \
     "   'status', r.status, 'created_at', r.created_at) AS payload"                                \
     " FROM r"                                                                                      \
@@ -107,9 +108,9 @@ static const char sql_create_message[] =
 static const char sql_create_keyed_table[] =
     SQL_KEYED_HEAD ", e AS ("
                    " INSERT INTO public.outbox (id, aggregate_type, aggregate_id, event_type,"
-                   "  payload)"
+                   "  payload, traceparent)"
                    " SELECT pg_catalog.gen_random_uuid(), 'orders', o.id::text, 'OrderCreated',"
-                   "  p.payload"
+                   "  p.payload, p.traceparent"
                    " FROM o, p"
                    " RETURNING id"
                    ") SELECT k.status, k.body, k.location FROM k, e";
@@ -352,8 +353,8 @@ static enum store_status prepare_all(struct store_pg *st, struct pool_conn *pc, 
         const char *name, *sql;
         int nparams;
     } stmts[] = {
-        {STMT_CREATE, message ? sql_create_message : sql_create_table, 2},
-        {STMT_CREATE_KEYED, message ? sql_create_keyed_message : sql_create_keyed_table, 4},
+        {STMT_CREATE, message ? sql_create_message : sql_create_table, 3},
+        {STMT_CREATE_KEYED, message ? sql_create_keyed_message : sql_create_keyed_table, 5},
         {STMT_KEY_GET, sql_key_get, 1},
         {STMT_GET, sql_get, 1},
     };
@@ -365,7 +366,8 @@ static enum store_status prepare_all(struct store_pg *st, struct pool_conn *pc, 
         /* 42P05: prepared by an earlier, partly failed attempt on this session. */
         if (PQresultStatus(res) != PGRES_COMMAND_OK && !sqlstate_is(res, "42P05")) {
             s = classify_pooled(st, pc, res, "prepare", errbuf, errlen);
-            if (sqlstate_is(res, "42P01"))
+            /* 42P01, 3F000; 42703: outbox.traceparent before migration 5 */
+            if (pgerr_classify(PQresultErrorField(res, PG_DIAG_SQLSTATE)) == PGERR_SCHEMA)
                 flatten(errbuf, errlen, "schema not migrated (run orders-api --migrate): ",
                         PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
         }
@@ -508,7 +510,7 @@ static bool retryable(const PGresult *res)
 
 /* The fast path, without a key: one statement, (id, payload) back. */
 static enum store_status create_plain(struct store_pg *st, struct pool_conn *pc,
-                                      const char *const values[2], struct store_created *out,
+                                      const char *const values[3], struct store_created *out,
                                       char *errbuf, size_t errlen)
 {
     enum store_status s = STORE_UNAVAILABLE;
@@ -521,7 +523,7 @@ static enum store_status create_plain(struct store_pg *st, struct pool_conn *pc,
         s = conn_ready(st, pc, errbuf, errlen);
         if (s != STORE_OK)
             break;
-        res = PQexecPrepared(pc->conn, STMT_CREATE, 2, values, NULL, NULL, 0);
+        res = PQexecPrepared(pc->conn, STMT_CREATE, 3, values, NULL, NULL, 0);
         if (PQresultStatus(res) == PGRES_TUPLES_OK) {
             s = take_row(res, &order, errbuf, errlen);
             PQclear(res);
@@ -577,7 +579,7 @@ static enum store_status take_answer(const PGresult *res, int col, struct store_
  * again from the start; a failed insert is not (it may have committed).
  */
 static enum store_status create_keyed(struct store_pg *st, struct pool_conn *pc,
-                                      const char *const values[4],
+                                      const char *const values[5],
                                       const struct store_idempotency *idem,
                                       struct store_created *out, char *errbuf, size_t errlen)
 {
@@ -589,7 +591,7 @@ static enum store_status create_keyed(struct store_pg *st, struct pool_conn *pc,
         s = conn_ready(st, pc, errbuf, errlen);
         if (s != STORE_OK)
             break;
-        res = PQexecPrepared(pc->conn, STMT_CREATE_KEYED, 4, values, NULL, NULL, 0);
+        res = PQexecPrepared(pc->conn, STMT_CREATE_KEYED, 5, values, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
             s = classify_pooled(st, pc, res, "insert order", errbuf, errlen);
             if (retryable(res)) {
@@ -644,17 +646,19 @@ static enum store_status pg_order_create(void *store, const struct order_request
     struct pool_conn *pc = checkout(st);
     enum store_status s;
     char qty[16];
-    const char *values[4] = {req->item, qty, NULL, NULL};
 
     if (pc == NULL)
         return busy_error(st, errbuf, errlen);
     memset(out, 0, sizeof(*out));
     snprintf(qty, sizeof(qty), "%d", req->quantity);
+    /* traceparent last ($3 plain, $5 keyed); NULL: none */
     if (idem == NULL) {
+        const char *values[3] = {req->item, qty, req->traceparent};
+
         s = create_plain(st, pc, values, out, errbuf, errlen);
     } else {
-        values[2] = idem->key;
-        values[3] = idem->request_hash;
+        const char *values[5] = {req->item, qty, idem->key, idem->request_hash, req->traceparent};
+
         s = create_keyed(st, pc, values, idem, out, errbuf, errlen);
     }
     checkin(st, pc);

@@ -65,6 +65,9 @@ struct relay {
     struct feedback_state fb;
     struct outbox_layout layout;
     bool have_layout;
+    bool traceparent_told; /* the log said once whether the column is there */
+    uint8_t *scratch;      /* bytea columns decoded into bytes */
+    size_t scratch_cap;
 
     /* the transaction being received */
     bool in_txn;
@@ -585,8 +588,17 @@ static bool handle_insert(struct relay *r, enum stream_end *end)
         return false;
     }
     ost = outbox_event_from_tuple(&r->layout, &m->u.insert.newtup, &ev);
+    if (ost == OUTBOX_OK) {
+        size_t need = outbox_event_decode_size(&r->layout, &ev);
+
+        if (need > r->scratch_cap) {
+            r->scratch = xrealloc(r->scratch, need);
+            r->scratch_cap = need;
+        }
+        ost = outbox_event_decode(&r->layout, &ev, r->scratch, r->scratch_cap);
+    }
     if (ost == OUTBOX_ENULL && r->cfg->dead_letter_topic != NULL) {
-        char why[128];
+        char why[160];
 
         r->received++;
         snprintf(why, sizeof(why), "bad outbox row: %s", outbox_strerror(ost));
@@ -716,12 +728,27 @@ static bool handle_relation(struct relay *r, enum stream_end *end)
             r->have_layout = false; /* renamed away from the outbox name */
         return true;
     }
-    if (outbox_layout_init(&r->layout, rel, &missing) != OUTBOX_OK) {
-        log_error("table %s.%s has no column \"%s\"; the outbox needs id, aggregate_type, "
-                  "aggregate_id, event_type and payload",
-                  rel->nspname, rel->relname, missing);
+    if (outbox_layout_init(&r->layout, r->cfg->columns, rel, &missing) != OUTBOX_OK) {
+        const struct outbox_columns *c = r->cfg->columns;
+
+        log_error("table %s.%s has no column \"%s\"; the outbox needs the columns %s, %s, %s, "
+                  "%s and %s (--id-column, --route-column, --key-column, --type-column, "
+                  "--payload-column), and every --header-columns one",
+                  rel->nspname, rel->relname, missing, c->role[OUTBOX_COL_ID],
+                  c->role[OUTBOX_COL_AGGREGATE_TYPE], c->role[OUTBOX_COL_AGGREGATE_ID],
+                  c->role[OUTBOX_COL_EVENT_TYPE], c->role[OUTBOX_COL_PAYLOAD]);
         *end = STREAM_FATAL;
         return false;
+    }
+    if (!r->traceparent_told && r->cfg->columns->traceparent != NULL) {
+        if (r->layout.traceparent >= 0)
+            log_info("trace context: column \"%s\" of %s.%s becomes the traceparent header",
+                     r->cfg->columns->traceparent, rel->nspname, rel->relname);
+        else
+            log_info("trace context: table %s.%s has no column \"%s\"; events carry no "
+                     "traceparent header (sql/0005_outbox_traceparent.sql adds it)",
+                     rel->nspname, rel->relname, r->cfg->columns->traceparent);
+        r->traceparent_told = true;
     }
     r->have_layout = true;
     return true;
@@ -1573,6 +1600,7 @@ out:
     sink_free(r.sink);
     relcache_free(r.relcache);
     tracker_free(r.tracker);
+    free(r.scratch);
     free(r.msg);
     return r.fenced ? RELAY_EXIT_FENCED : result;
 }

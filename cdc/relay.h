@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "outbox.h"
 #include "sink_kafka.h"
 
 struct metrics_board;
@@ -24,6 +25,8 @@ struct relay_config {
     const char *table_schema;
     const char *table_name;
     const char *topic_template;
+    /* which column is which (--id-column, ..., --header-columns); borrowed */
+    const struct outbox_columns *columns;
     bool create_slot;
     bool create_publication;
     uint64_t start_lsn; /* 0: resume from the slot */

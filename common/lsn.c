@@ -6,16 +6,7 @@
 
 #include <stdio.h>
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "hex.h"
 
 /* Reads 1..8 hex digits; pg_lsn_in accepts the same lengths. */
 static const char *parse_half(const char *s, uint32_t *out)

@@ -17,6 +17,7 @@
 
 #include "cdc/pgout.h"
 #include "cdc/relcache.h"
+#include "hex.h"
 #include "lsn.h"
 #include "support/pgout_build.h"
 #include "unit/check.h"
@@ -58,17 +59,6 @@ struct fx {
 static struct pgout_msg msg;
 static struct pgout_msg msg2;
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static const char *fixtures_dir(void)
 {
     const char *dir = getenv("FIXTURES_DIR");
@@ -95,7 +85,7 @@ static bool fx_parse_line(char *line, struct fx_msg *m)
     if (m->data == NULL)
         return false;
     for (size_t i = 0; i < m->len; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
 
         if (hi < 0 || lo < 0) {
             free(m->data);
