@@ -158,6 +158,18 @@ class Stack:
     def events(self, count: int | None = None, timeout: float = 60):
         return self.kafka.consume(self.topic, count=count, timeout=timeout)
 
+    def events_covering(self, ids: set[str], timeout: float = 120) -> list[dict]:
+        """The topic once every id in `ids` is in it (by the `id` header), or
+        what is there after `timeout`. A count of messages is not enough after
+        a crash: duplicates reach the count while later events are still on
+        their way."""
+        deadline = time.monotonic() + timeout
+        while True:
+            events = self.kafka.consume(self.topic)
+            if ids <= {e["headers"].get("id") for e in events} or time.monotonic() >= deadline:
+                return events
+            time.sleep(0.5)
+
     def wait_until(self, predicate, timeout: float = 30, what: str = "condition"):
         deadline = time.monotonic() + timeout
         while True:
