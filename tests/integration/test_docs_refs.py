@@ -18,12 +18,27 @@ CITED = re.compile(r"\bdocs/([\w.-]+\.md)#([\w-]+)((?:(?:,| to| and) #[\w-]+)*)"
 LINK = re.compile(r"\]\(([\w./-]+\.md)?#([^)\s]+)\)")
 
 
+# What .gitignore leaves out, for a tree without git (a release tarball, the
+# fresh-machine check's `git archive` copy).
+UNTRACKED_DIRS = {".git", "bin", "build", ".cache", "__pycache__", ".run", ".pytest_cache"}
+
+
+def source_files() -> list[Path]:
+    try:
+        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, check=True).stdout
+        return [ROOT / name for name in out.decode().split("\0") if name]
+    except (OSError, subprocess.CalledProcessError):
+        return [path for path in ROOT.rglob("*") if not ignored(path.relative_to(ROOT).parts)]
+
+
+def ignored(parts: tuple[str, ...]) -> bool:
+    return bool(UNTRACKED_DIRS.intersection(parts)) or any(p.startswith("corpus-") for p in parts)
+
+
 def tracked_text_files() -> list[Path]:
-    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, check=True).stdout
     files = []
-    for name in out.decode().split("\0"):
-        path = ROOT / name
-        if name and path.is_file() and not path.is_symlink():
+    for path in source_files():
+        if path.is_file() and not path.is_symlink() and not path.name.endswith((".o", ".a", ".state")):
             data = path.read_bytes()
             if b"\0" not in data[:8192]:
                 files.append(path)
