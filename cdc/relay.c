@@ -18,6 +18,7 @@
 
 #include "be.h"
 #include "catchup.h"
+#include "confirm.h"
 #include "eos.h"
 #include "feedback.h"
 #include "log.h"
@@ -29,6 +30,7 @@
 #include "pgout.h"
 #include "relcache.h"
 #include "repl.h"
+#include "resume.h"
 #include "state.h"
 #include "tracker.h"
 #include "xmem.h"
@@ -37,8 +39,6 @@
  * backlog cannot starve the status updates. */
 #define RELAY_RECV_BUDGET  2048
 #define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
-/* Samples of the delivered position kept for --replay-window. */
-#define REPLAY_SAMPLES 4096
 /* Metrics snapshots are published at most this often (and at stream edges). */
 #define METRICS_PUBLISH_US 100000
 /* Earlier walsenders of this process remembered (each reconnect adds one). */
@@ -74,8 +74,7 @@ struct relay {
     char txn_lsn[LSN_STR_MAX];
     char txn_ts[OUTBOX_TS_LEN + 1];
 
-    uint64_t write_lsn;       /* furthest position received */
-    uint64_t pending_wal_end; /* keepalive position waiting for the tracker to go idle */
+    uint64_t write_lsn; /* furthest position received */
     int64_t last_server_msg_us;
     bool probe_sent;
     bool end_reached;
@@ -87,21 +86,9 @@ struct relay {
     int reply_burst;
     char systemid[32];
 
-    /* Highest position received before a publication check that passed
-     * (publication_verified); the confirmed position never passes it. */
-    uint64_t pub_verified_lsn;
-    int64_t pub_checked_us;
-
-    /* --state-file: the last delivered position written durably */
-    uint64_t saved_lsn;
-
-    /* --replay-window: (time, delivered position) samples, oldest first */
-    struct {
-        int64_t at_us;
-        uint64_t lsn;
-    } samples[REPLAY_SAMPLES];
-    size_t nsamples;
-    uint64_t held_lsn; /* what the server is allowed to forget up to */
+    /* what status updates report (state file, replay window, publication
+     * check, held keepalive position) */
+    struct confirm confirm;
 
     /* set from delivery reports */
     bool rewind;
@@ -231,54 +218,17 @@ static void on_dead_letter(void *arg, uint64_t seq, const char *err, const char 
                NULL);
 }
 
-/*
- * --replay-window: the position the server may forget up to is the newest
- * delivered position at least the window old, so the last window of WAL
- * stays in the slot for a replay (--start-lsn). Samples are taken at most
- * every window/REPLAY_SAMPLES (and at least 1 s) apart.
- */
-static uint64_t replay_window_hold(struct relay *r, uint64_t delivered, int64_t now)
-{
-    int64_t window_us = r->cfg->replay_window_s * 1000000;
-    int64_t spacing = window_us / REPLAY_SAMPLES;
-    size_t keep = 0;
-
-    if (spacing < 1000000)
-        spacing = 1000000;
-    if (r->nsamples == 0 || (r->samples[r->nsamples - 1].lsn != delivered &&
-                             now - r->samples[r->nsamples - 1].at_us >= spacing)) {
-        if (r->nsamples == REPLAY_SAMPLES) {
-            memmove(&r->samples[0], &r->samples[1], sizeof(r->samples[0]) * (REPLAY_SAMPLES - 1));
-            r->nsamples--;
-        }
-        r->samples[r->nsamples].at_us = now;
-        r->samples[r->nsamples].lsn = delivered;
-        r->nsamples++;
-    }
-    while (keep < r->nsamples && r->samples[keep].at_us <= now - window_us)
-        keep++;
-    if (keep > 0) {
-        /* samples[keep-1] is the newest old enough; older ones are done. */
-        r->held_lsn = r->samples[keep - 1].lsn;
-        memmove(&r->samples[0], &r->samples[keep - 1],
-                sizeof(r->samples[0]) * (r->nsamples - keep + 1));
-        r->nsamples -= keep - 1;
-    }
-    return r->held_lsn;
-}
-
 /* Returns false when the connection failed or the position could not be
  * saved (both logged; the latter also marks the relay fatal). */
 static bool send_status(struct relay *r, bool reply_requested)
 {
     uint64_t delivered = tracker_safe_lsn(r->tracker);
-    uint64_t flush = delivered;
-    int64_t now = pace_now_us();
-    uint64_t write;
+    struct confirm_status cs =
+        confirm_next(&r->confirm, delivered, r->write_lsn, pace_monotonic_us());
 
     /* R9: the saved position is on disk before the server may forget it. */
-    if (r->cfg->state_file != NULL && delivered > r->saved_lsn) {
-        struct relay_state st = {.lsn = delivered};
+    if (cs.save != 0) {
+        struct relay_state st = {.lsn = cs.save};
 
         snprintf(st.slot, sizeof(st.slot), "%s", r->cfg->slot);
         snprintf(st.systemid, sizeof(st.systemid), "%s", r->systemid);
@@ -287,22 +237,17 @@ static bool send_status(struct relay *r, bool reply_requested)
             r->fatal = true;
             return false;
         }
-        r->saved_lsn = delivered;
+        confirm_saved(&r->confirm, cs.save);
     }
-    if (r->cfg->replay_window_s > 0)
-        flush = replay_window_hold(r, delivered, pace_monotonic_us());
-    if (flush > r->pub_verified_lsn)
-        flush = r->pub_verified_lsn;
-    write = r->write_lsn > delivered ? r->write_lsn : delivered;
-    if (repl_send_status(r->rc, write, flush, flush, now - PG_EPOCH_OFFSET_US, reply_requested,
-                         r->err, sizeof(r->err)) != REPL_OK) {
+    if (repl_send_status(r->rc, cs.write, cs.flush, cs.flush, pace_now_us() - PG_EPOCH_OFFSET_US,
+                         reply_requested, r->err, sizeof(r->err)) != REPL_OK) {
         log_warn("%s", r->err);
         return false;
     }
     log_debug("status update write=" LSN_FMT " flush=" LSN_FMT " delivered=" LSN_FMT,
-              LSN_ARGS(write), LSN_ARGS(flush), LSN_ARGS(delivered));
+              LSN_ARGS(cs.write), LSN_ARGS(cs.flush), LSN_ARGS(delivered));
     feedback_sent(&r->fb, delivered, pace_monotonic_us());
-    r->confirmed_lsn = flush;
+    r->confirmed_lsn = cs.flush;
     return true;
 }
 
@@ -747,7 +692,7 @@ static bool handle_begin(struct relay *r, enum stream_end *end)
     }
     r->in_txn = true;
     r->txn_commit_lsn = final_lsn;
-    r->pending_wal_end = 0; /* this transaction's commit will supersede it */
+    confirm_drop_keepalive(&r->confirm); /* this transaction's commit will supersede it */
     /* A transaction that commits before what was already produced is a
      * re-sent copy (reconnect, or a slot that moved back after a server
      * crash); one before --start-lsn was excluded by the operator. */
@@ -903,7 +848,7 @@ static bool handle_keepalive(struct relay *r, const uint8_t *buf, int len, enum 
         r->write_lsn = wal_end;
     if (!tracker_idle(r->tracker)) {
         /* Confirmable once what is in flight is delivered (R3). */
-        r->pending_wal_end = wal_end;
+        confirm_hold_keepalive(&r->confirm, wal_end);
         return true;
     }
     return !end_position_reached(r, wal_end, end);
@@ -978,22 +923,22 @@ static void heartbeat(struct relay *r)
 static bool publication_verified(struct relay *r, uint64_t safe)
 {
     int64_t now = pace_monotonic_us();
-    uint64_t received = r->write_lsn > safe ? r->write_lsn : safe;
+    uint64_t covered;
 
-    if (r->cfg->source_messages || safe <= r->pub_verified_lsn ||
-        now - r->pub_checked_us < r->fb.interval_us)
+    if (r->cfg->source_messages ||
+        !confirm_pub_check_due(&r->confirm, safe, now, r->fb.interval_us))
         return true;
-    r->pub_checked_us = now;
+    covered = confirm_pub_check_started(&r->confirm, safe, r->write_lsn, now);
     switch (repl_publication_check(r->opts, r->err, sizeof(r->err))) {
     case REPL_OK:
-        r->pub_verified_lsn = received;
+        confirm_pub_verified(&r->confirm, covered);
         return true;
     case REPL_EFATAL:
         log_error("%s", r->err);
         return false;
     default:
         log_warn("%s; not confirming past " LSN_FMT " until it succeeds", r->err,
-                 LSN_ARGS(r->pub_verified_lsn));
+                 LSN_ARGS(r->confirm.pub_verified));
         return true;
     }
 }
@@ -1043,12 +988,12 @@ static enum stream_end stream(struct relay *r)
             return end;
         if (!eos_close(r, false, &end))
             return end;
-        if (r->pending_wal_end != 0 && !r->in_txn) {
-            uint64_t pending = r->pending_wal_end;
+        if (r->confirm.held_keepalive != 0 && !r->in_txn) {
+            uint64_t pending = r->confirm.held_keepalive;
 
             tracker_note_server_position(r->tracker, pending);
             if (tracker_idle(r->tracker)) {
-                r->pending_wal_end = 0;
+                confirm_drop_keepalive(&r->confirm);
                 if (end_position_reached(r, pending, &end))
                     return end;
             }
@@ -1150,18 +1095,110 @@ static void remember_own(struct relay *r, const struct repl_walsender *w)
     r->own[r->nown++] = *w;
 }
 
+/* What a refused start logs, with the data it was decided on. st: the
+ * state file's contents (first start); pos: the delivered position
+ * (reconnect) or the checkpoint (RESUME_CHECKPOINT_PAST_SERVER). */
+static void log_refusal(const struct relay *r, enum resume_reason why,
+                        const struct repl_slot_info *info, const struct relay_state *st,
+                        uint64_t pos)
+{
+    const struct relay_config *cfg = r->cfg;
+
+    switch (why) {
+    case RESUME_OK:
+        break;
+    case RESUME_STATE_OTHER_SLOT:
+        log_error("state file %s belongs to slot \"%s\", not \"%s\": use another --state-file",
+                  cfg->state_file, st->slot, cfg->slot);
+        break;
+    case RESUME_STATE_OTHER_CLUSTER:
+        log_error("state file %s was written against another cluster (system identifier %s, "
+                  "this server is %s): a failover or restore; the slot here has not followed "
+                  "the relay's history. Check for a gap, then delete the state file to start over",
+                  cfg->state_file, st->systemid, info->systemid);
+        break;
+    case RESUME_SLOT_DROPPED:
+        log_error(
+            "slot \"%s\" did not exist, but state file %s says this relay delivered up to " LSN_FMT
+            " from it: the slot was dropped, and transactions committed between "
+            "then and " LSN_FMT " were never relayed. Replay them from the outbox table, "
+            "then delete the state file to start over",
+            cfg->slot, cfg->state_file, LSN_ARGS(st->lsn), LSN_ARGS(info->confirmed_flush));
+        break;
+    case RESUME_SLOT_PAST_STATE:
+        log_error("slot \"%s\" has confirmed_flush_lsn " LSN_FMT
+                  ", ahead of the position this relay saved as delivered (" LSN_FMT
+                  "): the slot was recreated or advanced by someone else, so transactions in "
+                  "between may never have reached Kafka. Check, then delete %s to start over",
+                  cfg->slot, LSN_ARGS(info->confirmed_flush), LSN_ARGS(st->lsn), cfg->state_file);
+        break;
+    case RESUME_STATE_PAST_SERVER:
+        log_error("state file %s says " LSN_FMT
+                  " was delivered, beyond the server's WAL end " LSN_FMT
+                  ": the server was restored to an earlier point. Check, then delete the state "
+                  "file to start over",
+                  cfg->state_file, LSN_ARGS(st->lsn), LSN_ARGS(info->server_wal_end));
+        break;
+    case RESUME_START_PAST_SERVER:
+        log_error("--start-lsn " LSN_FMT " is beyond the server's current WAL position " LSN_FMT
+                  ": confirming it would skip every transaction until then",
+                  LSN_ARGS(cfg->start_lsn), LSN_ARGS(info->server_wal_end));
+        break;
+    case RESUME_START_BEFORE_SLOT:
+        log_error("--start-lsn " LSN_FMT " is older than slot \"%s\"'s confirmed_flush_lsn " LSN_FMT
+                  ": the server no longer has those transactions for this slot",
+                  LSN_ARGS(cfg->start_lsn), cfg->slot, LSN_ARGS(info->confirmed_flush));
+        break;
+    case RESUME_CHECKPOINT_PAST_SERVER:
+        log_error("checkpoint topic %s says " LSN_FMT " was committed, beyond the server's WAL "
+                  "end " LSN_FMT ": the server was restored to an earlier point. Check, then use "
+                  "another --checkpoint-topic",
+                  cfg->checkpoint_topic, LSN_ARGS(pos), LSN_ARGS(info->server_wal_end));
+        break;
+    case RESUME_OTHER_CLUSTER:
+        log_error("the server is another cluster now (system identifier %s, was %s): a failover "
+                  "or restore; slot \"%s\" there has not followed this relay's history, so "
+                  "events may be missing; check, then restart the relay",
+                  info->systemid, r->systemid, cfg->slot);
+        break;
+    case RESUME_SLOT_PAST_DELIVERED:
+        log_error("slot \"%s\" has confirmed_flush_lsn " LSN_FMT
+                  ", ahead of the last position this relay delivered (" LSN_FMT
+                  "): something else advanced or recreated it, and the transactions in between "
+                  "may never have reached Kafka",
+                  cfg->slot, LSN_ARGS(info->confirmed_flush), LSN_ARGS(pos));
+        break;
+    }
+}
+
+static struct resume_slot resume_slot_of(const struct repl_slot_info *info)
+{
+    return (struct resume_slot){
+        .created = info->created,
+        .confirmed_flush = info->confirmed_flush,
+        .server_wal_end = info->server_wal_end,
+        .systemid = info->systemid,
+    };
+}
+
 /*
- * Where the first connection of a run starts, and the checks that refuse a
- * start that would skip events silently (docs/protocol.md#r9, #p8): the saved
- * position against the slot, --start-lsn against the slot and the server.
- * Logs its refusals; returns false for them.
+ * Where the first connection of a run starts (resume_first_start), after
+ * loading the state file. Logs the decision; returns false for a refusal.
  */
 static bool first_start_position(struct relay *r, const struct repl_slot_info *info,
                                  uint64_t *start)
 {
     const struct relay_config *cfg = r->cfg;
-    uint64_t pos = info->confirmed_flush;
     struct relay_state st;
+    struct resume_first in = {
+        .slot = cfg->slot,
+        .state_file = cfg->state_file != NULL,
+        .start_lsn = cfg->start_lsn,
+        .checkpoint = r->eos != NULL ? r->eos_checkpoint : 0,
+    };
+    struct resume_slot slot = resume_slot_of(info);
+    struct resume_plan plan;
+    enum resume_reason why;
 
     if (cfg->state_file != NULL) {
         int found = state_load(cfg->state_file, &st, r->err, sizeof(r->err));
@@ -1170,77 +1207,22 @@ static bool first_start_position(struct relay *r, const struct repl_slot_info *i
             log_error("%s", r->err);
             return false;
         }
-        if (found == 0 && !info->created)
-            log_info("no state file %s yet: starting from slot \"%s\" at " LSN_FMT, cfg->state_file,
-                     cfg->slot, LSN_ARGS(info->confirmed_flush));
-        if (found == 1) {
-            if (strcmp(st.slot, cfg->slot) != 0) {
-                log_error("state file %s belongs to slot \"%s\", not \"%s\": use another "
-                          "--state-file",
-                          cfg->state_file, st.slot, cfg->slot);
-                return false;
-            }
-            if (strcmp(st.systemid, info->systemid) != 0) {
-                log_error("state file %s was written against another cluster (system identifier "
-                          "%s, this server is %s): a failover or restore; the slot here has not "
-                          "followed the relay's history. Check for a gap, then delete the state "
-                          "file to start over",
-                          cfg->state_file, st.systemid, info->systemid);
-                return false;
-            }
-            if (info->created) {
-                log_error("slot \"%s\" did not exist, but state file %s says this relay "
-                          "delivered up to " LSN_FMT " from it: the slot was dropped, and "
-                          "transactions committed between then and " LSN_FMT
-                          " were never relayed. Replay them from the outbox table, then delete "
-                          "the state file to start over",
-                          cfg->slot, cfg->state_file, LSN_ARGS(st.lsn),
-                          LSN_ARGS(info->confirmed_flush));
-                return false;
-            }
-            if (info->confirmed_flush > st.lsn) {
-                log_error("slot \"%s\" has confirmed_flush_lsn " LSN_FMT
-                          ", ahead of the position this relay saved as delivered (" LSN_FMT
-                          "): the slot was recreated or advanced by someone else, so transactions "
-                          "in between may never have reached Kafka. Check, then delete %s to "
-                          "start over",
-                          cfg->slot, LSN_ARGS(info->confirmed_flush), LSN_ARGS(st.lsn),
-                          cfg->state_file);
-                return false;
-            }
-            if (st.lsn > info->server_wal_end) {
-                log_error("state file %s says " LSN_FMT " was delivered, beyond the server's "
-                          "WAL end " LSN_FMT ": the server was restored to an earlier point. "
-                          "Check, then delete the state file to start over",
-                          cfg->state_file, LSN_ARGS(st.lsn), LSN_ARGS(info->server_wal_end));
-                return false;
-            }
-            /* A crash can move the slot back (it is saved at checkpoints);
-             * the saved position avoids re-sending what Kafka has. */
-            pos = st.lsn;
-            r->saved_lsn = st.lsn;
-            log_info("resuming from saved position " LSN_FMT " (state file %s, slot at " LSN_FMT
-                     ")",
-                     LSN_ARGS(st.lsn), cfg->state_file, LSN_ARGS(info->confirmed_flush));
-        }
+        if (found == 1)
+            in.state = &st;
     }
-    if (cfg->start_lsn != 0) {
-        if (cfg->start_lsn > info->server_wal_end) {
-            log_error("--start-lsn " LSN_FMT " is beyond the server's current WAL position " LSN_FMT
-                      ": confirming it would skip every transaction until then",
-                      LSN_ARGS(cfg->start_lsn), LSN_ARGS(info->server_wal_end));
-            return false;
-        }
-        if (cfg->start_lsn < info->confirmed_flush) {
-            log_error("--start-lsn " LSN_FMT
-                      " is older than slot \"%s\"'s confirmed_flush_lsn " LSN_FMT
-                      ": the server no longer has those transactions for this slot",
-                      LSN_ARGS(cfg->start_lsn), cfg->slot, LSN_ARGS(info->confirmed_flush));
-            return false;
-        }
-        pos = cfg->start_lsn;
+    why = resume_first_start(&in, &slot, &plan);
+    if (plan.note == RESUME_NOTE_NO_STATE_YET)
+        log_info("no state file %s yet: starting from slot \"%s\" at " LSN_FMT, cfg->state_file,
+                 cfg->slot, LSN_ARGS(info->confirmed_flush));
+    if (plan.note == RESUME_NOTE_SAVED)
+        log_info("resuming from saved position " LSN_FMT " (state file %s, slot at " LSN_FMT ")",
+                 LSN_ARGS(st.lsn), cfg->state_file, LSN_ARGS(info->confirmed_flush));
+    if (why != RESUME_OK) {
+        log_refusal(r, why, info, &st, 0);
+        return false;
     }
-    *start = pos;
+    confirm_start(&r->confirm, plan.saved, info->confirmed_flush, plan.start);
+    *start = plan.start;
     return true;
 }
 
@@ -1280,6 +1262,7 @@ enum relay_exit relay_run(const struct relay_config *cfg)
     r.opts = &opts;
     r.msg = xmalloc(sizeof(*r.msg));
     r.tracker = tracker_new(0);
+    confirm_init(&r.confirm, cfg->state_file != NULL, cfg->replay_window_s * 1000000);
     r.fb.interval_us = (int64_t)cfg->status_interval_ms * 1000;
     r.fb.min_gap_us = 100000;
     if (cfg->exactly_once) {
@@ -1299,6 +1282,8 @@ enum relay_exit relay_run(const struct relay_config *cfg)
 
     while (!*cfg->stop) {
         struct repl_slot_info info;
+        struct resume_slot slot;
+        enum resume_reason why;
         enum repl_status st;
         enum stream_end end;
         uint64_t start;
@@ -1372,14 +1357,15 @@ enum relay_exit relay_run(const struct relay_config *cfg)
         busy_since_us = 0;
         own_holder_logged = 0;
         remember_own(&r, &info.self);
+        slot = resume_slot_of(&info);
         if (first)
             r.slot_created_unused = info.created;
         /* repl_open checked the table is in the publication (or message mode
          * needs no table): everything up to now is covered. */
         if (cfg->source_messages)
-            r.pub_verified_lsn = UINT64_MAX;
-        else if (info.server_wal_end > r.pub_verified_lsn)
-            r.pub_verified_lsn = info.server_wal_end;
+            confirm_pub_verified(&r.confirm, UINT64_MAX);
+        else
+            confirm_pub_verified(&r.confirm, info.server_wal_end);
         if (info.server_wal_end > r.server_wal_end)
             r.server_wal_end = info.server_wal_end;
         if (info.confirmed_flush > r.confirmed_lsn)
@@ -1408,12 +1394,9 @@ enum relay_exit relay_run(const struct relay_config *cfg)
                 (void)eos_end(&r, res);
                 goto out;
             }
-            if (checkpoint > info.server_wal_end) {
-                log_error("checkpoint topic %s says " LSN_FMT " was committed, beyond the "
-                          "server's WAL end " LSN_FMT ": the server was restored to an earlier "
-                          "point. Check, then use another --checkpoint-topic",
-                          cfg->checkpoint_topic, LSN_ARGS(checkpoint),
-                          LSN_ARGS(info.server_wal_end));
+            why = resume_checkpoint(checkpoint, &slot);
+            if (why != RESUME_OK) {
+                log_refusal(&r, why, &info, NULL, checkpoint);
                 goto out;
             }
             log_info("exactly-once: transactional.id %s ready; checkpoint of slot \"%s\" in %s "
@@ -1425,13 +1408,8 @@ enum relay_exit relay_run(const struct relay_config *cfg)
         if (first) {
             if (!first_start_position(&r, &info, &start))
                 goto out;
-            /* Kafka has every transaction up to the checkpoint: a server that
-             * re-sends them (slot moved back, state file behind) is skipped. */
-            if (r.eos != NULL && r.eos_checkpoint > start)
-                start = r.eos_checkpoint;
             tracker_free(r.tracker);
             r.tracker = tracker_new(start);
-            r.held_lsn = info.confirmed_flush > 0 ? info.confirmed_flush : start;
             snprintf(r.systemid, sizeof(r.systemid), "%s", info.systemid);
             first = false;
             if (cfg->start_lsn != 0)
@@ -1441,28 +1419,17 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             opts.create_slot = false;
             opts.create_publication = false;
         } else {
-            start = tracker_safe_lsn(r.tracker);
-            if (r.eos != NULL && r.eos_checkpoint > start) {
-                /* A commit reported as failed may have gone through (the
-                 * checkpoint says); the old producer is gone, so a fresh
-                 * tracker loses no reports. */
-                start = r.eos_checkpoint;
+            struct resume_plan plan;
+
+            why = resume_reconnect(tracker_safe_lsn(r.tracker),
+                                   r.eos != NULL ? r.eos_checkpoint : 0, r.systemid, &slot, &plan);
+            start = plan.start;
+            if (plan.new_tracker) {
                 tracker_free(r.tracker);
                 r.tracker = tracker_new(start);
             }
-            if (strcmp(info.systemid, r.systemid) != 0) {
-                log_error("the server is another cluster now (system identifier %s, was %s): a "
-                          "failover or restore; slot \"%s\" there has not followed this relay's "
-                          "history, so events may be missing; check, then restart the relay",
-                          info.systemid, r.systemid, cfg->slot);
-                goto out;
-            }
-            if (info.confirmed_flush > start) {
-                log_error("slot \"%s\" has confirmed_flush_lsn " LSN_FMT
-                          ", ahead of the last position this relay delivered (" LSN_FMT
-                          "): something else advanced or recreated it, and the transactions in "
-                          "between may never have reached Kafka",
-                          cfg->slot, LSN_ARGS(info.confirmed_flush), LSN_ARGS(start));
+            if (why != RESUME_OK) {
+                log_refusal(&r, why, &info, NULL, start);
                 goto out;
             }
         }
@@ -1470,7 +1437,7 @@ enum relay_exit relay_run(const struct relay_config *cfg)
         r.relcache = relcache_new();
         r.have_layout = false;
         r.in_txn = false;
-        r.pending_wal_end = 0;
+        confirm_drop_keepalive(&r.confirm);
         st = repl_start(r.rc, start, r.err, sizeof(r.err));
         if (st != REPL_OK) {
             if (st == REPL_ESTOP)
