@@ -15,9 +15,9 @@
 
 #include <libpq-fe.h>
 
-#include "be.h"
 #include "lsn.h"
 #include "pgconn.h"
+#include "relay_ops.h"
 
 struct repl_conn {
     PGconn *conn;
@@ -655,7 +655,7 @@ enum repl_status repl_start(struct repl_conn *rc, uint64_t start_lsn, char *err,
     return REPL_OK;
 }
 
-int repl_recv(struct repl_conn *rc, const uint8_t **buf, char *err, size_t errlen)
+int repl_recv(struct repl_conn *rc, struct replmsg *msg, char *err, size_t errlen)
 {
     int n;
 
@@ -665,8 +665,13 @@ int repl_recv(struct repl_conn *rc, const uint8_t **buf, char *err, size_t errle
     }
     n = PQgetCopyData(rc->conn, &rc->copybuf, 1);
     if (n > 0) {
-        *buf = (const uint8_t *)rc->copybuf;
-        return n;
+        const uint8_t *buf = (const uint8_t *)rc->copybuf;
+        enum replmsg_status st = replmsg_parse(buf, (size_t)n, msg);
+
+        if (st == REPLMSG_OK)
+            return 1;
+        replmsg_describe(st, buf, (size_t)n, err, errlen);
+        return REPL_EFATAL;
     }
     if (n == 0)
         return 0;
@@ -711,14 +716,9 @@ enum repl_status repl_send_status(struct repl_conn *rc, uint64_t write_lsn, uint
                                   uint64_t apply_lsn, int64_t now_pg_us, bool reply_requested,
                                   char *err, size_t errlen)
 {
-    uint8_t msg[REPL_STATUS_LEN];
+    uint8_t msg[REPLMSG_STATUS_LEN];
 
-    msg[0] = 'r';
-    be_put64(msg + 1, write_lsn);
-    be_put64(msg + 9, flush_lsn);
-    be_put64(msg + 17, apply_lsn);
-    be_put64(msg + 25, (uint64_t)now_pg_us);
-    msg[33] = reply_requested ? 1 : 0;
+    replmsg_status(msg, write_lsn, flush_lsn, apply_lsn, now_pg_us, reply_requested);
     if (PQputCopyData(rc->conn, (const char *)msg, (int)sizeof(msg)) <= 0 ||
         PQflush(rc->conn) != 0) {
         pgconn_set_err(err, errlen, "cannot send status update: %s", PQerrorMessage(rc->conn));
@@ -918,3 +918,31 @@ int repl_libpq_version(void)
 {
     return PQlibVersion();
 }
+
+/* ---- the stream loop's source (cdc/relay_ops.h) --------------------------- */
+
+static int source_recv(void *rc, struct replmsg *msg, char *err, size_t errlen)
+{
+    return repl_recv(rc, msg, err, errlen);
+}
+
+static enum repl_status source_consume(void *rc, char *err, size_t errlen)
+{
+    return repl_consume(rc, err, errlen);
+}
+
+static int source_socket(const void *rc)
+{
+    return repl_socket(rc);
+}
+
+static enum repl_status source_send_status(void *rc, uint64_t write_lsn, uint64_t flush_lsn,
+                                           int64_t now_pg_us, bool reply_requested, char *err,
+                                           size_t errlen)
+{
+    return repl_send_status(rc, write_lsn, flush_lsn, flush_lsn, now_pg_us, reply_requested, err,
+                            errlen);
+}
+
+const struct relay_source_ops repl_source_ops = {source_recv, source_consume, source_socket,
+                                                 source_send_status};

@@ -14,11 +14,7 @@
 #include <stdint.h>
 
 #include "compiler.h"
-
-/* Wire sizes of the CopyBoth envelope (docs/protocol.md#the-copyboth-envelope). */
-#define REPL_XLOGDATA_HDR_LEN (1 + 8 + 8 + 8)
-#define REPL_KEEPALIVE_LEN    (1 + 8 + 8 + 1)
-#define REPL_STATUS_LEN       (1 + 8 + 8 + 8 + 8 + 1)
+#include "replmsg.h"
 
 /* A walsender, as pg_stat_replication shows it: enough to know it again. */
 struct repl_walsender {
@@ -93,12 +89,14 @@ enum repl_status repl_start(struct repl_conn *rc, uint64_t start_lsn, char *err,
                             size_t errlen) MUSTCHECK;
 
 /*
- * Receives one CopyData message without blocking. Returns its length with
- * *buf pointing at it (borrowed until the next repl_recv or repl_close), 0
- * when nothing is buffered (wait for repl_socket to be readable, then call
- * again), or a negative repl_status when the stream ended or failed.
+ * Receives one CopyData message without blocking and parses its envelope
+ * (cdc/replmsg.c). Returns 1 with *msg filled (its data borrowed until the
+ * next repl_recv or repl_close), 0 when nothing is buffered (wait for
+ * repl_socket to be readable, then call again), or a negative repl_status
+ * when the stream ended or failed (REPL_EFATAL for a message that is not
+ * XLogData or a keepalive, or shorter than its header).
  */
-int repl_recv(struct repl_conn *rc, const uint8_t **buf, char *err, size_t errlen) MUSTCHECK;
+int repl_recv(struct repl_conn *rc, struct replmsg *msg, char *err, size_t errlen) MUSTCHECK;
 
 /* Reads what the socket has into libpq's buffer; call when it is readable. */
 enum repl_status repl_consume(struct repl_conn *rc, char *err, size_t errlen) MUSTCHECK;

@@ -1,0 +1,79 @@
+/*
+ * The stream loop's seams (cdc/stream.c): where its messages come from and
+ * its status updates go (the source), where its events go and their delivery
+ * reports come from (the sink), and the side checks next to the stream (the
+ * watch). Small structs of function pointers: the relay plugs in libpq
+ * (cdc/repl.c) and librdkafka (cdc/sink_kafka.c), the unit tests a recorded
+ * stream and a recording producer (tests/unit/test_stream.c).
+ */
+#ifndef ORDERS_CDC_RELAY_OPS_H
+#define ORDERS_CDC_RELAY_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "outbox.h"
+#include "repl.h"
+#include "replmsg.h"
+#include "sink_kafka.h"
+
+/* The replication stream: the argument is the source's own handle. */
+struct relay_source_ops {
+    /* One message without blocking: 1 with *msg filled (its data borrowed
+     * until the next recv), 0 when nothing is buffered (wait for the socket,
+     * then consume), or a negative repl_status with err filled. */
+    int (*recv)(void *src, struct replmsg *msg, char *err, size_t errlen);
+    /* Reads what the socket has; call when it is readable. */
+    enum repl_status (*consume)(void *src, char *err, size_t errlen);
+    int (*socket)(const void *src);
+    /* A standby status update (apply = flush); now_pg_us: µs since 2000-01-01. */
+    enum repl_status (*send_status)(void *src, uint64_t write_lsn, uint64_t flush_lsn,
+                                    int64_t now_pg_us, bool reply_requested, char *err,
+                                    size_t errlen);
+};
+
+/* The producer (sink_kafka.h says what each does); the argument is the
+ * sink's own handle. Delivery reports reach the callbacks the sink was made
+ * with, from poll and flush. */
+struct relay_sink_ops {
+    enum sink_status (*produce)(void *sink, const char *topic, const struct outbox_event *ev,
+                                const struct sink_meta *meta, uint64_t seq, char *err,
+                                size_t errlen);
+    enum sink_status (*produce_dead_letter)(void *sink, const struct outbox_event *ev,
+                                            const struct sink_meta *meta,
+                                            const struct sink_dead_letter *dl, uint64_t seq,
+                                            char *err, size_t errlen);
+    void (*poll)(void *sink, int timeout_ms);
+    int (*flush)(void *sink, int timeout_ms);
+    bool (*fatal)(void *sink, char *err, size_t errlen);
+    bool (*fenced)(void *sink);
+    int (*wakeup_fd)(const void *sink);
+    void (*stats)(const void *sink, struct sink_stats *out);
+};
+
+/* How a publication check went. */
+enum relay_check {
+    RELAY_CHECK_RUNNING, /* no answer yet */
+    RELAY_CHECK_PASSED,  /* the table is still in the publication */
+    RELAY_CHECK_GONE,    /* it is not (or the publication is gone): err says what to do */
+    RELAY_CHECK_FAILED,  /* the question could not be asked: err says why */
+};
+
+/* Checks beside the stream (docs/protocol.md#r10, #p1); the argument is the
+ * watch's own handle. */
+struct relay_watch_ops {
+    /* Starts a publication check; at most one runs at a time. */
+    void (*check_start)(void *watch);
+    /* The running check's outcome (RELAY_CHECK_RUNNING until it has one). */
+    enum relay_check (*check_result)(void *watch, char *err, size_t errlen);
+    /* One heartbeat; REPL_ERETRY (err filled) when it failed. */
+    enum repl_status (*beat)(void *watch, char *err, size_t errlen);
+};
+
+/* libpq's replication connection (cdc/repl.c); the handle is a struct repl_conn. */
+extern const struct relay_source_ops repl_source_ops;
+/* librdkafka's producer (cdc/sink_kafka.c); the handle is a struct sink. */
+extern const struct relay_sink_ops sink_kafka_ops;
+
+#endif
