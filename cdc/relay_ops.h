@@ -9,6 +9,7 @@
 #ifndef ORDERS_CDC_RELAY_OPS_H
 #define ORDERS_CDC_RELAY_OPS_H
 
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,15 +61,25 @@ enum relay_check {
     RELAY_CHECK_FAILED,  /* the question could not be asked: err says why */
 };
 
-/* Checks beside the stream (docs/protocol.md#r10, #p1); the argument is the
- * watch's own handle. */
+/* Checks beside the stream (docs/protocol.md#r10, #p1), on connections of
+ * their own that never make the loop wait; the argument is the watch's own
+ * handle. */
 struct relay_watch_ops {
-    /* Starts a publication check; at most one runs at a time. */
+    /* Fills at most n entries with the descriptors the watch waits on (for
+     * the loop's poll()); returns how many. */
+    int (*pollfds)(void *watch, struct pollfd *pfd, int n);
+    /* Starts a publication check (connecting first when needed); at most one
+     * runs at a time. */
     void (*check_start)(void *watch);
-    /* The running check's outcome (RELAY_CHECK_RUNNING until it has one). */
+    /* Drives the running check; its outcome, or RELAY_CHECK_RUNNING until it
+     * has one. */
     enum relay_check (*check_result)(void *watch, char *err, size_t errlen);
-    /* One heartbeat; REPL_ERETRY (err filled) when it failed. */
-    enum repl_status (*beat)(void *watch, char *err, size_t errlen);
+    /* Asks for a heartbeat (sent once its connection is up; skipped while
+     * the last one still runs). */
+    void (*beat)(void *watch);
+    /* Drives the heartbeat's connection; REPL_ERETRY (err filled, to be
+     * logged) when it failed: the next beat connects again. */
+    enum repl_status (*beat_progress)(void *watch, char *err, size_t errlen);
 };
 
 /* libpq's replication connection (cdc/repl.c); the handle is a struct repl_conn. */

@@ -3,8 +3,8 @@
  * (replication=database). Checks the server's preconditions, creates the
  * publication and the pgoutput slot when missing, starts streaming, and moves
  * CopyBoth messages in and status updates out. Does not log; every failure
- * is returned with a message in the caller's buffer. The only file of the
- * relay that includes libpq-fe.h.
+ * is returned with a message in the caller's buffer. libpq stays inside it
+ * and the other database modules (tools/check_deps.sh).
  */
 #ifndef ORDERS_CDC_REPL_H
 #define ORDERS_CDC_REPL_H
@@ -109,34 +109,6 @@ int repl_socket(const struct repl_conn *rc);
 enum repl_status repl_send_status(struct repl_conn *rc, uint64_t write_lsn, uint64_t flush_lsn,
                                   uint64_t apply_lsn, int64_t now_pg_us, bool reply_requested,
                                   char *err, size_t errlen) MUSTCHECK;
-
-/*
- * Heartbeat (docs/protocol.md#p1): a second, ordinary connection that writes a
- * non-transactional logical message every interval, so the slot's database
- * produces WAL the relay can confirm even when nothing else happens there.
- */
-struct repl_heartbeat;
-
-/* Returns a new heartbeat connection (free with repl_heartbeat_close) or
- * NULL with err filled. */
-struct repl_heartbeat *repl_heartbeat_open(const struct repl_opts *opts, char *err, size_t errlen);
-
-/* Collects the previous heartbeat's answer if it came, then sends the next
- * one without waiting. Returns REPL_OK, or REPL_ERETRY when the connection
- * failed (close it and open a new one later). */
-enum repl_status repl_heartbeat_tick(struct repl_heartbeat *hb, char *err, size_t errlen) MUSTCHECK;
-
-void repl_heartbeat_close(struct repl_heartbeat *hb); /* NULL-safe */
-
-/*
- * Asks, on a short-lived ordinary connection, whether the outbox table is
- * still in the publication (pgoutput silently stops streaming its inserts
- * when it is not). Returns REPL_OK when it is, REPL_EFATAL when it is not (or
- * the publication is gone), REPL_ERETRY when the question could not be asked;
- * err filled unless REPL_OK. Blocks for one connection and one query.
- */
-enum repl_status repl_publication_check(const struct repl_opts *opts, char *err,
-                                        size_t errlen) MUSTCHECK;
 
 /* Ends the copy stream politely (CopyDone, then drain to CommandComplete for
  * at most timeout_ms) and closes the connection. NULL-safe. */

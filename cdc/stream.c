@@ -463,10 +463,13 @@ static void heartbeat(struct stream *s)
 {
     int64_t now = s->clock->mono_us();
 
-    if (s->watch == NULL || s->cfg->heartbeat_interval_ms <= 0 || now < s->next_heartbeat_us)
+    if (s->watch == NULL || s->cfg->heartbeat_interval_ms <= 0)
         return;
-    s->next_heartbeat_us = now + (int64_t)s->cfg->heartbeat_interval_ms * 1000;
-    if (s->watch_ops->beat(s->watch, s->err, sizeof(s->err)) != REPL_OK)
+    if (now >= s->next_heartbeat_us) {
+        s->next_heartbeat_us = now + (int64_t)s->cfg->heartbeat_interval_ms * 1000;
+        s->watch_ops->beat(s->watch);
+    }
+    if (s->watch_ops->beat_progress(s->watch, s->err, sizeof(s->err)) != REPL_OK)
         log_warn("%s", s->err);
 }
 
@@ -532,7 +535,7 @@ static enum stream_end stream(struct stream *s)
         int n = 0;
         int64_t wait_us;
         uint64_t safe;
-        struct pollfd pfd[3];
+        struct pollfd pfd[5];
         int npfd = 0;
         bool heard = false;
 
@@ -614,6 +617,9 @@ static enum stream_end stream(struct stream *s)
          * pipe would only spin this poll. */
         if (cfg->stop_fd >= 0 && !*cfg->stop)
             pfd[npfd++] = (struct pollfd){.fd = cfg->stop_fd, .events = POLLIN};
+        /* the side connections: their answers are read on the next turn */
+        if (s->watch != NULL)
+            npfd += s->watch_ops->pollfds(s->watch, &pfd[npfd], 2);
         if (poll(pfd, (nfds_t)npfd, (int)((wait_us + 999) / 1000)) < 0 && errno != EINTR) {
             log_error("poll: %s", strerror(errno));
             return STREAM_FATAL;

@@ -508,7 +508,20 @@ static enum relay_check watch_check_result(void *arg, char *err, size_t errlen)
     return RELAY_CHECK_PASSED;
 }
 
-static enum repl_status watch_beat(void *arg, char *err, size_t errlen)
+static int watch_pollfds(void *arg, struct pollfd *pfd, int n)
+{
+    (void)arg;
+    (void)pfd;
+    (void)n;
+    return 0;
+}
+
+static void watch_beat(void *arg)
+{
+    (void)arg;
+}
+
+static enum repl_status watch_beat_progress(void *arg, char *err, size_t errlen)
 {
     (void)arg;
     (void)err;
@@ -516,8 +529,8 @@ static enum repl_status watch_beat(void *arg, char *err, size_t errlen)
     return REPL_OK;
 }
 
-static const struct relay_watch_ops fake_watch = {watch_check_start, watch_check_result,
-                                                  watch_beat};
+static const struct relay_watch_ops fake_watch = {
+    watch_pollfds, watch_check_start, watch_check_result, watch_beat, watch_beat_progress};
 
 /* ---- running a scenario ------------------------------------------------- */
 
