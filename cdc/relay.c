@@ -32,7 +32,7 @@
 
 struct relay {
     struct stream s; /* the loop's state; s.src is rc while it is open */
-    const struct relay_config *cfg;
+    const struct relay_stream_config *cfg;
     struct sink *sink; /* s.sink */
     struct repl_conn *rc;
     struct repl_opts opts;
@@ -73,7 +73,7 @@ static bool drain_and_confirm(struct relay *r)
 
 /* systemd (Type=notify): the relay can do its work once it streams; READY=1
  * the first time, the status every time. */
-static void notify_ready_streaming(const struct relay_config *cfg)
+static void notify_ready_streaming(const struct relay_stream_config *cfg)
 {
     char status[256];
 
@@ -100,7 +100,7 @@ static void log_refusal(const struct relay *r, enum resume_reason why,
                         const struct repl_slot_info *info, const struct relay_state *st,
                         uint64_t pos)
 {
-    const struct relay_config *cfg = r->cfg;
+    const struct relay_stream_config *cfg = r->cfg;
 
     switch (why) {
     case RESUME_OK:
@@ -186,7 +186,7 @@ static struct resume_slot resume_slot_of(const struct repl_slot_info *info)
 static bool first_start_position(struct relay *r, const struct repl_slot_info *info,
                                  uint64_t *start)
 {
-    const struct relay_config *cfg = r->cfg;
+    const struct relay_stream_config *cfg = r->cfg;
     struct relay_state st;
     struct resume_first in = {
         .slot = cfg->slot,
@@ -224,7 +224,8 @@ static bool first_start_position(struct relay *r, const struct repl_slot_info *i
     return true;
 }
 
-enum relay_exit relay_run(const struct relay_config *cfg)
+enum relay_exit relay_run(const struct relay_common_config *common,
+                          const struct relay_stream_config *cfg)
 {
     struct relay r = {.cfg = cfg};
     struct repl_opts *opts = &r.opts;
@@ -236,18 +237,18 @@ enum relay_exit relay_run(const struct relay_config *cfg)
     int own_holder_logged = 0;
     char app_name[48];
 
-    stream_init(&r.s, cfg);
+    stream_init(&r.s, common, cfg);
     r.opts = (struct repl_opts){
-        .dburl = cfg->database_url,
+        .dburl = common->database_url,
         .slot = cfg->slot,
         .publication = cfg->publication,
-        .table_schema = cfg->table_schema,
-        .table_name = cfg->table_name,
+        .table_schema = common->table_schema,
+        .table_name = common->table_name,
         .create_slot = cfg->create_slot,
         .create_publication = cfg->create_publication,
         .proto_version = 1,
-        .connect_timeout_s = cfg->connect_timeout_s,
-        .stop_fd = cfg->stop_fd,
+        .connect_timeout_s = common->connect_timeout_s,
+        .stop_fd = common->stop.fd,
         .messages = cfg->source_messages,
     };
 
@@ -270,9 +271,9 @@ enum relay_exit relay_run(const struct relay_config *cfg)
         struct eos_config ec = {
             .slot = cfg->slot,
             .checkpoint_topic = cfg->checkpoint_topic,
-            .brokers = cfg->brokers,
-            .props = cfg->kafka_props,
-            .nprops = cfg->nkafka_props,
+            .brokers = common->brokers,
+            .props = common->kafka_props,
+            .nprops = common->nkafka_props,
             .max_events = cfg->txn_max_events,
             .max_ms = cfg->txn_max_ms,
         };
@@ -280,7 +281,7 @@ enum relay_exit relay_run(const struct relay_config *cfg)
     }
     stream_observe(&r.s, true);
 
-    while (!*cfg->stop) {
+    while (!*common->stop.flag) {
         struct repl_slot_info info;
         struct resume_slot slot;
         enum resume_reason why;
@@ -289,11 +290,11 @@ enum relay_exit relay_run(const struct relay_config *cfg)
         uint64_t start;
 
         if (r.sink == NULL) {
-            size_t nprops = cfg->nkafka_props;
+            size_t nprops = common->nkafka_props;
             const struct sink_prop *props =
-                r.s.eos != NULL ? eos_producer_props(r.s.eos, &nprops) : cfg->kafka_props;
+                r.s.eos != NULL ? eos_producer_props(r.s.eos, &nprops) : common->kafka_props;
 
-            r.sink = sink_new(cfg->brokers, props, nprops, stream_on_delivery, &r.s, r.s.err,
+            r.sink = sink_new(common->brokers, props, nprops, stream_on_delivery, &r.s, r.s.err,
                               sizeof(r.s.err));
             if (r.sink == NULL) {
                 log_error("%s", r.s.err);
@@ -305,8 +306,8 @@ enum relay_exit relay_run(const struct relay_config *cfg)
         }
         if (backoff_ms > 0) {
             log_info("reconnecting in %d ms", backoff_ms);
-            pace_sleep_ms(backoff_ms, cfg);
-            if (*cfg->stop)
+            pace_sleep_ms(backoff_ms, &common->stop);
+            if (*common->stop.flag)
                 break;
         }
         opts->nown = r.nown;
@@ -322,7 +323,7 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             own_holder_logged = info.holder.pid;
             busy_since_us = 0;
             backoff_ms = 1000;
-            r.s.reconnects_pg++;
+            r.s.stats.reconnects_pg++;
             continue;
         }
         if (st == REPL_EBUSY) {
@@ -341,7 +342,7 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             }
             log_warn("%s; retrying", r.s.err);
             backoff_ms = 1000;
-            r.s.reconnects_pg++;
+            r.s.stats.reconnects_pg++;
             continue;
         }
         if (st == REPL_EFATAL) {
@@ -352,8 +353,8 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             break;
         if (st != REPL_OK) {
             log_warn("%s", r.s.err);
-            backoff_ms = pace_backoff_next(backoff_ms, cfg->reconnect_max_ms);
-            r.s.reconnects_pg++;
+            backoff_ms = pace_backoff_next(backoff_ms, common->reconnect_max_ms);
+            r.s.stats.reconnects_pg++;
             continue;
         }
         busy_since_us = 0;
@@ -375,7 +376,7 @@ enum relay_exit relay_run(const struct relay_config *cfg)
         if (info.publication_created)
             log_info("created publication \"%s\" (for table %s.%s with publish = 'insert' when "
                      "the table exists)",
-                     cfg->publication, cfg->table_schema, cfg->table_name);
+                     cfg->publication, common->table_schema, common->table_name);
         if (info.created)
             log_info("created replication slot \"%s\" (pgoutput) at " LSN_FMT, cfg->slot,
                      LSN_ARGS(info.confirmed_flush));
@@ -387,8 +388,8 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             if (res == EOS_RETRY) {
                 log_warn("%s; retrying", r.s.err);
                 drop_connection(&r);
-                backoff_ms = pace_backoff_next(backoff_ms, cfg->reconnect_max_ms);
-                r.s.reconnects_kafka++;
+                backoff_ms = pace_backoff_next(backoff_ms, common->reconnect_max_ms);
+                r.s.stats.reconnects_kafka++;
                 continue;
             }
             if (res != EOS_OK) {
@@ -447,8 +448,8 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             log_warn("%s", r.s.err);
             drop_connection(&r);
             backoff_ms =
-                st == REPL_EBUSY ? 1000 : pace_backoff_next(backoff_ms, cfg->reconnect_max_ms);
-            r.s.reconnects_pg++;
+                st == REPL_EBUSY ? 1000 : pace_backoff_next(backoff_ms, common->reconnect_max_ms);
+            r.s.stats.reconnects_pg++;
             continue;
         }
         r.slot_created_unused = false;
@@ -467,9 +468,9 @@ enum relay_exit relay_run(const struct relay_config *cfg)
         end = stream_run(&r.s);
         r.s.streaming = false;
         if (end == STREAM_RETRY)
-            r.s.reconnects_pg++;
+            r.s.stats.reconnects_pg++;
         else if (end == STREAM_REWIND)
-            r.s.reconnects_kafka++;
+            r.s.stats.reconnects_kafka++;
         stream_observe(&r.s, true);
         switch (end) {
         case STREAM_STOP:
@@ -491,7 +492,7 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             tracker_abandon_open(r.s.tracker);
             r.s.in_txn = false;
             drop_connection(&r);
-            backoff_ms = pace_backoff_next(backoff_ms, cfg->reconnect_max_ms);
+            backoff_ms = pace_backoff_next(backoff_ms, common->reconnect_max_ms);
             break;
         case STREAM_REWIND:
             /* New producer, stream restarted from the last delivered
@@ -506,7 +507,7 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             r.s.sink = NULL;
             tracker_reset(r.s.tracker);
             r.s.rewind = false;
-            backoff_ms = pace_backoff_next(backoff_ms, cfg->reconnect_max_ms);
+            backoff_ms = pace_backoff_next(backoff_ms, common->reconnect_max_ms);
             break;
         }
     }
@@ -526,7 +527,7 @@ out:
                       cfg->slot, r.s.err, cfg->slot);
     }
     log_info("relay stopped: %llu events produced, %llu delivered, confirmed " LSN_FMT,
-             (unsigned long long)r.s.produced, (unsigned long long)r.s.delivered,
+             (unsigned long long)r.s.stats.produced, (unsigned long long)r.s.stats.delivered,
              LSN_ARGS(tracker_safe_lsn(r.s.tracker)));
     drop_connection(&r);
     watch_free(watch);

@@ -14,10 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "outbox.h"
 #include "repl.h"
 #include "replmsg.h"
-#include "sink_kafka.h"
+#include "sink_ops.h"
 
 /* The replication stream: the argument is the source's own handle. */
 struct relay_source_ops {
@@ -32,25 +31,6 @@ struct relay_source_ops {
     enum repl_status (*send_status)(void *src, uint64_t write_lsn, uint64_t flush_lsn,
                                     int64_t now_pg_us, bool reply_requested, char *err,
                                     size_t errlen);
-};
-
-/* The producer (sink_kafka.h says what each does); the argument is the
- * sink's own handle. Delivery reports reach the callbacks the sink was made
- * with, from poll and flush. */
-struct relay_sink_ops {
-    enum sink_status (*produce)(void *sink, const char *topic, const struct outbox_event *ev,
-                                const struct sink_meta *meta, uint64_t seq, char *err,
-                                size_t errlen);
-    enum sink_status (*produce_dead_letter)(void *sink, const struct outbox_event *ev,
-                                            const struct sink_meta *meta,
-                                            const struct sink_dead_letter *dl, uint64_t seq,
-                                            char *err, size_t errlen);
-    void (*poll)(void *sink, int timeout_ms);
-    int (*flush)(void *sink, int timeout_ms);
-    bool (*fatal)(void *sink, char *err, size_t errlen);
-    bool (*fenced)(void *sink);
-    int (*wakeup_fd)(const void *sink);
-    void (*stats)(const void *sink, struct sink_stats *out);
 };
 
 /* How a publication check went. */
@@ -84,7 +64,5 @@ struct relay_watch_ops {
 
 /* libpq's replication connection (cdc/repl.c); the handle is a struct repl_conn. */
 extern const struct relay_source_ops repl_source_ops;
-/* librdkafka's producer (cdc/sink_kafka.c); the handle is a struct sink. */
-extern const struct relay_sink_ops sink_kafka_ops;
 
 #endif

@@ -19,7 +19,7 @@
 #include "cfg.h"
 #include "log.h"
 #include "lsn.h"
-#include "relay_ops.h"
+#include "sink_ops.h"
 
 /* The opaque of checkpoint records (relay sequence numbers never get there). */
 #define SINK_SEQ_CHECKPOINT UINT64_MAX
@@ -950,7 +950,7 @@ out:
     return rc;
 }
 
-/* ---- the stream loop's sink (cdc/relay_ops.h) ----------------------------- */
+/* ---- the loops' view of the producer (cdc/sink_ops.h) --------------------- */
 
 static enum sink_status ops_produce(void *s, const char *topic, const struct outbox_event *ev,
                                     const struct sink_meta *meta, uint64_t seq, char *err,

@@ -28,14 +28,14 @@
 /* Messages handled before the loop serves reports and feedback again, so a
  * backlog cannot starve the status updates. */
 #define STREAM_RECV_BUDGET 2048
-/* Metrics snapshots are published at most this often (and at stream edges). */
-#define METRICS_PUBLISH_US 100000
 
 static const struct stream_clock pace_clock = {pace_monotonic_us, pace_now_us};
 
-void stream_init(struct stream *s, const struct relay_config *cfg)
+void stream_init(struct stream *s, const struct relay_common_config *common,
+                 const struct relay_stream_config *cfg)
 {
     memset(s, 0, sizeof(*s));
+    s->common = common;
     s->cfg = cfg;
     s->clock = &pace_clock;
     s->msg = xmalloc(sizeof(*s->msg));
@@ -107,13 +107,13 @@ void stream_on_delivery(void *arg, uint64_t seq, const char *err, bool permanent
         return;
     }
     if (err == NULL) {
-        s->delivered++;
+        s->stats.delivered++;
         if (s->failpoint_after_delivery)
             _exit(70);
         stream_observe_delivered(s, seq);
         return;
     }
-    s->failed++;
+    s->stats.failed++;
     if (permanent) {
         /* With a dead-letter topic the sink redirects every permanent
          * failure, so one that arrives here is the copy's own: stop. */
@@ -143,7 +143,7 @@ void stream_on_dead_letter(void *arg, uint64_t seq, const char *err, const char 
                    "delivery failed permanently, sending the event to the dead-letter topic", err);
         return;
     }
-    s->dead_lettered++;
+    s->stats.dead_lettered++;
     log_report(LOG_LEVEL_INFO, lsn_text, event_id, "dead-letter topic acknowledged the event",
                NULL);
 }
@@ -224,7 +224,7 @@ static void log_catchup(enum catchup_event ev, const struct catchup_report *rep,
 
 /*
  * Observation only: reports catch-up progress and publishes the metrics
- * snapshot (at most every METRICS_PUBLISH_US unless forced). Reads the
+ * snapshot (at most every SHELL_METRICS_PUBLISH_US unless forced). Reads the
  * relay's state; changes nothing the loop decides with.
  */
 void stream_observe(struct stream *s, bool force)
@@ -236,20 +236,12 @@ void stream_observe(struct stream *s, bool force)
 
     if (s->streaming) {
         enum catchup_event ev =
-            catchup_update(&s->catchup, now, received, s->server_wal_end, s->received, &rep);
+            catchup_update(&s->catchup, now, received, s->server_wal_end, s->stats.received, &rep);
         log_catchup(ev, &rep, received, s->server_wal_end);
     }
-    if (s->cfg->metrics == NULL || (!force && now < s->next_publish_us))
+    if (!shell_publish_due(s->common->metrics, &s->next_publish_us, now, force))
         return;
-    s->next_publish_us = now + METRICS_PUBLISH_US;
-    memset(&snap, 0, sizeof(snap));
-    snap.events_received = s->received;
-    snap.events_produced = s->produced;
-    snap.events_delivered = s->delivered;
-    snap.events_failed = s->failed;
-    snap.events_dead_lettered = s->dead_lettered;
-    snap.reconnects_postgres = s->reconnects_pg;
-    snap.reconnects_kafka = s->reconnects_kafka;
+    shell_snapshot(&snap, &s->stats, s->common->server_timeout_ms, s->sink_ops, s->sink);
     snap.events_in_flight = tracker_inflight_events(s->tracker);
     snap.received_lsn = received;
     snap.delivered_lsn = tracker_safe_lsn(s->tracker);
@@ -260,12 +252,8 @@ void stream_observe(struct stream *s, bool force)
     snap.streaming = s->streaming;
     snap.catching_up = s->catchup.active;
     snap.last_server_msg_us = s->last_server_msg_us;
-    snap.server_timeout_ms = s->cfg->server_timeout_ms;
-    snap.have_kafka = s->sink != NULL;
-    if (s->sink != NULL)
-        s->sink_ops->stats(s->sink, &snap.kafka);
     memcpy(snap.latency, s->latency, sizeof(snap.latency));
-    metrics_board_publish(s->cfg->metrics, &snap);
+    metrics_board_publish(s->common->metrics, &snap);
 }
 
 /*
@@ -276,11 +264,12 @@ void stream_observe(struct stream *s, bool force)
  */
 bool stream_should_stop(struct stream *s)
 {
-    if (!*s->cfg->stop)
+    int64_t now = s->clock->mono_us();
+
+    if (!pace_stop_requested(&s->common->stop, s->common->shutdown_timeout_ms, now,
+                             &s->stop_deadline_us))
         return false;
-    if (s->stop_deadline_us == 0)
-        s->stop_deadline_us = s->clock->mono_us() + (int64_t)s->cfg->shutdown_timeout_ms * 1000;
-    return !s->in_txn || s->clock->mono_us() >= s->stop_deadline_us;
+    return !s->in_txn || now >= s->stop_deadline_us;
 }
 
 /* Keeps the walsender content while the producer's queue is full (R4):
@@ -526,7 +515,7 @@ static bool handle_message(struct stream *s, const struct replmsg *m, enum strea
 
 static enum stream_end stream(struct stream *s)
 {
-    const struct relay_config *cfg = s->cfg;
+    const struct relay_common_config *common = s->common;
     enum stream_end end = STREAM_STOP;
 
     s->last_server_msg_us = s->clock->mono_us();
@@ -590,12 +579,12 @@ static enum stream_end stream(struct stream *s)
         /* R8: a server that stopped talking is probed once, then dropped. */
         {
             int64_t silent_ms = (s->clock->mono_us() - s->last_server_msg_us) / 1000;
-            if (silent_ms > cfg->server_timeout_ms) {
+            if (silent_ms > common->server_timeout_ms) {
                 log_warn("no message from the server for %lld ms; reconnecting",
                          (long long)silent_ms);
                 return STREAM_RETRY;
             }
-            if (silent_ms > cfg->server_timeout_ms / 2 && !s->probe_sent) {
+            if (silent_ms > common->server_timeout_ms / 2 && !s->probe_sent) {
                 s->probe_sent = true;
                 if (!send_status(s, true))
                     return STREAM_RETRY;
@@ -615,8 +604,8 @@ static enum stream_end stream(struct stream *s)
         pfd[npfd++] = (struct pollfd){.fd = s->sink_ops->wakeup_fd(s->sink), .events = POLLIN};
         /* Once seen, the stop request is the flag's business; a still-readable
          * pipe would only spin this poll. */
-        if (cfg->stop_fd >= 0 && !*cfg->stop)
-            pfd[npfd++] = (struct pollfd){.fd = cfg->stop_fd, .events = POLLIN};
+        if (common->stop.fd >= 0 && !*common->stop.flag)
+            pfd[npfd++] = (struct pollfd){.fd = common->stop.fd, .events = POLLIN};
         /* the side connections: their answers are read on the next turn */
         if (s->watch != NULL)
             npfd += s->watch_ops->pollfds(s->watch, &pfd[npfd], 2);
@@ -638,7 +627,7 @@ enum stream_end stream_run(struct stream *s)
 
 bool stream_drain(struct stream *s)
 {
-    int64_t budget_ms = s->cfg->shutdown_timeout_ms;
+    int64_t budget_ms = s->common->shutdown_timeout_ms;
     bool complete = true;
 
     if (s->stop_deadline_us != 0) {

@@ -26,8 +26,9 @@
 #include "lsn.h"
 #include "outbox.h"
 #include "pgout.h"
-#include "relay.h"
+#include "relay_config.h"
 #include "relay_ops.h"
+#include "shell.h"
 
 enum stream_end {
     STREAM_STOP,   /* signal or --end-lsn: drain and exit 0 */
@@ -43,7 +44,8 @@ struct stream_clock {
 };
 
 struct stream {
-    const struct relay_config *cfg;
+    const struct relay_common_config *common;
+    const struct relay_stream_config *cfg;
     const struct stream_clock *clock;
 
     /* the seams (cdc/relay_ops.h); src is NULL between streams */
@@ -96,18 +98,11 @@ struct stream {
      * event and neither the state file nor Postgres has heard of it. */
     bool failpoint_after_delivery;
 
-    uint64_t produced;
-    uint64_t delivered;
-
     /* observability only (docs/observability.md): nothing here feeds a
      * decision of the loop */
-    uint64_t received;         /* events decoded in transactions being relayed */
-    uint64_t failed;           /* failed delivery reports and refused produces */
-    uint64_t dead_lettered;    /* dead-letter copies acknowledged */
-    uint64_t reconnects_pg;    /* streams left for Postgres trouble */
-    uint64_t reconnects_kafka; /* rewinds */
-    uint64_t confirmed_lsn;    /* flush of the last status update sent (or the slot's) */
-    uint64_t server_wal_end;   /* IDENTIFY_SYSTEM xlogpos, then keepalive walEnd */
+    struct relay_stats stats;
+    uint64_t confirmed_lsn;  /* flush of the last status update sent (or the slot's) */
+    uint64_t server_wal_end; /* IDENTIFY_SYSTEM xlogpos, then keepalive walEnd */
     uint64_t stream_start_lsn;
     int64_t xlog_sent_us; /* send time in the header of the XLogData being handled */
     struct prom_hist latency[LATENCY_STAGES];
@@ -117,9 +112,10 @@ struct stream {
     char err[1024];
 };
 
-/* Sets up an idle stream for cfg (borrowed) with the pace.h clocks: no
- * source, sink or watch yet, tracker at 0. Free with stream_fini. */
-void stream_init(struct stream *s, const struct relay_config *cfg);
+/* Sets up an idle stream for the settings (borrowed) with the pace.h
+ * clocks: no source, sink or watch yet, tracker at 0. Free with stream_fini. */
+void stream_init(struct stream *s, const struct relay_common_config *common,
+                 const struct relay_stream_config *cfg);
 void stream_fini(struct stream *s);
 
 /* Before each stream: the relation cache, the open transaction and the held

@@ -19,6 +19,19 @@
 
 static bool produce_event(struct stream *s, const struct outbox_event *evp, enum stream_end *end);
 
+/* stream_wait_for_queue while the producer's queue is full, for shell_produce. */
+struct queue_wait {
+    struct stream *s;
+    enum stream_end *end;
+};
+
+static bool wait_for_queue(void *arg)
+{
+    struct queue_wait *qw = arg;
+
+    return stream_wait_for_queue(qw->s, qw->end);
+}
+
 /*
  * Sends an event that can never become its own message to the
  * dead-letter topic, under the transaction's seq so that its acknowledgement
@@ -32,22 +45,18 @@ static bool dead_letter(struct stream *s, const struct outbox_event *ev, const c
     char reason[512];
     struct sink_dead_letter dl = {
         .original_topic = topic, .error = reason, .drop_value = drop_value};
+    struct queue_wait qw = {s, end};
+    enum sink_status st;
 
     snprintf(reason, sizeof(reason), "%s", why);
     log_event(LOG_LEVEL_WARN, s->txn_commit_lsn, ev->id.ptr ? ev->id.ptr : "?",
               ev->id.ptr ? (int)ev->id.len : -1, "sending event to dead-letter topic %s: %s",
               s->cfg->dead_letter_topic, reason);
-    for (;;) {
-        enum sink_status st = s->sink_ops->produce_dead_letter(s->sink, ev, &meta, &dl, s->txn_seq,
-                                                               s->err, sizeof(s->err));
-
-        if (st == SINK_OK)
-            break;
-        if (st == SINK_QUEUE_FULL) {
-            if (!stream_wait_for_queue(s, end))
-                return false;
-            continue;
-        }
+    st = shell_produce(s->sink_ops, s->sink, NULL, ev, &meta, &dl, s->txn_seq, wait_for_queue, &qw,
+                       s->err, sizeof(s->err));
+    if (st == SINK_QUEUE_FULL)
+        return false; /* the wait ended the stream (*end set) */
+    if (st != SINK_OK) {
         log_event(LOG_LEVEL_ERROR, s->txn_commit_lsn, ev->id.ptr ? ev->id.ptr : "?",
                   ev->id.ptr ? (int)ev->id.len : -1,
                   "cannot send event to the dead-letter topic: %s; stopping without confirming it",
@@ -56,7 +65,7 @@ static bool dead_letter(struct stream *s, const struct outbox_event *ev, const c
         return false;
     }
     tracker_add_event(s->tracker, s->txn_seq);
-    s->produced++;
+    s->stats.produced++;
     return true;
 }
 
@@ -85,7 +94,7 @@ static bool handle_insert(struct stream *s, enum stream_end *end)
     if (ost == OUTBOX_ENULL && s->cfg->dead_letter_topic != NULL) {
         char why[128];
 
-        s->received++;
+        s->stats.received++;
         snprintf(why, sizeof(why), "bad outbox row: %s", outbox_strerror(ost));
         return dead_letter(s, &ev, NULL, why, false, end);
     }
@@ -141,24 +150,21 @@ static bool produce_event(struct stream *s, const struct outbox_event *evp, enum
     const struct outbox_event ev = *evp;
     char topic[256];
     struct sink_meta meta = {.lsn = s->txn_lsn, .commit_ts = s->txn_ts};
+    struct queue_wait qw = {s, end};
+    enum sink_status st;
 
-    s->received++;
+    s->stats.received++;
     memset(topic, 0, sizeof(topic)); /* a name too long is left unterminated */
-    if (!outbox_topic(s->cfg->topic_template, &ev, topic, sizeof(topic))) {
-        if (s->cfg->dead_letter_topic != NULL) {
-            char why[512];
+    if (!outbox_topic(s->common->topic_template, &ev, topic, sizeof(topic))) {
+        char why[512];
 
-            snprintf(why, sizeof(why),
-                     "aggregate_type '%.*s' does not make a valid Kafka topic name from "
-                     "template '%s'",
-                     (int)ev.aggregate_type.len, ev.aggregate_type.ptr, s->cfg->topic_template);
+        shell_bad_topic(why, sizeof(why), &ev, s->common->topic_template);
+        if (s->cfg->dead_letter_topic != NULL) {
             topic[sizeof(topic) - 1] = '\0';
             return dead_letter(s, &ev, topic, why, false, end);
         }
         log_event(LOG_LEVEL_ERROR, s->txn_commit_lsn, ev.id.ptr, (int)ev.id.len,
-                  "outbox event: aggregate_type '%.*s' does not make a valid Kafka topic name "
-                  "from template '%s'; stopping without confirming it",
-                  (int)ev.aggregate_type.len, ev.aggregate_type.ptr, s->cfg->topic_template);
+                  "outbox event: %s; stopping without confirming it", why);
         *end = STREAM_FATAL;
         return false;
     }
@@ -170,32 +176,25 @@ static bool produce_event(struct stream *s, const struct outbox_event *evp, enum
             return false;
         }
     }
-    for (;;) {
-        enum sink_status st =
-            s->sink_ops->produce(s->sink, topic, &ev, &meta, s->txn_seq, s->err, sizeof(s->err));
+    st = shell_produce(s->sink_ops, s->sink, topic, &ev, &meta, NULL, s->txn_seq, wait_for_queue,
+                       &qw, s->err, sizeof(s->err));
+    if (st == SINK_QUEUE_FULL)
+        return false; /* the wait ended the stream (*end set) */
+    if ((st == SINK_EPERMANENT || st == SINK_ETOOLARGE) && s->cfg->dead_letter_topic != NULL) {
+        char why[512];
 
-        if (st == SINK_OK)
-            break;
-        if (st == SINK_QUEUE_FULL) {
-            if (!stream_wait_for_queue(s, end))
-                return false;
-            continue;
-        }
-        if ((st == SINK_EPERMANENT || st == SINK_ETOOLARGE) && s->cfg->dead_letter_topic != NULL) {
-            char why[512];
-
-            snprintf(why, sizeof(why), "cannot produce event to topic %.255s: %.200s", topic,
-                     s->err);
-            return dead_letter(s, &ev, topic, why, st == SINK_ETOOLARGE, end);
-        }
-        s->failed++;
+        snprintf(why, sizeof(why), "cannot produce event to topic %.255s: %.200s", topic, s->err);
+        return dead_letter(s, &ev, topic, why, st == SINK_ETOOLARGE, end);
+    }
+    if (st != SINK_OK) {
+        s->stats.failed++;
         log_event(LOG_LEVEL_ERROR, s->txn_commit_lsn, ev.id.ptr, (int)ev.id.len,
                   "cannot produce event to topic %.255s: %.200s", topic, s->err);
         *end = st == SINK_EFATAL ? STREAM_REWIND : STREAM_FATAL;
         return false;
     }
     tracker_add_event(s->tracker, s->txn_seq);
-    s->produced++;
+    s->stats.produced++;
     if (log_threshold >= LOG_LEVEL_DEBUG)
         log_event(LOG_LEVEL_DEBUG, s->txn_commit_lsn, ev.id.ptr, (int)ev.id.len,
                   "event produced topic=%s", topic);
@@ -207,8 +206,8 @@ static bool handle_relation(struct stream *s, enum stream_end *end)
     const struct relcache_rel *rel = relcache_put(s->relcache, s->msg);
     const char *missing = NULL;
 
-    if (strcmp(rel->nspname, s->cfg->table_schema) != 0 ||
-        strcmp(rel->relname, s->cfg->table_name) != 0) {
+    if (strcmp(rel->nspname, s->common->table_schema) != 0 ||
+        strcmp(rel->relname, s->common->table_name) != 0) {
         if (s->have_layout && rel->relid == s->layout.relid)
             s->have_layout = false; /* renamed away from the outbox name */
         return true;

@@ -130,7 +130,8 @@ struct status {
 
 static struct world {
     struct stream s;
-    struct relay_config cfg;
+    struct relay_common_config common;
+    struct relay_stream_config cfg;
     volatile sig_atomic_t stop;
     int64_t now;
     const struct fixture *fx;
@@ -542,18 +543,19 @@ static void world_init(const struct fixture *fx, const struct oracle *o)
     w.now = 1000 * SEC;
     w.fail_event = -1;
     w.verified = START_LSN;
-    w.cfg = (struct relay_config){
-        .slot = "s",
-        .publication = "pub",
+    w.common = (struct relay_common_config){
         .table_schema = "public",
         .table_name = "outbox",
         .topic_template = "${aggregate_type}.events",
-        .status_interval_ms = 10000,
         .shutdown_timeout_ms = 1000,
         .server_timeout_ms = 3600 * 1000,
+        .stop = {&w.stop, -1},
+    };
+    w.cfg = (struct relay_stream_config){
+        .slot = "s",
+        .publication = "pub",
+        .status_interval_ms = 10000,
         .message_prefix = "outbox",
-        .stop = &w.stop,
-        .stop_fd = -1,
     };
     for (size_t i = 0; i < fx->n; i++) {
         if (pgout_decode(fx->msgs[i].data, fx->msgs[i].len, 1, &decoded) != PGOUT_OK)
@@ -575,7 +577,7 @@ static enum stream_end world_run(FILE *log_file)
     if (pipe(w.wake) != 0 || saved < 0)
         abort();
     (void)!write(w.wake[1], "x", 1);
-    stream_init(&w.s, &w.cfg);
+    stream_init(&w.s, &w.common, &w.cfg);
     w.s.clock = &fake_clock;
     w.s.src = &w;
     w.s.src_ops = &fake_source;
