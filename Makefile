@@ -51,7 +51,8 @@ TEST_LIBS := $(LIBTEST) $(LIBCDC) $(LIBAPI) $(LIBCOMMON)
 LIB_OBJS  := $(call obj,$(COMMON_SRC) $(CDC_SRC) $(API_SRC) $(SUPPORT_SRC)) $(BUILD)/gen/migrations.o
 
 .PHONY: all clean test test-unit test-integration test-faults run fmt format format-check lint \
-        asan fuzz deps help valgrind docs-images install uninstall man check-libs FORCE
+        asan fuzz deps help valgrind docs-images install uninstall man check-libs FORCE \
+        fresh-check compose-images compose-test
 .DEFAULT_GOAL := all
 
 all: $(BIN)/orders-api $(BIN)/cdc-relay
@@ -73,6 +74,11 @@ help:
 	@echo "make fmt          apply clang-format;  make format-check  check it"
 	@echo "make lint         cppcheck, clang-format check, module dependency rule"
 	@echo "make deps         install build/test dependencies (apt, Kafka jars)"
+	@echo "make fresh-check  both README commands in a bare Debian 12 container, on the committed"
+	@echo "                  tree (Docker engine started if needed; ~16 min)"
+	@echo "make compose-images  the compose stack's images, built here without a registry"
+	@echo "make compose-test the offline compose stack: images, up, the integration suite inside"
+	@echo "                  it, four container faults checked against Postgres, down -v (~16 min)"
 	@echo "make docs-images  re-render docs/*.png from docs/*.dot (needs Graphviz)"
 	@echo "make clean"
 
@@ -156,7 +162,7 @@ test-unit: $(UNIT_BINS)
 # The README's test command. Sanitizer builds live in build/asan and bin/asan
 # so they never mix with the normal objects.
 test:
-	@sh tests/harness/deps.sh
+	@sh tests/harness/deps.sh test
 	$(MAKE) all $(KAFKA_MOCK)
 	$(MAKE) SAN=1 BUILD=build/asan BIN=bin/asan WERROR=1 all test-unit
 	BIN_DIR=bin/asan sh tests/run_integration.sh
@@ -180,8 +186,20 @@ valgrind: all
 deps:
 	@sh tests/harness/deps.sh
 
+# Container checks (docs/testing.md, docs/deployment.md). They start Debian's Docker engine when
+# none answers and need no registry: images start from a debootstrap'ed
+# Debian 12, cached in ~/.cache/orders-cdc.
+fresh-check:
+	@sh tests/fresh_check.sh
+
+compose-images:
+	@sh deploy/offline/build.sh
+
+compose-test:
+	@sh tests/compose/run.sh
+
 run:
-	@sh tests/harness/deps.sh
+	@sh tests/harness/deps.sh run
 	$(MAKE) all
 	@sh deploy/local/run.sh
 

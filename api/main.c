@@ -166,12 +166,13 @@ static int run_server(const struct config *cfg, int64_t start_unix_us)
     http_server_addr(srv, addr, sizeof(addr));
     /* Listening: from here a request is answered (/readyz tells whether the
      * database is up), which is what systemd's Type=notify waits for. */
-    snprintf(status, sizeof(status), "listening on %s", addr);
-    notify_ready(status);
     log_fields(
         LOG_LEVEL_INFO, "listening", LOG_STR("addr", addr), LOG_INT("pool_size", cfg->pool_size),
         LOG_STR("outbox_mode", cfg->outbox_mode == STORE_OUTBOX_MESSAGE ? "message" : "table"),
         LOG_STR("version", ORDERS_CDC_VERSION));
+    /* After the log line, so whoever sees READY=1 finds the address logged. */
+    snprintf(status, sizeof(status), "listening on %s", addr);
+    notify_ready(status);
 
     wait_for_stop();
     notify_send("STOPPING=1\nSTATUS=draining requests");

@@ -13,6 +13,9 @@
 # 127.0.0.1:8080), API_ARGS and RELAY_ARGS (extra flags, word-split).
 # Logs: $RUN_DIR/orders-api.log, $RUN_DIR/cdc-relay.log,
 #       $RUN_DIR/pg/postgres.log, $RUN_DIR/kafka/broker.log.
+# As root, Postgres runs as user postgres; when that user cannot reach
+# $RUN_DIR (a checkout under /root, mode 0700), its cluster lives in
+# /var/tmp/orders-cdc-run-<checksum of $RUN_DIR>/pg instead (printed).
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -32,6 +35,12 @@ done
 mkdir -p "$RUN_DIR" || exit 1
 RUN_DIR=$(cd "$RUN_DIR" && pwd)
 chmod 755 "$RUN_DIR" # as root, Postgres runs as user postgres and must reach it
+PG_DIR=$RUN_DIR/pg
+if is_root && id postgres >/dev/null 2>&1 && ! runuser -u postgres -- test -x "$RUN_DIR" 2>/dev/null; then
+    PG_DIR=/var/tmp/orders-cdc-run-$(printf '%s' "$RUN_DIR" | cksum | cut -d' ' -f1)/pg
+    mkdir -p "$(dirname "$PG_DIR")" && chmod 755 "$(dirname "$PG_DIR")" || exit 1
+    echo "run: user postgres cannot reach $RUN_DIR (a parent directory is not o+x); its cluster lives in $PG_DIR"
+fi
 
 host=${LISTEN_ADDR%:*}
 port=${LISTEN_ADDR##*:}
@@ -80,7 +89,7 @@ cleanup() {
     fi
     if [ $started_pg = 1 ]; then
         echo "run: stopping PostgreSQL"
-        sh tests/harness/pg.sh stop "$RUN_DIR/pg"
+        sh tests/harness/pg.sh stop "$PG_DIR"
     fi
     echo "run: stopped; state kept in $RUN_DIR"
 }
@@ -98,9 +107,9 @@ show_log() {
     echo "----" >&2
 }
 
-echo "run: starting PostgreSQL in $RUN_DIR/pg"
+echo "run: starting PostgreSQL in $PG_DIR"
 started_pg=1
-pg_env=$(sh tests/harness/pg.sh start "$RUN_DIR/pg") || fail "PostgreSQL did not start"
+pg_env=$(sh tests/harness/pg.sh start "$PG_DIR") || fail "PostgreSQL did not start"
 echo "run: starting Kafka in $RUN_DIR/kafka"
 started_kafka=1
 kafka_env=$(sh tests/harness/kafka.sh start "$RUN_DIR/kafka") || fail "Kafka did not start"
@@ -109,6 +118,15 @@ KAFKA_BROKERS=$(printf '%s\n' "$kafka_env" | sed -n 's/^KAFKA_BROKERS=//p')
 export DATABASE_URL KAFKA_BROKERS
 echo "run: DATABASE_URL=$DATABASE_URL"
 echo "run: KAFKA_BROKERS=$KAFKA_BROKERS"
+
+# The topic exists before the first order, so the printed kcat line works
+# right away (a consumer of a missing topic stops with "Unknown topic or
+# partition"; the broker would only create it on the relay's first produce).
+if ! kcat -b "$KAFKA_BROKERS" -L -t orders.events -m 5 2>/dev/null | grep -q 'topic "orders.events" with [1-9]'; then
+    echo "run: creating topic orders.events (3 partitions)"
+    sh tests/harness/kafka.sh topics "$RUN_DIR/kafka" --create --if-not-exists \
+        --topic orders.events --partitions 3 >/dev/null || fail "could not create topic orders.events"
+fi
 
 echo "run: $API --migrate"
 "$API" --migrate </dev/null || fail "$API --migrate failed"
@@ -174,7 +192,7 @@ Database:
   psql '$DATABASE_URL'
 Metrics:
   curl -sS http://$LISTEN_ADDR/metrics; curl -sS http://$(sed -n 's/.*metrics listening addr=\([^ ]*\).*/\1/p' "$RUN_DIR/cdc-relay.log" | tail -1)/metrics
-Logs: $RUN_DIR/orders-api.log  $RUN_DIR/cdc-relay.log  $RUN_DIR/pg/postgres.log  $RUN_DIR/kafka/broker.log
+Logs: $RUN_DIR/orders-api.log  $RUN_DIR/cdc-relay.log  $PG_DIR/postgres.log  $RUN_DIR/kafka/broker.log
 ===============
 
 EOF

@@ -118,13 +118,39 @@ pid_alive() {
     ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
 }
 
+# mvn_progress WHAT: Maven's "Downloaded from central: URL" lines on stdin;
+# a summary line every 10 s, so a long download is never silent.
+mvn_progress() {
+    local n=0 shown=$SECONDS line
+    while IFS= read -r line; do
+        case $line in
+        *"Downloaded from "*) n=$((n + 1)) ;;
+        *) continue ;;
+        esac
+        if [ $((SECONDS - shown)) -ge 10 ]; then
+            echo "$PROG: maven: $n files downloaded so far (plugins, then the $1 jars)"
+            shown=$SECONDS
+        fi
+    done
+    echo "$PROG: maven: $n files downloaded"
+}
+
 # mvn_copy_deps DIR WHAT: copy the runtime dependencies of DIR/pom.xml into
-# DIR/libs with Maven (Maven Central), three tries; dies naming WHAT.
+# DIR/libs with Maven (Maven Central), three tries, with progress; dies
+# naming WHAT.
 mvn_copy_deps() {
-    local attempt
+    local attempt rc
     for attempt in 1 2 3; do
-        if (cd "$1" && timeout 900 mvn -q -B -f pom.xml dependency:copy-dependencies \
-            -DincludeScope=runtime -DoutputDirectory="$1/libs") >"$1/mvn.log" 2>&1; then
+        # Maven's exit status travels through a file: whatever the caller's
+        # errexit and pipefail, the pipeline's own status is mvn_progress's.
+        {
+            rc=0
+            (cd "$1" && timeout 900 mvn -B -f pom.xml dependency:copy-dependencies \
+                -DincludeScope=runtime -DoutputDirectory="$1/libs") 2>&1 || rc=$?
+            echo "$rc" >"$1/mvn.rc"
+        } | tee "$1/mvn.log" | mvn_progress "$2"
+        if [ "$(cat "$1/mvn.rc")" = 0 ]; then
+            rm -f "$1/mvn.rc"
             rm -f "$1/mvn.log"
             return 0
         fi
@@ -132,6 +158,6 @@ mvn_copy_deps() {
         rm -rf "$1/libs"
         sleep $((attempt * 3))
     done
-    tail -40 "$1/mvn.log" >&2
+    grep -E 'ERROR|FAIL' "$1/mvn.log" | tail -40 >&2 || tail -40 "$1/mvn.log" >&2
     die "could not download the $2 jars with Maven"
 }

@@ -1,12 +1,21 @@
 #!/bin/bash
-# Installs what building and testing need, then caches the Kafka jars.
-# Idempotent; when everything is present it only checks (well under a second)
-# and prints one line. Runs at the start of `make test`, `make run`, `make deps`.
+# Installs what building, running and testing need, then caches the Kafka
+# jars. Idempotent; when everything is present it only checks (well under a
+# second) and prints one line.
 #
-#   sh tests/harness/deps.sh
+#   sh tests/harness/deps.sh [kafka|run|test]
 #
-# As root it installs the missing Debian packages with apt-get; otherwise it
-# prints the apt-get line to run and exits 1.
+#   kafka Java, Maven and the Kafka jars only (deploy/offline/build.sh)
+#   run   what `make run` needs: compiler and the four -dev libraries,
+#         PostgreSQL, Java and the Kafka jars, kcat, curl, psql, python3
+#   test  (the default) all of that, plus what the tests, `make lint`,
+#         `make fuzz` and `make valgrind` need: clang with its fuzzer runtime,
+#         clang-format, cppcheck, valgrind, openssl, pytest, PyYAML
+#
+# As root it installs the missing Debian packages with apt-get, in one
+# `apt-get install` (the clang fuzzer runtime's name comes from apt's
+# candidate clang when clang is not installed yet), printing its progress;
+# otherwise it prints the apt-get line to run and exits 1.
 # Kafka: ${ORDERS_CDC_CACHE:-$HOME/.cache/orders-cdc}/kafka-4.1.1/libs/*.jar,
 # from tests/harness/kafka-pom.xml via Maven (Maven Central). It is downloaded
 # into a temporary directory and renamed into place, so an interrupted
@@ -16,6 +25,13 @@ set -euo pipefail
 PROG=deps
 . "$(dirname "$0")/common.sh"
 export DEBIAN_FRONTEND=noninteractive
+
+profile=${1:-test}
+case $profile in kafka | run | test) ;; *)
+    echo "usage: sh tests/harness/deps.sh [kafka|run|test]" >&2
+    exit 2
+    ;;
+esac
 
 pkgs=()
 why=()
@@ -32,9 +48,31 @@ has_test_modules='import importlib.util as u, sys
 sys.exit(any(u.find_spec(m) is None for m in ("pytest", "yaml", "jsonschema")))'
 dpkg_has() { dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed'; }
 
-check_all() {
-    pkgs=()
-    why=()
+# The clang major version: the installed clang's, else apt's candidate's
+# (clang depends on clang-N), so the fuzzer runtime joins the same
+# apt-get install as clang itself. Empty when neither is known.
+clang_major() {
+    if have clang; then
+        clang --version | sed -nE 's/.*clang version ([0-9]+).*/\1/p' | head -1
+    else
+        apt-cache depends clang 2>/dev/null | sed -nE 's/^ *Depends: clang-([0-9]+)$/\1/p' | head -1
+    fi
+}
+
+fuzzer_runtime_present() {
+    local rt
+    have clang || return 1
+    rt=$(clang -print-runtime-dir 2>/dev/null || true)
+    ls "$rt"/libclang_rt.fuzzer*.a >/dev/null 2>&1 ||
+        ls "$(dirname "$rt")"/*/libclang_rt.fuzzer*.a >/dev/null 2>&1
+}
+
+check_kafka() {
+    have mvn || add maven "mvn missing (fetches the Kafka jars)"
+    find_java >/dev/null || add openjdk-17-jre-headless "no java >= 17"
+}
+
+check_run() {
     have cc && have make || add build-essential "cc/make missing"
     have pkg-config || add pkg-config "pkg-config missing"
     local mod
@@ -45,33 +83,30 @@ check_all() {
     done
     have psql && pg_bindir >/dev/null && [ -x "$(pg_bindir)/postgres" ] ||
         add postgresql "postgres server binaries missing"
-    dpkg_has postgresql-contrib || add postgresql-contrib "not installed"
-    dpkg_has locales-all || add locales-all "de_DE.UTF-8 for the translated lc_messages test"
     have kcat || add kcat "kcat missing"
-    have clang || add clang "clang missing"
-    if have clang; then
+    have curl || add curl "curl missing"
+    have python3 || add python3 "python3 missing"
+    have runuser && have setsid || add util-linux "runuser/setsid missing"
+}
+
+check_test() {
+    dpkg_has postgresql-contrib || add postgresql-contrib "not installed"
+    if ! fuzzer_runtime_present; then
         # libFuzzer/sanitizer runtimes for clang (a Recommends, easy to miss)
-        local rt
-        rt=$(clang -print-runtime-dir 2>/dev/null || true)
-        if ! ls "$rt"/libclang_rt.fuzzer*.a >/dev/null 2>&1 &&
-            ! ls "$(dirname "$rt")"/*/libclang_rt.fuzzer*.a >/dev/null 2>&1; then
-            local v
-            v=$(clang --version | sed -nE 's/.*clang version ([0-9]+).*/\1/p' | head -1)
-            [ -n "$v" ] && add "libclang-rt-$v-dev" "clang fuzzer runtime missing"
-        fi
+        have clang || add clang "clang missing"
+        local v
+        v=$(clang_major)
+        [ -z "$v" ] || add "libclang-rt-$v-dev" "clang $v fuzzer runtime missing"
     fi
     have clang-format || add clang-format "clang-format missing"
     have cppcheck || add cppcheck "cppcheck missing"
-    have curl || add curl "curl missing"
     have valgrind || add valgrind "valgrind missing (make valgrind)"
     have promtool || add prometheus "promtool missing (make lint: alert rules; make test: metrics)"
     have openssl || add openssl "openssl missing (the TLS tests make a throwaway CA)"
-    if ! have python3; then
-        add python3 "python3 missing"
-        add python3-pytest "pytest missing"
-    elif ! python3 -c "$has_test_modules" 2>/dev/null &&
+    if ! python3 -c "$has_test_modules" 2>/dev/null &&
         ! /usr/bin/python3 -c "$has_test_modules" 2>/dev/null; then
-        # the integration tests' interpreter: pytest, PyYAML, jsonschema
+        # the integration tests' interpreter (and make lint's compose reader):
+        # pytest, PyYAML, jsonschema
         add python3-pytest "python3 -m pytest, yaml or jsonschema missing"
         add python3-yaml "python3 -m pytest, yaml or jsonschema missing"
         add python3-jsonschema "python3 -m pytest, yaml or jsonschema missing"
@@ -79,36 +114,79 @@ check_all() {
     # the venv of tests/harness/requirements.txt
     [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import ensurepip' 2>/dev/null ||
         add python3-venv "python3 -m venv needs ensurepip"
-    have mvn || add maven "mvn missing"
-    find_java >/dev/null || add openjdk-17-jre-headless "no java >= 17"
-    have runuser && have setsid || add util-linux "runuser/setsid missing"
+    dpkg_has locales-all || add locales-all "de_DE.UTF-8 for the translated lc_messages test"
+}
+
+check_all() {
+    pkgs=()
+    why=()
+    check_kafka
+    [ "$profile" = kafka ] || check_run
+    [ "$profile" != test ] || check_test
+}
+
+# apt_progress LABEL: read apt's --status-fd lines ("dlstatus:N:PCT:MSG",
+# "pmstatus:PKG:PCT:MSG") on stdin and print one line each time the
+# percentage passes a tenth, or every 15 s, so a long install is never silent.
+apt_progress() {
+    local label=$1 kind pct msg last=-10 shown=$SECONDS
+    while IFS=: read -r kind _ pct msg; do
+        case $kind in dlstatus | pmstatus) ;; *) continue ;; esac
+        pct=${pct%%.*}
+        [ -n "$pct" ] || continue
+        if [ "$kind" != "${last_kind:-}" ]; then
+            last=-10
+            last_kind=$kind
+        fi
+        if [ "$pct" -ge $((last + 10)) ] || [ $((SECONDS - shown)) -ge 15 ]; then
+            [ "$kind" = dlstatus ] && what=downloading || what=installing
+            printf 'deps: %s: %s %3d%%  %s\n' "$label" "$what" "$pct" "$msg"
+            last=$pct
+            shown=$SECONDS
+        fi
+    done
+}
+
+apt_install() {
+    local log t0
+    log=$(mktemp /tmp/orders-cdc-apt.XXXXXX)
+    t0=$SECONDS
+    echo "deps: apt-get update"
+    if ! apt-get -o DPkg::Lock::Timeout=300 update -qq >"$log" 2>&1; then
+        tail -30 "$log" >&2
+        die "apt-get update failed (full log: $log)"
+    fi
+    # now that apt knows the candidates: the fuzzer runtime matching the clang
+    # about to be installed
+    check_all
+    [ ${#pkgs[@]} -gt 0 ] || return 0
+    for i in "${!pkgs[@]}"; do
+        echo "deps: installing ${pkgs[$i]} (${why[$i]})"
+    done
+    echo "deps: apt-get install ${pkgs[*]} (log: $log)"
+    # status lines on fd 3 -> apt_progress; apt's own output -> the log
+    if ! apt-get -o DPkg::Lock::Timeout=300 -o APT::Status-Fd=3 install -y -q \
+        --no-install-recommends "${pkgs[@]}" 3>&1 >>"$log" 2>&1 | apt_progress apt; then
+        tail -30 "$log" >&2
+        die "apt-get install failed (full log: $log)"
+    fi
+    rm -f "$log"
+    echo "deps: apt-get installed ${#pkgs[@]} package(s) and their dependencies in $((SECONDS - t0)) s"
+    hash -r
 }
 
 check_all
 if [ ${#pkgs[@]} -gt 0 ]; then
-    line="apt-get install -y --no-install-recommends ${pkgs[*]}"
     if ! is_root; then
         for i in "${!pkgs[@]}"; do
             echo "deps: missing ${pkgs[$i]} (${why[$i]})" >&2
         done
-        echo "deps: not root; run:  sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive $line" >&2
+        echo "deps: not root; run:  sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive" \
+            "apt-get install -y --no-install-recommends ${pkgs[*]}" >&2
         exit 1
     fi
-    for i in "${!pkgs[@]}"; do
-        echo "deps: installing ${pkgs[$i]} (${why[$i]})"
-    done
     have apt-get || die "apt-get not found; install by hand: ${pkgs[*]}"
-    log=$(mktemp /tmp/orders-cdc-apt.XXXXXX)
-    t0=$(date +%s)
-    if ! apt-get -o DPkg::Lock::Timeout=300 update -qq >"$log" 2>&1 ||
-        ! apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends \
-            "${pkgs[@]}" >>"$log" 2>&1; then
-        tail -30 "$log" >&2
-        die "apt-get failed (full log: $log)"
-    fi
-    rm -f "$log"
-    echo "deps: apt-get installed ${#pkgs[@]} package(s) in $(($(date +%s) - t0)) s"
-    hash -r
+    apt_install
     check_all
     [ ${#pkgs[@]} -eq 0 ] || die "still missing after apt-get: ${pkgs[*]}"
 fi
@@ -118,8 +196,8 @@ fi
 # into a temporary directory renamed into place under the cache lock, so an
 # interrupted install is never taken for a complete one. (Renaming breaks the
 # venv's bin/ scripts' #! lines, not bin/python: run tools as
-# "$PY_VENV/bin/python -m MODULE".)
-if [ ! -f "$PY_VENV/complete" ]; then
+# "$PY_VENV/bin/python -m MODULE".) Only the tests use them.
+if [ "$profile" = test ] && [ ! -f "$PY_VENV/complete" ]; then
     mkdir -p "$ORDERS_CDC_CACHE"
     (
         flock 9
@@ -144,9 +222,12 @@ fi
 # ---- Kafka jars -------------------------------------------------------------
 pom=$HARNESS_DIR/kafka-pom.xml
 stamp=$(sha256sum "$pom" | cut -c1-64)
-if [ -f "$KAFKA_HOME/pom.sha256" ] && [ "$(cat "$KAFKA_HOME/pom.sha256")" = "$stamp" ] &&
-    [ -f "$KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar" ]; then
-    echo "deps: ok (Kafka $KAFKA_VERSION jars in $KAFKA_LIBS)"
+jars_ready() {
+    [ -f "$KAFKA_HOME/pom.sha256" ] && [ "$(cat "$KAFKA_HOME/pom.sha256")" = "$stamp" ] &&
+        [ -f "$KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar" ]
+}
+if jars_ready; then
+    echo "deps: ok ($profile; Kafka $KAFKA_VERSION jars in $KAFKA_LIBS)"
     exit 0
 fi
 
@@ -154,9 +235,8 @@ mkdir -p "$ORDERS_CDC_CACHE"
 # one download at a time; a second deps.sh waits, then finds the jars there
 exec 9>"$ORDERS_CDC_CACHE/.lock"
 flock 9
-if [ -f "$KAFKA_HOME/pom.sha256" ] && [ "$(cat "$KAFKA_HOME/pom.sha256")" = "$stamp" ] &&
-    [ -f "$KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar" ]; then
-    echo "deps: ok (Kafka $KAFKA_VERSION jars in $KAFKA_LIBS)"
+if jars_ready; then
+    echo "deps: ok ($profile; Kafka $KAFKA_VERSION jars in $KAFKA_LIBS)"
     exit 0
 fi
 # leftovers of interrupted downloads
@@ -166,7 +246,7 @@ echo "deps: downloading Kafka $KAFKA_VERSION jars from Maven Central into $KAFKA
 tmp=$(mktemp -d "$ORDERS_CDC_CACHE/.kafka-download.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 cp "$pom" "$tmp/pom.xml"
-t0=$(date +%s)
+t0=$SECONDS
 mvn_copy_deps "$tmp" Kafka
 for j in "kafka_2.13-$KAFKA_VERSION.jar" "kafka-tools-$KAFKA_VERSION.jar" \
     "kafka-clients-$KAFKA_VERSION.jar" log4j-slf4j-impl-*.jar; do
@@ -183,4 +263,4 @@ fi
 mv -T "$tmp" "$KAFKA_HOME"
 trap - EXIT
 [ -z "$old" ] || rm -rf "$old"
-echo "deps: Kafka jars ready ($(ls "$KAFKA_LIBS" | wc -l) jars, $(du -sh "$KAFKA_LIBS" | cut -f1), $(($(date +%s) - t0)) s)"
+echo "deps: Kafka jars ready ($(ls "$KAFKA_LIBS" | wc -l) jars, $(du -sh "$KAFKA_LIBS" | cut -f1), $((SECONDS - t0)) s)"

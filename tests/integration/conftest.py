@@ -24,10 +24,11 @@ External servers (the compose `it` service, deploy/docker-compose.yml):
                own, created here; a database a test made (new_database()) is
                dropped with its replication slots when the test ends, the
                session's at the end of the run.
-  ORDERS_CDC_EXTERNAL_KAFKA   bootstrap servers of a running Kafka/Redpanda.
+  ORDERS_CDC_EXTERNAL_KAFKA   bootstrap servers of a running Kafka-protocol broker.
   With either set, that server is not started or stopped by the suite; a test
   that would stop, restart or reconfigure it, or that needs it to itself
-  (EXTERNAL_SKIP), is skipped.
+  (EXTERNAL_SKIP), is skipped. Kafka's topic tool runs against the external
+  broker from the harness's jar cache when java is installed (the `it` image).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import tempfile
 import urllib.parse
 import uuid
@@ -56,6 +58,10 @@ EXTERNAL_SKIP = {
     "test_harness.py::test_pg_select_1": (
         EXTERNAL_PG_URL,
         "asserts the harness's own loopback URL and database name",
+    ),
+    "test_harness.py::test_pg_settings_are_back_to_default": (
+        EXTERNAL_PG_URL,
+        "checks that the harness put its own server's settings back (an external server keeps its own)",
     ),
     "test_end_to_end.py::test_thousand_orders_from_16_clients_arrive_once_each": (
         EXTERNAL_KAFKA,
@@ -169,7 +175,19 @@ class ExternalKafka(Kafka):
         _external_skip("resume")
 
     def topics_tool(self, *args, timeout: float = 60):
-        _external_skip("run Kafka's own admin tools against")
+        """Kafka's TopicCommand against the external broker, from the
+        harness's jar cache (the compose `it` image has Java and the jars)."""
+        java = shutil.which("java")
+        cache = Path(os.environ.get("ORDERS_CDC_CACHE") or Path.home() / ".cache" / "orders-cdc")
+        libs = cache / "kafka-4.1.1" / "libs"
+        if not java or not any(libs.glob("kafka-tools-*.jar")):
+            _external_skip("run Kafka's own admin tools (no java or no jars in " + str(libs) + ") against")
+        cmd = [java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", f"{libs}/*",
+               "org.apache.kafka.tools.TopicCommand", "--bootstrap-server", self.brokers, *args]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise HarnessError(f"TopicCommand {' '.join(args)} exited {r.returncode}:\n{r.stderr.strip()}")
+        return r.stdout
 
     def running(self) -> bool:
         try:

@@ -11,7 +11,9 @@ import signal
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+import uuid
 
 import pytest
 
@@ -330,14 +332,29 @@ def json_lines(relay) -> list[dict]:
 @pytest.mark.timeout(180)
 def test_json_logs_carry_lsn_and_event_id_and_hide_the_password(stack):
     secret = "pw-never-in-logs-7f3a"
-    url = stack.url.replace("postgresql://postgres@", f"postgresql://postgres:{secret}@")
-    assert secret in url
-    relay = stack.spawn(
-        "cdc-relay",
-        *stack.relay_args("--log-format", "json", "--log-level", "debug", "--metrics-listen", "127.0.0.1:0"),
-        env={"DATABASE_URL": url, "KAFKA_BROKERS": stack.kafka.brokers},
-        wait_for=r"streaming slot",
-    )
+    # a role of its own whose password is the secret: the password really
+    # logs in, on a trust server (the harness's) as on a scram one (compose)
+    role = f"logs_{uuid.uuid4().hex[:8]}"
+    stack.pg.psql(f"CREATE ROLE {role} LOGIN SUPERUSER PASSWORD '{secret}'", url=stack.url)
+    parts = urllib.parse.urlsplit(stack.url)
+    url = parts._replace(netloc=f"{role}:{secret}@{parts.hostname}:{parts.port}").geturl()
+    relay = None
+    try:
+        relay = stack.spawn(
+            "cdc-relay",
+            *stack.relay_args("--log-format", "json", "--log-level", "debug", "--metrics-listen", "127.0.0.1:0"),
+            env={"DATABASE_URL": url, "KAFKA_BROKERS": stack.kafka.brokers},
+            wait_for=r"streaming slot",
+        )
+        _json_logs_hide_the_password(stack, relay, role, secret)
+    finally:
+        if relay is not None:
+            relay.terminate()
+        stack.pg.psql(f"REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}", url=stack.url)
+        stack.pg.psql(f"DROP ROLE {role}", url=stack.url)
+
+
+def _json_logs_hide_the_password(stack, relay, role, secret):
     assert all(r[0] == 201 for r in stack.post_many(3, clients=1))
     events = stack.events(count=3, timeout=60)
     assert len(events) == 3
@@ -350,7 +367,7 @@ def test_json_logs_carry_lsn_and_event_id_and_hide_the_password(stack):
     # (the harness's "==== start" line shows the environment it passed)
     assert not [l for l in relay.log_text().splitlines() if secret in l and not l.startswith("==== ")]
     start = next(l for l in lines if l["msg"] == "starting")
-    assert "postgres:***@" in start["database"] and start["mode"] == "stream"
+    assert f"{role}:***@" in start["database"] and start["mode"] == "stream"
     assert start["slot"] == stack.slot and re.fullmatch(r"\d+\.\d+\.\d+", start["version"])
     listen = next(l for l in lines if l["msg"] == "metrics listening")
     assert re.fullmatch(r"127\.0\.0\.1:\d+", listen["addr"])

@@ -70,12 +70,12 @@ def test_journald_priority_prefix_only_when_stderr_is_the_journal(tmp_path, fmt)
         assert re.match(TS + " error migrate failed error=", body), body
     assert "secretpw" not in log.read_text()
 
-    # cdc-relay: an invalid URL is fatal (error); a warning from librdkafka
+    # cdc-relay: a URL libpq cannot parse is fatal (error); a warning from librdkafka
     # (no broker on 9092... or not) may come too: every line has a prefix,
     # and the prefix matches the line's level.
     log = tmp_path / "relay.err"
     rc = run_with_stderr_file(log, "cdc-relay", "--log-format", fmt,
-                              env={"DATABASE_URL": CLOSED_URL + "?sslmode=bogus",
+                              env={"DATABASE_URL": CLOSED_URL + "?no_such_option=1",
                                    "KAFKA_BROKERS": "127.0.0.1:1", "LOG_FORMAT": None},
                               journal="match")
     assert rc == 1
