@@ -46,6 +46,14 @@ struct relay {
     /* The slot was created by this run's first connection and not streamed
      * from yet: a refused start drops it again. */
     bool slot_created_unused;
+
+    struct watch *watch;
+    char app_name[48];
+    bool first; /* no stream started yet in this run */
+    int backoff_ms;
+    int64_t busy_since_us;  /* the slot busy (not by us) since; 0: not busy */
+    int own_holder_logged;  /* pid of our own walsender last logged as holding the slot */
+    enum relay_exit result; /* when the run ends */
 };
 
 /* Closes the replication connection without the polite end. */
@@ -224,21 +232,317 @@ static bool first_start_position(struct relay *r, const struct repl_slot_info *i
     return true;
 }
 
-enum relay_exit relay_run(const struct relay_common_config *common,
-                          const struct relay_stream_config *cfg)
-{
-    struct relay r = {.cfg = cfg};
-    struct repl_opts *opts = &r.opts;
-    struct watch *watch = NULL;
-    enum relay_exit result = RELAY_EXIT_ERROR;
-    bool first = true;
-    int backoff_ms = 0;
-    int64_t busy_since_us = 0;
-    int own_holder_logged = 0;
-    char app_name[48];
+/* What a step of relay_run asks for next. */
+enum step {
+    STEP_ON,    /* go on with the next step */
+    STEP_RETRY, /* back to the top of the loop (after the backoff set) */
+    STEP_STOP,  /* stopped while connecting: drain, exit 0 */
+    STEP_OUT,   /* done: r->result says how */
+};
 
-    stream_init(&r.s, common, cfg);
-    r.opts = (struct repl_opts){
+/* A producer, unless the last one is still there. */
+static enum step make_producer(struct relay *r)
+{
+    const struct relay_common_config *common = r->s.common;
+    size_t nprops = common->nkafka_props;
+    const struct sink_prop *props;
+
+    if (r->sink != NULL)
+        return STEP_ON;
+    props = r->s.eos != NULL ? eos_producer_props(r->s.eos, &nprops) : common->kafka_props;
+    r->sink = sink_new(common->brokers, props, nprops, stream_on_delivery, &r->s, r->s.err,
+                       sizeof(r->s.err));
+    if (r->sink == NULL) {
+        log_error("%s", r->s.err);
+        return STEP_OUT;
+    }
+    r->s.sink = r->sink;
+    if (r->cfg->dead_letter_topic != NULL)
+        sink_set_dead_letter(r->sink, r->cfg->dead_letter_topic, stream_on_dead_letter);
+    return STEP_ON;
+}
+
+/* repl_open and what its outcome means: a busy slot is waited for (without
+ * limit when its holder is this process's own walsender, else for
+ * RELAY_BUSY_GIVE_UP_US), connection trouble retried with backoff. */
+static enum step open_slot(struct relay *r, struct repl_slot_info *info)
+{
+    const struct relay_common_config *common = r->s.common;
+    enum repl_status st;
+
+    r->opts.nown = r->nown;
+    st = repl_open(&r->opts, &r->rc, info, r->s.err, sizeof(r->s.err));
+    if (st == REPL_EBUSY && info->holder_own) {
+        /* Our own walsender from a connection we gave up on (a stall longer
+         * than --server-timeout): nobody else streams, so wait for it
+         * without limit; it was asked to end. */
+        if (r->own_holder_logged != info->holder.pid)
+            log_warn("%s; retrying every second until it is gone", r->s.err);
+        else
+            log_debug("%s", r->s.err);
+        r->own_holder_logged = info->holder.pid;
+        r->busy_since_us = 0;
+        r->backoff_ms = 1000;
+        r->s.stats.reconnects_pg++;
+        return STEP_RETRY;
+    }
+    if (st == REPL_EBUSY) {
+        int64_t now = pace_monotonic_us();
+
+        if (r->busy_since_us == 0)
+            r->busy_since_us = now;
+        /* A killed relay's walsender lingers until it notices the closed
+         * socket; give it a few seconds before calling it a second relay. */
+        if (now - r->busy_since_us > RELAY_BUSY_GIVE_UP_US) {
+            log_error("%s; stop the other relay or use another --slot (exit %d: a later start "
+                      "may find the slot free)",
+                      r->s.err, RELAY_EXIT_TEMPORARY);
+            r->result = RELAY_EXIT_TEMPORARY;
+            return STEP_OUT;
+        }
+        log_warn("%s; retrying", r->s.err);
+        r->backoff_ms = 1000;
+        r->s.stats.reconnects_pg++;
+        return STEP_RETRY;
+    }
+    if (st == REPL_EFATAL) {
+        log_error("%s", r->s.err);
+        return STEP_OUT;
+    }
+    if (st == REPL_ESTOP)
+        return STEP_STOP;
+    if (st != REPL_OK) {
+        log_warn("%s", r->s.err);
+        r->backoff_ms = pace_backoff_next(r->backoff_ms, common->reconnect_max_ms);
+        r->s.stats.reconnects_pg++;
+        return STEP_RETRY;
+    }
+    r->busy_since_us = 0;
+    r->own_holder_logged = 0;
+    remember_own(r, &info->self);
+    if (r->first)
+        r->slot_created_unused = info->created;
+    /* repl_open checked the table is in the publication (or message mode
+     * needs no table): everything up to now is covered. */
+    confirm_pub_verified(&r->s.confirm,
+                         r->cfg->source_messages ? UINT64_MAX : info->server_wal_end);
+    if (info->server_wal_end > r->s.server_wal_end)
+        r->s.server_wal_end = info->server_wal_end;
+    if (info->confirmed_flush > r->s.confirmed_lsn)
+        r->s.confirmed_lsn = info->confirmed_flush; /* until our first status update */
+    if (info->publication_created)
+        log_info("created publication \"%s\" (for table %s.%s with publish = 'insert' when the "
+                 "table exists)",
+                 r->cfg->publication, common->table_schema, common->table_name);
+    if (info->created)
+        log_info("created replication slot \"%s\" (pgoutput) at " LSN_FMT, r->cfg->slot,
+                 LSN_ARGS(info->confirmed_flush));
+    return STEP_ON;
+}
+
+/* --exactly-once, on a new producer: fences older ones and reads the
+ * checkpoint, which the server must not be behind. */
+static enum step attach_checkpoint(struct relay *r, const struct repl_slot_info *info)
+{
+    struct resume_slot slot = resume_slot_of(info);
+    enum resume_reason why;
+    uint64_t checkpoint;
+    enum eos_result res;
+
+    if (r->s.eos == NULL || eos_attached(r->s.eos))
+        return STEP_ON;
+    res = eos_attach(r->s.eos, r->sink, info->systemid, &checkpoint, r->s.err, sizeof(r->s.err));
+    if (res == EOS_RETRY) {
+        log_warn("%s; retrying", r->s.err);
+        drop_connection(r);
+        r->backoff_ms = pace_backoff_next(r->backoff_ms, r->s.common->reconnect_max_ms);
+        r->s.stats.reconnects_kafka++;
+        return STEP_RETRY;
+    }
+    if (res != EOS_OK) {
+        (void)stream_eos_end(&r->s, res);
+        return STEP_OUT;
+    }
+    why = resume_checkpoint(checkpoint, &slot);
+    if (why != RESUME_OK) {
+        log_refusal(r, why, info, NULL, checkpoint);
+        return STEP_OUT;
+    }
+    log_info("exactly-once: transactional.id %s ready; checkpoint of slot \"%s\" in %s at " LSN_FMT,
+             eos_transactional_id(r->s.eos), r->cfg->slot, r->cfg->checkpoint_topic,
+             LSN_ARGS(checkpoint));
+    r->eos_checkpoint = checkpoint;
+    return STEP_ON;
+}
+
+/* Where this stream starts (cdc/resume.c): the run's first start, or a
+ * reconnect from what was delivered. */
+static enum step choose_start(struct relay *r, const struct repl_slot_info *info, uint64_t *start)
+{
+    struct resume_slot slot = resume_slot_of(info);
+    struct resume_plan plan;
+    enum resume_reason why;
+
+    if (r->first) {
+        if (!first_start_position(r, info, start))
+            return STEP_OUT;
+        tracker_free(r->s.tracker);
+        r->s.tracker = tracker_new(*start);
+        snprintf(r->s.systemid, sizeof(r->s.systemid), "%s", info->systemid);
+        r->first = false;
+        if (r->cfg->start_lsn != 0)
+            catchup_arm(&r->s.catchup); /* a replay: reported from 1 MiB on */
+        /* From now on a missing slot or publication is not a first start
+         * but a loss: never recreate them silently (P8). */
+        r->opts.create_slot = false;
+        r->opts.create_publication = false;
+        return STEP_ON;
+    }
+    why = resume_reconnect(tracker_safe_lsn(r->s.tracker), r->s.eos != NULL ? r->eos_checkpoint : 0,
+                           r->s.systemid, &slot, &plan);
+    *start = plan.start;
+    if (plan.new_tracker) {
+        tracker_free(r->s.tracker);
+        r->s.tracker = tracker_new(*start);
+    }
+    if (why != RESUME_OK) {
+        log_refusal(r, why, info, NULL, *start);
+        return STEP_OUT;
+    }
+    return STEP_ON;
+}
+
+/* START_REPLICATION, then the stream's bookkeeping. */
+static enum step start_streaming(struct relay *r, const struct repl_slot_info *info, uint64_t start)
+{
+    enum repl_status st;
+
+    stream_reset(&r->s);
+    st = repl_start(r->rc, start, r->s.err, sizeof(r->s.err));
+    if (st == REPL_ESTOP)
+        return STEP_STOP;
+    if (st == REPL_EFATAL) {
+        log_error("%s", r->s.err);
+        return STEP_OUT;
+    }
+    if (st != REPL_OK) {
+        log_warn("%s", r->s.err);
+        drop_connection(r);
+        r->backoff_ms = st == REPL_EBUSY
+                            ? 1000
+                            : pace_backoff_next(r->backoff_ms, r->s.common->reconnect_max_ms);
+        r->s.stats.reconnects_pg++;
+        return STEP_RETRY;
+    }
+    r->slot_created_unused = false;
+    log_info("streaming slot \"%s\" publication \"%s\" from " LSN_FMT " (database \"%s\")",
+             r->cfg->slot, r->cfg->publication, LSN_ARGS(start), info->dbname);
+    r->s.fb.last_sent_us = 0; /* answer a new server at once */
+    r->s.fb.reply_requested = false;
+    r->backoff_ms = 0;
+    r->s.streaming = true;
+    r->s.stream_start_lsn = start;
+    r->s.last_server_msg_us = pace_monotonic_us(); /* as the loop starts; for /readyz */
+    stream_observe(&r->s, true);
+    notify_ready_streaming(r->cfg);
+    return STEP_ON;
+}
+
+/* What follows a stream's end. */
+static enum step after_stream(struct relay *r, enum stream_end end)
+{
+    r->s.streaming = false;
+    if (end == STREAM_RETRY)
+        r->s.stats.reconnects_pg++;
+    else if (end == STREAM_REWIND)
+        r->s.stats.reconnects_kafka++;
+    stream_observe(&r->s, true);
+    switch (end) {
+    case STREAM_STOP:
+        if (!drain_and_confirm(r) && r->s.end_reached) {
+            /* A replay script must not take this run for complete. */
+            log_error("--end-lsn reached but not every event was delivered");
+            return STEP_OUT;
+        }
+        r->result = RELAY_EXIT_OK;
+        return STEP_OUT;
+    case STREAM_FATAL:
+        /* Whatever was delivered is still worth confirming. */
+        drain_and_confirm(r);
+        return STEP_OUT;
+    case STREAM_RETRY:
+        /* The producer keeps its in-flight events; a half-received
+         * transaction will be re-sent whole, so its partial entry must no
+         * longer hold the watermark back. */
+        tracker_abandon_open(r->s.tracker);
+        r->s.in_txn = false;
+        drop_connection(r);
+        break;
+    case STREAM_REWIND:
+        /* New producer, stream restarted from the last delivered position:
+         * per-key order holds, duplicates are possible. */
+        log_warn("rewinding to " LSN_FMT " with a new producer",
+                 LSN_ARGS(tracker_safe_lsn(r->s.tracker)));
+        drop_connection(r);
+        if (r->s.eos != NULL)
+            eos_detach(r->s.eos);
+        sink_free(r->sink);
+        r->sink = NULL;
+        r->s.sink = NULL;
+        tracker_reset(r->s.tracker);
+        r->s.rewind = false;
+        break;
+    }
+    r->backoff_ms = pace_backoff_next(r->backoff_ms, r->s.common->reconnect_max_ms);
+    return STEP_RETRY;
+}
+
+/* The end of a run, however it came: a slot this run created and could not
+ * use is dropped again, everything is closed, the totals logged. */
+static void finish(struct relay *r)
+{
+    const struct relay_stream_config *cfg = r->cfg;
+
+    if (r->slot_created_unused && r->rc != NULL && r->result != RELAY_EXIT_OK) {
+        /* A refused start leaves no slot of its own making to hold WAL. */
+        if (repl_drop_slot(r->rc, r->s.err, sizeof(r->s.err)) == REPL_OK)
+            log_info("dropped replication slot \"%s\" again: this start created it and was "
+                     "refused",
+                     cfg->slot);
+        else
+            log_error("could not drop replication slot \"%s\", created by this refused start: "
+                      "%s; drop it by hand (SELECT pg_drop_replication_slot('%s')), it holds WAL",
+                      cfg->slot, r->s.err, cfg->slot);
+    }
+    log_info("relay stopped: %llu events produced, %llu delivered, confirmed " LSN_FMT,
+             (unsigned long long)r->s.stats.produced, (unsigned long long)r->s.stats.delivered,
+             LSN_ARGS(tracker_safe_lsn(r->s.tracker)));
+    drop_connection(r);
+    watch_free(r->watch);
+    if (r->s.eos != NULL)
+        log_info("exactly-once: %llu Kafka transactions committed",
+                 (unsigned long long)eos_commits(r->s.eos));
+    eos_free(r->s.eos);
+    sink_free(r->sink);
+    stream_fini(&r->s);
+}
+
+/* Everything the run needs before its first connection. */
+static void relay_init(struct relay *r, const struct relay_common_config *common,
+                       const struct relay_stream_config *cfg)
+{
+    const char *failpoint = getenv("CDC_TEST_FAILPOINT");
+
+    r->cfg = cfg;
+    r->first = true;
+    r->result = RELAY_EXIT_ERROR;
+    stream_init(&r->s, common, cfg);
+    srandom((unsigned)pace_now_us() ^ (unsigned)getpid());
+    /* Which process a walsender in pg_stat_replication belongs to: the pid
+     * for operators, a random part for a pid reused after a restart. */
+    snprintf(r->app_name, sizeof(r->app_name), "cdc-relay/%ld.%04lx", (long)getpid(),
+             (unsigned long)(random() & 0xffff));
+    r->opts = (struct repl_opts){
         .dburl = common->database_url,
         .slot = cfg->slot,
         .publication = cfg->publication,
@@ -250,23 +554,16 @@ enum relay_exit relay_run(const struct relay_common_config *common,
         .connect_timeout_s = common->connect_timeout_s,
         .stop_fd = common->stop.fd,
         .messages = cfg->source_messages,
+        .application_name = r->app_name,
+        .own = r->own,
     };
-
-    srandom((unsigned)pace_now_us() ^ (unsigned)getpid());
-    /* Which process a walsender in pg_stat_replication belongs to: the pid
-     * for operators, a random part for a pid reused after a restart. */
-    snprintf(app_name, sizeof(app_name), "cdc-relay/%ld.%04lx", (long)getpid(),
-             (unsigned long)(random() & 0xffff));
-    opts->application_name = app_name;
-    opts->own = r.own;
-    r.s.failpoint_after_delivery =
-        getenv("CDC_TEST_FAILPOINT") != NULL &&
-        strcmp(getenv("CDC_TEST_FAILPOINT"), "after-delivery-before-status") == 0;
-    r.s.src_ops = &repl_source_ops;
-    r.s.sink_ops = &sink_kafka_ops;
-    watch = watch_new(opts);
-    r.s.watch = watch;
-    r.s.watch_ops = &watch_ops;
+    r->s.failpoint_after_delivery =
+        failpoint != NULL && strcmp(failpoint, "after-delivery-before-status") == 0;
+    r->s.src_ops = &repl_source_ops;
+    r->s.sink_ops = &sink_kafka_ops;
+    r->watch = watch_new(&r->opts);
+    r->s.watch = r->watch;
+    r->s.watch_ops = &watch_ops;
     if (cfg->exactly_once) {
         struct eos_config ec = {
             .slot = cfg->slot,
@@ -277,265 +574,49 @@ enum relay_exit relay_run(const struct relay_common_config *common,
             .max_events = cfg->txn_max_events,
             .max_ms = cfg->txn_max_ms,
         };
-        r.s.eos = eos_new(&ec);
+        r->s.eos = eos_new(&ec);
     }
-    stream_observe(&r.s, true);
+}
 
+enum relay_exit relay_run(const struct relay_common_config *common,
+                          const struct relay_stream_config *cfg)
+{
+    struct relay r = {0};
+    enum step step = STEP_ON;
+
+    relay_init(&r, common, cfg);
+    stream_observe(&r.s, true);
     while (!*common->stop.flag) {
         struct repl_slot_info info;
-        struct resume_slot slot;
-        enum resume_reason why;
-        enum repl_status st;
-        enum stream_end end;
-        uint64_t start;
+        uint64_t start = 0;
 
-        if (r.sink == NULL) {
-            size_t nprops = common->nkafka_props;
-            const struct sink_prop *props =
-                r.s.eos != NULL ? eos_producer_props(r.s.eos, &nprops) : common->kafka_props;
-
-            r.sink = sink_new(common->brokers, props, nprops, stream_on_delivery, &r.s, r.s.err,
-                              sizeof(r.s.err));
-            if (r.sink == NULL) {
-                log_error("%s", r.s.err);
-                goto out;
-            }
-            r.s.sink = r.sink;
-            if (cfg->dead_letter_topic != NULL)
-                sink_set_dead_letter(r.sink, cfg->dead_letter_topic, stream_on_dead_letter);
-        }
-        if (backoff_ms > 0) {
-            log_info("reconnecting in %d ms", backoff_ms);
-            pace_sleep_ms(backoff_ms, &common->stop);
+        if ((step = make_producer(&r)) != STEP_ON)
+            break;
+        if (r.backoff_ms > 0) {
+            log_info("reconnecting in %d ms", r.backoff_ms);
+            pace_sleep_ms(r.backoff_ms, &common->stop);
             if (*common->stop.flag)
                 break;
         }
-        opts->nown = r.nown;
-        st = repl_open(opts, &r.rc, &info, r.s.err, sizeof(r.s.err));
-        if (st == REPL_EBUSY && info.holder_own) {
-            /* Our own walsender from a connection we gave up on (a stall
-             * longer than --server-timeout): nobody else streams, so wait
-             * for it without limit; it was asked to end. */
-            if (own_holder_logged != info.holder.pid)
-                log_warn("%s; retrying every second until it is gone", r.s.err);
-            else
-                log_debug("%s", r.s.err);
-            own_holder_logged = info.holder.pid;
-            busy_since_us = 0;
-            backoff_ms = 1000;
-            r.s.stats.reconnects_pg++;
-            continue;
+        step = open_slot(&r, &info);
+        if (step == STEP_ON)
+            step = attach_checkpoint(&r, &info);
+        if (step == STEP_ON)
+            step = choose_start(&r, &info, &start);
+        if (step == STEP_ON)
+            step = start_streaming(&r, &info, start);
+        if (step == STEP_ON) {
+            r.s.src = r.rc;
+            step = after_stream(&r, stream_run(&r.s));
         }
-        if (st == REPL_EBUSY) {
-            int64_t now = pace_monotonic_us();
-            if (busy_since_us == 0)
-                busy_since_us = now;
-            /* A killed relay's walsender lingers until it notices the
-             * closed socket; give it a few seconds before calling it a
-             * second relay. */
-            if (now - busy_since_us > RELAY_BUSY_GIVE_UP_US) {
-                log_error("%s; stop the other relay or use another --slot (exit %d: a later "
-                          "start may find the slot free)",
-                          r.s.err, RELAY_EXIT_TEMPORARY);
-                result = RELAY_EXIT_TEMPORARY;
-                goto out;
-            }
-            log_warn("%s; retrying", r.s.err);
-            backoff_ms = 1000;
-            r.s.stats.reconnects_pg++;
-            continue;
-        }
-        if (st == REPL_EFATAL) {
-            log_error("%s", r.s.err);
-            goto out;
-        }
-        if (st == REPL_ESTOP)
+        if (step == STEP_STOP || step == STEP_OUT)
             break;
-        if (st != REPL_OK) {
-            log_warn("%s", r.s.err);
-            backoff_ms = pace_backoff_next(backoff_ms, common->reconnect_max_ms);
-            r.s.stats.reconnects_pg++;
-            continue;
-        }
-        busy_since_us = 0;
-        own_holder_logged = 0;
-        remember_own(&r, &info.self);
-        slot = resume_slot_of(&info);
-        if (first)
-            r.slot_created_unused = info.created;
-        /* repl_open checked the table is in the publication (or message mode
-         * needs no table): everything up to now is covered. */
-        if (cfg->source_messages)
-            confirm_pub_verified(&r.s.confirm, UINT64_MAX);
-        else
-            confirm_pub_verified(&r.s.confirm, info.server_wal_end);
-        if (info.server_wal_end > r.s.server_wal_end)
-            r.s.server_wal_end = info.server_wal_end;
-        if (info.confirmed_flush > r.s.confirmed_lsn)
-            r.s.confirmed_lsn = info.confirmed_flush; /* until our first status update */
-        if (info.publication_created)
-            log_info("created publication \"%s\" (for table %s.%s with publish = 'insert' when "
-                     "the table exists)",
-                     cfg->publication, common->table_schema, common->table_name);
-        if (info.created)
-            log_info("created replication slot \"%s\" (pgoutput) at " LSN_FMT, cfg->slot,
-                     LSN_ARGS(info.confirmed_flush));
-        if (r.s.eos != NULL && !eos_attached(r.s.eos)) {
-            uint64_t checkpoint;
-            enum eos_result res =
-                eos_attach(r.s.eos, r.sink, info.systemid, &checkpoint, r.s.err, sizeof(r.s.err));
-
-            if (res == EOS_RETRY) {
-                log_warn("%s; retrying", r.s.err);
-                drop_connection(&r);
-                backoff_ms = pace_backoff_next(backoff_ms, common->reconnect_max_ms);
-                r.s.stats.reconnects_kafka++;
-                continue;
-            }
-            if (res != EOS_OK) {
-                (void)stream_eos_end(&r.s, res);
-                goto out;
-            }
-            why = resume_checkpoint(checkpoint, &slot);
-            if (why != RESUME_OK) {
-                log_refusal(&r, why, &info, NULL, checkpoint);
-                goto out;
-            }
-            log_info("exactly-once: transactional.id %s ready; checkpoint of slot \"%s\" in %s "
-                     "at " LSN_FMT,
-                     eos_transactional_id(r.s.eos), cfg->slot, cfg->checkpoint_topic,
-                     LSN_ARGS(checkpoint));
-            r.eos_checkpoint = checkpoint;
-        }
-        if (first) {
-            if (!first_start_position(&r, &info, &start))
-                goto out;
-            tracker_free(r.s.tracker);
-            r.s.tracker = tracker_new(start);
-            snprintf(r.s.systemid, sizeof(r.s.systemid), "%s", info.systemid);
-            first = false;
-            if (cfg->start_lsn != 0)
-                catchup_arm(&r.s.catchup); /* a replay: reported from 1 MiB on */
-            /* From now on a missing slot or publication is not a first
-             * start but a loss: never recreate them silently (P8). */
-            opts->create_slot = false;
-            opts->create_publication = false;
-        } else {
-            struct resume_plan plan;
-
-            why = resume_reconnect(tracker_safe_lsn(r.s.tracker),
-                                   r.s.eos != NULL ? r.eos_checkpoint : 0, r.s.systemid, &slot,
-                                   &plan);
-            start = plan.start;
-            if (plan.new_tracker) {
-                tracker_free(r.s.tracker);
-                r.s.tracker = tracker_new(start);
-            }
-            if (why != RESUME_OK) {
-                log_refusal(&r, why, &info, NULL, start);
-                goto out;
-            }
-        }
-        stream_reset(&r.s);
-        st = repl_start(r.rc, start, r.s.err, sizeof(r.s.err));
-        if (st != REPL_OK) {
-            if (st == REPL_ESTOP)
-                break;
-            if (st == REPL_EFATAL) {
-                log_error("%s", r.s.err);
-                goto out;
-            }
-            log_warn("%s", r.s.err);
-            drop_connection(&r);
-            backoff_ms =
-                st == REPL_EBUSY ? 1000 : pace_backoff_next(backoff_ms, common->reconnect_max_ms);
-            r.s.stats.reconnects_pg++;
-            continue;
-        }
-        r.slot_created_unused = false;
-        log_info("streaming slot \"%s\" publication \"%s\" from " LSN_FMT " (database \"%s\")",
-                 cfg->slot, cfg->publication, LSN_ARGS(start), info.dbname);
-        r.s.fb.last_sent_us = 0; /* answer a new server at once */
-        r.s.fb.reply_requested = false;
-        backoff_ms = 0;
-        r.s.streaming = true;
-        r.s.stream_start_lsn = start;
-        r.s.last_server_msg_us = pace_monotonic_us(); /* as the loop starts; for /readyz */
-        stream_observe(&r.s, true);
-        notify_ready_streaming(cfg);
-
-        r.s.src = r.rc;
-        end = stream_run(&r.s);
-        r.s.streaming = false;
-        if (end == STREAM_RETRY)
-            r.s.stats.reconnects_pg++;
-        else if (end == STREAM_REWIND)
-            r.s.stats.reconnects_kafka++;
-        stream_observe(&r.s, true);
-        switch (end) {
-        case STREAM_STOP:
-            if (!drain_and_confirm(&r) && r.s.end_reached) {
-                /* A replay script must not take this run for complete. */
-                log_error("--end-lsn reached but not every event was delivered");
-                goto out;
-            }
-            result = RELAY_EXIT_OK;
-            goto out;
-        case STREAM_FATAL:
-            /* Whatever was delivered is still worth confirming. */
-            drain_and_confirm(&r);
-            goto out;
-        case STREAM_RETRY:
-            /* The producer keeps its in-flight events; a half-received
-             * transaction will be re-sent whole, so its partial entry must
-             * no longer hold the watermark back. */
-            tracker_abandon_open(r.s.tracker);
-            r.s.in_txn = false;
-            drop_connection(&r);
-            backoff_ms = pace_backoff_next(backoff_ms, common->reconnect_max_ms);
-            break;
-        case STREAM_REWIND:
-            /* New producer, stream restarted from the last delivered
-             * position: per-key order holds, duplicates are possible. */
-            log_warn("rewinding to " LSN_FMT " with a new producer",
-                     LSN_ARGS(tracker_safe_lsn(r.s.tracker)));
-            drop_connection(&r);
-            if (r.s.eos != NULL)
-                eos_detach(r.s.eos);
-            sink_free(r.sink);
-            r.sink = NULL;
-            r.s.sink = NULL;
-            tracker_reset(r.s.tracker);
-            r.s.rewind = false;
-            backoff_ms = pace_backoff_next(backoff_ms, common->reconnect_max_ms);
-            break;
-        }
     }
-    /* Stopped while not streaming (in backoff). */
-    drain_and_confirm(&r);
-    result = RELAY_EXIT_OK;
-out:
-    if (r.slot_created_unused && r.rc != NULL && result != RELAY_EXIT_OK) {
-        /* A refused start leaves no slot of its own making to hold WAL. */
-        if (repl_drop_slot(r.rc, r.s.err, sizeof(r.s.err)) == REPL_OK)
-            log_info("dropped replication slot \"%s\" again: this start created it and was "
-                     "refused",
-                     cfg->slot);
-        else
-            log_error("could not drop replication slot \"%s\", created by this refused start: "
-                      "%s; drop it by hand (SELECT pg_drop_replication_slot('%s')), it holds WAL",
-                      cfg->slot, r.s.err, cfg->slot);
+    if (step != STEP_OUT) {
+        /* Stopped while not streaming (in backoff, or while connecting). */
+        drain_and_confirm(&r);
+        r.result = RELAY_EXIT_OK;
     }
-    log_info("relay stopped: %llu events produced, %llu delivered, confirmed " LSN_FMT,
-             (unsigned long long)r.s.stats.produced, (unsigned long long)r.s.stats.delivered,
-             LSN_ARGS(tracker_safe_lsn(r.s.tracker)));
-    drop_connection(&r);
-    watch_free(watch);
-    if (r.s.eos != NULL)
-        log_info("exactly-once: %llu Kafka transactions committed",
-                 (unsigned long long)eos_commits(r.s.eos));
-    eos_free(r.s.eos);
-    sink_free(r.sink);
-    stream_fini(&r.s);
-    return r.s.fenced ? RELAY_EXIT_FENCED : result;
+    finish(&r);
+    return r.s.fenced ? RELAY_EXIT_FENCED : r.result;
 }
