@@ -63,7 +63,8 @@ help:
 	@echo "make install      binaries, systemd units, man pages, docs, sample config under"
 	@echo "                  PREFIX (/usr/local) and SYSCONFDIR (/etc), staged in DESTDIR"
 	@echo "make uninstall    remove what make install put there (not /etc/orders-cdc/*.env)"
-	@echo "make test         unit + integration tests (installs what is missing; ASan+UBSan builds)"
+	@echo "make test         unit + integration tests (installs what is missing; ASan+UBSan builds;"
+	@echo "                  PostgreSQL 15 and 18 all tests, 16 and 17 a subset; PG_VERSION=N: N only)"
 	@echo "make test-unit    unit tests only (no servers; CHECK_FILTER=name, UNIT_TAP=file)"
 	@echo "make test-faults  fault suite under load, table of lost/duplicates (~10 min)"
 	@echo "make run          Postgres + Kafka + api + relay on loopback; prints curl and kcat lines"
@@ -73,7 +74,7 @@ help:
 	@echo "make fuzz         short libFuzzer runs of the pgoutput decoder and request parser"
 	@echo "make fmt          apply clang-format;  make format-check  check it"
 	@echo "make lint         cppcheck, clang-format check, module dependency rule"
-	@echo "make deps         install build/test dependencies (apt, Kafka jars)"
+	@echo "make deps         install build/test dependencies (apt, Kafka jars, PostgreSQL 16-18)"
 	@echo "make fresh-check  both README commands in a bare Debian 12 container, on the committed"
 	@echo "                  tree (Docker engine started if needed; ~16 min)"
 	@echo "make compose-images  the compose stack's images, built here without a registry"
@@ -159,16 +160,24 @@ $(KAFKA_MOCK): tests/tools/kafka_mock.c $(FLAGS_STAMP) | check-libs
 test-unit: $(UNIT_BINS)
 	@sh tests/run_unit.sh $(UNIT_BINS)
 
+# PostgreSQL versions of the integration tests (docs/testing.md#postgresql-versions):
+# every test on 15 and 18, the @pytest.mark.matrix subset on 16 and 17, all
+# at once, 15 and 18 each by two processes sharing the tests (tests/run_matrix.py).
+# PG_VERSION=15|16|17|18 runs every test on that one version only.
+PG_VERSION ?=
+PG_MATRIX  ?= 15/2 18/2 16:matrix 17:matrix
+IT_ENV = PG_VERSION=$(PG_VERSION) PG_MATRIX="$(PG_MATRIX)"
+
 # The README's test command. Sanitizer builds live in build/asan and bin/asan
 # so they never mix with the normal objects.
 test:
 	@sh tests/harness/deps.sh test
 	$(MAKE) all $(KAFKA_MOCK)
 	$(MAKE) SAN=1 BUILD=build/asan BIN=bin/asan WERROR=1 all test-unit
-	BIN_DIR=bin/asan sh tests/run_integration.sh
+	$(IT_ENV) BIN_DIR=bin/asan sh tests/run_integration.sh
 
 test-integration: all $(KAFKA_MOCK)
-	BIN_DIR=$(BIN) sh tests/run_integration.sh
+	$(IT_ENV) BIN_DIR=$(BIN) sh tests/run_integration.sh
 
 # Fault suite (docs/reliability.md): faults injected under load, checked
 # against a shadow slot; one table, then "N passed, N failed"; about 10 min.

@@ -100,7 +100,7 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
                                            char *err, size_t errlen)
 {
     const struct repl_opts *o = rc->opts;
-    char pub[REPL_QUOTED_MAX], sch[REPL_QUOTED_MAX], tab[REPL_QUOTED_MAX];
+    char pub[REPL_QUOTED_MAX], sch[REPL_QUOTED_MAX], tab[REPL_QUOTED_MAX], slot[REPL_QUOTED_MAX];
     char pub_id[REPL_QUOTED_MAX], sch_id[REPL_QUOTED_MAX], tab_id[REPL_QUOTED_MAX];
     PGresult *res = NULL;
     enum repl_status st = REPL_EFATAL;
@@ -109,20 +109,22 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
     if (!repl_quote(rc, o->publication, true, pub, sizeof(pub), err, errlen) ||
         !repl_quote(rc, o->table_schema, true, sch, sizeof(sch), err, errlen) ||
         !repl_quote(rc, o->table_name, true, tab, sizeof(tab), err, errlen) ||
+        !repl_quote(rc, o->slot, true, slot, sizeof(slot), err, errlen) ||
         !repl_quote(rc, o->publication, false, pub_id, sizeof(pub_id), err, errlen) ||
         !repl_quote(rc, o->table_schema, false, sch_id, sizeof(sch_id), err, errlen) ||
         !repl_quote(rc, o->table_name, false, tab_id, sizeof(tab_id), err, errlen))
         return REPL_EFATAL;
-    st =
-        repl_queryf(rc, PGRES_TUPLES_OK, &res, NULL, err, errlen,
-                    "SELECT c.oid IS NOT NULL, p.oid IS NOT NULL, coalesce(p.pubinsert, false), "
-                    "EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables t WHERE t.pubname = %s "
-                    "AND t.schemaname = %s AND t.tablename = %s) "
-                    "FROM (SELECT 1) one "
-                    "LEFT JOIN pg_catalog.pg_class c ON c.oid = "
-                    "pg_catalog.to_regclass(pg_catalog.format('%%I.%%I', %s, %s)) "
-                    "LEFT JOIN pg_catalog.pg_publication p ON p.pubname = %s",
-                    pub, sch, tab, sch, tab, pub);
+    st = repl_queryf(
+        rc, PGRES_TUPLES_OK, &res, NULL, err, errlen,
+        "SELECT c.oid IS NOT NULL, p.oid IS NOT NULL, coalesce(p.pubinsert, false), "
+        "EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables t WHERE t.pubname = %s "
+        "AND t.schemaname = %s AND t.tablename = %s), "
+        "EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = %s) "
+        "FROM (SELECT 1) one "
+        "LEFT JOIN pg_catalog.pg_class c ON c.oid = "
+        "pg_catalog.to_regclass(pg_catalog.format('%%I.%%I', %s, %s)) "
+        "LEFT JOIN pg_catalog.pg_publication p ON p.pubname = %s",
+        pub, sch, tab, slot, sch, tab, pub);
     if (st != REPL_OK)
         goto out;
     st = REPL_EFATAL;
@@ -146,6 +148,18 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
                 "publication \"%s\" does not exist; create it with CREATE PUBLICATION %s FOR "
                 "TABLE %s.%s WITH (publish = 'insert') or drop --no-create-publication",
                 o->publication, pub_id, sch_id, tab_id);
+            goto out;
+        }
+        /* pgoutput reads the publication as of each decoded change: one made
+         * now would not cover the WAL the slot has yet to send, which
+         * PostgreSQL 18 then skips without an error (docs/protocol.md#p9). */
+        if (!o->messages && strcmp(PQgetvalue(res, 0, 4), "t") == 0) {
+            pgconn_set_err(err, errlen,
+                           "publication \"%s\" does not exist but replication slot \"%s\" does: "
+                           "it was dropped after the slot was made, and a publication created now "
+                           "would not cover the transactions the slot has yet to send; recover as "
+                           "in docs/operations.md#publication-dropped",
+                           o->publication, o->slot);
             goto out;
         }
         if (table_exists)

@@ -66,9 +66,15 @@ REVOKE ALL ON orders, outbox, idempotency_keys FROM :"api_role";
 GRANT SELECT, INSERT ON orders, outbox, idempotency_keys TO :"api_role";
 -- --outbox-mode message and the relay's --heartbeat-interval call
 -- pg_logical_emit_message, which PUBLIC may execute by default; granted
--- explicitly so it keeps working where an administrator revoked it.
-GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO :"api_role",
-    :"relay_role";
+-- explicitly so it keeps working where an administrator revoked it. Its text
+-- form is (boolean, text, text) up to PostgreSQL 16 and (boolean, text, text,
+-- boolean) from 17 on (flush, default false): grant whichever is there.
+SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I, %I', p.oid::regprocedure, :'api_role',
+              :'relay_role')
+  FROM pg_proc p
+ WHERE p.proname = 'pg_logical_emit_message'
+   AND p.pronamespace = 'pg_catalog'::regnamespace
+   AND p.proargtypes[2] = 'text'::regtype \gexec
 
 -- The relay reads the outbox only through the publication; SELECT is what
 -- pgoutput's checks and the relay's start-up validation need. No write.

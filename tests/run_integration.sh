@@ -7,6 +7,9 @@
 # (5, "no tests collected", fails like any other non-zero code).
 # Server state and logs: a /tmp/orders-cdc-it.* directory, removed after a
 # green run, kept (and named at the start) otherwise; ORDERS_CDC_KEEP=1 keeps it.
+# PostgreSQL: PG_VERSION=15|16|17|18 (default 15). With PG_MATRIX set and
+# PG_VERSION not (`make test`), tests/run_matrix.py runs one such run per
+# version (or several sharing its tests) at once, combined summary last.
 cd "$(dirname "$0")/.." || exit 1
 
 # the modules the tests import beyond the standard library (tests/harness/deps.sh)
@@ -25,11 +28,15 @@ if [ -z "$PY" ]; then
     exit 1
 fi
 
+if [ -z "${PG_VERSION:-}" ] && [ -n "${PG_MATRIX:-}" ]; then
+    exec "$PY" tests/run_matrix.py "$@"
+fi
+
 RUN=$(mktemp -d /tmp/orders-cdc-it.XXXXXX) || exit 1
 chmod 755 "$RUN"
 export ORDERS_CDC_RUN_DIR="$RUN"
 export PYTHONDONTWRITEBYTECODE=1
-echo "integration: BIN_DIR=${BIN_DIR:-bin}, servers and logs in $RUN (kept if a test fails)"
+echo "integration: BIN_DIR=${BIN_DIR:-bin}, PostgreSQL ${PG_VERSION:-15}, servers and logs in $RUN (kept if a test fails)"
 
 # Servers are stopped by the fixtures; this is the safety net for a pytest
 # that died or was interrupted. Silent, so pytest's summary stays last.

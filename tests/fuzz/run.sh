@@ -63,13 +63,24 @@ pkg_flags() {
     pkg-config --cflags --libs $1
 }
 
-# unhex: hex text on stdin to bytes on stdout.
-unhex() {
-    if command -v xxd >/dev/null 2>&1; then
-        xxd -r -p
-    else
-        perl -ne 'chomp; print pack("H*", $_)'
-    fi
+# explode_hex FILE OUTPREFIX: each "<lsn> <hex>" line of FILE ('#' lines
+# skipped) to OUTPREFIX-<n>.bin. One perl (Debian's perl-base) per file: the
+# captured fixtures hold thousands of messages.
+explode_hex() {
+    perl -e '
+        my ($in, $out) = @ARGV;
+        open(my $f, "<", $in) or die "$in: $!\n";
+        my $n = 0;
+        while (<$f>) {
+            next if /^#/;
+            my (undef, $hex) = split;
+            next unless defined $hex && length $hex;
+            $n++;
+            open(my $o, ">", "$out-$n.bin") or die "$out-$n.bin: $!\n";
+            binmode $o;
+            print $o pack("H*", $hex);
+            close $o;
+        }' "$1" "$2"
 }
 
 # seed_from_dir DIR SEEDDIR: copy files, explode *.hex fixtures line by line.
@@ -79,14 +90,7 @@ seed_from_dir() {
         base=$(basename "$f")
         case $base in
         README* | *.sh) ;;
-        *.hex)
-            n=0
-            grep -v '^#' "$f" | while read -r _lsn hex; do
-                [ -n "$hex" ] || continue
-                n=$((n + 1))
-                printf '%s' "$hex" | unhex >"$2/${base%.hex}-$n.bin"
-            done
-            ;;
+        *.hex) explode_hex "$f" "$2/${base%.hex}" ;;
         *) cp "$f" "$2/$base" ;;
         esac
     done

@@ -9,6 +9,14 @@ KAFKA_LIBS=$KAFKA_HOME/libs
 # tests/harness/requirements.txt's venv; tests/integration/test_openapi.py
 # computes the same name
 PY_VENV=$ORDERS_CDC_CACHE/venv-$(sha256sum "$HARNESS_DIR/requirements.txt" | cut -c1-12)
+# The PostgreSQL 16-18 builds (tests/harness/pgdist.sh). As root the server
+# runs as the OS user postgres, which cannot enter root's home: there they
+# live in /var/cache/orders-cdc.
+if [ "$(id -u)" = 0 ]; then
+    PG_DIST_CACHE=${ORDERS_CDC_PG_CACHE:-/var/cache/orders-cdc}
+else
+    PG_DIST_CACHE=${ORDERS_CDC_PG_CACHE:-$ORDERS_CDC_CACHE}
+fi
 
 : "${PROG:=$(basename "$0")}"
 

@@ -219,6 +219,11 @@ if [ "$profile" = test ] && [ ! -f "$PY_VENV/complete" ]; then
     ) 9>"$ORDERS_CDC_CACHE/.lock" || exit 1
 fi
 
+# ---- PostgreSQL 16-18 builds for the tests' version matrix (tests/harness/pgdist.sh) --
+if [ "$profile" = test ]; then
+    bash "$HARNESS_DIR/pgdist.sh" fetch || exit 1
+fi
+
 # ---- Kafka jars -------------------------------------------------------------
 pom=$HARNESS_DIR/kafka-pom.xml
 stamp=$(sha256sum "$pom" | cut -c1-64)

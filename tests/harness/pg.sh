@@ -20,6 +20,10 @@
 # initdb refuses to run as root, so as root the server runs as the OS user
 # "postgres" (from Debian's postgresql package) and DIR is chowned to it;
 # otherwise it runs as the calling user.
+# Version: PG_VERSION=15|16|17|18 (default 15, Debian's; 16-18 are the builds
+# of tests/harness/pgdist.sh), PG_BINDIR=DIR for any other server. The first
+# start records the bin/ directory in DIR/bindir; every later command uses
+# that one, and refuses a PG_VERSION other than the cluster's.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -euo pipefail
 PROG=pg.sh
@@ -46,7 +50,30 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 data=$dir/data
 log=$dir/postgres.log
-BIN=$(pg_bindir) || die "PostgreSQL server binaries not found (initdb); run: sh tests/harness/deps.sh"
+if [ ! -f "$data/PG_VERSION" ]; then
+    case $cmd in
+    stop) exit 0 ;;
+    status) exit 1 ;;
+    esac
+fi
+if [ -f "$data/PG_VERSION" ] && [ -n "${PG_VERSION:-}" ] && [ -z "${PG_BINDIR:-}" ] &&
+    [ "$(cat "$data/PG_VERSION")" != "$PG_VERSION" ]; then
+    die "$data is a PostgreSQL $(cat "$data/PG_VERSION") cluster, not PG_VERSION=$PG_VERSION"
+fi
+if [ -f "$data/PG_VERSION" ] && [ -f "$dir/bindir" ]; then
+    BIN=$(cat "$dir/bindir")
+elif [ -n "${PG_BINDIR:-}" ]; then
+    BIN=$PG_BINDIR
+else
+    BIN=$(bash "$HARNESS_DIR/pgdist.sh" bindir "${PG_VERSION:-15}") || exit 1
+fi
+[ -x "$BIN/initdb" ] || die "PostgreSQL server binaries not found in $BIN; run: sh tests/harness/deps.sh"
+# the 16-18 builds have no client tools; Debian's psql 15 speaks to them all
+if [ -x "$BIN/psql" ]; then
+    PSQL=$BIN/psql
+else
+    PSQL=$(command -v psql) || die "psql not found; run: sh tests/harness/deps.sh"
+fi
 
 # run a server-side command as the cluster owner, from a directory it can read
 as_pg() {
@@ -94,6 +121,7 @@ init_cluster() {
             die "user postgres cannot use $dir: every parent directory must be searchable (o+x) by it"
     fi
     rm -rf "$data" # a half-made cluster from an interrupted initdb
+    echo "$BIN" >"$dir/bindir"
     if ! as_pg "$BIN/initdb" -D "$data" -U postgres -E UTF8 --no-locale --auth=trust -N \
         >"$dir/initdb.log" 2>&1; then
         cat "$dir/initdb.log" >&2
@@ -144,7 +172,7 @@ write_conf() {
 psql_admin() {
     local port
     port=$(cat "$dir/port")
-    "$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d postgres "$@"
+    "$PSQL" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d postgres "$@"
 }
 
 do_start() {
@@ -162,7 +190,10 @@ do_start() {
         log_tail
         die "PostgreSQL did not start in $dir"
     fi
-    if [ "$(psql_admin -c "SELECT count(*) FROM pg_database WHERE datname = 'orders'")" = 0 ]; then
+    local have_orders
+    have_orders=$(psql_admin -c "SELECT count(*) FROM pg_database WHERE datname = 'orders'") ||
+        die "could not query the new server"
+    if [ "$have_orders" = 0 ]; then
         psql_admin -c "CREATE DATABASE orders" || die "could not create database orders"
     fi
     write_env

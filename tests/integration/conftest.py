@@ -34,6 +34,7 @@ External servers (the compose `it` service, deploy/docker-compose.yml):
 from __future__ import annotations
 
 import atexit
+import hashlib
 import itertools
 import os
 import re
@@ -47,7 +48,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import HarnessError, Kafka, Postgres, Proc, run_bin
+from harness import PG_VERSION, PG_VERSIONS, HarnessError, Kafka, Postgres, Proc, run_bin
 
 DEFAULT_TEST_TIMEOUT = int(os.environ.get("ORDERS_CDC_TEST_TIMEOUT", "300"))
 EXTERNAL_PG_URL = os.environ.get("ORDERS_CDC_EXTERNAL_PG_URL") or None
@@ -82,6 +83,47 @@ def pytest_collection_modifyitems(config, items):
         when, why = EXTERNAL_SKIP.get(key, (None, None))
         if when:
             item.add_marker(pytest.mark.skip(reason=f"external servers: {why}"))
+
+
+# ---- several processes sharing one run's tests (tests/run_matrix.py) -------
+# With ORDERS_CDC_WORK_QUEUE=DIR, processes started with the same arguments
+# (each with servers of its own) share the selected tests: each runs the next
+# test no other has claimed yet (an O_EXCL file in DIR named after it), so
+# they finish within about one test of each other whatever the tests cost.
+WORK_QUEUE = os.environ.get("ORDERS_CDC_WORK_QUEUE") or None
+
+
+def _claim(item) -> bool:
+    name = hashlib.sha256(item.nodeid.encode()).hexdigest()[:32]
+    try:
+        os.close(os.open(os.path.join(WORK_QUEUE, name), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session):
+    if not WORK_QUEUE or session.config.option.collectonly:
+        return None  # pytest's own loop
+    if session.testsfailed and not session.config.option.continue_on_collection_errors:
+        raise session.Interrupted(f"{session.testsfailed} errors during collection")
+    pending = iter(session.items)
+
+    def next_mine():
+        return next((it for it in pending if _claim(it)), None)
+
+    # Claimed one ahead: pytest tears down what the next item does not need.
+    item = next_mine()
+    while item is not None:
+        nextitem = next_mine()
+        item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+        if session.shouldfail:
+            raise session.Failed(session.shouldfail)
+        if session.shouldstop:
+            raise session.Interrupted(session.shouldstop)
+        item = nextitem
+    return True
 
 
 def _external_skip(what: str):
@@ -201,6 +243,19 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "timeout(seconds): fail the test when it runs longer (default 300)"
     )
+    config.addinivalue_line(
+        "markers",
+        "matrix: in the subset run on every PostgreSQL version (make test: all tests on 15 "
+        "and 18, these on 16 and 17; docs/testing.md#postgresql-versions)",
+    )
+    if PG_VERSION not in PG_VERSIONS:
+        raise pytest.UsageError(f"PG_VERSION={PG_VERSION}: the harness runs {', '.join(PG_VERSIONS)}")
+
+
+def pytest_report_header(config):
+    if EXTERNAL_PG_URL:
+        return "postgres: external ($ORDERS_CDC_EXTERNAL_PG_URL)"
+    return f"postgres: PG_VERSION={PG_VERSION} (tests/harness/pg.sh)"
 
 
 # ---- time limit per test (SIGALRM; no plugin needed) ----------------------
@@ -281,6 +336,13 @@ def _stop_kafka(server: Kafka):
         _quietly(server.kill)
 
 
+def _check_version(server: Postgres) -> None:
+    """Every result of the run is reported under PG_VERSION: make sure."""
+    major = server.server_version_num() // 10000
+    if str(major) != PG_VERSION:
+        raise HarnessError(f"PG_VERSION={PG_VERSION} but the server is PostgreSQL {major}")
+
+
 @pytest.fixture(scope="session")
 def pg(run_dir):
     if EXTERNAL_PG_URL:
@@ -293,7 +355,7 @@ def pg(run_dir):
         return
     server = Postgres(run_dir / "pg")
     atexit.register(_stop_pg, server)  # if pytest dies before teardown
-    error = _try(server.start)
+    error = _try(server.start) or _try(_check_version, server)
     if error:
         _stop_pg(server)
         pytest.fail(f"PostgreSQL could not start:\n{error}", pytrace=False)

@@ -28,6 +28,11 @@ os.environ.setdefault("CDC_METRICS_LISTEN", "127.0.0.1:0")
 REPO = Path(__file__).resolve().parents[2]
 HARNESS_DIR = REPO / "tests" / "harness"
 
+# The PostgreSQL major version tests/harness/pg.sh starts: 15 (Debian's
+# package) unless $PG_VERSION names one of the builds of tests/harness/pgdist.sh.
+PG_VERSIONS = ("15", "16", "17", "18")
+PG_VERSION = os.environ.get("PG_VERSION") or "15"
+
 # What a sanitizer prints when it finds something (ASan, LSan, UBSan, TSan).
 SANITIZER_RE = re.compile(
     r"ERROR: (AddressSanitizer|LeakSanitizer|ThreadSanitizer|MemorySanitizer)"
@@ -193,6 +198,10 @@ class Postgres:
         if r.returncode != 0:
             raise HarnessError(f"psql failed (exit {r.returncode}) on: {sql}\n{r.stderr.strip()}")
         return r.stdout.rstrip("\n")
+
+    def server_version_num(self) -> int:
+        """The running server's version, e.g. 180003 for 18.3."""
+        return int(self.psql("SHOW server_version_num", dbname="postgres"))
 
     def log_tail(self, lines: int = 40) -> str:
         return _tail(self.dir / "postgres.log", lines)

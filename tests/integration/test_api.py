@@ -43,6 +43,7 @@ def counts(stack):
 JSON = {"Content-Type": "application/json"}
 
 
+@pytest.mark.matrix
 def test_create_and_get(api):
     status, headers, body = request(api, "POST", "/orders", '{"item": "book", "quantity": 2}', JSON)
     assert status == 201

@@ -362,6 +362,13 @@ def test_login_errors_exit_the_same_in_any_language(auth_pg, kafka, spawn, langu
     at once in stream and poll mode, whatever lc_messages; a transient server
     error (too many connections) is retried in both."""
     set_lc_messages(auth_pg, language)
+    if language.startswith("de"):
+        # Maven Central's PostgreSQL builds (16-18 here) carry no message
+        # catalogs: there the German run would repeat the English one.
+        probe = auth_pg.psql_result("SELECT 1/0", dbname="postgres")
+        if "division durch null" not in probe.stderr.lower():
+            pytest.skip(f"PostgreSQL {auth_pg.server_version_num() // 10000} here has no German messages "
+                        f"(built without NLS): {probe.stderr.strip()}")
     base = f"127.0.0.1:{auth_pg.port}/orders"
     fatal = {
         "unknown database": f"postgresql://postgres@127.0.0.1:{auth_pg.port}/no_such_db",

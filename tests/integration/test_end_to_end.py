@@ -26,6 +26,7 @@ def by_id(events):
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.matrix
 def test_thousand_orders_from_16_clients_arrive_once_each(migrated_pg, kafka, spawn):
     # The default template: orders must land on orders.events (docs/architecture.md#fixed-interfaces).
     stack = Stack(migrated_pg, kafka, spawn, topic_prefix=None)
@@ -110,6 +111,7 @@ def test_broker_down_orders_accepted_nothing_confirmed_then_all_arrive(stack, ka
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.matrix
 def test_relay_sigkill_mid_stream_loses_nothing(stack):
     stack.start_api()
     relay = stack.start_relay()
@@ -141,6 +143,7 @@ def test_relay_sigkill_mid_stream_loses_nothing(stack):
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.matrix
 def test_sigterm_then_restart_sends_no_duplicates(stack):
     stack.start_api()
     relay = stack.start_relay()
@@ -162,6 +165,7 @@ def test_sigterm_then_restart_sends_no_duplicates(stack):
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.matrix
 def test_idle_outbox_does_not_hold_wal(stack):
     stack.start_relay()
     stack.pg.psql(
@@ -172,6 +176,7 @@ def test_idle_outbox_does_not_hold_wal(stack):
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.matrix
 def test_start_and_end_lsn_replay_a_window(stack):
     stack.start_api()
     # A first run creates the publication and the slot, then stops.
@@ -221,6 +226,7 @@ def test_relay_help_and_bad_usage():
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.matrix
 def test_walsender_terminated_relay_reconnects_and_loses_nothing(stack):
     stack.start_api()
     relay = stack.start_relay()
@@ -240,6 +246,7 @@ def test_walsender_terminated_relay_reconnects_and_loses_nothing(stack):
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.matrix
 def test_slot_dropped_while_running_is_fatal_not_recreated(stack):
     relay = stack.start_relay()
     stack.pg.psql(

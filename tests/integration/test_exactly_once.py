@@ -52,6 +52,7 @@ def metric(relay, name) -> float:
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.matrix
 def test_each_event_once_across_20_sigkills_under_load(stack):
     """Orders flow in from the api all along; the relay is SIGKILLed 20
     times at random moments and restarted. A read_committed consumer must
@@ -133,6 +134,7 @@ def test_big_transaction_killed_mid_produce_is_all_or_nothing(stack):
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.matrix
 def test_server_resending_committed_transactions_sends_no_second_copy(stack):
     """The server re-sends every transaction after the slot's
     confirmed_flush_lsn, which a Postgres crash can move back

@@ -12,6 +12,8 @@ import pytest
 
 from stack import Stack, lsn_int
 
+pytestmark = pytest.mark.matrix  # every test here runs on every PostgreSQL version
+
 
 @pytest.fixture
 def stack(migrated_pg, kafka, spawn):

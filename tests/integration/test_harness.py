@@ -4,15 +4,19 @@ import signal
 import stat
 import subprocess
 
+import pytest
+
 from harness import unique_name
 
 
+@pytest.mark.matrix
 def test_pg_select_1(pg):
     assert pg.psql("SELECT 1") == "1"
     assert pg.url == f"postgresql://postgres@127.0.0.1:{pg.port}/orders"
     assert pg.psql("SELECT current_database()") == "orders"
 
 
+@pytest.mark.matrix
 def test_pg_is_ready_for_logical_replication(pg):
     assert pg.psql("SHOW wal_level") == "logical"
     assert int(pg.psql("SHOW max_replication_slots")) >= 10
@@ -32,6 +36,7 @@ def test_pg_is_ready_for_logical_replication(pg):
     assert "|" in r.stdout
 
 
+@pytest.mark.matrix
 def test_pg_restart_keeps_port_and_data(pg):
     table = unique_name("t")
     pg.psql(f"CREATE TABLE {table} (v int); INSERT INTO {table} VALUES (42)")
@@ -44,12 +49,14 @@ def test_pg_restart_keeps_port_and_data(pg):
     assert pg.psql(f"SELECT count(*) FROM {table}") == "2"
 
 
+@pytest.mark.matrix
 def test_pg_settings_for_one_start(pg):
     pg.start(wal_sender_timeout="7s")
     assert pg.psql("SHOW wal_sender_timeout") == "7s"
     # the next test gets the defaults back (conftest's _servers_in_default_state)
 
 
+@pytest.mark.matrix
 def test_pg_settings_are_back_to_default(pg):
     assert pg.psql("SHOW wal_sender_timeout") == "1min"
 

@@ -70,6 +70,7 @@ def produced_count(proc) -> int:
 
 
 @pytest.mark.timeout(400)
+@pytest.mark.matrix
 def test_thousand_orders_arrive_once_with_the_same_messages_as_stream_mode(migrated_pg, kafka, spawn):
     # Commit timestamps tracked: poll mode's commit_ts is then the very
     # commit time pgoutput reports to stream mode.

@@ -226,6 +226,37 @@ def test_least_privilege_roles_end_to_end_over_tls(tls_pg, kafka, spawn, run_dir
     assert psql_as(s.api_url, "SELECT current_user").stdout.strip() == "orders_api"
 
 
+@pytest.mark.matrix
+@pytest.mark.timeout(120)
+def test_roles_sql_grants_emit_message_on_every_version(migrated_pg):
+    """pg_logical_emit_message gained a `flush` argument in PostgreSQL 17, so
+    a GRANT naming the 15/16 signature fails there: roles.sql grants the
+    roles whichever one the server has, and they can call it with PUBLIC's
+    right revoked. (Found by the version matrix: roles.sql failed on 17+.)"""
+    pg = migrated_pg
+    url = pg.new_database()
+    r = run_bin("orders-api", "--migrate", env={"DATABASE_URL": url}, timeout=120)
+    assert r.returncode == 0, r.stderr
+    r = apply_roles(pg, url, unique_name("pub"))
+    assert r.returncode == 0, r.stderr
+    outsider = unique_name("nobody")
+    pg.psql(
+        f"""CREATE ROLE {outsider};
+        DO $$ DECLARE f regprocedure; BEGIN
+          FOR f IN SELECT oid::regprocedure FROM pg_proc
+                    WHERE proname = 'pg_logical_emit_message' LOOP
+            EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+          END LOOP;
+        END $$""",
+        url=url,
+    )
+    call = "SELECT pg_logical_emit_message(false, 'roles-test', 'x') IS NOT NULL"
+    for role in ("orders_api", "cdc_relay"):
+        assert pg.psql(f"SET ROLE {role}; {call}", url=url).splitlines()[-1] == "t", role
+    denied = pg.psql_result(f"SET ROLE {outsider}; {call}", url=url)
+    assert denied.returncode != 0 and "permission denied" in denied.stderr, denied
+
+
 @pytest.mark.timeout(120)
 def test_postgres_tls_is_verified_and_required(tls_pg):
     s = SecureStack(tls_pg)
