@@ -465,43 +465,48 @@ void sink_free(struct sink *s)
     free(s);
 }
 
-/* Poll mode has no commit LSN: its messages carry no lsn header at all rather
- * than an empty or made-up one. Otherwise the same message as sink_produce. */
-static rd_kafka_resp_err_t produce_without_lsn(struct sink *s, const char *topic,
-                                               const struct outbox_event *ev,
-                                               const struct sink_meta *meta, uint64_t seq)
+/*
+ * The headers of an event (docs/architecture.md#fixed-interfaces): id,
+ * event_type, aggregate_type, lsn, commit_ts, then traceparent and the
+ * --header-columns ones. Poll mode has no commit LSN: its messages carry no
+ * lsn header at all rather than an empty or made-up one. Columns a bad row
+ * lacks (a dead-letter copy) are left out; a NULL header column is a header
+ * with a null value.
+ */
+static rd_kafka_headers_t *event_headers(const struct outbox_event *ev,
+                                         const struct sink_meta *meta)
 {
-    return rd_kafka_producev(
-        s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_KEY(ev->aggregate_id.ptr, ev->aggregate_id.len),
-        RD_KAFKA_V_VALUE((void *)ev->payload.ptr, ev->payload.len),
-        RD_KAFKA_V_HEADER("id", ev->id.ptr, (ssize_t)ev->id.len),
-        RD_KAFKA_V_HEADER("event_type", ev->event_type.ptr, (ssize_t)ev->event_type.len),
-        RD_KAFKA_V_HEADER("aggregate_type", ev->aggregate_type.ptr,
-                          (ssize_t)ev->aggregate_type.len),
-        RD_KAFKA_V_HEADER("commit_ts", meta->commit_ts, -1),
-        RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq), RD_KAFKA_V_END);
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(6 + ev->nheaders + 5);
+    const struct pgout_str *cols[] = {&ev->id, &ev->event_type, &ev->aggregate_type};
+    static const char *const names[] = {"id", "event_type", "aggregate_type"};
+
+    for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
+        if (cols[i]->ptr != NULL)
+            rd_kafka_header_add(hdrs, names[i], -1, cols[i]->ptr, (ssize_t)cols[i]->len);
+    if (meta->lsn != NULL)
+        rd_kafka_header_add(hdrs, "lsn", -1, meta->lsn, -1);
+    rd_kafka_header_add(hdrs, "commit_ts", -1, meta->commit_ts, -1);
+    if (ev->traceparent.ptr != NULL)
+        rd_kafka_header_add(hdrs, "traceparent", -1, ev->traceparent.ptr,
+                            (ssize_t)ev->traceparent.len);
+    for (size_t i = 0; i < ev->nheaders; i++)
+        rd_kafka_header_add(hdrs, ev->headers[i].name, -1, ev->headers[i].value.ptr,
+                            (ssize_t)ev->headers[i].value.len);
+    return hdrs;
 }
 
 enum sink_status sink_produce(struct sink *s, const char *topic, const struct outbox_event *ev,
                               const struct sink_meta *meta, uint64_t seq, char *err, size_t errlen)
 {
-    rd_kafka_resp_err_t rerr;
+    rd_kafka_headers_t *hdrs = event_headers(ev, meta);
+    rd_kafka_resp_err_t rerr = rd_kafka_producev(
+        s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(ev->aggregate_id.ptr, ev->aggregate_id.len),
+        RD_KAFKA_V_VALUE((void *)ev->payload.ptr, ev->payload.len), RD_KAFKA_V_HEADERS(hdrs),
+        RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq), RD_KAFKA_V_END);
 
-    if (meta->lsn == NULL)
-        rerr = produce_without_lsn(s, topic, ev, meta, seq);
-    else
-        rerr = rd_kafka_producev(
-            s->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(ev->aggregate_id.ptr, ev->aggregate_id.len),
-            RD_KAFKA_V_VALUE((void *)ev->payload.ptr, ev->payload.len),
-            RD_KAFKA_V_HEADER("id", ev->id.ptr, (ssize_t)ev->id.len),
-            RD_KAFKA_V_HEADER("event_type", ev->event_type.ptr, (ssize_t)ev->event_type.len),
-            RD_KAFKA_V_HEADER("aggregate_type", ev->aggregate_type.ptr,
-                              (ssize_t)ev->aggregate_type.len),
-            RD_KAFKA_V_HEADER("lsn", meta->lsn, -1),
-            RD_KAFKA_V_HEADER("commit_ts", meta->commit_ts, -1),
-            RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq), RD_KAFKA_V_END);
+    if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR)
+        rd_kafka_headers_destroy(hdrs); /* owned by the message only once it is queued */
     switch (rerr) {
     case RD_KAFKA_RESP_ERR_NO_ERROR:
         return SINK_OK;
@@ -578,20 +583,13 @@ enum sink_status sink_produce_dead_letter(struct sink *s, const struct outbox_ev
 {
     rd_kafka_headers_t *hdrs;
     rd_kafka_resp_err_t rerr;
-    const struct pgout_str *cols[] = {&ev->id, &ev->event_type, &ev->aggregate_type};
-    static const char *const names[] = {"id", "event_type", "aggregate_type"};
 
     if (s->dl_topic == NULL) {
         snprintf(err, errlen, "no dead-letter topic");
         return SINK_EPERMANENT;
     }
     /* The event's own headers as far as it has them, then the dl_* ones. */
-    hdrs = rd_kafka_headers_new(12);
-    for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
-        if (cols[i]->ptr != NULL)
-            rd_kafka_header_add(hdrs, names[i], -1, cols[i]->ptr, (ssize_t)cols[i]->len);
-    rd_kafka_header_add(hdrs, "lsn", -1, meta->lsn, -1);
-    rd_kafka_header_add(hdrs, "commit_ts", -1, meta->commit_ts, -1);
+    hdrs = event_headers(ev, meta);
     rd_kafka_header_add(hdrs, SINK_DL_TOPIC_HDR, -1,
                         dl->original_topic != NULL ? dl->original_topic : "", -1);
     rd_kafka_header_add(hdrs, SINK_DL_ERROR_HDR, -1, dl->error, -1);
