@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "audit.h"
+#include "cfg_print.h"
 #include "duration.h"
 #include "lsn.h"
 #include "outbox.h"
