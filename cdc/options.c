@@ -91,6 +91,12 @@ static const struct cfg_opt opts[] = {
      0, "fail if the slot is missing instead of creating it"},
     {"no-create-publication", 0, "CDC_NO_CREATE_PUBLICATION", NULL, "false", 0, OPT_BOOL,
      OFF(no_create_publication), 0, 0, "fail if the publication is missing instead of creating it"},
+    {"standby", 0, "CDC_STANDBY", NULL, "false", 0, OPT_BOOL, OFF(relay.standby), 0, 0,
+     "one of a pair of relays on the same slot: while another\n"
+     "session holds the slot, wait for it without limit (polled\n"
+     "every second) and take over once it is free, instead of\n"
+     "exit 4 after 15 s; the slot's position wins over the\n"
+     "state file's (docs/operations.md)"},
     {"start-lsn", 0, NULL, "X/Y", NULL, CFG_CLI_ONLY, OPT_LSN, OFF(relay.start_lsn), 0, 0,
      "relay only transactions whose commit LSN is >= X/Y;\n"
      "refused if older than the slot's confirmed_flush_lsn"},
@@ -362,6 +368,10 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
         return cfg_seterr(errbuf, errlen,
                           "--start-lsn, --end-lsn, --source messages, --heartbeat-interval and "
                           "--replay-window need --mode stream");
+    if (o->relay.poll_mode && o->relay.standby)
+        return cfg_seterr(errbuf, errlen,
+                          "--standby needs --mode stream (poll mode relays share the table: run "
+                          "them side by side)");
     if (!o->relay.poll_mode && o->relay.poll_until_empty)
         return cfg_seterr(errbuf, errlen, "--until-empty needs --mode poll");
     r = row("checkpoint-topic");

@@ -47,6 +47,10 @@
  * before the relay gives up (RELAY_EXIT_TEMPORARY): a killed relay's
  * walsender lingers until it notices the closed socket. */
 #define RELAY_BUSY_GIVE_UP_US INT64_C(15000000)
+/* --standby: how often a waiting relay looks at the slot again. A dead
+ * relay's walsender frees it within moments of the closed socket, so this
+ * bounds the takeover time; each look is one short connection. */
+#define RELAY_STANDBY_POLL_MS 1000
 
 enum stream_end {
     STREAM_STOP,   /* signal or --end-lsn: drain and exit 0 */
@@ -126,6 +130,10 @@ struct relay {
     /* The slot was created by this run's first connection and not streamed
      * from yet: a refused start drops it again. */
     bool slot_created_unused;
+    /* --standby: waiting for a slot another session holds (since then) */
+    bool standby_waiting;
+    int64_t standby_since_us;
+    bool streamed_once; /* START_REPLICATION succeeded at least once */
 
     uint64_t produced;
     uint64_t delivered;
@@ -393,6 +401,7 @@ static void observe(struct relay *r, bool force)
     snap.pending_known = tracker_oldest_pending_time(r->tracker, &snap.oldest_pending_commit_us);
     snap.streaming = r->streaming;
     snap.catching_up = r->catchup.active;
+    snap.standby_waiting = r->standby_waiting;
     snap.last_server_msg_us = r->last_server_msg_us;
     snap.server_timeout_ms = r->cfg->server_timeout_ms;
     snap.have_kafka = r->sink != NULL;
@@ -1130,6 +1139,18 @@ static bool drain_and_confirm(struct relay *r)
     if (r->fatal || r->rewind || tracker_failed(r->tracker) || !tracker_idle(r->tracker))
         complete = false;
     if (r->rc != NULL) {
+        /* Everything delivered is confirmed, so whoever reads the slot next
+         * (a restart without the state file, the standby of a pair) sends
+         * nothing again: the publication check is not left to its interval. */
+        const struct repl_opts *opts = r->opts;
+        struct repl_opts last = *opts;
+
+        last.stop_fd = -1; /* the stop is under way; this check is bounded by the connect timeout */
+        r->opts = &last;
+        r->pub_checked_us = 0;
+        if (!publication_verified(r, tracker_safe_lsn(r->tracker)))
+            complete = false;
+        r->opts = opts;
         if (send_status(r, false))
             log_info("confirmed position " LSN_FMT, LSN_ARGS(tracker_safe_lsn(r->tracker)));
         repl_close(r->rc, 2000);
@@ -1148,6 +1169,28 @@ static void remember_own(struct relay *r, const struct repl_walsender *w)
         r->nown--;
     }
     r->own[r->nown++] = *w;
+}
+
+/*
+ * --standby: the slot is held by another session (the active relay of the
+ * pair). Logged once when the wait starts; systemd hears READY=1 then, as a
+ * waiting standby is doing its job.
+ */
+static void standby_wait(struct relay *r)
+{
+    char status[256];
+
+    if (r->standby_waiting) {
+        log_debug("standby: %s", r->err);
+        return;
+    }
+    r->standby_waiting = true;
+    r->standby_since_us = pace_monotonic_us();
+    log_info("standby: %s; waiting for it to be free, looking every %d ms", r->err,
+             RELAY_STANDBY_POLL_MS);
+    snprintf(status, sizeof(status), "standby: waiting for slot %s", r->cfg->slot);
+    notify_ready(status);
+    observe(r, true);
 }
 
 /*
@@ -1197,6 +1240,16 @@ static bool first_start_position(struct relay *r, const struct repl_slot_info *i
                           cfg->slot, cfg->state_file, LSN_ARGS(st.lsn),
                           LSN_ARGS(info->confirmed_flush));
                 return false;
+            }
+            if (info->confirmed_flush > st.lsn && cfg->standby) {
+                /* In a pair the other relay moves the slot on while this
+                 * one waits: the slot, not this state file, is the truth. */
+                log_info("slot \"%s\" is at " LSN_FMT ", past this relay's saved position " LSN_FMT
+                         " (state file %s): the other relay of the pair delivered up to there "
+                         "(--standby); starting from the slot",
+                         cfg->slot, LSN_ARGS(info->confirmed_flush), LSN_ARGS(st.lsn),
+                         cfg->state_file);
+                st.lsn = info->confirmed_flush;
             }
             if (info->confirmed_flush > st.lsn) {
                 log_error("slot \"%s\" has confirmed_flush_lsn " LSN_FMT
@@ -1317,7 +1370,10 @@ enum relay_exit relay_run(const struct relay_config *cfg)
                 sink_set_dead_letter(r.sink, cfg->dead_letter_topic, on_dead_letter);
         }
         if (backoff_ms > 0) {
-            log_info("reconnecting in %d ms", backoff_ms);
+            if (r.standby_waiting)
+                log_debug("standby: looking at the slot again in %d ms", backoff_ms);
+            else
+                log_info("reconnecting in %d ms", backoff_ms);
             pace_sleep_ms(backoff_ms, cfg);
             if (*cfg->stop)
                 break;
@@ -1337,6 +1393,21 @@ enum relay_exit relay_run(const struct relay_config *cfg)
             backoff_ms = 1000;
             r.reconnects_pg++;
             continue;
+        }
+        if (st == REPL_EBUSY && cfg->standby && !r.streamed_once) {
+            standby_wait(&r);
+            backoff_ms = RELAY_STANDBY_POLL_MS;
+            continue;
+        }
+        if (st == REPL_EBUSY && cfg->standby) {
+            /* The other relay of the pair took over while this one was
+             * reconnecting: the tracker and producer now lag the slot, so
+             * start over as the pair's standby rather than wait here. */
+            log_error("%s: the other relay of the pair took over; exit %d, to be started again "
+                      "as the standby",
+                      r.err, RELAY_EXIT_TEMPORARY);
+            result = RELAY_EXIT_TEMPORARY;
+            goto out;
         }
         if (st == REPL_EBUSY) {
             int64_t now = pace_monotonic_us();
@@ -1457,6 +1528,16 @@ enum relay_exit relay_run(const struct relay_config *cfg)
                           info.systemid, r.systemid, cfg->slot);
                 goto out;
             }
+            if (info.confirmed_flush > start && cfg->standby) {
+                log_error("slot \"%s\" has confirmed_flush_lsn " LSN_FMT
+                          ", ahead of the last position this relay delivered (" LSN_FMT
+                          "): the other relay of the pair took over and moved it on while this "
+                          "one was reconnecting; exit %d, to be started again as the standby",
+                          cfg->slot, LSN_ARGS(info.confirmed_flush), LSN_ARGS(start),
+                          RELAY_EXIT_TEMPORARY);
+                result = RELAY_EXIT_TEMPORARY;
+                goto out;
+            }
             if (info.confirmed_flush > start) {
                 log_error("slot \"%s\" has confirmed_flush_lsn " LSN_FMT
                           ", ahead of the last position this relay delivered (" LSN_FMT
@@ -1479,15 +1560,29 @@ enum relay_exit relay_run(const struct relay_config *cfg)
                 log_error("%s", r.err);
                 goto out;
             }
-            log_warn("%s", r.err);
             repl_abort(r.rc);
             r.rc = NULL;
+            if (st == REPL_EBUSY && cfg->standby && !r.streamed_once) {
+                /* The other relay of the pair won the race for the slot:
+                 * wait again, and check the start position again after. */
+                standby_wait(&r);
+                first = true;
+                backoff_ms = RELAY_STANDBY_POLL_MS;
+                continue;
+            }
+            log_warn("%s", r.err);
             backoff_ms =
                 st == REPL_EBUSY ? 1000 : pace_backoff_next(backoff_ms, cfg->reconnect_max_ms);
             r.reconnects_pg++;
             continue;
         }
         r.slot_created_unused = false;
+        r.streamed_once = true;
+        if (r.standby_waiting) {
+            log_info("standby: taking over slot \"%s\" after waiting %.1f s", cfg->slot,
+                     (double)(pace_monotonic_us() - r.standby_since_us) / 1e6);
+            r.standby_waiting = false;
+        }
         log_info("streaming slot \"%s\" publication \"%s\" from " LSN_FMT " (database \"%s\")",
                  cfg->slot, cfg->publication, LSN_ARGS(start), info.dbname);
         r.fb.last_sent_us = 0; /* answer a new server at once */

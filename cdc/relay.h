@@ -26,6 +26,9 @@ struct relay_config {
     const char *topic_template;
     bool create_slot;
     bool create_publication;
+    /* --standby: wait without limit while another session holds the slot, then
+     * take over from the slot's position */
+    bool standby;
     uint64_t start_lsn; /* 0: resume from the slot */
     uint64_t end_lsn;   /* 0: run until stopped */
     int status_interval_ms;
