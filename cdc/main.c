@@ -127,7 +127,7 @@ int main(int argc, char **argv)
     case OPTIONS_RUN:
         break;
     }
-    if (cfg->database_url == NULL) {
+    if (cfg->common.database_url == NULL) {
         fprintf(stderr, "cdc-relay: no database: set DATABASE_URL or pass --database-url\n");
         options_fini(&opt);
         return RELAY_EXIT_USAGE;
@@ -136,18 +136,19 @@ int main(int argc, char **argv)
     notify_init();
     log_threshold = opt.log_level;
     log_output = opt.log_format;
-    cfg->stop = &stop_requested;
+    cfg->common.stop.flag = &stop_requested;
     /* libpq's and librdkafka's messages may quote what they were given:
      * never a password or a key (docs/security.md). */
-    log_add_dsn_secrets(cfg->database_url);
-    for (size_t i = 0; i < cfg->nkafka_props; i++)
-        if (sink_prop_is_secret(cfg->kafka_props[i].name))
-            log_add_secret(cfg->kafka_props[i].value, strlen(cfg->kafka_props[i].value));
+    log_add_dsn_secrets(cfg->common.database_url);
+    for (size_t i = 0; i < cfg->common.nkafka_props; i++)
+        if (sink_prop_is_secret(cfg->common.kafka_props[i].name))
+            log_add_secret(cfg->common.kafka_props[i].value,
+                           strlen(cfg->common.kafka_props[i].value));
 
     if (pipe(stop_pipe) == 0) {
         fcntl(stop_pipe[0], F_SETFL, O_NONBLOCK);
         fcntl(stop_pipe[1], F_SETFL, O_NONBLOCK);
-        cfg->stop_fd = stop_pipe[0];
+        cfg->common.stop.fd = stop_pipe[0];
     }
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
@@ -157,17 +158,17 @@ int main(int argc, char **argv)
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
 
-    snprintf(table, sizeof(table), "%s.%s", cfg->table_schema, cfg->table_name);
-    log_redact_dsn(cfg->database_url, dsn_shown, sizeof(dsn_shown));
+    snprintf(table, sizeof(table), "%s.%s", cfg->common.table_schema, cfg->common.table_name);
+    log_redact_dsn(cfg->common.database_url, dsn_shown, sizeof(dsn_shown));
     if (cfg->poll_mode)
         log_fields(LOG_LEVEL_INFO, "starting", LOG_STR("version", ORDERS_CDC_VERSION),
                    LOG_STR("mode", "poll"), LOG_STR("table", table),
-                   LOG_STR("brokers", cfg->brokers), LOG_STR("database", dsn_shown));
+                   LOG_STR("brokers", cfg->common.brokers), LOG_STR("database", dsn_shown));
     else
         log_fields(LOG_LEVEL_INFO, "starting", LOG_STR("version", ORDERS_CDC_VERSION),
-                   LOG_STR("mode", "stream"), LOG_STR("slot", cfg->slot),
-                   LOG_STR("publication", cfg->publication), LOG_STR("table", table),
-                   LOG_STR("brokers", cfg->brokers), LOG_STR("database", dsn_shown));
+                   LOG_STR("mode", "stream"), LOG_STR("slot", cfg->stream.slot),
+                   LOG_STR("publication", cfg->stream.publication), LOG_STR("table", table),
+                   LOG_STR("brokers", cfg->common.brokers), LOG_STR("database", dsn_shown));
     if (opt.metrics_listen != NULL) {
         char addr[128];
         sigset_t stop_set;
@@ -190,13 +191,14 @@ int main(int argc, char **argv)
         }
         metrics_http_addr(http, addr, sizeof(addr));
         log_fields(LOG_LEVEL_INFO, "metrics listening", LOG_STR("addr", addr));
-        cfg->metrics = board;
+        cfg->common.metrics = board;
     }
     /* READY=1 comes from the loop once it can do its work (streaming, or
      * connected in poll mode); until then systemd shows this. */
     notify_status(cfg->poll_mode ? "connecting to Postgres"
                                  : "connecting to Postgres and the slot");
-    rc = cfg->poll_mode ? poll_relay_run(cfg) : relay_run(cfg);
+    rc = cfg->poll_mode ? poll_relay_run(&cfg->common, &cfg->poll)
+                        : relay_run(&cfg->common, &cfg->stream);
     metrics_http_stop(http);
     metrics_board_free(board);
 

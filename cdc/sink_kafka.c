@@ -19,6 +19,7 @@
 #include "cfg.h"
 #include "log.h"
 #include "lsn.h"
+#include "sink_ops.h"
 
 /* The opaque of checkpoint records (relay sequence numbers never get there). */
 #define SINK_SEQ_CHECKPOINT UINT64_MAX
@@ -948,6 +949,58 @@ out:
         rd_kafka_conf_destroy(conf);
     return rc;
 }
+
+/* ---- the loops' view of the producer (cdc/sink_ops.h) --------------------- */
+
+static enum sink_status ops_produce(void *s, const char *topic, const struct outbox_event *ev,
+                                    const struct sink_meta *meta, uint64_t seq, char *err,
+                                    size_t errlen)
+{
+    return sink_produce(s, topic, ev, meta, seq, err, errlen);
+}
+
+static enum sink_status ops_produce_dead_letter(void *s, const struct outbox_event *ev,
+                                                const struct sink_meta *meta,
+                                                const struct sink_dead_letter *dl, uint64_t seq,
+                                                char *err, size_t errlen)
+{
+    return sink_produce_dead_letter(s, ev, meta, dl, seq, err, errlen);
+}
+
+static void ops_poll(void *s, int timeout_ms)
+{
+    sink_poll(s, timeout_ms);
+}
+
+static int ops_flush(void *s, int timeout_ms)
+{
+    return sink_flush(s, timeout_ms);
+}
+
+static bool ops_fatal(void *s, char *err, size_t errlen)
+{
+    return sink_fatal(s, err, errlen);
+}
+
+static bool ops_fenced(void *s)
+{
+    return sink_fenced(s);
+}
+
+static int ops_wakeup_fd(const void *s)
+{
+    return sink_wakeup_fd(s);
+}
+
+static void ops_stats(const void *s, struct sink_stats *out)
+{
+    sink_stats(s, out);
+}
+
+const struct relay_sink_ops sink_kafka_ops = {
+    ops_produce, ops_produce_dead_letter, ops_poll,  ops_flush, ops_fatal,
+    ops_fenced,  ops_wakeup_fd,           ops_stats,
+};
 
 const char *sink_kafka_version(void)
 {

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hex.h"
 #include "lsn.h"
 
 #define LOG_LINE_MAX 8192
@@ -566,17 +567,6 @@ char *log_redact_dsn(const char *dsn, char *out, size_t outlen)
     return out;
 }
 
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Registers s as written and, when it has %XX escapes, decoded. */
 static void add_uri_secret(const char *s, size_t len)
 {
@@ -585,8 +575,8 @@ static void add_uri_secret(const char *s, size_t len)
 
     log_add_secret(s, len);
     for (size_t i = 0; i < len && n < sizeof(dec); i++) {
-        if (s[i] == '%' && i + 2 < len && hex_val(s[i + 1]) >= 0 && hex_val(s[i + 2]) >= 0) {
-            dec[n++] = (char)(hex_val(s[i + 1]) * 16 + hex_val(s[i + 2]));
+        if (s[i] == '%' && i + 2 < len && hex_digit(s[i + 1]) >= 0 && hex_digit(s[i + 2]) >= 0) {
+            dec[n++] = (char)(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
             i += 2;
         } else {
             dec[n++] = s[i];
@@ -673,4 +663,19 @@ void log_add_dsn_secrets(const char *dsn)
                 log_add_secret(v, (size_t)(s - v));
         }
     }
+}
+
+void log_library_message(const char *who, const char *fmt, va_list ap)
+{
+    char msg[512];
+    size_t n;
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)msg[i] < 0x20 || (unsigned char)msg[i] > 0x7e || msg[i] == '"')
+            msg[i] = '?';
+    log_warn("%s: %s", who, msg);
 }

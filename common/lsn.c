@@ -6,16 +6,7 @@
 
 #include <stdio.h>
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "hex.h"
 
 /* Reads 1..8 hex digits; pg_lsn_in accepts the same lengths. */
 static const char *parse_half(const char *s, uint32_t *out)
@@ -23,10 +14,10 @@ static const char *parse_half(const char *s, uint32_t *out)
     uint32_t v = 0;
     int n = 0;
 
-    for (; hex_value(*s) >= 0; s++, n++) {
+    for (; hex_digit(*s) >= 0; s++, n++) {
         if (n == 8)
             return NULL;
-        v = (v << 4) | (uint32_t)hex_value(*s);
+        v = (v << 4) | (uint32_t)hex_digit(*s);
     }
     if (n == 0)
         return NULL;
