@@ -91,6 +91,10 @@ static const struct cfg_opt opts[] = {
      0, "fail if the slot is missing instead of creating it"},
     {"no-create-publication", 0, "CDC_NO_CREATE_PUBLICATION", NULL, "false", 0, OPT_BOOL,
      OFF(no_create_publication), 0, 0, "fail if the publication is missing instead of creating it"},
+    {"no-failover-slot", 0, "CDC_NO_FAILOVER_SLOT", NULL, "false", 0, OPT_BOOL,
+     OFF(no_failover_slot), 0, 0,
+     "create the slot without FAILOVER (PostgreSQL 17+ creates it\n"
+     "with it, so standbys with sync_replication_slots keep a copy)"},
     {"standby", 0, "CDC_STANDBY", NULL, "false", 0, OPT_BOOL, OFF(relay.stream.standby), 0, 0,
      "one of a pair of relays on the same slot: while another\n"
      "session holds the slot, wait for it without limit (polled\n"
@@ -396,6 +400,7 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
         return cfg_seterr(errbuf, errlen, "--message-prefix must not be empty");
     o->relay.stream.create_slot = !o->no_create_slot;
     o->relay.stream.create_publication = !o->no_create_publication;
+    o->relay.stream.failover_slot = !o->no_failover_slot;
     if (!o->no_state_file) {
         if (cfg_get(&o->set, row("state-file")) == NULL) {
             snprintf(o->default_state, sizeof(o->default_state), "cdc-relay.%s.state",

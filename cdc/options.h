@@ -41,7 +41,7 @@ struct options {
     const char *mode;           /* stream|poll */
     const char *state_file;     /* as given, before --no-state-file */
     bool no_state_file;
-    bool no_create_slot, no_create_publication, print_config;
+    bool no_create_slot, no_create_publication, print_config, no_failover_slot;
     char table_schema[128], table_name[128];
     char default_state[512];
     struct sink_prop props[OPTIONS_MAX_KAFKA_PROPS]; /* names owned, values borrowed */

@@ -224,6 +224,11 @@ static bool first_start_position(struct relay *r, const struct repl_slot_info *i
             in.state = &st;
     }
     why = resume_first_start(&in, &slot, &plan);
+    if (in.state != NULL && st.timeline != 0 && st.timeline != info->timeline &&
+        strcmp(st.systemid, info->systemid) == 0)
+        log_info("state file %s was written on timeline %u, the server is on %u: a standby was "
+                 "promoted since (same system identifier)",
+                 cfg->state_file, (unsigned)st.timeline, (unsigned)info->timeline);
     if (plan.note == RESUME_NOTE_NO_STATE_YET)
         log_info("no state file %s yet: starting from slot \"%s\" at " LSN_FMT, cfg->state_file,
                  cfg->slot, LSN_ARGS(info->confirmed_flush));
@@ -384,8 +389,19 @@ static enum step open_slot(struct relay *r, struct repl_slot_info *info)
                  "table exists)",
                  r->cfg->publication, common->table_schema, common->table_name);
     if (info->created)
-        log_info("created replication slot \"%s\" (pgoutput) at " LSN_FMT, r->cfg->slot,
-                 LSN_ARGS(info->confirmed_flush));
+        log_info("created replication slot \"%s\" (pgoutput%s) at " LSN_FMT, r->cfg->slot,
+                 info->failover ? ", failover" : "", LSN_ARGS(info->confirmed_flush));
+    if (r->first && !info->failover && info->server_version >= 170000)
+        log_warn("replication slot \"%s\" has failover = false%s: a promoted standby will not "
+                 "have it, and the relay will stop there (docs/operations.md, \"Failover\")",
+                 r->cfg->slot,
+                 r->cfg->failover_slot ? " (created so before, or by hand)"
+                                       : " (--no-failover-slot)");
+    if (!r->first && info->timeline != r->s.timeline)
+        log_warn("the server is on timeline %u now, was %u, with the same system identifier: a "
+                 "standby was promoted; continuing from its copy of slot \"%s\"",
+                 (unsigned)info->timeline, (unsigned)r->s.timeline, r->cfg->slot);
+    r->s.timeline = info->timeline;
     return STEP_ON;
 }
 
@@ -622,6 +638,7 @@ static void relay_init(struct relay *r, const struct relay_common_config *common
         .table_name = common->table_name,
         .create_slot = cfg->create_slot,
         .create_publication = cfg->create_publication,
+        .failover_slot = cfg->failover_slot,
         .proto_version = 1,
         .connect_timeout_s = common->connect_timeout_s,
         .stop_fd = common->stop.fd,

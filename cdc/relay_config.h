@@ -45,6 +45,7 @@ struct relay_stream_config {
     /* --standby: wait without limit while another session holds the slot, then
      * take over from the slot's position */
     bool standby;
+    bool failover_slot; /* create the slot with FAILOVER on PostgreSQL 17+ */
     uint64_t start_lsn; /* 0: resume from the slot */
     uint64_t end_lsn;   /* 0: run until stopped */
     int status_interval_ms;

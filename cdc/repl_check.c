@@ -84,6 +84,8 @@ static enum repl_status identify(struct repl_conn *rc, struct repl_slot_info *in
         return REPL_EFATAL;
     }
     snprintf(info->systemid, sizeof(info->systemid), "%s", PQgetvalue(res, 0, 0));
+    info->timeline = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
+    info->server_version = PQserverVersion(rc->conn);
     if (!lsn_parse(PQgetvalue(res, 0, 2), &info->server_wal_end))
         info->server_wal_end = 0;
     if (PQgetisnull(res, 0, 3)) {
@@ -228,8 +230,11 @@ static enum repl_status create_slot(struct repl_conn *rc, struct repl_slot_info 
 
     if (!repl_quote(rc, rc->opts->slot, false, slot_id, sizeof(slot_id), err, errlen))
         return REPL_EFATAL;
-    snprintf(sql, sizeof(sql), "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT 'nothing')",
-             slot_id);
+    /* FAILOVER (PostgreSQL 17+): standbys with sync_replication_slots keep
+     * a copy of the slot, so a promoted one can be streamed from. */
+    info->failover = rc->opts->failover_slot && PQserverVersion(rc->conn) >= 170000;
+    snprintf(sql, sizeof(sql), "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT 'nothing'%s)",
+             slot_id, info->failover ? ", FAILOVER true" : "");
     res = repl_exec_interruptible(rc, sql, &stopped);
     if (stopped) {
         pgconn_set_err(err, errlen, "stopped while creating replication slot \"%s\"",
@@ -342,8 +347,10 @@ static enum repl_status ensure_slot(struct repl_conn *rc, struct repl_slot_info 
     st = repl_queryf(rc, PGRES_TUPLES_OK, &res, NULL, err, errlen,
                      "SELECT slot_type, coalesce(plugin, ''), coalesce(database, ''), active, "
                      "coalesce(active_pid::text, ''), coalesce(wal_status, ''), "
-                     "coalesce(confirmed_flush_lsn::text, '0/0') "
-                     "FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
+                     "coalesce(confirmed_flush_lsn::text, '0/0'), "
+                     /* failover: PostgreSQL 17+; NULL before */
+                     "coalesce(pg_catalog.to_jsonb(s.*) ->> 'failover', 'false') "
+                     "FROM pg_catalog.pg_replication_slots s WHERE slot_name = %s",
                      slot);
     if (st != REPL_OK)
         return st;
@@ -394,6 +401,7 @@ static enum repl_status ensure_slot(struct repl_conn *rc, struct repl_slot_info 
     } else if (!lsn_parse(PQgetvalue(res, 0, 6), &info->confirmed_flush)) {
         pgconn_set_err(err, errlen, "cannot parse confirmed_flush_lsn '%s'", PQgetvalue(res, 0, 6));
     } else {
+        info->failover = strcmp(PQgetvalue(res, 0, 7), "true") == 0;
         st = REPL_OK;
     }
     PQclear(res);

@@ -165,6 +165,7 @@ static bool send_status(struct stream *s, bool reply_requested)
 
         snprintf(st.slot, sizeof(st.slot), "%s", s->cfg->slot);
         snprintf(st.systemid, sizeof(st.systemid), "%s", s->systemid);
+        st.timeline = s->timeline;
         if (state_save(s->cfg->state_file, &st, s->err, sizeof(s->err)) != 0) {
             log_error("%s; stopping so that nothing is confirmed unsaved", s->err);
             s->fatal = true;

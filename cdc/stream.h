@@ -83,6 +83,7 @@ struct stream {
     bool check_running;    /* a publication check was started and has no outcome yet */
     uint64_t check_covers; /* what it confirms if it passes */
     char systemid[32];     /* the cluster, for the state file */
+    uint32_t timeline;     /* and its timeline (IDENTIFY_SYSTEM of the latest connection) */
 
     /* what status updates report (state file, replay window, publication
      * check, held keepalive position) */
