@@ -95,6 +95,11 @@ static const struct cfg_opt opts[] = {
      OFF(no_failover_slot), 0, 0,
      "create the slot without FAILOVER (PostgreSQL 17+ creates it\n"
      "with it, so standbys with sync_replication_slots keep a copy)"},
+    {"require-failover-ready", 0, "CDC_REQUIRE_FAILOVER_READY", NULL, "false", 0, OPT_BOOL,
+     OFF(relay.stream.require_failover_ready), 0, 0,
+     "PostgreSQL 17+: exit 1 at the start when the slot is not a\n"
+     "failover slot or the primary shows a standby's copy could\n"
+     "not survive a promotion (default: a warning)"},
     {"standby", 0, "CDC_STANDBY", NULL, "false", 0, OPT_BOOL, OFF(relay.stream.standby), 0, 0,
      "one of a pair of relays on the same slot: while another\n"
      "session holds the slot, wait for it without limit (polled\n"

@@ -280,6 +280,39 @@ static enum step make_producer(struct relay *r)
 }
 
 /*
+ * PostgreSQL 17+, at the first connection: whether a promoted standby would
+ * have the slot (docs/operations.md, "Failover to a standby"). A warning, or
+ * with --require-failover-ready a refusal (false, logged).
+ */
+static bool failover_ready(struct relay *r, const struct repl_slot_info *info)
+{
+    const struct relay_stream_config *cfg = r->cfg;
+    enum log_level level = cfg->require_failover_ready ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN;
+
+    if (info->server_version < 170000)
+        return true;
+    if (!info->failover)
+        log_write(level,
+                  "replication slot \"%s\" has failover = false%s: a promoted standby will not "
+                  "have it, and the relay stops there (docs/operations.md, \"Failover to a "
+                  "standby\")",
+                  cfg->slot,
+                  cfg->failover_slot ? " (created so before, or by hand)"
+                                     : " (--no-failover-slot)");
+    else if (info->failover_gaps[0] != '\0')
+        log_write(level,
+                  "failover slot \"%s\": %s; a standby's copy may not survive a promotion "
+                  "(docs/operations.md, \"Failover to a standby\")",
+                  cfg->slot, info->failover_gaps);
+    else
+        return true;
+    if (!cfg->require_failover_ready)
+        return true;
+    r->result = RELAY_EXIT_ERROR;
+    return false;
+}
+
+/*
  * --standby, before this run ever streamed: the slot is held by another
  * session (the active relay of the pair). Logged once when the wait starts;
  * systemd hears READY=1 then, as a waiting standby is doing its job.
@@ -359,6 +392,15 @@ static enum step open_slot(struct relay *r, struct repl_slot_info *info)
         r->s.stats.reconnects_pg++;
         return STEP_RETRY;
     }
+    if (st == REPL_EFATAL && !r->first && info->timeline != 0 && info->timeline != r->s.timeline &&
+        strcmp(info->systemid, r->s.systemid) == 0) {
+        log_error("%s. The server is on timeline %u now, was %u: a standby was promoted, and it "
+                  "has no copy of the slot (failover slots need PostgreSQL 17+ and the "
+                  "settings in docs/operations.md, \"Failover to a standby\", which also has "
+                  "the re-emit procedure)",
+                  r->s.err, (unsigned)info->timeline, (unsigned)r->s.timeline);
+        return STEP_OUT;
+    }
     if (st == REPL_EFATAL) {
         log_error("%s", r->s.err);
         return STEP_OUT;
@@ -391,12 +433,8 @@ static enum step open_slot(struct relay *r, struct repl_slot_info *info)
     if (info->created)
         log_info("created replication slot \"%s\" (pgoutput%s) at " LSN_FMT, r->cfg->slot,
                  info->failover ? ", failover" : "", LSN_ARGS(info->confirmed_flush));
-    if (r->first && !info->failover && info->server_version >= 170000)
-        log_warn("replication slot \"%s\" has failover = false%s: a promoted standby will not "
-                 "have it, and the relay will stop there (docs/operations.md, \"Failover\")",
-                 r->cfg->slot,
-                 r->cfg->failover_slot ? " (created so before, or by hand)"
-                                       : " (--no-failover-slot)");
+    if (r->first && !failover_ready(r, info))
+        return STEP_OUT;
     if (!r->first && info->timeline != r->s.timeline)
         log_warn("the server is on timeline %u now, was %u, with the same system identifier: a "
                  "standby was promoted; continuing from its copy of slot \"%s\"",

@@ -46,6 +46,9 @@ struct relay_stream_config {
      * take over from the slot's position */
     bool standby;
     bool failover_slot; /* create the slot with FAILOVER on PostgreSQL 17+ */
+    /* --require-failover-ready: refuse to start while the primary shows a
+     * failover slot could not survive a promotion (else a warning) */
+    bool require_failover_ready;
     uint64_t start_lsn; /* 0: resume from the slot */
     uint64_t end_lsn;   /* 0: run until stopped */
     int status_interval_ms;

@@ -65,9 +65,12 @@ struct repl_slot_info {
     uint64_t confirmed_flush; /* slot's confirmed_flush_lsn (consistent point if created) */
     bool publication_created;
     char dbname[128];
-    char systemid[32];          /* IDENTIFY_SYSTEM systemid: which cluster this is */
-    uint32_t timeline;          /* IDENTIFY_SYSTEM timeline: a promotion moves it on */
-    int server_version;         /* PQserverVersion, e.g. 170006 */
+    char systemid[32];  /* IDENTIFY_SYSTEM systemid: which cluster this is */
+    uint32_t timeline;  /* IDENTIFY_SYSTEM timeline: a promotion moves it on */
+    int server_version; /* PQserverVersion, e.g. 170006 */
+    /* A failover slot on 17+: what the primary shows missing for a standby's
+     * copy to survive a promotion ("" when nothing; docs/operations.md) */
+    char failover_gaps[512];
     uint64_t server_wal_end;    /* IDENTIFY_SYSTEM xlogpos */
     struct repl_walsender self; /* this connection's walsender */
     /* REPL_EBUSY: the session holding the slot (pid 0 when unknown), and

@@ -408,6 +408,54 @@ static enum repl_status ensure_slot(struct repl_conn *rc, struct repl_slot_info 
     return st;
 }
 
+/* Appends one finding to a "; "-separated list. */
+static void add_gap(char *gaps, size_t len, const char *what)
+{
+    size_t used = strlen(gaps);
+
+    snprintf(gaps + used, len - used, "%s%s", used > 0 ? "; " : "", what);
+}
+
+/*
+ * A failover slot (17+): what the primary can show of what a standby's copy
+ * needs to survive a promotion. The standby's own settings
+ * (sync_replication_slots, dbname in primary_conninfo) and its copy's state
+ * are only visible on the standby (docs/operations.md). Findings go to
+ * info->failover_gaps; a query that fails leaves a finding, not an error.
+ */
+static void check_failover(struct repl_conn *rc, struct repl_slot_info *info)
+{
+    PGresult *res = NULL;
+    char err[256];
+
+    info->failover_gaps[0] = '\0';
+    if (!info->failover || info->server_version < 170000)
+        return;
+    if (repl_run_query(rc,
+                       "SELECT pg_catalog.current_setting('synchronized_standby_slots') = '', "
+                       "count(*) FILTER (WHERE s.active), "
+                       "count(*) FILTER (WHERE s.active AND s.xmin IS NOT NULL) "
+                       "FROM pg_catalog.pg_replication_slots s WHERE s.slot_type = 'physical'",
+                       PGRES_TUPLES_OK, &res, NULL, err, sizeof(err)) != REPL_OK ||
+        PQntuples(res) != 1 || PQnfields(res) != 3) {
+        add_gap(info->failover_gaps, sizeof(info->failover_gaps),
+                "the primary's settings could not be read");
+        PQclear(res);
+        return;
+    }
+    if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+        add_gap(info->failover_gaps, sizeof(info->failover_gaps),
+                "synchronized_standby_slots is empty on the primary (the relay may be sent "
+                "transactions no standby has: a promotion loses them, after they reached Kafka)");
+    if (atoi(PQgetvalue(res, 0, 1)) == 0)
+        add_gap(info->failover_gaps, sizeof(info->failover_gaps),
+                "no standby streams through a physical slot (primary_slot_name on the standby)");
+    else if (atoi(PQgetvalue(res, 0, 2)) == 0)
+        add_gap(info->failover_gaps, sizeof(info->failover_gaps),
+                "no standby streaming through a physical slot sends hot_standby_feedback");
+    PQclear(res);
+}
+
 enum repl_status repl_check_server(struct repl_conn *rc, struct repl_slot_info *info, char *err,
                                    size_t errlen)
 {
@@ -419,5 +467,7 @@ enum repl_status repl_check_server(struct repl_conn *rc, struct repl_slot_info *
         st = ensure_publication(rc, info, err, errlen);
     if (st == REPL_OK)
         st = ensure_slot(rc, info, err, errlen);
+    if (st == REPL_OK)
+        check_failover(rc, info);
     return st;
 }

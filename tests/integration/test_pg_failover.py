@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -80,17 +81,6 @@ def multi_host_url(primary, standby, db: str) -> str:
     )
 
 
-def wait_until(fn, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(0.2)
-
-
 def one_run(base, kafka, spawn, run: int) -> dict:
     mode = "fast" if run % 2 == 1 else "immediate"
     primary, standby, version = make_pair(base, run)
@@ -111,7 +101,7 @@ def one_run(base, kafka, spawn, run: int) -> dict:
             if version >= 170000:
                 # The standby's copy is kept (not temporary) once the slot on
                 # the primary moved past where the copy was made.
-                wait_until(
+                stack.wait_until(
                     lambda: standby.psql(slot_on_standby, dbname="postgres") == "1", 60,
                     "the slot synced to the standby",
                 )  # fmt: skip
@@ -123,8 +113,15 @@ def one_run(base, kafka, spawn, run: int) -> dict:
             standby.psql("SELECT pg_promote()", dbname="postgres")
             if version < 170000:
                 assert relay.wait(60) == 1, relay.log_tail()
-                assert "does not exist" in relay.log_text(since), relay.log_tail()
+                log = relay.log_text(since)
+                assert "does not exist" in log and "a standby was promoted" in log, relay.log_tail()
                 figures["failed_over"] = False
+                print(
+                    f"\nFAILOVER run {run}/{RUNS} (PostgreSQL {version}, stop -m {mode}): no "
+                    "failover slots before 17; the relay exited 1 (slot missing on the promoted "
+                    "standby)",
+                    flush=True,
+                )
                 return figures
             relay.wait_for_log(r"standby was promoted", timeout=90, since=since)
             relay.wait_for_log(r"streaming slot", timeout=90, since=since)
@@ -170,8 +167,49 @@ def one_run(base, kafka, spawn, run: int) -> dict:
 
 
 @pytest.mark.timeout(180 + 150 * RUNS)
+@pytest.mark.matrix
 def test_primary_stopped_under_load_standby_promoted(run_dir, kafka, spawn):
     """17+: the relay continues on the promoted standby from its synced slot,
     nothing acknowledged is lost; 15/16: a loud exit 1 (no slot there)."""
     for run in range(1, RUNS + 1):
         one_run(run_dir, kafka, spawn, run)
+
+
+@pytest.mark.timeout(120)
+def test_failover_readiness_is_warned_or_refused(migrated_pg, kafka, spawn):
+    """17+: the suite's server has no standby, so the failover slot the relay
+    creates could not survive a promotion: a warning naming what is missing,
+    or with --require-failover-ready exit 1 (and no slot left behind).
+    Before 17 there are no failover slots: neither says anything."""
+    stack = Stack(migrated_pg, kafka, spawn)
+    version = migrated_pg.server_version_num()
+    relay = stack.start_relay()
+    text = relay.log_text()
+    if version < 170000:
+        assert "failover" not in text, text
+    else:
+        assert re.search(r"created replication slot \"[^\"]+\" \(pgoutput, failover\)", text), text
+        assert "synchronized_standby_slots is empty on the primary" in text, text
+        assert "no standby streams through a physical slot" in text, text
+        flag = stack.pg.psql(
+            f"SELECT failover FROM pg_replication_slots WHERE slot_name = '{stack.slot}'", url=stack.url
+        )
+        assert flag == "t", flag
+    relay.signal(15)
+    assert relay.wait(40) == 0, relay.log_tail()
+    other = Stack(migrated_pg, kafka, spawn)
+    strict = spawn(
+        "cdc-relay", *other.relay_args("--require-failover-ready"),
+        env={"DATABASE_URL": other.url, "KAFKA_BROKERS": kafka.brokers},
+    )  # fmt: skip
+    if version < 170000:
+        strict.wait_for_log(r"streaming slot", timeout=60)
+        strict.signal(15)
+        assert strict.wait(40) == 0, strict.log_tail()
+    else:
+        assert strict.wait(60) == 1, strict.log_tail()
+        assert "a standby's copy may not survive a promotion" in strict.log_text()
+        left = other.pg.psql(
+            f"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{other.slot}'", url=other.url
+        )
+        assert left == "0", "the refused start left its slot behind"
