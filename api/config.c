@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cfg_print.h"
 #include "duration.h"
 
 enum opt_kind {
@@ -43,8 +44,11 @@ static const struct cfg_opt opts[] = {
     {"config", 0, "API_CONFIG", "FILE", NULL, CFG_CONFIG, OPT_CONFIG, 0, 0, 0,
      "read options from FILE: \"name = value\" lines, '#' comments\n"
      "(docs/configuration.md)"},
-    {"database-url", 0, "DATABASE_URL", "URL", NULL, CFG_SECRET_DSN, OPT_DSN, 0, 0, 0,
-     "PostgreSQL URI or key=value conninfo (required)"},
+    {"database-url", 0, "DATABASE_URL", "URL", NULL, CFG_SECRET_DSN | CFG_FILE_FORM, OPT_DSN, 0, 0,
+     0,
+     "PostgreSQL URI or key=value conninfo (required);\n"
+     "--database-url-file PATH, DATABASE_URL_FILE or\n"
+     "database-url-file read it from a file (a systemd credential)"},
     {"listen", 0, "LISTEN_ADDR", "ADDR", "127.0.0.1:8080", 0, OPT_LISTEN, 0, 0, 0,
      "IPv4:port or [IPv6]:port; port 0 picks a free port"},
     {"pool-size", 0, "DB_POOL_SIZE", "N", "8", 0, OPT_INT, offsetof(struct config, pool_size), 1,
@@ -239,7 +243,7 @@ int config_parse(struct config *cfg, int argc, char **argv, config_getenv_fn get
     cfg->log_level = LOG_LEVEL_INFO;
     cfg->log_format = LOG_FORMAT_TEXT;
 
-    if (cfg_parse(&cfg->set, opts, OPT_COUNT, argc, argv, getenv_fn, errbuf, errlen) != 0)
+    if (cfg_parse(&cfg->set, opts, OPT_COUNT, argc, argv, getenv_fn, NULL, errbuf, errlen) != 0)
         return -1;
     if (cfg->set.action != NULL) {
         cfg->action =

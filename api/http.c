@@ -6,6 +6,7 @@
  */
 #include "http.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -28,11 +29,13 @@
 #include "idem.h"
 #include "orders.h"
 #include "router.h"
+#include "traceparent.h"
 #include "xmem.h"
 
 #define PATH_LOG_MAX         96 /* bytes of the request path kept for the access log */
 #define IDEM_HEADER          "Idempotency-Key"
 #define IDEM_REPLAYED_HEADER "Idempotent-Replayed"
+#define TRACEPARENT_HEADER   "traceparent"
 
 /* One open connection, for the request deadline (HTTP_REQUEST_DEADLINE_S).
  * Lives in MHD's socket context from NOTIFY_STARTED to NOTIFY_CLOSED, which
@@ -81,6 +84,9 @@ struct http_request {
     char path[PATH_LOG_MAX];
     bool has_idem_key; /* POST /orders came with a valid Idempotency-Key */
     char idem_key[IDEM_KEY_MAX + 1];
+    /* POST /orders: the request's trace context, or a new one; "" if none
+     * could be made (no randomness) */
+    char traceparent[TRACEPARENT_LEN + 1];
 };
 
 static int64_t now_us(void)
@@ -120,13 +126,14 @@ static void copy_printable(char *dst, size_t len, const char *s)
 struct resp_headers {
     const char *allow;
     const char *location;
-    const char *replayed; /* Idempotent-Replayed */
+    const char *replayed;    /* Idempotent-Replayed */
+    const char *traceparent; /* the trace context stored with the event */
 };
 
 /*
  * Queues a response of type ctype. body is malloc'd and owned by MHD afterwards;
  * NULL means an empty body. hdrs (NULL for none) adds Allow, Location,
- * Idempotent-Replayed.
+ * Idempotent-Replayed, traceparent.
  */
 static enum MHD_Result send_body(struct MHD_Connection *c, struct http_request *r, unsigned status,
                                  const char *ctype, char *body, const struct resp_headers *hdrs)
@@ -147,6 +154,8 @@ static enum MHD_Result send_body(struct MHD_Connection *c, struct http_request *
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, hdrs->location);
     if (hdrs != NULL && hdrs->replayed != NULL)
         MHD_add_response_header(resp, IDEM_REPLAYED_HEADER, hdrs->replayed);
+    if (hdrs != NULL && hdrs->traceparent != NULL)
+        MHD_add_response_header(resp, TRACEPARENT_HEADER, hdrs->traceparent);
     ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     r->status = status;
@@ -224,6 +233,7 @@ static enum MHD_Result handle_create(struct http_server *srv, struct MHD_Connect
         return send_error(c, r, MHD_HTTP_BAD_REQUEST, verr, NULL);
     if (r->has_idem_key)
         idem_request_hash(&req, hash);
+    req.traceparent = r->traceparent[0] != '\0' ? r->traceparent : NULL;
     s = srv->ops->order_create(srv->store, &req, r->has_idem_key ? &idem : NULL, &created, err,
                                sizeof(err));
     if (s == STORE_KEY_MISMATCH)
@@ -234,6 +244,9 @@ static enum MHD_Result handle_create(struct http_server *srv, struct MHD_Connect
     api_metrics_order_answered(srv->metrics, created.replayed);
     hdrs.location = created.location;
     hdrs.replayed = created.replayed ? "true" : NULL;
+    /* The stored trace context, so a client that sent none can follow the
+     * event; a replay stored nothing, so it gets none. */
+    hdrs.traceparent = created.replayed ? NULL : req.traceparent;
     /* MHD copies header values when they are added; the body it frees itself. */
     ret = send_json(c, r, (unsigned)created.http_status, created.body, &hdrs);
     free(created.location);
@@ -282,6 +295,35 @@ static void read_idem_key(struct MHD_Connection *c, struct http_request *r)
     r->status = MHD_HTTP_BAD_REQUEST;
     r->error = hc.n > 1 ? "Idempotency-Key must be sent once"
                         : "Idempotency-Key must be 1 to 255 printable ASCII characters";
+}
+
+/*
+ * POST /orders: the request's W3C traceparent when it is one (sent once and
+ * valid), else a new trace. An unusable header is replaced, not refused: a
+ * tracing header never fails an order, and the spec has a participant that
+ * cannot parse it restart the trace (W3C Trace Context, "traceparent
+ * Header"). Without randomness from the OS the event gets no trace context.
+ */
+static void read_traceparent(struct MHD_Connection *c, struct http_request *r)
+{
+    struct header_count hc = {TRACEPARENT_HEADER, 0};
+    const char *value = NULL;
+    size_t len = 0;
+
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &hc);
+    if (hc.n == 1 &&
+        MHD_lookup_connection_value_n(c, MHD_HEADER_KIND, TRACEPARENT_HEADER,
+                                      sizeof(TRACEPARENT_HEADER) - 1, &value, &len) == MHD_YES &&
+        traceparent_parse(value, len, r->traceparent))
+        return;
+    if (hc.n > 0 && log_threshold >= LOG_LEVEL_DEBUG)
+        log_fields(LOG_LEVEL_DEBUG, "traceparent header unusable, starting a new trace",
+                   LOG_INT("headers", hc.n));
+    if (!traceparent_new(r->traceparent)) {
+        r->traceparent[0] = '\0';
+        log_fields(LOG_LEVEL_WARN, "no randomness for a new traceparent; event stored without one",
+                   LOG_STR("error", strerror(errno)));
+    }
 }
 
 /* True if the request announces a body (Content-Length > 0 or chunked). */
@@ -346,6 +388,7 @@ static enum MHD_Result on_headers(struct MHD_Connection *c, struct http_request 
             r->error = "Content-Type must be application/json";
         } else {
             read_idem_key(c, r);
+            read_traceparent(c, r);
         }
     }
     if (has_body(c, &declared) && declared > HTTP_BODY_MAX)

@@ -19,6 +19,9 @@ struct order_request {
     char item[ORDERS_ITEM_MAX_BYTES + 1]; /* NUL-terminated; contains no NUL */
     size_t item_len;                      /* bytes, <= ORDERS_ITEM_MAX_BYTES */
     int quantity;                         /* ORDERS_QUANTITY_MIN..ORDERS_QUANTITY_MAX */
+    /* Not from the body: the W3C trace context stored with the event (set by
+     * http.c after parsing, api/traceparent.h); NULL: none. Borrowed. */
+    const char *traceparent;
 };
 
 enum orders_status {

@@ -118,9 +118,9 @@ static enum store_status prepare_all(struct store_pg *st, struct pool_conn *pc, 
         const char *name, *sql;
         int nparams;
     } stmts[] = {
-        {STMT_CREATE, message ? store_sql_create_message : store_sql_create_table, 2},
+        {STMT_CREATE, message ? store_sql_create_message : store_sql_create_table, 3},
         {STMT_CREATE_KEYED, message ? store_sql_create_keyed_message : store_sql_create_keyed_table,
-         4},
+         5},
         {STMT_KEY_GET, store_sql_key_get, 1},
         {STMT_GET, store_sql_get, 1},
     };
@@ -132,7 +132,8 @@ static enum store_status prepare_all(struct store_pg *st, struct pool_conn *pc, 
         /* 42P05: prepared by an earlier, partly failed attempt on this session. */
         if (PQresultStatus(res) != PGRES_COMMAND_OK && !pgsession_sqlstate_is(res, "42P05")) {
             s = classify_pooled(st, pc, res, "prepare", errbuf, errlen);
-            if (pgsession_sqlstate_is(res, "42P01"))
+            /* 42P01, 3F000; 42703: outbox.traceparent before migration 5 */
+            if (pgerr_classify(PQresultErrorField(res, PG_DIAG_SQLSTATE)) == PGERR_SCHEMA)
                 pgsession_flatten(errbuf, errlen,
                                   "schema not migrated (run orders-api --migrate): ",
                                   PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
@@ -276,7 +277,7 @@ static bool retryable(const PGresult *res)
 
 /* The fast path, without a key: one statement, (id, payload) back. */
 static enum store_status create_plain(struct store_pg *st, struct pool_conn *pc,
-                                      const char *const values[2], struct store_created *out,
+                                      const char *const values[3], struct store_created *out,
                                       char *errbuf, size_t errlen)
 {
     enum store_status s = STORE_UNAVAILABLE;
@@ -289,7 +290,7 @@ static enum store_status create_plain(struct store_pg *st, struct pool_conn *pc,
         s = conn_ready(st, pc, errbuf, errlen);
         if (s != STORE_OK)
             break;
-        res = PQexecPrepared(pc->conn, STMT_CREATE, 2, values, NULL, NULL, 0);
+        res = PQexecPrepared(pc->conn, STMT_CREATE, 3, values, NULL, NULL, 0);
         if (PQresultStatus(res) == PGRES_TUPLES_OK) {
             s = take_row(res, &order, errbuf, errlen);
             PQclear(res);
@@ -345,7 +346,7 @@ static enum store_status take_answer(const PGresult *res, int col, struct store_
  * again from the start; a failed insert is not (it may have committed).
  */
 static enum store_status create_keyed(struct store_pg *st, struct pool_conn *pc,
-                                      const char *const values[4],
+                                      const char *const values[5],
                                       const struct store_idempotency *idem,
                                       struct store_created *out, char *errbuf, size_t errlen)
 {
@@ -357,7 +358,7 @@ static enum store_status create_keyed(struct store_pg *st, struct pool_conn *pc,
         s = conn_ready(st, pc, errbuf, errlen);
         if (s != STORE_OK)
             break;
-        res = PQexecPrepared(pc->conn, STMT_CREATE_KEYED, 4, values, NULL, NULL, 0);
+        res = PQexecPrepared(pc->conn, STMT_CREATE_KEYED, 5, values, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
             s = classify_pooled(st, pc, res, "insert order", errbuf, errlen);
             if (retryable(res)) {
@@ -412,17 +413,19 @@ static enum store_status pg_order_create(void *store, const struct order_request
     struct pool_conn *pc = checkout(st);
     enum store_status s;
     char qty[16];
-    const char *values[4] = {req->item, qty, NULL, NULL};
 
     if (pc == NULL)
         return busy_error(st, errbuf, errlen);
     memset(out, 0, sizeof(*out));
     snprintf(qty, sizeof(qty), "%d", req->quantity);
+    /* traceparent last ($3 plain, $5 keyed); NULL: none */
     if (idem == NULL) {
+        const char *values[3] = {req->item, qty, req->traceparent};
+
         s = create_plain(st, pc, values, out, errbuf, errlen);
     } else {
-        values[2] = idem->key;
-        values[3] = idem->request_hash;
+        const char *values[5] = {req->item, qty, idem->key, idem->request_hash, req->traceparent};
+
         s = create_keyed(st, pc, values, idem, out, errbuf, errlen);
     }
     checkin(st, pc);

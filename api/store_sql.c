@@ -15,10 +15,11 @@ const char store_sql_create_table[] =
     " VALUES (pg_catalog.gen_random_uuid(), $1::text, $2::int, 'created', pg_catalog.now())"
     " RETURNING id, item, quantity, status, created_at"
     "), e AS ("
-    " INSERT INTO public.outbox (id, aggregate_type, aggregate_id, event_type, payload)"
+    " INSERT INTO public.outbox (id, aggregate_type, aggregate_id, event_type, payload,"
+    "  traceparent)"
     " SELECT pg_catalog.gen_random_uuid(), 'orders', o.id::text, 'OrderCreated',"
     "  pg_catalog.jsonb_build_object('id', o.id, 'item', o.item, 'quantity', o.quantity,"
-    "   'status', o.status, 'created_at', o.created_at)"
+    "   'status', o.status, 'created_at', o.created_at), $3::text"
     " FROM o"
     " RETURNING aggregate_id, payload"
     ") SELECT aggregate_id, payload::text FROM e";
@@ -34,7 +35,7 @@ const char store_sql_create_table[] =
     "pg_catalog.pg_logical_emit_message(true, 'outbox', pg_catalog.jsonb_build_object("            \
     " 'id', pg_catalog.gen_random_uuid(),"                                                         \
     " 'aggregate_type', 'orders', 'aggregate_id', p.id::text, 'event_type', 'OrderCreated',"       \
-    " 'payload', p.payload)::text)"
+    " 'payload', p.payload, 'traceparent', p.traceparent)::text)"
 
 /* MATERIALIZED and the lsn filter make sure the message is emitted before the row is returned. */
 const char store_sql_create_message[] =
@@ -42,13 +43,13 @@ const char store_sql_create_message[] =
     " INSERT INTO public.orders (id, item, quantity, status, created_at)"
     " VALUES (pg_catalog.gen_random_uuid(), $1::text, $2::int, 'created', pg_catalog.now())"
     " RETURNING id, pg_catalog.jsonb_build_object('id', id, 'item', item, 'quantity', quantity,"
-    "  'status', status, 'created_at', created_at) AS payload"
+    "  'status', status, 'created_at', created_at) AS payload, $3::text AS traceparent"
     "), m AS MATERIALIZED ("
     " SELECT p.id, p.payload, " STORE_SQL_EMIT " AS lsn FROM o AS p"
     ") SELECT id::text, payload::text FROM m WHERE lsn IS NOT NULL";
 
 /*
- * With an Idempotency-Key ($3, request hash $4). The order values and the
+ * With an Idempotency-Key ($3, request hash $4; traceparent $5). The order values and the
  * response body are computed first (r, p), so the key row (k) can be inserted
  * BEFORE the order, with the answer it stands for; the order (o) is inserted
  * only for a row k returned. If another transaction holds the same key
@@ -62,9 +63,9 @@ const char store_sql_create_message[] =
 #define STORE_SQL_KEYED_HEAD                                                                       \
     "WITH r AS MATERIALIZED ("                                                                     \
     " SELECT pg_catalog.gen_random_uuid() AS id, $1::text AS item, $2::int AS quantity,"           \
-    "  'created'::text AS status, pg_catalog.now() AS created_at"                                  \
+    "  'created'::text AS status, pg_catalog.now() AS created_at, $5::text AS traceparent"         \
     "), p AS MATERIALIZED ("                                                                       \
-    " SELECT r.id, r.item, r.quantity, r.status, r.created_at,"                                    \
+    " SELECT r.id, r.item, r.quantity, r.status, r.created_at, r.traceparent,"                     \
     "  pg_catalog.jsonb_build_object('id', r.id, 'item', r.item, 'quantity', r.quantity,"          \
     "   'status', r.status, 'created_at', r.created_at) AS payload"                                \
     " FROM r"                                                                                      \
@@ -82,9 +83,9 @@ const char store_sql_create_message[] =
 const char store_sql_create_keyed_table[] = STORE_SQL_KEYED_HEAD
     ", e AS ("
     " INSERT INTO public.outbox (id, aggregate_type, aggregate_id, event_type,"
-    "  payload)"
+    "  payload, traceparent)"
     " SELECT pg_catalog.gen_random_uuid(), 'orders', o.id::text, 'OrderCreated',"
-    "  p.payload"
+    "  p.payload, p.traceparent"
     " FROM o, p"
     " RETURNING id"
     ") SELECT k.status, k.body, k.location FROM k, e";

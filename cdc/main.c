@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
@@ -23,6 +24,8 @@
 #include "repl.h"
 #include "sink_kafka.h"
 #include "version.h"
+
+extern char **environ;
 
 static volatile sig_atomic_t stop_requested;
 static int stop_pipe[2] = {-1, -1};
@@ -47,6 +50,7 @@ static void on_signal(int sig)
 static void usage(FILE *out)
 {
     fprintf(out, "Usage: cdc-relay [OPTIONS]\n"
+                 "       cdc-relay audit --since TIME [--until TIME] [OPTIONS]\n"
                  "\n"
                  "Streams inserts into the outbox table from a Postgres logical replication slot\n"
                  "(pgoutput) to Kafka, and confirms each position to Postgres only after Kafka\n"
@@ -77,7 +81,15 @@ static void usage(FILE *out)
             "  4  temporary: the slot stayed held by another session for 15 s (another\n"
             "     relay, or a dead relay's walsender); a later start may succeed\n"
             "A supervisor restarts after 4 and after a crash, never after 1, 2 or 3\n"
-            "(deploy/systemd/cdc-relay.service: RestartPreventExitStatus=1 2 3).\n");
+            "(deploy/systemd/cdc-relay.service: RestartPreventExitStatus=1 2 3).\n"
+            "\n"
+            "cdc-relay audit --since TIME [--until TIME] [OPTIONS]: compares the outbox rows\n"
+            "whose --timestamp-column is in [since, until) with the id headers of the messages\n"
+            "in their topics (read_committed, from --clock-skew before since to the end) and\n"
+            "prints each row whose event is missing and each message no row explains, then a\n"
+            "summary line. The same options as the relay say where the table, the topics and\n"
+            "the brokers are. The audit's exit status: 0 all found, nothing unexpected; 1\n"
+            "error; 2 bad usage; 4 events missing; 5 none missing but unexpected messages.\n");
 }
 
 /* The libraries as loaded (cdc_relay_build_info, --version). */
@@ -93,6 +105,31 @@ static const struct version_libs *relay_libs(void)
     return &libs;
 }
 
+/* cdc-relay audit: no metrics, no systemd notifications, the report on stdout. */
+static int run_audit(const struct options *o)
+{
+    const struct relay_common_config *common = &o->relay.common;
+    struct audit_config ac = {
+        .database_url = common->database_url,
+        .brokers = common->brokers,
+        .kafka_props = common->kafka_props,
+        .nkafka_props = common->nkafka_props,
+        .table_schema = common->table_schema,
+        .table_name = common->table_name,
+        .columns = common->columns,
+        .topic_template = common->topic_template,
+        .topics = o->audit_topics,
+        .dead_letter_topic = o->relay.stream.dead_letter_topic,
+        .since_us = o->audit.since_us,
+        .until_us = o->audit.until_us,
+        .clock_skew_ms = o->clock_skew_ms,
+        .connect_timeout_s = common->connect_timeout_s,
+        .out = stdout,
+    };
+
+    return audit_run(&ac);
+}
+
 int main(int argc, char **argv)
 {
     static struct options opt;
@@ -105,7 +142,7 @@ int main(int argc, char **argv)
     enum relay_exit rc;
 
     clock_gettime(CLOCK_REALTIME, &start);
-    if (options_parse(&opt, argc, argv, getenv, err, sizeof(err)) != 0 ||
+    if (options_parse(&opt, argc, argv, getenv, environ, err, sizeof(err)) != 0 ||
         (opt.action != OPTIONS_HELP && opt.action != OPTIONS_VERSION &&
          options_check_kafka(&opt, sink_prop_check, err, sizeof(err)) != 0)) {
         fprintf(stderr, "cdc-relay: %s\nTry 'cdc-relay --help'.\n", err);
@@ -133,10 +170,8 @@ int main(int argc, char **argv)
         return RELAY_EXIT_USAGE;
     }
     log_detect_journal();
-    notify_init();
     log_threshold = opt.log_level;
     log_output = opt.log_format;
-    cfg->common.stop.flag = &stop_requested;
     /* libpq's and librdkafka's messages may quote what they were given:
      * never a password or a key (docs/security.md). */
     log_add_dsn_secrets(cfg->common.database_url);
@@ -144,6 +179,14 @@ int main(int argc, char **argv)
         if (sink_prop_is_secret(cfg->common.kafka_props[i].name))
             log_add_secret(cfg->common.kafka_props[i].value,
                            strlen(cfg->common.kafka_props[i].value));
+    if (opt.command == OPTIONS_CMD_AUDIT) {
+        int audit_rc = run_audit(&opt);
+
+        options_fini(&opt);
+        return audit_rc;
+    }
+    notify_init();
+    cfg->common.stop.flag = &stop_requested;
 
     if (pipe(stop_pipe) == 0) {
         fcntl(stop_pipe[0], F_SETFL, O_NONBLOCK);

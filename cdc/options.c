@@ -10,7 +10,10 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "audit.h"
+#include "cfg_print.h"
 #include "duration.h"
 #include "lsn.h"
 #include "outbox.h"
@@ -28,6 +31,7 @@ enum opt_kind {
     OPT_U64,     /* uint64_t at offset, whole number in [min, max] */
     OPT_LOG_LEVEL,
     OPT_LOG_FORMAT,
+    OPT_COLUMN,     /* const char * at offset: a column name, 1..255 bytes */
     OPT_KAFKA,      /* -X NAME=VALUE, kafka.NAME = VALUE */
     OPT_KAFKA_FILE, /* --kafka-config FILE: read by cfg_parse itself */
     OPT_CONFIG,
@@ -56,10 +60,11 @@ static const struct cfg_opt opts[] = {
     {"config", 0, "CDC_CONFIG", "FILE", NULL, CFG_CONFIG, OPT_CONFIG, 0, 0, 0,
      "read options from FILE: \"name = value\" lines, '#'\n"
      "comments, kafka.NAME = VALUE for -X (docs/configuration.md)"},
-    {"database-url", 0, "DATABASE_URL", "URL", NULL, CFG_SECRET_DSN, OPT_STR,
+    {"database-url", 0, "DATABASE_URL", "URL", NULL, CFG_SECRET_DSN | CFG_FILE_FORM, OPT_STR,
      OFF(relay.common.database_url), 0, 0,
      "libpq URI or conninfo of the database holding the outbox\n"
-     "(required)"},
+     "(required); --database-url-file PATH, DATABASE_URL_FILE or\n"
+     "database-url-file read it from a file (a systemd credential)"},
     {"brokers", 0, "KAFKA_BROKERS", "LIST", "127.0.0.1:9092", 0, OPT_STR, OFF(relay.common.brokers),
      0, 0, "Kafka bootstrap servers"},
     {"slot", 0, "CDC_SLOT", "NAME", "cdc_outbox_slot", 0, OPT_STR, OFF(relay.stream.slot), 0, 0,
@@ -70,8 +75,46 @@ static const struct cfg_opt opts[] = {
      "outbox table"},
     {"topic-template", 0, "CDC_TOPIC_TEMPLATE", "TMPL", "${aggregate_type}.events", 0, OPT_STR,
      OFF(relay.common.topic_template), 0, 0,
-     "topic for each event; ${aggregate_type} and ${event_type}\n"
-     "are replaced"},
+     "topic for each event; ${aggregate_type} (or Debezium's\n"
+     "${routedByValue}) and ${event_type} are replaced"},
+    /* The column mapping (docs/relay.md#the-outbox-table-and-its-columns). */
+    {"id-column", 0, "CDC_ID_COLUMN", "COL", "id", 0, OPT_COLUMN, OFF(columns.role[OUTBOX_COL_ID]),
+     0, 0,
+     "outbox column of the event id (the id header)\n"
+     "(Debezium: table.field.event.id)"},
+    {"route-column", 0, "CDC_ROUTE_COLUMN", "COL", "aggregate_type", 0, OPT_COLUMN,
+     OFF(columns.role[OUTBOX_COL_AGGREGATE_TYPE]), 0, 0,
+     "column routed by: ${aggregate_type} in the topic template\n"
+     "and the aggregate_type header (Debezium: route.by.field)"},
+    {"key-column", 0, "CDC_KEY_COLUMN", "COL", "aggregate_id", 0, OPT_COLUMN,
+     OFF(columns.role[OUTBOX_COL_AGGREGATE_ID]), 0, 0,
+     "column of the Kafka key, the aggregate id\n"
+     "(Debezium: table.field.event.key)"},
+    {"type-column", 0, "CDC_TYPE_COLUMN", "COL", "event_type", 0, OPT_COLUMN,
+     OFF(columns.role[OUTBOX_COL_EVENT_TYPE]), 0, 0,
+     "column of the event_type header and ${event_type}"},
+    {"payload-column", 0, "CDC_PAYLOAD_COLUMN", "COL", "payload", 0, OPT_COLUMN,
+     OFF(columns.role[OUTBOX_COL_PAYLOAD]), 0, 0,
+     "column of the Kafka value: a bytea's bytes, any other\n"
+     "type's text form (Debezium: table.field.event.payload)"},
+    {"timestamp-column", 0, "CDC_TIMESTAMP_COLUMN", "COL", "created_at", 0, OPT_COLUMN,
+     OFF(columns.timestamp), 0, 0,
+     "poll mode and audit: the row's time (timestamptz,\n"
+     "timestamp, or bigint Unix milliseconds)\n"
+     "(Debezium: table.field.event.timestamp)"},
+    {"published-column", 0, "CDC_PUBLISHED_COLUMN", "COL", "published_at", 0, OPT_COLUMN,
+     OFF(columns.published), 0, 0, "poll mode: the column marked when the row was delivered"},
+    {"traceparent-column", 0, "CDC_TRACEPARENT_COLUMN", "COL", "traceparent", 0, OPT_COLUMN,
+     OFF(columns.traceparent), 0, 0,
+     "its value becomes the traceparent header (a W3C\n"
+     "traceparent, or Debezium's serialized tracingspancontext);\n"
+     "NULL: no header. The default is optional (a table without\n"
+     "it sends none); one named here must exist; none: off\n"
+     "(Debezium: tracing.span.context.field)"},
+    {"header-columns", 0, "CDC_HEADER_COLUMNS", "LIST", NULL, 0, OPT_STR, OFF(header_columns), 0, 0,
+     "more columns sent as headers: COL[=HDR],... (HDR, the\n"
+     "header's name, defaults to COL's); NULL: a null value\n"
+     "(Debezium: table.fields.additional.placement=COL:header:HDR)"},
     {"source", 0, "CDC_SOURCE", "table|messages", "table", 0, OPT_STR, OFF(source), 0, 0,
      "table: inserts into the outbox table; messages: also\n"
      "transactional pg_logical_emit_message events"},
@@ -170,14 +213,18 @@ static const struct cfg_opt opts[] = {
      1, 100000000,
      "exactly-once: ... or once it is this old (a bare number is\n"
      "milliseconds)"},
-    {"kafka", 'X', NULL, "NAME=VALUE", NULL, CFG_KAFKA, OPT_KAFKA, 0, 0, 0,
+    {"kafka", 'X', "CDC_KAFKA_", "NAME=VALUE", NULL, CFG_KAFKA, OPT_KAFKA, 0, 0, 0,
      "set any librdkafka property (repeatable), e.g.\n"
      "-X compression.type=lz4 or -Xcompression.type=lz4; applied\n"
      "after the relay's defaults (enable.idempotence=true acks=all\n"
      "message.timeout.ms=0 partitioner=murmur2_random linger.ms=5,\n"
      "docs/relay.md); -X file=PATH reads a properties file as\n"
      "--kafka-config does. Each is checked by librdkafka at start\n"
-     "and by --print-config: an unknown or invalid one exits 2"},
+     "and by --print-config: an unknown or invalid one exits 2.\n"
+     "Also from the environment, CDC_KAFKA_<NAME>=VALUE (NAME\n"
+     "upper-case, '.' as _, '_' as __, '-' as ___, e.g.\n"
+     "CDC_KAFKA_SASL_PASSWORD), or CDC_KAFKA_<NAME>_FILE=PATH to\n"
+     "read the value from a file; after the files, before -X"},
     {"kafka-config", 0, "CDC_KAFKA_CONFIG", "FILE", NULL, CFG_KAFKA_FILE, OPT_KAFKA_FILE, 0, 0, 0,
      "librdkafka properties file (kcat's format: name=value\n"
      "lines, '#' comments), applied before -X flags"},
@@ -193,6 +240,21 @@ static const struct cfg_opt opts[] = {
      "serve GET /metrics (Prometheus), /healthz and /readyz on\n"
      "HOST:PORT (port 0: any free one, logged as 'metrics\n"
      "listening addr=HOST:PORT'); none: no listener"},
+    /* cdc-relay audit (docs/operations.md#auditing-a-time-range) */
+    {"since", 0, NULL, "TIME", NULL, CFG_CLI_ONLY, OPT_STR, OFF(since), 0, 0,
+     "audit: the range's start, by --timestamp-column: an ISO\n"
+     "8601 time (2026-12-05T10:00:00Z), a date, now, or a\n"
+     "duration ago (2h) (required by audit)"},
+    {"until", 0, NULL, "TIME", "now", CFG_CLI_ONLY, OPT_STR, OFF(until), 0, 0,
+     "audit: the range's end (excluded); leave the relay time to\n"
+     "deliver, e.g. --until 5m"},
+    {"topics", 0, NULL, "LIST", NULL, CFG_CLI_ONLY, OPT_STR, OFF(audit_topics), 0, 0,
+     "audit: read these topics (comma-separated) for the rows'\n"
+     "events, instead of the ones --topic-template makes"},
+    {"clock-skew", 0, "CDC_AUDIT_CLOCK_SKEW", "DUR", "5m", 0, OPT_DUR, OFF(clock_skew_ms), 0,
+     DAY_MS,
+     "audit: read each topic from this long before the range's\n"
+     "start (clocks of the database and the relay differ)"},
     {"print-config", 0, NULL, NULL, NULL, CFG_CLI_ONLY, OPT_BOOL, OFF(print_config), 0, 0,
      "print the effective configuration (each value and where it\n"
      "came from, secrets masked) and exit 0 without connecting"},
@@ -292,6 +354,11 @@ static int apply(struct options *o, const struct cfg_opt *opt, const char *label
     case OPT_LOG_FORMAT:
         if (!log_format_parse(val, &o->log_format))
             return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not one of text, json", label, val);
+        return 0;
+    case OPT_COLUMN:
+        if (*val == '\0' || strlen(val) > 255)
+            return cfg_seterr(errbuf, errlen, "%s: a column name is 1 to 255 bytes", label);
+        *(const char **)field = val;
         return 0;
     case OPT_KAFKA:
     case OPT_KAFKA_FILE:
@@ -399,6 +466,51 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
         return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not a valid Kafka topic name",
                           cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)),
                           o->relay.stream.dead_letter_topic);
+    if (strcmp(o->columns.traceparent, "none") == 0)
+        o->columns.traceparent = NULL;
+    else
+        o->columns.traceparent_required = cfg_get(&o->set, row("traceparent-column")) != NULL;
+    if (o->header_columns != NULL) {
+        const char *why = NULL;
+
+        r = row("header-columns");
+        if (strlen(o->header_columns) >= sizeof(o->header_spec) ||
+            !outbox_header_columns_parse(
+                memcpy(o->header_spec, o->header_columns, strlen(o->header_columns) + 1),
+                &o->columns, &why))
+            return cfg_seterr(errbuf, errlen, "%s: \"%.64s\": %s",
+                              cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)),
+                              o->header_columns, why != NULL ? why : "longer than 4095 bytes");
+    }
+    if (o->command == OPTIONS_CMD_AUDIT) {
+        if (o->since == NULL)
+            return cfg_seterr(errbuf, errlen, "audit needs --since");
+        if (!audit_parse_time(o->since, o->now_us, &o->audit.since_us))
+            return cfg_seterr(errbuf, errlen,
+                              "--since: \"%.64s\" is not a time (2026-12-05T10:00:00Z, "
+                              "2026-12-05, now, or a duration ago such as 2h)",
+                              o->since);
+        if (!audit_parse_time(o->until, o->now_us, &o->audit.until_us))
+            return cfg_seterr(errbuf, errlen,
+                              "--until: \"%.64s\" is not a time (2026-12-05T10:00:00Z, "
+                              "2026-12-05, now, or a duration ago such as 5m)",
+                              o->until);
+        if (o->audit.until_us <= o->audit.since_us)
+            return cfg_seterr(errbuf, errlen, "--until is not after --since");
+        if (o->relay.stream.source_messages || o->relay.poll_mode)
+            return cfg_seterr(errbuf, errlen,
+                              "audit reads the outbox table: --source messages and --mode poll "
+                              "do not apply");
+    } else if (o->since != NULL || o->audit_topics != NULL ||
+               cfg_get(&o->set, row("until")) != NULL ||
+               (cfg_get(&o->set, row("clock-skew")) != NULL &&
+                cfg_get(&o->set, row("clock-skew"))->source == CFG_SOURCE_FLAG)) {
+        /* (a clock skew in the shared file or environment is the audit's
+         * setting, which the daemon ignores) */
+        return cfg_seterr(errbuf, errlen,
+                          "--since, --until, --topics and --clock-skew are for the audit "
+                          "command: cdc-relay audit --since ...");
+    }
     if (strcmp(o->metrics_listen, "none") == 0)
         o->metrics_listen = NULL;
     if (*o->relay.stream.message_prefix == '\0')
@@ -418,17 +530,34 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
     return 0;
 }
 
+static int64_t options_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int options_parse(struct options *o, int argc, char **argv, options_getenv_fn getenv_fn,
-                  char *errbuf, size_t errlen)
+                  char *const *envp, char *errbuf, size_t errlen)
 {
     memset(o, 0, sizeof(*o));
+    /* cdc-relay audit ...: a command, then the same options */
+    if (argc > 1 && strcmp(argv[1], "audit") == 0) {
+        o->command = OPTIONS_CMD_AUDIT;
+        argc--;
+        argv++;
+    }
+    o->now_us = options_now_us();
     o->relay.common.connect_timeout_s = 10;
     o->relay.common.kafka_props = o->props;
     o->relay.common.stop.fd = -1;
+    outbox_columns_default(&o->columns);
+    o->relay.common.columns = &o->columns;
     o->log_level = LOG_LEVEL_INFO;
     o->log_format = LOG_FORMAT_TEXT;
 
-    if (cfg_parse(&o->set, opts, OPT_COUNT, argc, argv, getenv_fn, errbuf, errlen) != 0)
+    if (cfg_parse(&o->set, opts, OPT_COUNT, argc, argv, getenv_fn, envp, errbuf, errlen) != 0)
         return -1;
     if (o->set.action != NULL) {
         o->action = o->set.action->kind == OPT_HELP ? OPTIONS_HELP : OPTIONS_VERSION;

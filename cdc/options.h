@@ -16,11 +16,17 @@
 #include "cfg.h"
 #include "compiler.h"
 #include "log.h"
+#include "outbox.h"
 #include "relay_config.h"
 #include "sink_kafka.h"
 
 #define OPTIONS_MAX_KAFKA_PROPS 256
 #define OPTIONS_ERR_MAX         CFG_ERR_MAX
+
+enum options_command {
+    OPTIONS_CMD_RELAY = 0, /* the daemon */
+    OPTIONS_CMD_AUDIT,     /* cdc-relay audit ... (cdc/audit.h) */
+};
 
 enum options_action {
     OPTIONS_RUN = 0,
@@ -30,6 +36,7 @@ enum options_action {
 };
 
 struct options {
+    enum options_command command;
     enum options_action action;
     struct relay_config
         relay; /* ready for relay_run or poll_relay_run, apart from stop and metrics */
@@ -40,6 +47,16 @@ struct options {
     const char *source;         /* table|messages */
     const char *mode;           /* stream|poll */
     const char *state_file;     /* as given, before --no-state-file */
+    const char *header_columns; /* --header-columns as given */
+    /* audit: --since/--until as given, the parsed range, --topics, --clock-skew */
+    const char *since, *until, *audit_topics;
+    int clock_skew_ms;
+    struct {
+        int64_t since_us, until_us;
+    } audit;
+    int64_t now_us;                /* when the options were parsed: "now" and "2h" ago */
+    struct outbox_columns columns; /* relay.columns points here */
+    char header_spec[4096];        /* --header-columns, cut into names for columns */
     bool no_state_file;
     bool no_create_slot, no_create_publication, print_config, no_failover_slot;
     char table_schema[128], table_name[128];
@@ -52,8 +69,11 @@ struct options {
 typedef char *(*options_getenv_fn)(const char *name);
 
 /*
- * Fills *o from argv, getenv_fn, the config file (--config or CDC_CONFIG) and
- * the defaults, and validates every value. DATABASE_URL is not required here
+ * Fills *o from argv (argv[1] "audit" selects that command, the options
+ * following it), getenv_fn, the config file (--config or CDC_CONFIG) and
+ * the defaults, and validates every value; envp (the whole environment,
+ * NAME=VALUE strings, may be NULL) gives the CDC_KAFKA_* properties. DATABASE_URL is not required
+ * here
  * (--help and --print-config need none). Strings in *o are borrowed from
  * argv, the environment or o->set: call options_fini after the last use,
  * also after a failure.
@@ -61,7 +81,7 @@ typedef char *(*options_getenv_fn)(const char *name);
  * file:line) and the reason in errbuf.
  */
 int options_parse(struct options *o, int argc, char **argv, options_getenv_fn getenv_fn,
-                  char *errbuf, size_t errlen) MUSTCHECK;
+                  char *const *envp, char *errbuf, size_t errlen) MUSTCHECK;
 
 /* Checks one librdkafka property as librdkafka would take it: 0, or -1 with
  * the reason in why (never the value of a secret property). */

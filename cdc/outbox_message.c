@@ -25,7 +25,7 @@ bool outbox_message_parse(const uint8_t *content, size_t len, struct outbox_mess
                           const char **why)
 {
     json_error_t jerr;
-    json_t *root, *payload;
+    json_t *root, *payload, *extra;
 
     memset(out, 0, sizeof(*out));
     root = json_loadb((const char *)content, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -49,8 +49,20 @@ bool outbox_message_parse(const uint8_t *content, size_t len, struct outbox_mess
         *why = "payload is missing";
         goto fail;
     }
-    if (json_object_size(root) != 5) {
-        *why = "unexpected fields besides id, aggregate_type, aggregate_id, event_type, payload";
+    /* traceparent: optional (orders-api writes it; older writers did not),
+     * a string or null. */
+    extra = json_object_get(root, "traceparent");
+    if (extra != NULL && !json_is_null(extra)) {
+        if (!json_is_string(extra)) {
+            *why = "traceparent must be a string or null";
+            goto fail;
+        }
+        out->ev.traceparent = outbox_traceparent_extract(
+            (struct pgout_str){json_string_value(extra), json_string_length(extra)});
+    }
+    if (json_object_size(root) != 5 + (extra != NULL ? 1 : 0)) {
+        *why = "unexpected fields besides id, aggregate_type, aggregate_id, event_type, payload, "
+               "traceparent";
         goto fail;
     }
     if (!json_is_null(payload)) {

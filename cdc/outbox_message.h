@@ -3,7 +3,8 @@
  * decoding message (pg_logical_emit_message(true, 'outbox', content)), whose
  * content is a JSON object with the outbox columns:
  *   {"id": "...", "aggregate_type": "...", "aggregate_id": "...",
- *    "event_type": "...", "payload": <any JSON>}
+ *    "event_type": "...", "payload": <any JSON>, "traceparent": "..."}
+ * (traceparent optional, a string or null).
  * Pure: parses a buffer, no I/O. The only cdc module using jansson.
  */
 #ifndef ORDERS_CDC_OUTBOX_MESSAGE_H

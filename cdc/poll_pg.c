@@ -11,6 +11,7 @@
 
 #include <libpq-fe.h>
 
+#include "outbox_pg.h"
 #include "pgconn.h"
 #include "poll_sql.h"
 
@@ -20,6 +21,7 @@
 struct poll_pg {
     PGconn *conn;
     PGresult *batch; /* the last batch, until the next fetch */
+    int ncols;       /* of the batch query: POLL_SQL_COL_HEADERS + header columns */
 };
 
 /* By the protocol and the SQLSTATE only (common/pgerr.h): connection loss,
@@ -57,53 +59,52 @@ static enum poll_pg_status exec_cmd(struct poll_pg *pp, const char *sql, const c
     return st;
 }
 
-/* The table, its published_at column and the rights the loop needs, checked
- * once so a misconfiguration is one clear error instead of a retry loop. */
+/* The table, its columns and the rights the loop needs, checked once so a
+ * misconfiguration is one clear error instead of a retry loop. */
 static enum poll_pg_status check_table(struct poll_pg *pp, const char *schema, const char *table,
-                                       char *err, size_t errlen)
+                                       const struct outbox_columns *cols,
+                                       struct outbox_layout *layout, char *err, size_t errlen)
 {
-    const char *params[2] = {schema, table};
-    PGresult *res = PQexecParams(
-        pp->conn,
-        "SELECT c.oid IS NOT NULL,"
-        " EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid"
-        "  AND a.attname = 'published_at' AND a.attnum > 0 AND NOT a.attisdropped),"
-        " c.oid IS NOT NULL AND pg_catalog.has_table_privilege(c.oid, 'SELECT, UPDATE')"
-        " FROM (SELECT (SELECT c.oid FROM pg_catalog.pg_class c"
-        "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-        "  WHERE n.nspname = $1 AND c.relname = $2) AS oid) AS c",
-        2, NULL, params, NULL, NULL, 0);
-    enum poll_pg_status st = POLL_PG_OK;
+    struct outbox_pg_table t;
+    enum outbox_pg_status ost =
+        outbox_pg_inspect(pp->conn, schema, table, cols, layout, &t, err, errlen);
 
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        pgconn_set_err(err, errlen, "cannot inspect table %s.%s: %s", schema, table,
-                       PQerrorMessage(pp->conn));
-        st = classify(pp, res);
-    } else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+    if (ost != OUTBOX_PG_OK)
+        return ost == OUTBOX_PG_EFATAL ? POLL_PG_EFATAL : POLL_PG_ERETRY;
+    if (!t.exists) {
         pgconn_set_err(
             err, errlen,
             "table %s.%s does not exist in database \"%s\": run `orders-api --migrate` or set "
             "--table",
             schema, table, PQdb(pp->conn));
-        st = POLL_PG_EFATAL;
-    } else if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+        return POLL_PG_EFATAL;
+    }
+    if (!t.has_published) {
         pgconn_set_err(
             err, errlen,
-            "table %s.%s has no published_at column, which --mode poll needs: run "
-            "`orders-api --migrate` (sql/0004_outbox_published_at.sql) or ALTER TABLE ... ADD "
-            "COLUMN published_at timestamptz",
-            schema, table);
-        st = POLL_PG_EFATAL;
-    } else if (strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
+            "table %s.%s has no %s column, which --mode poll needs: run `orders-api "
+            "--migrate` (sql/0004_outbox_published_at.sql) or ALTER TABLE ... ADD COLUMN %s "
+            "timestamptz (--published-column names another)",
+            schema, table, cols->published, cols->published);
+        return POLL_PG_EFATAL;
+    }
+    if (layout->timestamp < 0 || layout->timestamp_kind == OUTBOX_TS_OTHER) {
+        pgconn_set_err(err, errlen,
+                       "table %s.%s has no column \"%s\" of type timestamptz, timestamp or bigint "
+                       "(Unix milliseconds), which --mode poll orders the rows by "
+                       "(--timestamp-column names another)",
+                       schema, table, cols->timestamp);
+        return POLL_PG_EFATAL;
+    }
+    if (!t.can_select || !t.can_update) {
         pgconn_set_err(
             err, errlen,
             "the role lacks SELECT or UPDATE on %s.%s, which --mode poll needs (GRANT SELECT, "
             "UPDATE ON ... TO <role>)",
             schema, table);
-        st = POLL_PG_EFATAL;
+        return POLL_PG_EFATAL;
     }
-    PQclear(res);
-    return st;
+    return POLL_PG_OK;
 }
 
 static enum poll_pg_status prepare(struct poll_pg *pp, const char *name, const char *sql, char *err,
@@ -122,10 +123,11 @@ static enum poll_pg_status prepare(struct poll_pg *pp, const char *name, const c
 }
 
 struct poll_pg *poll_pg_open(const char *dburl, const char *schema, const char *table,
-                             int connect_timeout_s, int stop_fd, bool *commit_ts,
-                             enum poll_pg_status *st, char *err, size_t errlen)
+                             const struct outbox_columns *cols, int connect_timeout_s, int stop_fd,
+                             bool *commit_ts, struct outbox_layout *layout, enum poll_pg_status *st,
+                             char *err, size_t errlen)
 {
-    char sql[1400];
+    char sql[POLL_SQL_MAX];
     struct pgconn_opts co = {
         .dburl = dburl,
         .application_name = "cdc-relay-poll",
@@ -153,7 +155,7 @@ struct poll_pg *poll_pg_open(const char *dburl, const char *schema, const char *
         poll_pg_close(pp);
         return NULL;
     }
-    *st = check_table(pp, schema, table, err, errlen);
+    *st = check_table(pp, schema, table, cols, layout, err, errlen);
     if (*st != POLL_PG_OK)
         goto fail;
     res = PQexec(pp->conn, "SELECT pg_catalog.current_setting('track_commit_timestamp')::bool");
@@ -166,15 +168,16 @@ struct poll_pg *poll_pg_open(const char *dburl, const char *schema, const char *
     }
     *commit_ts = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
-    if (!poll_sql_select(schema, table, *commit_ts, sql, sizeof(sql))) {
-        pgconn_set_err(err, errlen, "table name %s.%s is too long", schema, table);
+    if (!poll_sql_select(schema, table, layout, *commit_ts, sql, sizeof(sql))) {
+        pgconn_set_err(err, errlen, "table or column names of %s.%s are too long", schema, table);
         *st = POLL_PG_EFATAL;
         goto fail;
     }
     if ((*st = prepare(pp, STMT_SELECT, sql, err, errlen)) != POLL_PG_OK)
         goto fail;
-    if (!poll_sql_mark(schema, table, sql, sizeof(sql))) {
-        pgconn_set_err(err, errlen, "table name %s.%s is too long", schema, table);
+    pp->ncols = POLL_SQL_COL_HEADERS + (int)layout->nheaders;
+    if (!poll_sql_mark(schema, table, cols, sql, sizeof(sql))) {
+        pgconn_set_err(err, errlen, "table or column names of %s.%s are too long", schema, table);
         *st = POLL_PG_EFATAL;
         goto fail;
     }
@@ -200,7 +203,7 @@ enum poll_pg_status poll_pg_fetch(struct poll_pg *pp, int limit, int *nrows, cha
         return st;
     snprintf(lim, sizeof(lim), "%d", limit);
     pp->batch = PQexecPrepared(pp->conn, STMT_SELECT, 1, params, NULL, NULL, 0);
-    if (PQresultStatus(pp->batch) != PGRES_TUPLES_OK || PQnfields(pp->batch) != POLL_SQL_NCOLS) {
+    if (PQresultStatus(pp->batch) != PGRES_TUPLES_OK || PQnfields(pp->batch) != pp->ncols) {
         pgconn_set_err(err, errlen, "batch query failed (SQLSTATE %s): %s",
                        pgconn_sqlstate(pp->batch), PQerrorMessage(pp->conn));
         st = classify(pp, pp->batch);

@@ -3,8 +3,8 @@
  * connection (no slot, no publication) that reads batches of unpublished
  * outbox rows under FOR UPDATE SKIP LOCKED and marks them published in the
  * same transaction. Does not log; failures come back with a message in the
- * caller's buffer. With cdc/repl.c and cdc/pgconn.c, the only files of the
- * relay that include libpq-fe.h.
+ * caller's buffer. With cdc/repl.c, cdc/outbox_pg.c and cdc/pgconn.c, the
+ * only files of the relay that include libpq-fe.h.
  */
 #ifndef ORDERS_CDC_POLL_PG_H
 #define ORDERS_CDC_POLL_PG_H
@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "compiler.h"
+#include "outbox.h"
 
 enum poll_pg_status {
     POLL_PG_OK = 0,
@@ -26,15 +27,19 @@ struct poll_pg;
 /*
  * Connects (cdc/pgconn.c: application_name cdc-relay-poll, TCP keepalives,
  * the relay's pinned session settings; stop_fd, when readable, interrupts
- * the connect with POLL_PG_ESTOP), checks that
- * schema.table exists with a published_at column the role can read and
- * update, and prepares the batch and mark statements. *commit_ts tells
- * whether the server tracks commit timestamps (then they are the timestamp
- * column). Returns new (free with poll_pg_close) or NULL with *st and err set.
+ * the connect with POLL_PG_ESTOP), checks that schema.table exists with the
+ * columns of cols (the roles, the header columns, the published and
+ * timestamp columns; the traceparent one when required) and that the role
+ * can read and update it, and prepares the batch and mark statements.
+ * *layout gets the columns' positions and types (cols borrowed in it);
+ * *commit_ts tells whether the server tracks commit timestamps (then they
+ * are the timestamp column). Returns new (free with poll_pg_close) or NULL
+ * with *st and err set.
  */
 struct poll_pg *poll_pg_open(const char *dburl, const char *schema, const char *table,
-                             int connect_timeout_s, int stop_fd, bool *commit_ts,
-                             enum poll_pg_status *st, char *err, size_t errlen);
+                             const struct outbox_columns *cols, int connect_timeout_s, int stop_fd,
+                             bool *commit_ts, struct outbox_layout *layout, enum poll_pg_status *st,
+                             char *err, size_t errlen);
 
 /* BEGIN, then the batch query for at most limit rows. On POLL_PG_OK the rows
  * are readable with poll_pg_value until the next call; on failure the
@@ -42,7 +47,7 @@ struct poll_pg *poll_pg_open(const char *dburl, const char *schema, const char *
 enum poll_pg_status poll_pg_fetch(struct poll_pg *pp, int limit, int *nrows, char *err,
                                   size_t errlen) MUSTCHECK;
 
-/* Column col (enum poll_sql_col) of row of the last batch, NUL-terminated,
+/* Column col (enum outbox_col, then enum poll_sql_col) of row of the last batch, NUL-terminated,
  * borrowed until the next fetch; NULL for SQL NULL. *len gets its length. */
 const char *poll_pg_value(const struct poll_pg *pp, int row, int col, size_t *len);
 

@@ -40,6 +40,9 @@ struct poller {
     struct poll_pg *pp;
     struct sink *sink;
     bool commit_ts; /* the server tracks commit timestamps */
+    struct outbox_layout layout;
+    uint8_t *scratch; /* bytea columns decoded into bytes */
+    size_t scratch_cap;
 
     /* the batch in flight; reports of earlier batches carry an older number */
     uint64_t batch_no;
@@ -223,22 +226,40 @@ static enum batch_end run_batch(struct poller *p, int *nrows)
 
     for (int i = 0; i < n; i++) {
         struct outbox_event ev = {0};
-        struct pgout_str *dest[4] = {&ev.id, &ev.aggregate_type, &ev.aggregate_id, &ev.event_type};
+        struct pgout_str *dest[OUTBOX_NCOLS] = {&ev.id, &ev.aggregate_type, &ev.aggregate_id,
+                                                &ev.event_type, &ev.payload};
         char topic[256], ts[OUTBOX_TS_LEN + 1] = "";
         struct sink_meta meta = {.lsn = NULL, .commit_ts = ts};
         const char *ts_text;
-        size_t len;
+        size_t len, need;
+        enum outbox_status ost;
 
-        for (int c = 0; c < 4; c++) {
+        for (int c = 0; c < OUTBOX_NCOLS; c++) {
             dest[c]->ptr = poll_pg_value(p->pp, i, c, &len);
             dest[c]->len = len;
-            if (dest[c]->ptr == NULL) {
+            if (dest[c]->ptr == NULL && c != OUTBOX_COL_PAYLOAD) {
                 end = bad_row(p, c > 0 ? ev.id.ptr : "?", outbox_strerror(OUTBOX_ENULL));
                 goto out;
             }
         }
-        ev.payload.ptr = poll_pg_value(p->pp, i, POLL_SQL_COL_PAYLOAD, &len);
-        ev.payload.len = len;
+        ev.traceparent.ptr = poll_pg_value(p->pp, i, POLL_SQL_COL_TRACEPARENT, &len);
+        ev.traceparent.len = len;
+        ev.nheaders = p->layout.nheaders;
+        for (size_t h = 0; h < ev.nheaders; h++) {
+            ev.headers[h].name = p->common->columns->headers[h].header;
+            ev.headers[h].value.ptr = poll_pg_value(p->pp, i, POLL_SQL_COL_HEADERS + (int)h, &len);
+            ev.headers[h].value.len = len;
+        }
+        need = outbox_event_decode_size(&p->layout, &ev);
+        if (need > p->scratch_cap) {
+            p->scratch = xrealloc(p->scratch, need);
+            p->scratch_cap = need;
+        }
+        ost = outbox_event_decode(&p->layout, &ev, p->scratch, p->scratch_cap);
+        if (ost != OUTBOX_OK) {
+            end = bad_row(p, ev.id.ptr, outbox_strerror(ost));
+            goto out;
+        }
         ts_text = poll_pg_value(p->pp, i, POLL_SQL_COL_TS_US, &len);
         if (ts_text != NULL) {
             int64_t unix_us = strtoll(ts_text, NULL, 10);
@@ -335,8 +356,8 @@ enum relay_exit poll_relay_run(const struct relay_common_config *common,
             enum poll_pg_status st;
 
             p.pp = poll_pg_open(common->database_url, common->table_schema, common->table_name,
-                                common->connect_timeout_s, common->stop.fd, &p.commit_ts, &st,
-                                p.err, sizeof(p.err));
+                                common->columns, common->connect_timeout_s, common->stop.fd,
+                                &p.commit_ts, &p.layout, &st, p.err, sizeof(p.err));
             if (p.pp == NULL) {
                 if (st == POLL_PG_ESTOP)
                     break;
@@ -352,10 +373,14 @@ enum relay_exit poll_relay_run(const struct relay_common_config *common,
             }
             p.last_server_us = pace_monotonic_us();
             log_info("polling table %s.%s: batches of %d, every %d ms when idle; commit_ts from "
-                     "%s",
+                     "%s%s%s",
                      common->table_schema, common->table_name, cfg->batch, cfg->interval_ms,
                      p.commit_ts ? "commit timestamps (track_commit_timestamp = on)"
-                                 : "created_at (track_commit_timestamp = off)");
+                                 : common->columns->timestamp,
+                     p.commit_ts ? "" : " (track_commit_timestamp = off)",
+                     p.layout.traceparent >= 0 || common->columns->traceparent == NULL
+                         ? ""
+                         : "; no traceparent column: events carry no traceparent header");
             observe(&p, true);
             notify_ready("polling the outbox table"); /* systemd: READY=1 the first time */
         }
@@ -405,5 +430,6 @@ out:
     p.pp = NULL;
     observe(&p, true);
     sink_free(p.sink);
+    free(p.scratch);
     return result;
 }

@@ -1,6 +1,7 @@
 /*
- * SQL text for the polling relay. The table name comes from --table, so it is
- * always quoted as an identifier, never pasted; values travel as parameters.
+ * SQL text for the polling relay. The table and column names come from
+ * options, so they are always quoted as identifiers, never pasted; values
+ * travel as parameters.
  */
 #include "poll_sql.h"
 
@@ -43,43 +44,152 @@ static bool qualified(const char *schema, const char *table, char *buf, size_t b
     return n > 0 && (size_t)n < buflen;
 }
 
-bool poll_sql_select(const char *schema, const char *table, bool commit_ts, char *buf,
-                     size_t buflen)
+/* Appends to buf at *n; false when it does not fit. */
+static bool append(char *buf, size_t buflen, size_t *n, const char *s)
 {
-    char rel[520];
+    size_t len = strlen(s);
+
+    if (*n + len + 1 > buflen)
+        return false;
+    memcpy(buf + *n, s, len + 1);
+    *n += len;
+    return true;
+}
+
+/* Appends the quoted column name, then suffix. */
+static bool append_col(char *buf, size_t buflen, size_t *n, const char *col, const char *suffix)
+{
+    char q[260];
+
+    return poll_sql_quote_ident(col, q, sizeof(q)) && append(buf, buflen, n, q) &&
+           append(buf, buflen, n, suffix);
+}
+
+bool poll_sql_ts_us(const char *quoted, enum outbox_ts_kind kind, bool commit_ts, char *buf,
+                    size_t buflen)
+{
+    char t[320];
     int n;
 
-    if (!qualified(schema, table, rel, sizeof(rel)))
+    if (kind == OUTBOX_TS_EPOCH_MS)
+        n = snprintf(t, sizeof(t), "pg_catalog.to_timestamp(%s / 1000.0)", quoted);
+    else if (kind == OUTBOX_TS_TIME)
+        n = snprintf(t, sizeof(t), "%s", quoted);
+    else
         return false;
-    /*
-     * Column order is enum poll_sql_col. Text forms are what pgoutput sends
-     * in stream mode (uuid and jsonb output functions), so both modes make
-     * the same message. xmin is the inserting transaction: this relay's own
-     * UPDATE is not visible to its SELECT, and a rolled-back mark leaves the
-     * original row version. ORDER BY matches the partial index of migration
-     * 0004; created_at is the inserting transaction's start time, so this is
-     * start order, not commit order (docs/relay.md, "Polling mode").
-     */
-    n = snprintf(buf, buflen,
-                 "SELECT id::text, aggregate_type::text, aggregate_id::text, event_type::text,"
-                 " payload::text, (extract(epoch FROM %s) * 1000000)::bigint"
-                 " FROM %s WHERE published_at IS NULL ORDER BY created_at, id LIMIT $1"
-                 " FOR UPDATE SKIP LOCKED",
-                 commit_ts ? "coalesce(pg_catalog.pg_xact_commit_timestamp(xmin), created_at)"
-                           : "created_at",
-                 rel);
+    if (n < 0 || (size_t)n >= sizeof(t))
+        return false;
+    n = snprintf(buf, buflen, "(extract(epoch FROM %s%s%s) * 1000000)::bigint",
+                 commit_ts ? "coalesce(pg_catalog.pg_xact_commit_timestamp(xmin), " : "", t,
+                 commit_ts ? ")" : "");
     return n > 0 && (size_t)n < buflen;
 }
 
-bool poll_sql_mark(const char *schema, const char *table, char *buf, size_t buflen)
+bool poll_sql_select(const char *schema, const char *table, const struct outbox_layout *layout,
+                     bool commit_ts, char *buf, size_t buflen)
 {
-    char rel[520];
+    const struct outbox_columns *cols = layout->cols;
+    char rel[520], ts[260], ts_us[700], id[260], published[260], tail[1400];
+    size_t n = 0;
+
+    if (layout->timestamp < 0 || !qualified(schema, table, rel, sizeof(rel)) ||
+        !poll_sql_quote_ident(cols->timestamp, ts, sizeof(ts)) ||
+        !poll_sql_ts_us(ts, layout->timestamp_kind, commit_ts, ts_us, sizeof(ts_us)) ||
+        !poll_sql_quote_ident(cols->role[OUTBOX_COL_ID], id, sizeof(id)) ||
+        !poll_sql_quote_ident(cols->published, published, sizeof(published)))
+        return false;
+    if (buflen > 0)
+        buf[0] = '\0';
+    /*
+     * Column order is enum poll_sql_col. Text forms are what pgoutput sends
+     * in stream mode (uuid and jsonb output functions; bytea's output, which
+     * the relay decodes in both modes), so both modes make the same message.
+     * xmin is the inserting transaction: this relay's own UPDATE is not
+     * visible to its SELECT, and a rolled-back mark leaves the original row
+     * version. ORDER BY matches the partial index docs/relay.md recommends;
+     * the default created_at is the inserting transaction's start time, so
+     * this is start order, not commit order (docs/relay.md, "Polling mode").
+     */
+    if (!append(buf, buflen, &n, "SELECT "))
+        return false;
+    for (int c = 0; c < OUTBOX_NCOLS; c++)
+        if (!append_col(buf, buflen, &n, cols->role[c], "::text, "))
+            return false;
+    if (!append(buf, buflen, &n, ts_us) || !append(buf, buflen, &n, ", "))
+        return false;
+    if (layout->traceparent >= 0 ? !append_col(buf, buflen, &n, cols->traceparent, "::text")
+                                 : !append(buf, buflen, &n, "NULL::text"))
+        return false;
+    for (size_t h = 0; h < layout->nheaders; h++)
+        if (!append(buf, buflen, &n, ", ") ||
+            !append_col(buf, buflen, &n, cols->headers[h].column, "::text"))
+            return false;
+    if (snprintf(tail, sizeof(tail),
+                 " FROM %s WHERE %s IS NULL ORDER BY %s, %s LIMIT $1 FOR UPDATE SKIP LOCKED", rel,
+                 published, ts, id) >= (int)sizeof(tail))
+        return false;
+    return append(buf, buflen, &n, tail);
+}
+
+bool poll_sql_mark(const char *schema, const char *table, const struct outbox_columns *cols,
+                   char *buf, size_t buflen)
+{
+    char rel[520], id[260], published[260];
     int n;
 
-    if (!qualified(schema, table, rel, sizeof(rel)))
+    if (!qualified(schema, table, rel, sizeof(rel)) ||
+        !poll_sql_quote_ident(cols->role[OUTBOX_COL_ID], id, sizeof(id)) ||
+        !poll_sql_quote_ident(cols->published, published, sizeof(published)))
         return false;
-    n = snprintf(buf, buflen, "UPDATE %s SET published_at = pg_catalog.now() WHERE id = ANY($1)",
-                 rel);
+    n = snprintf(buf, buflen, "UPDATE %s SET %s = pg_catalog.now() WHERE %s = ANY($1)", rel,
+                 published, id);
+    return n > 0 && (size_t)n < buflen;
+}
+
+bool poll_sql_range(const char *schema, const char *table, const struct outbox_layout *layout,
+                    char *buf, size_t buflen)
+{
+    const struct outbox_columns *cols = layout->cols;
+    char rel[520], ts[260], id[260], route[260], type[260], lo[320], hi[320];
+    int n;
+
+    if (layout->timestamp < 0 || !qualified(schema, table, rel, sizeof(rel)) ||
+        !poll_sql_quote_ident(cols->timestamp, ts, sizeof(ts)) ||
+        !poll_sql_quote_ident(cols->role[OUTBOX_COL_ID], id, sizeof(id)) ||
+        !poll_sql_quote_ident(cols->role[OUTBOX_COL_AGGREGATE_TYPE], route, sizeof(route)) ||
+        !poll_sql_quote_ident(cols->role[OUTBOX_COL_EVENT_TYPE], type, sizeof(type)))
+        return false;
+    /* The bounds are converted once, not the column per row, so an index
+     * on the column serves the range. */
+    if (layout->timestamp_kind == OUTBOX_TS_TIME) {
+        snprintf(lo, sizeof(lo), "%s >= pg_catalog.to_timestamp($1::float8 / 1000000)", ts);
+        snprintf(hi, sizeof(hi), "%s < pg_catalog.to_timestamp($2::float8 / 1000000)", ts);
+    } else if (layout->timestamp_kind == OUTBOX_TS_EPOCH_MS) {
+        /* [floor(since / 1000), ceil(until / 1000)) in milliseconds */
+        snprintf(lo, sizeof(lo), "%s >= pg_catalog.div($1::bigint, 1000)", ts);
+        snprintf(hi, sizeof(hi), "%s < pg_catalog.div($2::bigint + 999, 1000)", ts);
+    } else {
+        return false;
+    }
+    n = snprintf(buf, buflen, "SELECT %s::text, %s::text, %s::text FROM %s WHERE %s AND %s", id,
+                 route, type, rel, lo, hi);
+    return n > 0 && (size_t)n < buflen;
+}
+
+bool poll_sql_ids_exist(const char *schema, const char *table, const struct outbox_columns *cols,
+                        char *buf, size_t buflen)
+{
+    char rel[520], id[260];
+    int n;
+
+    if (!qualified(schema, table, rel, sizeof(rel)) ||
+        !poll_sql_quote_ident(cols->role[OUTBOX_COL_ID], id, sizeof(id)))
+        return false;
+    n = snprintf(
+        buf, buflen,
+        "SELECT x FROM pg_catalog.unnest($1::text[]) AS x WHERE EXISTS (SELECT 1 FROM %s WHERE "
+        "%s::text = x)",
+        rel, id);
     return n > 0 && (size_t)n < buflen;
 }
 

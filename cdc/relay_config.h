@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "outbox.h"
 #include "pace.h"
 #include "sink_kafka.h"
 
@@ -23,6 +24,8 @@ struct relay_common_config {
     const char *table_schema;
     const char *table_name;
     const char *topic_template;
+    /* which column is which (--id-column, ..., --header-columns); borrowed */
+    const struct outbox_columns *columns;
     int shutdown_timeout_ms;
     int server_timeout_ms; /* stream: no message this long, reconnect; poll: /readyz */
     int connect_timeout_s;

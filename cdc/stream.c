@@ -54,6 +54,7 @@ void stream_fini(struct stream *s)
     relcache_free(s->relcache);
     tracker_free(s->tracker);
     free(s->msg);
+    free(s->scratch);
     s->relcache = NULL;
     s->tracker = NULL;
     s->msg = NULL;

@@ -63,6 +63,9 @@ struct stream {
     struct feedback_state fb;
     struct outbox_layout layout;
     bool have_layout;
+    bool traceparent_told; /* the log said once whether the column is there */
+    uint8_t *scratch;      /* bytea columns decoded into bytes */
+    size_t scratch_cap;
 
     /* the transaction being received */
     bool in_txn;

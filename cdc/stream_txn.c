@@ -16,6 +16,7 @@
 #include "pgtime.h"
 #include "relcache.h"
 #include "tracker.h"
+#include "xmem.h"
 
 static bool produce_event(struct stream *s, const struct outbox_event *evp, enum stream_end *end);
 
@@ -91,8 +92,17 @@ static bool handle_insert(struct stream *s, enum stream_end *end)
         return false;
     }
     ost = outbox_event_from_tuple(&s->layout, &m->u.insert.newtup, &ev);
+    if (ost == OUTBOX_OK) {
+        size_t need = outbox_event_decode_size(&s->layout, &ev);
+
+        if (need > s->scratch_cap) {
+            s->scratch = xrealloc(s->scratch, need);
+            s->scratch_cap = need;
+        }
+        ost = outbox_event_decode(&s->layout, &ev, s->scratch, s->scratch_cap);
+    }
     if (ost == OUTBOX_ENULL && s->cfg->dead_letter_topic != NULL) {
-        char why[128];
+        char why[160];
 
         s->stats.received++;
         snprintf(why, sizeof(why), "bad outbox row: %s", outbox_strerror(ost));
@@ -212,12 +222,27 @@ static bool handle_relation(struct stream *s, enum stream_end *end)
             s->have_layout = false; /* renamed away from the outbox name */
         return true;
     }
-    if (outbox_layout_init(&s->layout, rel, &missing) != OUTBOX_OK) {
-        log_error("table %s.%s has no column \"%s\"; the outbox needs id, aggregate_type, "
-                  "aggregate_id, event_type and payload",
-                  rel->nspname, rel->relname, missing);
+    if (outbox_layout_init(&s->layout, s->common->columns, rel, &missing) != OUTBOX_OK) {
+        const struct outbox_columns *c = s->common->columns;
+
+        log_error("table %s.%s has no column \"%s\"; the outbox needs the columns %s, %s, %s, "
+                  "%s and %s (--id-column, --route-column, --key-column, --type-column, "
+                  "--payload-column), and every --header-columns one",
+                  rel->nspname, rel->relname, missing, c->role[OUTBOX_COL_ID],
+                  c->role[OUTBOX_COL_AGGREGATE_TYPE], c->role[OUTBOX_COL_AGGREGATE_ID],
+                  c->role[OUTBOX_COL_EVENT_TYPE], c->role[OUTBOX_COL_PAYLOAD]);
         *end = STREAM_FATAL;
         return false;
+    }
+    if (!s->traceparent_told && s->common->columns->traceparent != NULL) {
+        if (s->layout.traceparent >= 0)
+            log_info("trace context: column \"%s\" of %s.%s becomes the traceparent header",
+                     s->common->columns->traceparent, rel->nspname, rel->relname);
+        else
+            log_info("trace context: table %s.%s has no column \"%s\"; events carry no "
+                     "traceparent header (sql/0005_outbox_traceparent.sql adds it)",
+                     rel->nspname, rel->relname, s->common->columns->traceparent);
+        s->traceparent_told = true;
     }
     s->have_layout = true;
     return true;

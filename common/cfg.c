@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-
 int cfg_seterr(char *errbuf, size_t errlen, const char *fmt, ...)
 {
     if (errlen > 0) {
@@ -103,6 +101,31 @@ static const struct cfg_opt *find_kafka(const struct cfg_set *set)
     return find_flag(set, CFG_KAFKA);
 }
 
+/* "database-url-file": the CFG_FILE_FORM row named by what precedes "-file". */
+static const struct cfg_opt *find_file_form(const struct cfg_set *set, const char *name, size_t len)
+{
+    const struct cfg_opt *o;
+
+    if (len <= 5 || strncmp(name + len - 5, "-file", 5) != 0)
+        return NULL;
+    o = find_long(set, name, len - 5);
+    return o != NULL && (o->flags & CFG_FILE_FORM) ? o : NULL;
+}
+
+/* Copies len bytes of s into the set's name arena; NULL when it is full. */
+static const char *keep_name(struct cfg_set *set, const char *s, size_t len)
+{
+    char *p;
+
+    if (set->names_len + len + 1 > sizeof(set->names))
+        return NULL;
+    p = set->names + set->names_len;
+    memcpy(p, s, len);
+    p[len] = '\0';
+    set->names_len += len + 1;
+    return p;
+}
+
 /* Keeps text (heap) until cfg_fini; frees it and fails when full. */
 static int own_text(struct cfg_set *set, char *text, const char *path, char *errbuf, size_t errlen)
 {
@@ -153,6 +176,7 @@ static int parse_argv(struct cfg_set *set, int argc, char **argv, char *errbuf, 
         const char *arg = argv[a], *eq = NULL, *val;
         const struct cfg_opt *opt;
         struct cfg_item *it;
+        bool file_form = false;
 
         if (arg[0] == '-' && arg[1] != '-' && arg[1] != '\0') {
             opt = find_short(set, arg[1]);
@@ -165,8 +189,13 @@ static int parse_argv(struct cfg_set *set, int argc, char **argv, char *errbuf, 
                 eq = arg + 1; /* the value starts at eq + 1 */
             }
         } else if (strncmp(arg, "--", 2) == 0 && arg[2] != '\0') {
+            size_t nlen;
+
             eq = strchr(arg, '=');
-            opt = find_long(set, arg + 2, eq != NULL ? (size_t)(eq - arg - 2) : strlen(arg + 2));
+            nlen = eq != NULL ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+            opt = find_long(set, arg + 2, nlen);
+            if (opt == NULL && (opt = find_file_form(set, arg + 2, nlen)) != NULL)
+                file_form = true;
             if (opt == NULL)
                 return cfg_seterr(errbuf, errlen, "unknown option \"%.*s\"",
                                   eq != NULL ? (int)(eq - arg) : 64, arg);
@@ -209,6 +238,8 @@ static int parse_argv(struct cfg_set *set, int argc, char **argv, char *errbuf, 
         if (opt->flags & CFG_KAFKA) {
             if (split_kafka(it, val, "-X", errbuf, errlen) != 0)
                 return -1;
+        } else if (file_form) {
+            it->path = val; /* read by resolve_files */
         } else {
             it->value = val;
         }
@@ -248,7 +279,7 @@ int cfg_parse_text(struct cfg_set *set, const char *path, char *text, char *errb
         char *nl = strchr(p, '\n'), *end = nl != NULL ? nl : p + strlen(p), *key, *val, *eq;
         const struct cfg_opt *opt;
         struct cfg_item *it;
-        bool b;
+        bool b, file_form = false;
 
         line++;
         key = trim(p, end);
@@ -266,6 +297,8 @@ int cfg_parse_text(struct cfg_set *set, const char *path, char *text, char *errb
             opt = kafka;
         } else {
             opt = find_long(set, key, strlen(key));
+            if (opt == NULL && (opt = find_file_form(set, key, strlen(key))) != NULL)
+                file_form = true;
             if (opt == NULL)
                 return cfg_seterr(errbuf, errlen, "%s:%d: unknown option \"%.64s\"", path, line,
                                   key);
@@ -287,6 +320,9 @@ int cfg_parse_text(struct cfg_set *set, const char *path, char *text, char *errb
         if (opt == kafka) {
             it->key = key + 6;
             it->key_len = strlen(key + 6);
+        } else if (file_form) {
+            it->path = val; /* read by resolve_files, after the text is parsed */
+            it->value = NULL;
         } else if (opt->metavar == NULL) {
             if (!cfg_parse_bool(val, &b))
                 return cfg_seterr(errbuf, errlen, "%s:%d: %s: \"%.64s\" is not true or false", path,
@@ -420,6 +456,124 @@ static int load_kafka_files(struct cfg_set *set, char *errbuf, size_t errlen)
     return 0;
 }
 
+/* ENV_FILE for a CFG_FILE_FORM row: an item whose value resolve_files reads. */
+static int read_env_file_form(struct cfg_set *set, const struct cfg_opt *opt,
+                              cfg_getenv_fn getenv_fn, char *errbuf, size_t errlen)
+{
+    char name[256];
+    const char *var, *v;
+    struct cfg_item *it;
+
+    snprintf(name, sizeof(name), "%s_FILE", opt->env);
+    v = getenv_fn(name);
+    if (v == NULL || *v == '\0')
+        return 0;
+    if ((var = keep_name(set, name, strlen(name))) == NULL)
+        return cfg_seterr(errbuf, errlen, "%s: too many variable names", name);
+    it = add_item(set, opt, CFG_SOURCE_ENV, var, 0, errbuf, errlen);
+    if (it == NULL)
+        return -1;
+    it->path = v;
+    return 0;
+}
+
+bool cfg_kafka_env_name(const char *suffix, size_t len, char *out, size_t outlen)
+{
+    size_t n = 0;
+
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len;) {
+        char c = suffix[i], put;
+
+        if (c == '_') {
+            size_t run = 0;
+
+            while (i + run < len && suffix[i + run] == '_')
+                run++;
+            if (run > 3)
+                return false;
+            put = run == 1 ? '.' : run == 2 ? '_' : '-';
+            i += run;
+        } else if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+            put = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+            i++;
+        } else {
+            return false;
+        }
+        if (n + 1 >= outlen)
+            return false;
+        out[n++] = put;
+    }
+    out[n] = '\0';
+    return true;
+}
+
+/* True when name (len bytes) is some row's own variable, or its _FILE form. */
+static bool row_variable(const struct cfg_set *set, const char *name, size_t len)
+{
+    for (size_t i = 0; i < set->nopts; i++) {
+        const char *env = set->opts[i].env;
+        size_t elen = env != NULL ? strlen(env) : 0;
+
+        if (env == NULL || (set->opts[i].flags & CFG_KAFKA))
+            continue;
+        if ((len == elen || (len == elen + 5 && memcmp(name + elen, "_FILE", 5) == 0)) &&
+            memcmp(name, env, elen) == 0)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * Kafka properties from the environment: PREFIX<NAME>=VALUE, or
+ * PREFIX<NAME>_FILE=PATH (the value read by resolve_files). The variable
+ * name is the item's origin, the property its key.
+ */
+static int read_kafka_env(struct cfg_set *set, char *const *envp, char *errbuf, size_t errlen)
+{
+    const struct cfg_opt *kafka = find_kafka(set);
+    size_t plen;
+
+    if (kafka == NULL || kafka->env == NULL || envp == NULL)
+        return 0;
+    plen = strlen(kafka->env);
+    for (char *const *e = envp; *e != NULL; e++) {
+        const char *eq = strchr(*e, '='), *var, *key;
+        size_t nlen = eq != NULL ? (size_t)(eq - *e) : 0, klen;
+        bool from_file;
+        char prop[256];
+        struct cfg_item *it;
+
+        if (eq == NULL || nlen <= plen || strncmp(*e, kafka->env, plen) != 0 ||
+            row_variable(set, *e, nlen) || eq[1] == '\0')
+            continue;
+        klen = nlen - plen;
+        from_file = klen > 5 && memcmp(*e + nlen - 5, "_FILE", 5) == 0;
+        if (from_file)
+            klen -= 5;
+        if (!cfg_kafka_env_name(*e + plen, klen, prop, sizeof(prop)))
+            return cfg_seterr(errbuf, errlen,
+                              "%.*s: not a librdkafka property name in the %s<NAME> form "
+                              "(letters, digits, and _ for '.', __ for '_', ___ for '-')",
+                              (int)(nlen > 128 ? 128 : nlen), *e, kafka->env);
+        if ((var = keep_name(set, *e, nlen)) == NULL ||
+            (key = keep_name(set, prop, strlen(prop))) == NULL)
+            return cfg_seterr(errbuf, errlen, "more than %d bytes of %s variable names",
+                              CFG_NAMES_MAX, kafka->env);
+        it = add_item(set, kafka, CFG_SOURCE_ENV, var, 0, errbuf, errlen);
+        if (it == NULL)
+            return -1;
+        it->key = key;
+        it->key_len = strlen(key);
+        if (from_file)
+            it->path = eq + 1;
+        else
+            it->value = eq + 1;
+    }
+    return 0;
+}
+
 static int read_env(struct cfg_set *set, cfg_getenv_fn getenv_fn, char *errbuf, size_t errlen)
 {
     for (size_t i = 0; i < set->nopts; i++) {
@@ -430,6 +584,9 @@ static int read_env(struct cfg_set *set, cfg_getenv_fn getenv_fn, char *errbuf, 
 
         if (opt->env == NULL || (opt->flags & (CFG_ACTION | CFG_KAFKA | CFG_CONFIG)))
             continue;
+        if ((opt->flags & CFG_FILE_FORM) &&
+            read_env_file_form(set, opt, getenv_fn, errbuf, errlen) != 0)
+            return -1;
         v = getenv_fn(opt->env);
         /* Empty means unset, so `FOO= cmd` cannot blank a default (kcat's kc_getenv). */
         if (v == NULL || *v == '\0')
@@ -444,6 +601,55 @@ static int read_env(struct cfg_set *set, cfg_getenv_fn getenv_fn, char *errbuf, 
         if (it == NULL)
             return -1;
         it->value = v;
+    }
+    return 0;
+}
+
+/*
+ * Reads every value given as a file (path set, value NULL): the whole file,
+ * trailing newlines dropped, so a secret written with `echo` or by
+ * systemd-creds works. An empty file counts as unset, like an empty
+ * variable: its item is dropped. Then two variables for one setting
+ * (DATABASE_URL and DATABASE_URL_FILE, or two spellings of one Kafka
+ * property) are an error: which one is meant is not clear.
+ */
+static int resolve_files(struct cfg_set *set, char *errbuf, size_t errlen)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < set->nitems; i++) {
+        struct cfg_item *it = &set->items[i];
+
+        if (it->path != NULL && it->value == NULL) {
+            char label[CFG_ERR_MAX], *text;
+            size_t n;
+
+            if (it->source == CFG_SOURCE_FILE)
+                snprintf(label, sizeof(label), "%s:%d: %s-file", it->origin, it->line,
+                         it->opt->name);
+            else
+                snprintf(label, sizeof(label), "%s", it->origin);
+            text = read_file(it->path, label, "value file", errbuf, errlen);
+            if (text == NULL || own_text(set, text, label, errbuf, errlen) != 0)
+                return -1;
+            n = strlen(text);
+            while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+                text[--n] = '\0';
+            if (n == 0)
+                continue; /* empty: unset */
+            it->value = text;
+        }
+        set->items[kept++] = *it;
+    }
+    set->nitems = kept;
+    for (size_t i = 0; i < set->nitems; i++) {
+        for (size_t j = i + 1; j < set->nitems; j++) {
+            const struct cfg_item *a = &set->items[i], *b = &set->items[j];
+
+            if (a->source == CFG_SOURCE_ENV && b->source == CFG_SOURCE_ENV && same_key(a, b))
+                return cfg_seterr(errbuf, errlen, "%s and %s are both set: keep one", a->origin,
+                                  b->origin);
+        }
     }
     return 0;
 }
@@ -464,7 +670,7 @@ static void sort_items(struct cfg_set *set)
 }
 
 int cfg_parse(struct cfg_set *set, const struct cfg_opt *opts, size_t nopts, int argc, char **argv,
-              cfg_getenv_fn getenv_fn, char *errbuf, size_t errlen)
+              cfg_getenv_fn getenv_fn, char *const *envp, char *errbuf, size_t errlen)
 {
     const struct cfg_opt *config = NULL;
     const char *path = NULL, *label = NULL;
@@ -505,7 +711,9 @@ int cfg_parse(struct cfg_set *set, const struct cfg_opt *opts, size_t nopts, int
     }
     if (path != NULL && *path != '\0' && load_file(set, path, label, errbuf, errlen) != 0)
         return -1;
-    if (read_env(set, getenv_fn, errbuf, errlen) != 0 || load_kafka_files(set, errbuf, errlen) != 0)
+    if (read_env(set, getenv_fn, errbuf, errlen) != 0 ||
+        read_kafka_env(set, envp, errbuf, errlen) != 0 ||
+        load_kafka_files(set, errbuf, errlen) != 0 || resolve_files(set, errbuf, errlen) != 0)
         return -1;
     sort_items(set);
     return 0;
@@ -556,90 +764,4 @@ const char *cfg_label(const struct cfg_item *item, const struct cfg_opt *opt, ch
     else
         snprintf(buf, len, "%s", item->origin);
     return buf;
-}
-
-static void print_help_lines(FILE *f, const char *first, const char *help)
-{
-    /* A '\n' in the help text continues it on the next line, in the same column. */
-    for (const char *h = help, *nl; h != NULL; h = nl != NULL ? nl + 1 : NULL) {
-        nl = strchr(h, '\n');
-        fprintf(f, "  %-24s %.*s\n", h == help ? first : "",
-                nl != NULL ? (int)(nl - h) : (int)strlen(h), h);
-    }
-}
-
-void cfg_usage(FILE *f, const struct cfg_opt *opts, size_t nopts)
-{
-    for (size_t i = 0; i < nopts; i++) {
-        const struct cfg_opt *o = &opts[i];
-        char flag[64];
-
-        if (o->flags & CFG_KAFKA)
-            snprintf(flag, sizeof(flag), "-%c %s", o->short_name, o->metavar);
-        else if (o->short_name != 0)
-            snprintf(flag, sizeof(flag), "-%c, --%s%s%s", o->short_name, o->name,
-                     o->metavar != NULL ? " " : "", o->metavar != NULL ? o->metavar : "");
-        else
-            snprintf(flag, sizeof(flag), "--%s%s%s", o->name, o->metavar != NULL ? " " : "",
-                     o->metavar != NULL ? o->metavar : "");
-        print_help_lines(f, flag, o->help);
-        if (o->flags & CFG_ACTION)
-            continue;
-        if (o->flags & CFG_KAFKA) {
-            fprintf(f, "  %-24s file kafka.NAME = VALUE\n", "");
-            continue;
-        }
-        if (o->env == NULL && (o->flags & CFG_CLI_ONLY)) {
-            fprintf(f, "  %-24s command line only\n", "");
-            continue;
-        }
-        fprintf(f, "  %-24s env %s, default %s%s\n", "", o->env != NULL ? o->env : "-",
-                o->def != NULL ? o->def : "none",
-                (o->flags & (CFG_CLI_ONLY | CFG_CONFIG)) ? " (not in the config file)" : "");
-    }
-}
-
-static void print_source(FILE *f, const struct cfg_item *it)
-{
-    /* Never the flag as typed: "--database-url=postgresql://u:pw@h" holds the value. */
-    if (it == NULL)
-        fprintf(f, "  [default]\n");
-    else if (it->source == CFG_SOURCE_FILE)
-        fprintf(f, "  [file %s:%d]\n", it->origin, it->line);
-    else if (it->source == CFG_SOURCE_ENV)
-        fprintf(f, "  [env %s]\n", it->origin);
-    else if (it->opt->flags & CFG_KAFKA)
-        fprintf(f, "  [flag -%c]\n", it->opt->short_name);
-    else
-        fprintf(f, "  [flag --%s]\n", it->opt->name);
-}
-
-void cfg_print(FILE *f, const struct cfg_set *set)
-{
-    char masked[1024];
-
-    for (size_t i = 0; i < set->nopts; i++) {
-        const struct cfg_opt *o = &set->opts[i];
-        const struct cfg_item *it;
-        const char *v;
-
-        if ((o->flags & (CFG_ACTION | CFG_KAFKA)) ||
-            ((o->flags & CFG_CLI_ONLY) && o->metavar == NULL && o->env == NULL))
-            continue; /* -X below; --help, --print-config, --migrate are not settings */
-        it = cfg_get(set, o);
-        v = it != NULL ? it->value : set->derived[i] != NULL ? set->derived[i] : o->def;
-        if (v != NULL && (o->flags & CFG_SECRET_DSN))
-            v = log_redact_dsn(v, masked, sizeof(masked));
-        fprintf(f, "%s = %s", o->name, v != NULL ? v : "<unset>");
-        print_source(f, it);
-    }
-    for (size_t i = 0; i < set->nitems; i++) {
-        const struct cfg_item *it = &set->items[i];
-
-        if (!(it->opt->flags & CFG_KAFKA))
-            continue;
-        fprintf(f, "kafka.%.*s = %s", (int)it->key_len, it->key,
-                cfg_kafka_secret(it->key, it->key_len) ? "***" : it->value);
-        print_source(f, it);
-    }
 }

@@ -18,7 +18,8 @@
 #define CFG_MAX_ITEMS     320 /* assignments kept from all sources (-X included) */
 #define CFG_MAX_OPTS      64  /* rows in one table */
 #define CFG_MAX_FILE_SIZE (1 << 20)
-#define CFG_MAX_FILES     8 /* the config file plus Kafka properties files */
+#define CFG_MAX_FILES     24   /* the config file, Kafka properties files, value files */
+#define CFG_NAMES_MAX     4096 /* bytes of Kafka property names made from variables */
 #define CFG_ERR_MAX       512
 
 /* Row flags. */
@@ -31,6 +32,10 @@
            * -X file=PATH reads a properties file */
 #define CFG_CONFIG     0x20u /* --config FILE itself */
 #define CFG_KAFKA_FILE 0x40u /* --kafka-config FILE: a librdkafka properties file */
+/* The value may come from a file: --NAME-file PATH, NAME_FILE (ENV_FILE),
+ * NAME-file = PATH in the config file (a secret kept off the command line and
+ * out of the environment, e.g. a systemd credential). */
+#define CFG_FILE_FORM 0x80u
 
 enum cfg_source { CFG_SOURCE_DEFAULT = 0, CFG_SOURCE_FILE, CFG_SOURCE_ENV, CFG_SOURCE_FLAG };
 
@@ -57,6 +62,7 @@ struct cfg_item {
     const char *key;    /* CFG_KAFKA: property name (key_len bytes, not NUL-terminated) */
     size_t key_len;
     const char *value; /* NUL-terminated; switches are normalised to "true"/"false" */
+    const char *path;  /* the file the value was read from (CFG_FILE_FORM, CDC_KAFKA_*_FILE) */
 };
 
 struct cfg_set {
@@ -71,6 +77,8 @@ struct cfg_set {
     /* -X file=PATH flags, in order (path borrowed from argv) */
     const char *kafka_files[CFG_MAX_FILES];
     size_t nkafka_files;
+    char names[CFG_NAMES_MAX]; /* property names made from CDC_KAFKA_* variables */
+    size_t names_len;
 };
 
 /* Reads one environment variable; returns NULL if unset. getenv() fits. */
@@ -81,14 +89,28 @@ typedef char *(*cfg_getenv_fn)(const char *name);
  * "-Xvalue"), then the config file named by the CFG_CONFIG row (flag, else
  * its variable), then the environment (an empty variable counts as unset),
  * then the Kafka properties files: the CFG_KAFKA_FILE row's, then each
- * -X file=PATH in order. A CFG_ACTION flag stops parsing at once and is
- * returned in set->action. The caller must call cfg_fini even when this
- * fails.
+ * -X file=PATH in order. A CFG_FILE_FORM row's file is read where it is named
+ * (its trailing newlines dropped; an empty file counts as unset). When the
+ * CFG_KAFKA row has an env (a prefix, "CDC_KAFKA_"), every variable of envp
+ * (NAME=VALUE strings, NULL-terminated; may be NULL) that starts with it,
+ * other than a row's own variable, is a Kafka property (cfg_kafka_env_name),
+ * and PREFIX..._FILE names a file holding the value. A CFG_ACTION flag stops
+ * parsing at once and is returned in set->action. The caller must call
+ * cfg_fini even when this fails.
  * @returns 0, or -1 with a message naming the option (and file:line) and the
  * reason in errbuf. Reads the config file; not thread-safe with setenv.
  */
 int cfg_parse(struct cfg_set *set, const struct cfg_opt *opts, size_t nopts, int argc, char **argv,
-              cfg_getenv_fn getenv_fn, char *errbuf, size_t errlen) MUSTCHECK;
+              cfg_getenv_fn getenv_fn, char *const *envp, char *errbuf, size_t errlen) MUSTCHECK;
+
+/*
+ * The librdkafka property a variable's name stands for, after the prefix:
+ * lower-cased, "_" is ".", "__" is "_", "___" is "-" (Confluent's images'
+ * rule), so SASL_PASSWORD is sasl.password. Writes it NUL-terminated into
+ * out; false when it is empty, has a run of more than three '_', or a
+ * character other than [A-Za-z0-9_], or does not fit. Pure.
+ */
+bool cfg_kafka_env_name(const char *suffix, size_t len, char *out, size_t outlen);
 
 /*
  * Parses config-file text (pure, no I/O): "name = value" lines, '#' comment
@@ -136,19 +158,6 @@ bool cfg_parse_bool(const char *s, bool *out);
 /* True for librdkafka property names that hold secrets (passwords, secrets,
  * private keys), whose values --print-config masks. */
 bool cfg_kafka_secret(const char *name, size_t len);
-
-/*
- * --help body: one entry per row with its flag, help, variable and default.
- */
-void cfg_usage(FILE *f, const struct cfg_opt *opts, size_t nopts);
-
-/*
- * --print-config: every row that is not an action, as "name = value  [source]"
- * (source: default, file PATH:LINE, env NAME, flag --name), then one line per
- * -X/kafka. property. Secrets are masked: CFG_SECRET_DSN values through
- * log_redact_dsn, Kafka properties for which cfg_kafka_secret is true as "***".
- */
-void cfg_print(FILE *f, const struct cfg_set *set);
 
 /* Formats an error into errbuf (when errlen > 0) and returns -1, so a
  * validator can `return cfg_seterr(...)`. */

@@ -1,12 +1,12 @@
 /*
- * Hexadecimal digits, for the text forms that carry them (LSNs, %XX escapes
- * in connection URIs, test fixtures).
+ * One hex digit's value, for the parsers that read hex text (LSNs, %XX
+ * escapes in URIs, bytea's hex output). Header-only; libc only.
  */
 #ifndef ORDERS_COMMON_HEX_H
 #define ORDERS_COMMON_HEX_H
 
-/* The value of one hex digit (either case), or -1 for anything else. */
-static inline int hex_digit(char c)
+/* 0..15 for [0-9a-fA-F], -1 for anything else. */
+static inline int hex_value(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';

@@ -575,8 +575,8 @@ static void add_uri_secret(const char *s, size_t len)
 
     log_add_secret(s, len);
     for (size_t i = 0; i < len && n < sizeof(dec); i++) {
-        if (s[i] == '%' && i + 2 < len && hex_digit(s[i + 1]) >= 0 && hex_digit(s[i + 2]) >= 0) {
-            dec[n++] = (char)(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
+        if (s[i] == '%' && i + 2 < len && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+            dec[n++] = (char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
             i += 2;
         } else {
             dec[n++] = s[i];

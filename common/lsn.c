@@ -14,10 +14,10 @@ static const char *parse_half(const char *s, uint32_t *out)
     uint32_t v = 0;
     int n = 0;
 
-    for (; hex_digit(*s) >= 0; s++, n++) {
+    for (; hex_value(*s) >= 0; s++, n++) {
         if (n == 8)
             return NULL;
-        v = (v << 4) | (uint32_t)hex_digit(*s);
+        v = (v << 4) | (uint32_t)hex_value(*s);
     }
     if (n == 0)
         return NULL;

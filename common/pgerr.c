@@ -22,6 +22,7 @@ static const struct {
     {"42501", PGERR_LOGIN},     /* insufficient_privilege */
     {"42P01", PGERR_SCHEMA},    /* undefined_table */
     {"3F000", PGERR_SCHEMA},    /* invalid_schema_name */
+    {"42703", PGERR_SCHEMA},    /* undefined_column: a later migration's (outbox.traceparent) */
     {"08", PGERR_CONNECTION},   /* connection_exception */
     {"53", PGERR_TRANSIENT},    /* insufficient_resources (too many connections, disk full) */
     {"40", PGERR_TRANSIENT},    /* transaction_rollback (serialization, deadlock) */

@@ -34,8 +34,9 @@ enum pgerr_kind {
      * unknown database (3D000), insufficient privilege (42501: no
      * REPLICATION attribute, no CONNECT, no grant). */
     PGERR_LOGIN,
-    /* The schema is not there yet: undefined table (42P01) or schema
-     * (3F000), as before `orders-api --migrate`. */
+    /* The schema is not there yet: undefined table (42P01), schema (3F000)
+     * or column (42703: one a later migration adds), as before
+     * `orders-api --migrate`. */
     PGERR_SCHEMA,
 };
 

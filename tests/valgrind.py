@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """valgrind memcheck of orders-api and cdc-relay through one integration
-scenario: real Postgres and Kafka (tests/harness), 200 orders posted and
-relayed, a relay restart, both /metrics scraped (process_* from /proc), the
-systemd notifications sent to a socket of ours, SIGTERM for both. Fails
-unless both report 0 errors and 0 bytes definitely lost. `make valgrind`."""
+scenario: real Postgres and Kafka (tests/harness), 200 orders posted (half
+with a traceparent header) and relayed with a header column, a relay
+restart, both /metrics scraped (process_* from /proc), the systemd
+notifications sent to a socket of ours, SIGTERM for both, then
+`cdc-relay audit` over the orders' range. Fails unless every run reports 0
+errors and 0 bytes definitely lost. `make valgrind`."""
 
 from __future__ import annotations
 
@@ -75,13 +77,17 @@ def main() -> int:
         api_log, relay_log = run / "api.log", run / "relay.log"
         api = start("orders-api", ["--listen", "127.0.0.1:0", "--pool-size", "4"], env, api_log)
         addr = wait_log(api_log, r"listening addr=(\S+)").group(1)
-        relay_args = ["--state-file", str(run / "relay.state"), "--status-interval", "1"]
+        relay_args = ["--state-file", str(run / "relay.state"), "--status-interval", "1",
+                      "--header-columns", "created_at=row-created"]
         relay = start("cdc-relay", relay_args, env, relay_log)
         wait_log(relay_log, "streaming slot")
         for i in range(200):
+            headers = {"Content-Type": "application/json"}
+            if i % 2:
+                headers["traceparent"] = f"00-{i:032x}-{i:016x}-01"
             req = urllib.request.Request(f"http://{addr}/orders", method="POST",
                                          data=json.dumps({"item": f"vg-{i}", "quantity": 1}).encode(),
-                                         headers={"Content-Type": "application/json"})
+                                         headers=headers)
             with urllib.request.urlopen(req, timeout=30) as resp:
                 assert resp.status == 201
             if i == 100:
@@ -109,6 +115,13 @@ def main() -> int:
         relay.send_signal(signal.SIGTERM)
         ok &= verdict("orders-api", api, api_log)
         ok &= verdict("cdc-relay", relay, relay_log)
+        # The audit command: every order's event found, exit 0.
+        audit_log = run / "audit.log"
+        audit = start("cdc-relay", ["audit", "--since", "1h"], env, audit_log)
+        ok &= verdict("cdc-relay audit", audit, audit_log)
+        if "200 found, 0 missing" not in audit_log.read_text():
+            print(f"valgrind: the audit did not find the 200 events:\n{audit_log.read_text()[-2000:]}")
+            ok = False
     finally:
         try:
             kafka.stop()

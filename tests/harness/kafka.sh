@@ -2,7 +2,8 @@
 # A throwaway single-node Apache Kafka broker (KRaft: broker+controller in one
 # JVM) on 127.0.0.1, from the jars tests/harness/deps.sh caches.
 #
-#   kafka.sh start  DIR [--tls CERTDIR] [name=value ...]  format on first use, start, wait, print env
+#   kafka.sh start  DIR [--tls CERTDIR] [--sasl USER:PASSWORD] [name=value ...]
+#                           format on first use, start, wait, print env
 #   kafka.sh stop   DIR     SIGTERM, wait up to 20 s, then SIGKILL
 #   kafka.sh kill   DIR     SIGKILL (no clean shutdown; log recovery on next start)
 #   kafka.sh pause  DIR     SIGSTOP (broker hangs, connections stay open)
@@ -29,6 +30,10 @@
 # (SSL://), with CERTDIR/server-keystore.pem (PKCS#8 key + certificate chain)
 # and CERTDIR/ca.pem, both PEM; clients need security.protocol=ssl and
 # ssl.ca.location=CERTDIR/ca.pem. The controller listener stays plaintext.
+# --sasl USER:PASSWORD (kept for later starts of DIR): the client listener
+# wants SASL PLAIN (SASL_PLAINTEXT, or SASL_SSL with --tls) and knows that one
+# user; clients need security.protocol, sasl.mechanisms=PLAIN, sasl.username
+# and sasl.password.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -euo pipefail
 PROG=kafka.sh
@@ -58,9 +63,19 @@ if [ "$cmd" = start ] && [ "${1:-}" = --tls ]; then
     (cd "$2" && pwd) >"$dir/tls.dir" || die "--tls $2: no such directory"
     shift 2
 fi
+if [ "$cmd" = start ] && [ "${1:-}" = --sasl ]; then
+    [ $# -ge 2 ] || usage
+    case $2 in *:*) ;; *) die "--sasl wants USER:PASSWORD" ;; esac
+    printf '%s\n' "$2" >"$dir/sasl.user"
+    shift 2
+fi
 # the certificate directory of a TLS broker, empty for plaintext
 tls_dir() {
     if [ -f "$dir/tls.dir" ]; then cat "$dir/tls.dir"; fi
+}
+# USER:PASSWORD of a SASL broker, empty otherwise
+sasl_user() {
+    if [ -f "$dir/sasl.user" ]; then cat "$dir/sasl.user"; fi
 }
 pidfile=$dir/kafka.pid
 log=$dir/broker.log
@@ -91,11 +106,13 @@ write_env() {
 }
 
 write_config() {
-    local port cport kv proto=PLAINTEXT tls
+    local port cport kv proto=PLAINTEXT tls sasl
     port=$(sed -n 1p "$dir/ports")
     cport=$(sed -n 2p "$dir/ports")
     tls=$(tls_dir)
+    sasl=$(sasl_user)
     [ -z "$tls" ] || proto=SSL
+    [ -z "$sasl" ] || proto=SASL_$proto # SASL_PLAINTEXT, or SASL_SSL with --tls
     {
         echo "# written by tests/harness/kafka.sh at every start; edits are lost"
         echo "process.roles=broker,controller"
@@ -112,6 +129,12 @@ write_config() {
             echo "ssl.truststore.type=PEM"
             echo "ssl.truststore.location=$tls/ca.pem"
             echo "ssl.client.auth=none"
+        fi
+        if [ -n "$sasl" ]; then
+            # the broker's own user (inter-broker) and the one client user
+            echo "sasl.enabled.mechanisms=PLAIN"
+            echo "sasl.mechanism.inter.broker.protocol=PLAIN"
+            echo "listener.name.$(echo "$proto" | tr 'A-Z' 'a-z').plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"broker\" password=\"broker-pw\" user_broker=\"broker-pw\" user_${sasl%%:*}=\"${sasl#*:}\";"
         fi
         echo "log.dirs=$dir/data"
         echo "num.partitions=3"
@@ -180,9 +203,16 @@ while True:
 }
 
 ready() {
-    local out tls ssl=()
+    local out tls sasl ssl=()
     tls=$(tls_dir)
+    sasl=$(sasl_user)
     [ -z "$tls" ] || ssl=(-X security.protocol=ssl -X "ssl.ca.location=$tls/ca.pem")
+    if [ -n "$sasl" ]; then
+        local sproto=sasl_plaintext
+        [ -z "$tls" ] || sproto=sasl_ssl
+        ssl+=(-X "security.protocol=$sproto" -X sasl.mechanisms=PLAIN
+            -X "sasl.username=${sasl%%:*}" -X "sasl.password=${sasl#*:}")
+    fi
     out=$(kcat -b "127.0.0.1:$1" "${ssl[@]}" -L -m 2 2>/dev/null) || return 1
     printf '%s\n' "$out" | grep -q "broker 1 at 127.0.0.1:$1"
 }

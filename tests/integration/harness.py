@@ -218,10 +218,13 @@ class Kafka:
     Topic auto-creation is on: a topic first produced to gets 3 partitions.
     """
 
-    def __init__(self, dir: str | os.PathLike, tls_dir: str | os.PathLike | None = None):
-        """tls_dir: a TLS broker (kafka.sh --tls) with the certificates there."""
+    def __init__(self, dir: str | os.PathLike, tls_dir: str | os.PathLike | None = None,
+                 sasl: tuple[str, str] | None = None):
+        """tls_dir: a TLS broker (kafka.sh --tls) with the certificates there.
+        sasl: (user, password): a broker that wants SASL PLAIN (kafka.sh --sasl)."""
         self.dir = Path(dir)
         self.tls_dir = Path(tls_dir) if tls_dir else None
+        self.sasl = sasl
         self.env: dict[str, str] = {}
         self.state = "new"  # new | running | stopped | paused
         self.settings: list[str] = []  # extra settings of the last start
@@ -234,6 +237,8 @@ class Kafka:
         if extra and self.state in ("running", "paused"):
             self.stop()  # settings apply at broker start
         tls = ["--tls", str(self.tls_dir)] if self.tls_dir else []
+        if self.sasl:
+            tls += ["--sasl", f"{self.sasl[0]}:{self.sasl[1]}"]
         out = _script("kafka.sh", "start", str(self.dir), *tls, *extra, timeout=150)
         self.env = _parse_env(out)
         self.settings = extra
@@ -358,10 +363,16 @@ class Kafka:
             raise HarnessError(f"kcat -P to {topic} failed: {r.stderr.strip()}")
 
     def client_args(self) -> list[str]:
-        """kcat/librdkafka -X flags a client of this broker needs (TLS)."""
-        if not self.tls_dir:
-            return []
-        return ["-X", "security.protocol=ssl", "-X", f"ssl.ca.location={self.tls_dir / 'ca.pem'}"]
+        """kcat/librdkafka -X flags a client of this broker needs (TLS, SASL)."""
+        args = []
+        if self.tls_dir:
+            args += ["-X", "security.protocol=ssl", "-X",
+                     f"ssl.ca.location={self.tls_dir / 'ca.pem'}"]
+        if self.sasl:
+            args += ["-X", f"security.protocol=sasl_{'ssl' if self.tls_dir else 'plaintext'}",
+                     "-X", "sasl.mechanisms=PLAIN", "-X", f"sasl.username={self.sasl[0]}",
+                     "-X", f"sasl.password={self.sasl[1]}"]
+        return args
 
     def read_all(self, topic: str, extra_args: list[str] | tuple = (), timeout: float = 20) -> list[dict]:
         """Everything in the topic right now (one kcat -C -o beginning -e run);

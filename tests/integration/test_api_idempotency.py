@@ -385,7 +385,9 @@ def test_message_mode_emits_a_transactional_message_and_no_outbox_row(api_messag
         assert len(messages) == 1, lines
         content = messages[0]
         event = json.loads(content)
-        assert list(event) == ["id", "payload", "event_type", "aggregate_id", "aggregate_type"]
+        assert list(event) == ["id", "payload", "event_type", "traceparent", "aggregate_id",
+                               "aggregate_type"]  # jsonb's order: by length, then bytes
+        assert event["traceparent"] == h["traceparent"]  # the trace context the api answered
         assert event["aggregate_type"] == "orders"
         assert event["aggregate_id"] == order["id"]
         assert event["event_type"] == "OrderCreated"

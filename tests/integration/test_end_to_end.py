@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 import signal
 import threading
 import time
@@ -61,7 +62,9 @@ def test_thousand_orders_from_16_clients_arrive_once_each(migrated_pg, kafka, sp
         assert key in orders, f"event for unknown order {key}"
         assert json.loads(e["payload"]) == orders[key]
         h = e["headers"]
-        assert set(h) == {"id", "event_type", "aggregate_type", "lsn", "commit_ts"}
+        assert set(h) == {"id", "event_type", "aggregate_type", "lsn", "commit_ts", "traceparent"}
+        # the api made a trace context for each request (none was sent)
+        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-00", h["traceparent"]), h["traceparent"]
         assert h["event_type"] == "OrderCreated"
         assert h["aggregate_type"] == "orders"
         assert LSN_RE.match(h["lsn"]), h["lsn"]

@@ -247,9 +247,12 @@ def dead_database_url() -> str:
 # may not read or write the tables). {order} is an existing order's id, {key}
 # a fresh Idempotency-Key used once before with {"item": "book", "quantity": 1}.
 ORDER = '{"item": "book", "quantity": 1}'
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 CASES = [
     ("/orders", "post", 201, "api", "/orders", '{"item": "lamp", "quantity": 3}', JSON),
     ("/orders", "post", 201, "api", "/orders", ORDER, {**JSON, "Idempotency-Key": "{key}"}),
+    ("/orders", "post", 201, "api", "/orders", ORDER, {**JSON, "traceparent": TRACEPARENT}),
+    ("/orders", "post", 201, "api", "/orders", ORDER, {**JSON, "traceparent": "garbage"}),
     ("/orders", "post", 400, "api", "/orders", '{"item": "lamp", "quantity": 0}', JSON),
     ("/orders", "post", 400, "api", "/orders", ORDER, {**JSON, "Idempotency-Key": ""}),
     ("/orders", "post", 413, "api", "/orders", "x" * (16 * 1024 + 1), JSON),
@@ -290,6 +293,14 @@ def run_cases(base: str, server: str, fill: dict) -> None:
         check_response(template, method, got, resp_headers, data)
         if "Idempotency-Key" in headers and got == 201:
             assert resp_headers.get("Idempotent-Replayed") == "true", what
+            assert resp_headers.get("traceparent") is None, what  # a replay stored none
+        elif template == "/orders" and got == 201:
+            tp = resp_headers.get("traceparent")
+            assert tp is not None, what
+            if headers.get("traceparent") == TRACEPARENT:
+                assert tp == TRACEPARENT, what
+            else:
+                assert tp != headers.get("traceparent"), what
 
 
 # ---- the tests -----------------------------------------------------------------

@@ -107,7 +107,7 @@ def test_thousand_orders_arrive_once_with_the_same_messages_as_stream_mode(migra
         assert json.loads(e["payload"]) == orders[e["key"]]
         h, sh = e["headers"], s["headers"]
         # Poll mode has no commit LSN: no lsn header, everything else equal.
-        assert set(h) == {"id", "event_type", "aggregate_type", "commit_ts"}
+        assert set(h) == {"id", "event_type", "aggregate_type", "commit_ts", "traceparent"}
         assert {k: v for k, v in sh.items() if k != "lsn"} == h
         assert TS_RE.match(h["commit_ts"])
         assert e["partition"] == java_partition(e["key"], partitions)

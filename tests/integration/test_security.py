@@ -6,7 +6,10 @@
   to Kafka (an SSL listener, -X security.protocol=ssl), each with a throwaway
   CA made by openssl here;
 - secrets never printed: both binaries run with passwords in the DSN and
-  secret librdkafka properties, and their output is searched for them.
+  secret librdkafka properties, and their output is searched for them;
+- secrets off the command line: the database URLs and a SASL password from
+  files (DATABASE_URL_FILE, CDC_KAFKA_SASL_PASSWORD_FILE), against a broker
+  that wants SASL PLAIN.
 
 The TLS Postgres cluster and the TLS Kafka broker are separate servers of
 this module (the session ones stay plaintext for everyone else).
@@ -20,6 +23,7 @@ import re
 import shutil
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -395,3 +399,91 @@ def test_secrets_are_never_printed(tls_pg, tls_kafka, certs, spawn, run_dir):
         for p, out in zip(procs, outputs):
             assert secret not in out, f"{name} secret printed by {p!r}:\n" + "\n".join(
                 l for l in out.splitlines() if secret in l)
+
+
+SASL_USER, SASL_PW = "relay", "SaslFilePw-8a61e0d2"
+
+
+@pytest.fixture(scope="module")
+def sasl_kafka(run_dir):
+    server = Kafka(run_dir / "kafka_sasl", sasl=(SASL_USER, SASL_PW))
+    try:
+        server.start()
+    except Exception as e:  # noqa: BLE001
+        server.stop()
+        pytest.fail(f"SASL Kafka could not start: {e}", pytrace=False)
+    yield server
+    server.stop()
+
+
+def secret_file(dir: Path, name: str, text: str) -> Path:
+    p = dir / name
+    p.write_text(text)
+    p.chmod(0o600)
+    return p
+
+
+@pytest.mark.timeout(300)
+def test_secrets_from_files_reach_postgres_and_a_sasl_broker(tls_pg, sasl_kafka, spawn, run_dir):
+    """The systemd-credential path (docs/security.md): the database URLs and
+    the SASL password only in files named by DATABASE_URL_FILE and
+    CDC_KAFKA_SASL_PASSWORD_FILE, the rest of the SASL settings as
+    CDC_KAFKA_* variables. The broker refuses anyone without the password, so
+    an event arriving proves the file's value was used; no secret is in the
+    processes' command lines, environments or output."""
+    s = SecureStack(tls_pg)
+    creds = run_dir / unique_name("credentials")
+    creds.mkdir(mode=0o700)
+    # written as `echo` and systemd-creds write them: a trailing newline
+    api_file = secret_file(creds, "api-database-url", s.api_url + "\n")
+    relay_file = secret_file(creds, "relay-database-url", s.relay_url + "\n")
+    pw_file = secret_file(creds, "kafka-sasl-password", SASL_PW + "\n")
+    api = spawn("orders-api", env={"DATABASE_URL_FILE": str(api_file),
+                                   "LISTEN_ADDR": "127.0.0.1:0", "DATABASE_URL": None},
+                wait_for=r"listening addr=\S+")
+    base = "http://" + re.search(r"listening addr=(\S+)", api.log_text()).group(1)
+    topic_prefix = unique_name("sasl")
+    relay_args = ["--slot", s.slot, "--publication", s.publication, "--no-create-publication",
+                  "--topic-template", f"{topic_prefix}.${{aggregate_type}}",
+                  "--state-file", str(run_dir / f"{s.slot}.state"), "--shutdown-timeout", "2"]
+
+    def relay_env(password_file: Path) -> dict:
+        return {"DATABASE_URL_FILE": str(relay_file), "DATABASE_URL": None,
+                "KAFKA_BROKERS": sasl_kafka.brokers,
+                "CDC_KAFKA_SECURITY_PROTOCOL": "sasl_plaintext",
+                "CDC_KAFKA_SASL_MECHANISMS": "PLAIN", "CDC_KAFKA_SASL_USERNAME": SASL_USER,
+                "CDC_KAFKA_SASL_PASSWORD_FILE": str(password_file)}
+
+    relay = spawn("cdc-relay", *relay_args, env=relay_env(pw_file), wait_for=r"streaming slot")
+    req = urllib.request.Request(base + "/orders", data=b'{"item": "cred", "quantity": 1}',
+                                 method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 201
+    events = sasl_kafka.consume(f"{topic_prefix}.orders", count=1, timeout=60)
+    assert len(events) == 1 and events[0]["headers"]["event_type"] == "OrderCreated"
+
+    printed = run_bin("cdc-relay", "--print-config", env={
+        "DATABASE_URL_FILE": str(relay_file), "DATABASE_URL": None,
+        "CDC_KAFKA_SASL_PASSWORD_FILE": str(pw_file)}).stdout
+    assert f"kafka.sasl.password = ***  [env CDC_KAFKA_SASL_PASSWORD_FILE <- {pw_file}]" in printed
+    assert f"cdc_relay:***@" in printed and f"[env DATABASE_URL_FILE <- {relay_file}]" in printed
+
+    for p in (api, relay):
+        pid = p.popen.pid
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        for secret in (API_PW, RELAY_PW, SASL_PW):
+            assert secret.encode() not in cmdline and secret.encode() not in environ, (p, secret)
+            assert secret not in binary_output(p) and secret not in printed, (p, secret)
+
+    # A wrong password in the file: the broker refuses, nothing is delivered.
+    wrong = secret_file(creds, "wrong-password", "not-" + SASL_PW)
+    relay.terminate()
+    bad = spawn("cdc-relay", *relay_args, env=relay_env(wrong), wait_for=r"streaming slot")
+    with urllib.request.urlopen(urllib.request.Request(
+            base + "/orders", data=b'{"item": "cred2", "quantity": 1}', method="POST",
+            headers={"Content-Type": "application/json"}), timeout=30) as resp:
+        assert resp.status == 201
+    bad.wait_for_log(r"(?i)authentication failed|SASL authentication error", timeout=60)
+    assert len(sasl_kafka.consume(f"{topic_prefix}.orders", timeout=5)) == 1
+    assert "not-" + SASL_PW not in binary_output(bad)

@@ -32,7 +32,7 @@ static bool parse_line(char *line, struct fixture_msg *m)
     m->len = nhex / 2;
     m->data = xmalloc(m->len);
     for (size_t i = 0; i < m->len; i++) {
-        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
 
         if (hi < 0 || lo < 0) {
             free(m->data);

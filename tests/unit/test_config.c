@@ -67,10 +67,20 @@ static int relay_run_opts(struct options *o, const char *const *env, const char 
     char *argv[64];
     int argc;
 
+    static char pairs[32][512];
+    char *envp[33];
+    int n = 0;
+
     build_argv(argv, &argc, "cdc-relay", args);
     fake_env = env;
+    /* the same variables as an environment block, for CDC_KAFKA_* */
+    for (int i = 0; env != NULL && env[i] != NULL && n < 32; i += 2, n++) {
+        snprintf(pairs[n], sizeof(pairs[n]), "%s=%s", env[i], env[i + 1]);
+        envp[n] = pairs[n];
+    }
+    envp[n] = NULL;
     err[0] = '\0';
-    return options_parse(o, argc, argv, env_lookup, err, OPTIONS_ERR_MAX);
+    return options_parse(o, argc, argv, env_lookup, envp, err, OPTIONS_ERR_MAX);
 }
 
 static void expect_contains(const char *text, const char *needle, int line)
@@ -554,6 +564,188 @@ static void test_relay_kafka_properties(void)
     }
 }
 
+/* Secrets off the command line: *_FILE forms, CDC_KAFKA_* variables. */
+static void test_relay_secrets_from_files_and_env(void)
+{
+    static struct options o;
+    char err[OPTIONS_ERR_MAX];
+    const char *url = write_tmp("postgresql://relay:pw@db/orders\r\n\n");
+    const char *pw = write_tmp("s3cret\n");
+    const char *blank = write_tmp("\n");
+    const char *pem = write_tmp("-----BEGIN-----\nAAA\n-----END-----\n");
+    char conf_text[512];
+    const char *conf;
+
+    {
+        const char *env[] = {"DATABASE_URL_FILE",
+                             url,
+                             "CDC_KAFKA_SASL_PASSWORD_FILE",
+                             pw,
+                             "CDC_KAFKA_SASL_USERNAME",
+                             "relay",
+                             "CDC_KAFKA_SSL_KEY_PEM_FILE",
+                             pem,
+                             "CDC_KAFKA_ENABLE_SSL__CERTIFICATE_VERIFICATION",
+                             "true",
+                             "CDC_KAFKA_CONFIG",
+                             pw, /* a row's own variable, not a property */
+                             NULL};
+
+        /* CDC_KAFKA_CONFIG names a properties file: s3cret is no property line */
+        CHECK_EQ_INT(relay_run_opts(&o, env, NULL, err), -1);
+        CHECK_CONTAINS(err, "expected property=value");
+        options_fini(&o);
+        env[10] = NULL;
+        CHECK_EQ_INT(relay_run_opts(&o, env, NULL, err), 0);
+        /* trailing CR/LF dropped, the rest kept byte for byte */
+        CHECK_STR(o.relay.common.database_url, "postgresql://relay:pw@db/orders");
+        CHECK_EQ_INT(o.relay.common.nkafka_props, 4);
+        for (size_t i = 0; i < o.relay.common.nkafka_props; i++) {
+            const char *n = o.props[i].name, *v = o.props[i].value;
+
+            if (strcmp(n, "sasl.password") == 0)
+                CHECK_STR(v, "s3cret");
+            else if (strcmp(n, "sasl.username") == 0)
+                CHECK_STR(v, "relay");
+            else if (strcmp(n, "ssl.key.pem") == 0)
+                CHECK_STR(v, "-----BEGIN-----\nAAA\n-----END-----");
+            else if (strcmp(n, "enable.ssl_certificate.verification") == 0)
+                CHECK_STR(v, "true");
+            else
+                CHECK_FAIL_AT(__FILE__, __LINE__, "unexpected property %s", n);
+        }
+        options_fini(&o);
+    }
+    /* A file of newlines counts as unset (systemd's SetCredential default). */
+    {
+        const char *env[] = {"DATABASE_URL", "postgresql://from-env/db", "DATABASE_URL_FILE", blank,
+                             NULL};
+
+        CHECK_EQ_INT(relay_run_opts(&o, env, NULL, err), 0);
+        CHECK_STR(o.relay.common.database_url, "postgresql://from-env/db");
+        options_fini(&o);
+    }
+    /* Precedence: the config file < its file form's own level rules; env < flag. */
+    snprintf(conf_text, sizeof(conf_text),
+             "database-url-file = %s\nkafka.sasl.password = from-conf\n", url);
+    conf = write_tmp(conf_text);
+    {
+        const char *env[] = {"CDC_CONFIG", conf, "CDC_KAFKA_SASL_PASSWORD", "from-env", NULL};
+        const char *args[] = {"-X", "sasl.password=from-flag", NULL};
+
+        CHECK_EQ_INT(relay_run_opts(&o, env, NULL, err), 0);
+        CHECK_STR(o.relay.common.database_url, "postgresql://relay:pw@db/orders");
+        CHECK_EQ_INT(o.relay.common.nkafka_props, 2);
+        if (o.relay.common.nkafka_props == 2) /* file line, then the variable: the variable wins */
+            CHECK_STR(o.props[1].value, "from-env");
+        options_fini(&o);
+        CHECK_EQ_INT(relay_run_opts(&o, env, args, err), 0);
+        CHECK_EQ_INT(o.relay.common.nkafka_props, 3);
+        if (o.relay.common.nkafka_props == 3)
+            CHECK_STR(o.props[2].value, "from-flag");
+        options_fini(&o);
+    }
+    /* flags: --database-url-file, and the last of the two forms wins */
+    {
+        const char *args[] = {"--database-url", "postgresql://flag/db", "--database-url-file", url,
+                              NULL};
+        const char *args2[] = {"--database-url-file", url, "--database-url=postgresql://last/db",
+                               NULL};
+
+        CHECK_EQ_INT(relay_run_opts(&o, NULL, args, err), 0);
+        CHECK_STR(o.relay.common.database_url, "postgresql://relay:pw@db/orders");
+        options_fini(&o);
+        CHECK_EQ_INT(relay_run_opts(&o, NULL, args2, err), 0);
+        CHECK_STR(o.relay.common.database_url, "postgresql://last/db");
+        options_fini(&o);
+    }
+    /* Errors: both forms in the environment, a missing file, a bad name. */
+    {
+        const char *e1[] = {"DATABASE_URL", "postgresql://x/db", "DATABASE_URL_FILE", url, NULL};
+        const char *e2[] = {"CDC_KAFKA_SASL_PASSWORD", "a", "CDC_KAFKA_SASL_PASSWORD_FILE", pw,
+                            NULL};
+        const char *e3[] = {"CDC_KAFKA_SASL_PASSWORD_FILE", "/nonexistent/pw", NULL};
+        const char *e4[] = {"CDC_KAFKA_SASL____X", "1", NULL};
+        const char *e5[] = {"CDC_KAFKA_SASL.PASSWORD", "1", NULL};
+        const char *a6[] = {"--database-url-file", "/nonexistent/url", NULL};
+
+        EXPECT_RELAY_ERROR(e1, NULL, "are both set");
+        EXPECT_RELAY_ERROR(e2, NULL, "are both set");
+        EXPECT_RELAY_ERROR(
+            e3, NULL, "CDC_KAFKA_SASL_PASSWORD_FILE: cannot open value file \"/nonexistent/pw\"");
+        EXPECT_RELAY_ERROR(e4, NULL, "CDC_KAFKA_SASL____X: not a librdkafka property name");
+        EXPECT_RELAY_ERROR(e5, NULL, "not a librdkafka property name");
+        EXPECT_RELAY_ERROR(NULL, a6, "--database-url-file: cannot open value file");
+    }
+}
+
+static void test_kafka_env_names(void)
+{
+    char out[64];
+
+    CHECK(cfg_kafka_env_name("SASL_PASSWORD", 13, out, sizeof(out)));
+    CHECK_STR(out, "sasl.password");
+    CHECK(cfg_kafka_env_name("ENABLE_SSL__CERTIFICATE_VERIFICATION", 36, out, sizeof(out)));
+    CHECK_STR(out, "enable.ssl_certificate.verification");
+    CHECK(cfg_kafka_env_name("A___B", 5, out, sizeof(out)));
+    CHECK_STR(out, "a-b");
+    CHECK(cfg_kafka_env_name("linger_ms", 9, out, sizeof(out)));
+    CHECK_STR(out, "linger.ms");
+    CHECK(!cfg_kafka_env_name("", 0, out, sizeof(out)));
+    CHECK(!cfg_kafka_env_name("A____B", 6, out, sizeof(out)));
+    CHECK(!cfg_kafka_env_name("A-B", 3, out, sizeof(out)));
+    CHECK(!cfg_kafka_env_name("ABCDEFGH", 8, out, 8)); /* does not fit */
+}
+
+/* The column mapping options and --header-columns' checks. */
+static void test_relay_columns(void)
+{
+    static struct options o;
+    char err[OPTIONS_ERR_MAX];
+
+    {
+        const char *env[] = {"CDC_ROUTE_COLUMN", "aggregatetype", "CDC_HEADER_COLUMNS",
+                             "tenant=x-tenant,schema_version", NULL};
+        const char *args[] = {
+            "--key-column",       "aggregateid", "--type-column", "type", "--traceparent-column",
+            "tracingspancontext", NULL};
+
+        CHECK_EQ_INT(relay_run_opts(&o, env, args, err), 0);
+        CHECK_STR(o.relay.common.columns->role[OUTBOX_COL_ID], "id");
+        CHECK_STR(o.relay.common.columns->role[OUTBOX_COL_AGGREGATE_TYPE], "aggregatetype");
+        CHECK_STR(o.relay.common.columns->role[OUTBOX_COL_AGGREGATE_ID], "aggregateid");
+        CHECK_STR(o.relay.common.columns->role[OUTBOX_COL_EVENT_TYPE], "type");
+        CHECK_STR(o.relay.common.columns->traceparent, "tracingspancontext");
+        CHECK(o.relay.common.columns->traceparent_required);
+        CHECK_EQ_INT(o.relay.common.columns->nheaders, 2);
+        CHECK_STR(o.relay.common.columns->headers[0].header, "x-tenant");
+        CHECK_STR(o.relay.common.columns->headers[1].column, "schema_version");
+        options_fini(&o);
+    }
+    {
+        const char *args[] = {"--traceparent-column", "none", NULL};
+
+        CHECK_EQ_INT(relay_run_opts(&o, NULL, NULL, err), 0);
+        CHECK_STR(o.relay.common.columns->traceparent, "traceparent");
+        CHECK(!o.relay.common.columns->traceparent_required); /* the default is optional */
+        options_fini(&o);
+        CHECK_EQ_INT(relay_run_opts(&o, NULL, args, err), 0);
+        CHECK(o.relay.common.columns->traceparent == NULL);
+        options_fini(&o);
+    }
+    {
+        const char *a1[] = {"--header-columns", "a,,b", NULL};
+        const char *a2[] = {"--header-columns", "x=lsn", NULL};
+        const char *a3[] = {"--id-column", "", NULL};
+        const char *e4[] = {"CDC_HEADER_COLUMNS", "a=h,b=h", NULL};
+
+        EXPECT_RELAY_ERROR(NULL, a1, "--header-columns: \"a,,b\": an empty column");
+        EXPECT_RELAY_ERROR(NULL, a2, "a header the relay sets itself");
+        EXPECT_RELAY_ERROR(NULL, a3, "--id-column: a column name is 1 to 255 bytes");
+        EXPECT_RELAY_ERROR(e4, NULL, "CDC_HEADER_COLUMNS: \"a=h,b=h\": the same header name twice");
+    }
+}
+
 /* Every time option takes a unit; a bare number keeps the option's old unit. */
 static void test_durations(void)
 {
@@ -735,6 +927,25 @@ static void test_api(void)
         CHECK_CONTAINS(err, ":1: \"migrate\" cannot be set in a config file");
         config_fini(&cfg);
     }
+    /* DATABASE_URL_FILE: the systemd credential path of orders-api.service. */
+    {
+        const char *url = write_tmp("postgresql://api:filepw@db/orders\n");
+        const char *e1[] = {"DATABASE_URL_FILE", url, NULL};
+
+        build_argv(argv, &argc, "orders-api", NULL);
+        fake_env = e1;
+        CHECK_EQ_INT(config_parse(&cfg, argc, argv, env_lookup, err, sizeof(err)), 0);
+        CHECK_STR(cfg.database_url, "postgresql://api:filepw@db/orders");
+        text = NULL;
+        f = open_memstream(&text, &n);
+        config_print(f, &cfg);
+        fclose(f);
+        CHECK_CONTAINS(text, "database-url = postgresql://api:***@db/orders  [env "
+                             "DATABASE_URL_FILE <- ");
+        CHECK(strstr(text, "filepw") == NULL);
+        free(text);
+        config_fini(&cfg);
+    }
 }
 
 int main(void)
@@ -746,6 +957,9 @@ int main(void)
     RUN(test_relay_errors);
     RUN(test_durations);
     RUN(test_relay_kafka_properties);
+    RUN(test_relay_secrets_from_files_and_env);
+    RUN(test_kafka_env_names);
+    RUN(test_relay_columns);
     RUN(test_relay_print_config);
     RUN(test_api);
     for (int i = 0; i < ntmp; i++)

@@ -92,12 +92,16 @@ static void test_event_from_tuple(void)
     };
     struct pgout_tuple tup = {6, cols};
     struct outbox_event ev;
+    struct outbox_columns oc;
 
+    outbox_columns_default(&oc);
     for (int i = 0; i < 6; i++)
         colnames[i] = (char *)names[i];
     rel.colnames = colnames;
     rel.typoids = typoids;
-    CHECK_EQ_INT(outbox_layout_init(&layout, &rel, &missing), OUTBOX_OK);
+    CHECK_EQ_INT(outbox_layout_init(&layout, &oc, &rel, &missing), OUTBOX_OK);
+    CHECK_EQ_INT(layout.traceparent, -1); /* optional, and absent here */
+    CHECK_EQ_INT(layout.timestamp, 0);
     CHECK_EQ_INT(outbox_event_from_tuple(&layout, &tup, &ev), OUTBOX_OK);
     CHECK_VIEW(ev.id.ptr, ev.id.len, "id-1");
     CHECK_VIEW(ev.aggregate_type.ptr, ev.aggregate_type.len, "orders");
@@ -122,8 +126,156 @@ static void test_event_from_tuple(void)
     CHECK_EQ_INT(outbox_event_from_tuple(&layout, &tup, &ev), OUTBOX_ESHORT);
 
     rel.ncols = 5; /* drop "id" */
-    CHECK_EQ_INT(outbox_layout_init(&layout, &rel, &missing), OUTBOX_EMISSING_COLUMN);
+    CHECK_EQ_INT(outbox_layout_init(&layout, &oc, &rel, &missing), OUTBOX_EMISSING_COLUMN);
     CHECK_STR(missing, "id");
+    /* A traceparent column named explicitly must be there. */
+    rel.ncols = 6;
+    oc.traceparent_required = true;
+    CHECK_EQ_INT(outbox_layout_init(&layout, &oc, &rel, &missing), OUTBOX_EMISSING_COLUMN);
+    CHECK_STR(missing, "traceparent");
+}
+
+/* Debezium's default table: other names, a bytea payload, a bigint
+ * timestamp, a tracing column and extra header columns. */
+static void test_mapped_columns(void)
+{
+    static const char *const names[] = {
+        "id",        "aggregatetype", "aggregateid",        "type", "payload",
+        "timestamp", "tenant",        "tracingspancontext", "blob"};
+    uint32_t typoids[9] = {
+        2950, 1043, 1043, 1043, OUTBOX_BYTEA_OID, OUTBOX_INT8_OID, 25, 25, OUTBOX_BYTEA_OID};
+    char *colnames[9], spec[] = " tenant = x-tenant ,blob";
+    struct relcache_rel rel = {
+        .relid = 9, .nspname = "public", .relname = "outboxevent", .ncols = 9};
+    struct pgout_col cols[9] = {
+        {PGOUT_COL_TEXT, (const uint8_t *)"e1", 2},
+        {PGOUT_COL_TEXT, (const uint8_t *)"Order", 5},
+        {PGOUT_COL_TEXT, (const uint8_t *)"42", 2},
+        {PGOUT_COL_TEXT, (const uint8_t *)"OrderCreated", 12},
+        {PGOUT_COL_TEXT, (const uint8_t *)"\\x00ff0a41", 10},
+        {PGOUT_COL_TEXT, (const uint8_t *)"1556890294344", 13},
+        {PGOUT_COL_NULL, NULL, 0},
+        {PGOUT_COL_TEXT, (const uint8_t *)"#Thu Jan 01\ntraceparent=00-ab-cd-01\n", 36},
+        {PGOUT_COL_TEXT, (const uint8_t *)"a\\\\b\\001", 8},
+    };
+    struct pgout_tuple tup = {9, cols};
+    struct outbox_columns oc;
+    struct outbox_layout layout;
+    struct outbox_event ev;
+    const char *missing = NULL, *why = NULL;
+    uint8_t buf[64];
+
+    outbox_columns_default(&oc);
+    oc.role[OUTBOX_COL_AGGREGATE_TYPE] = "aggregatetype";
+    oc.role[OUTBOX_COL_AGGREGATE_ID] = "aggregateid";
+    oc.role[OUTBOX_COL_EVENT_TYPE] = "type";
+    oc.timestamp = "timestamp";
+    oc.traceparent = "tracingspancontext";
+    CHECK(outbox_header_columns_parse(spec, &oc, &why));
+    CHECK_EQ_INT(oc.nheaders, 2);
+    CHECK_STR(oc.headers[0].column, "tenant");
+    CHECK_STR(oc.headers[0].header, "x-tenant");
+    CHECK_STR(oc.headers[1].column, "blob");
+    CHECK_STR(oc.headers[1].header, "blob");
+    for (int i = 0; i < 9; i++)
+        colnames[i] = (char *)names[i];
+    rel.colnames = colnames;
+    rel.typoids = typoids;
+    CHECK_EQ_INT(outbox_layout_init(&layout, &oc, &rel, &missing), OUTBOX_OK);
+    CHECK(layout.bytea[OUTBOX_COL_PAYLOAD]);
+    CHECK(!layout.bytea[OUTBOX_COL_ID]);
+    CHECK_EQ_INT(layout.timestamp_kind, OUTBOX_TS_EPOCH_MS);
+    CHECK_EQ_INT(outbox_event_from_tuple(&layout, &tup, &ev), OUTBOX_OK);
+    CHECK_VIEW(ev.aggregate_type.ptr, ev.aggregate_type.len, "Order");
+    CHECK_EQ_INT(ev.nheaders, 2);
+    CHECK(ev.headers[0].value.ptr == NULL); /* NULL column: a null header */
+    CHECK_STR(ev.headers[0].name, "x-tenant");
+    CHECK_EQ_INT(outbox_event_decode_size(&layout, &ev), 10 + 8);
+    CHECK_EQ_INT(outbox_event_decode(&layout, &ev, buf, 4), OUTBOX_EBYTEA); /* too small */
+    CHECK_EQ_INT(outbox_event_from_tuple(&layout, &tup, &ev), OUTBOX_OK);
+    CHECK_EQ_INT(outbox_event_decode(&layout, &ev, buf, sizeof(buf)), OUTBOX_OK);
+    CHECK_EQ_INT(ev.payload.len, 4);
+    CHECK(memcmp(ev.payload.ptr, "\x00\xff\x0a\x41", 4) == 0);
+    CHECK_EQ_INT(ev.headers[1].value.len, 4);
+    CHECK(memcmp(ev.headers[1].value.ptr, "a\\b\x01", 4) == 0);
+    CHECK_VIEW(ev.traceparent.ptr, ev.traceparent.len, "00-ab-cd-01");
+
+    /* A header column missing from the table is an error naming it. */
+    oc.headers[1].column = "nope";
+    CHECK_EQ_INT(outbox_layout_init(&layout, &oc, &rel, &missing), OUTBOX_EMISSING_COLUMN);
+    CHECK_STR(missing, "nope");
+}
+
+static void test_header_columns_rejected(void)
+{
+    struct outbox_columns oc;
+    const char *why = NULL;
+    char a[] = "tenant,", b[] = "x=id", c[] = "a=h,b=h", d[] = "=h", e[] = "traceparent";
+    char many[200] = "";
+
+    outbox_columns_default(&oc);
+    CHECK(!outbox_header_columns_parse(a, &oc, &why)); /* empty entry */
+    CHECK(!outbox_header_columns_parse(b, &oc, &why)); /* the relay's own header */
+    CHECK(strstr(why, "sets itself") != NULL);
+    CHECK(!outbox_header_columns_parse(c, &oc, &why)); /* the same header twice */
+    CHECK(!outbox_header_columns_parse(d, &oc, &why));
+    CHECK(!outbox_header_columns_parse(e, &oc, &why));
+    for (int i = 0; i < 17; i++)
+        snprintf(many + strlen(many), sizeof(many) - strlen(many), "%sc%d", i ? "," : "", i);
+    CHECK(!outbox_header_columns_parse(many, &oc, &why));
+    CHECK(strstr(why, "16") != NULL);
+}
+
+static void test_bytea_decode(void)
+{
+    uint8_t out[32];
+
+    CHECK_EQ_INT(outbox_bytea_decode("\\x", 2, out), 0);
+    CHECK_EQ_INT(outbox_bytea_decode("\\xDEadbeef", 10, out), 4);
+    CHECK(memcmp(out, "\xde\xad\xbe\xef", 4) == 0);
+    CHECK_EQ_INT(outbox_bytea_decode("\\xabc", 5, out), -1); /* odd digits */
+    CHECK_EQ_INT(outbox_bytea_decode("\\xzz", 4, out), -1);  /* not hex */
+    CHECK_EQ_INT(outbox_bytea_decode("plain", 5, out), 5);   /* escape format */
+    CHECK_EQ_INT(outbox_bytea_decode("\\377\\000", 8, out), 2);
+    CHECK(out[0] == 0xff && out[1] == 0);
+    CHECK_EQ_INT(outbox_bytea_decode("\\", 1, out), -1);    /* a lone backslash */
+    CHECK_EQ_INT(outbox_bytea_decode("\\400", 4, out), -1); /* > 0377 */
+    CHECK_EQ_INT(outbox_bytea_decode("\\01", 3, out), -1);  /* cut short */
+    CHECK_EQ_INT(outbox_bytea_decode("", 0, out), 0);
+}
+
+static void test_traceparent_extract(void)
+{
+    const char *tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    struct pgout_str v;
+
+    v = outbox_traceparent_extract(view(tp));
+    CHECK_VIEW(v.ptr, v.len, tp);
+    v = outbox_traceparent_extract(view("  00-x-y-01 \n"));
+    CHECK_VIEW(v.ptr, v.len, "00-x-y-01");
+    /* java.util.Properties as Debezium's outbox extension stores it */
+    v = outbox_traceparent_extract(
+        view("#Mon Jan 01 00:00:00 UTC 2024\r\ntracestate=a\\=b\r\ntraceparent="
+             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"));
+    CHECK_VIEW(v.ptr, v.len, tp);
+    v = outbox_traceparent_extract(view("traceparent : 00-a-b-01"));
+    CHECK_VIEW(v.ptr, v.len, "00-a-b-01");
+    v = outbox_traceparent_extract(view("   "));
+    CHECK(v.ptr == NULL);
+    v = outbox_traceparent_extract((struct pgout_str){NULL, 0});
+    CHECK(v.ptr == NULL);
+}
+
+static void test_topic_routed_by_value(void)
+{
+    char buf[256];
+    struct outbox_event ev = sample("Order");
+
+    /* Debezium's route.topic.replacement default works unchanged. */
+    CHECK(outbox_topic("outbox.event.${routedByValue}", &ev, buf, sizeof(buf)));
+    CHECK_STR(buf, "outbox.event.Order");
+    CHECK(!outbox_topic_uses_event_type("outbox.event.${routedByValue}"));
+    CHECK(outbox_topic_uses_event_type("x.${event_type}"));
 }
 
 int main(void)
@@ -132,5 +284,10 @@ int main(void)
     RUN(test_topic_rejects_invalid);
     RUN(test_timestamp);
     RUN(test_event_from_tuple);
+    RUN(test_mapped_columns);
+    RUN(test_header_columns_rejected);
+    RUN(test_bytea_decode);
+    RUN(test_traceparent_extract);
+    RUN(test_topic_routed_by_value);
     return check_summary();
 }

@@ -29,6 +29,22 @@ static void test_valid_envelopes(void)
                 "\"event_type\": \"E\", \"payload\": null}",
                 &m, &why));
     CHECK(m.ev.payload.ptr == NULL);
+    CHECK(m.ev.traceparent.ptr == NULL);
+    outbox_message_free(&m);
+
+    /* orders-api writes a traceparent (or null) beside the five */
+    CHECK(parse(
+        "{\"id\": \"e1\", \"payload\": {}, \"event_type\": \"E\", \"aggregate_id\": "
+        "\"o1\", \"traceparent\": \"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\", "
+        "\"aggregate_type\": \"a\"}",
+        &m, &why));
+    CHECK_VIEW(m.ev.traceparent.ptr, m.ev.traceparent.len,
+               "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    outbox_message_free(&m);
+    CHECK(parse("{\"id\": \"e1\", \"payload\": {}, \"event_type\": \"E\", \"aggregate_id\": "
+                "\"o1\", \"traceparent\": null, \"aggregate_type\": \"a\"}",
+                &m, &why));
+    CHECK(m.ev.traceparent.ptr == NULL);
     outbox_message_free(&m);
 }
 
@@ -52,6 +68,10 @@ static void test_rejects(void)
         "\"payload\": 1, \"extra\": 2}",
         "{\"id\": \"e\", \"id\": \"f\", \"aggregate_type\": \"a\", \"aggregate_id\": \"o\", "
         "\"event_type\": \"E\", \"payload\": 1}",
+        "{\"id\": \"e\", \"aggregate_type\": \"a\", \"aggregate_id\": \"o\", \"event_type\": "
+        "\"E\", \"payload\": 1, \"traceparent\": 7}",
+        "{\"id\": \"e\", \"aggregate_type\": \"a\", \"aggregate_id\": \"o\", \"event_type\": "
+        "\"E\", \"payload\": 1, \"traceparent\": null, \"extra\": 2}",
         NULL,
     };
     for (int i = 0; bad[i] != NULL; i++) {

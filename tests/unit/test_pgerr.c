@@ -41,7 +41,7 @@ static void test_classify_table(void)
         {"42501", PGERR_LOGIN},      /* no REPLICATION attribute, no CONNECT, no grant */
         {"42P01", PGERR_SCHEMA},     /* undefined table */
         {"3F000", PGERR_SCHEMA},     /* undefined schema */
-        {"42703", PGERR_PERMANENT},  /* undefined column */
+        {"42703", PGERR_SCHEMA},     /* undefined column: a migration not run */
         {"42704", PGERR_PERMANENT},  /* publication does not exist */
         {"42601", PGERR_PERMANENT},  /* syntax error */
         {"23505", PGERR_PERMANENT},  /* unique_violation */

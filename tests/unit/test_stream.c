@@ -132,6 +132,7 @@ static struct world {
     struct stream s;
     struct relay_common_config common;
     struct relay_stream_config cfg;
+    struct outbox_columns columns;
     volatile sig_atomic_t stop;
     int64_t now;
     const struct fixture *fx;
@@ -543,10 +544,12 @@ static void world_init(const struct fixture *fx, const struct oracle *o)
     w.now = 1000 * SEC;
     w.fail_event = -1;
     w.verified = START_LSN;
+    outbox_columns_default(&w.columns);
     w.common = (struct relay_common_config){
         .table_schema = "public",
         .table_name = "outbox",
         .topic_template = "${aggregate_type}.events",
+        .columns = &w.columns,
         .shutdown_timeout_ms = 1000,
         .server_timeout_ms = 3600 * 1000,
         .stop = {&w.stop, -1},
