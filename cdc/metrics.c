@@ -136,6 +136,9 @@ char *metrics_render(const struct metrics_snapshot *s, const struct prom_process
     prom_metric_u64(&b, "cdc_relay_catching_up", "gauge",
                     "1 while the relay is catching up a WAL backlog (and logs its progress).",
                     s->catching_up ? 1 : 0);
+    prom_metric_u64(&b, "cdc_relay_standby_waiting", "gauge",
+                    "1 while a --standby relay waits for the slot another session holds.",
+                    s->standby_waiting ? 1 : 0);
     prom_metric_u64(&b, "cdc_relay_ready", "gauge", "1 when /readyz answers 200.",
                     metrics_ready(s, now_mono_us, reason, sizeof(reason)) ? 1 : 0);
     if (proc != NULL)

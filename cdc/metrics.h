@@ -35,6 +35,7 @@ struct metrics_snapshot {
     int64_t oldest_pending_commit_us; /* Unix µs, from the server's commit timestamp */
     bool streaming;                   /* START_REPLICATION succeeded, stream not ended */
     bool catching_up;
+    bool standby_waiting;       /* --standby: waiting for the slot another session holds */
     int64_t last_server_msg_us; /* CLOCK_MONOTONIC µs of the last CopyData from the server */
     int server_timeout_ms;
     bool have_kafka; /* a producer exists; kafka is valid */

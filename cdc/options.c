@@ -134,6 +134,21 @@ static const struct cfg_opt opts[] = {
      0, "fail if the slot is missing instead of creating it"},
     {"no-create-publication", 0, "CDC_NO_CREATE_PUBLICATION", NULL, "false", 0, OPT_BOOL,
      OFF(no_create_publication), 0, 0, "fail if the publication is missing instead of creating it"},
+    {"no-failover-slot", 0, "CDC_NO_FAILOVER_SLOT", NULL, "false", 0, OPT_BOOL,
+     OFF(no_failover_slot), 0, 0,
+     "create the slot without FAILOVER (PostgreSQL 17+ creates it\n"
+     "with it, so standbys with sync_replication_slots keep a copy)"},
+    {"require-failover-ready", 0, "CDC_REQUIRE_FAILOVER_READY", NULL, "false", 0, OPT_BOOL,
+     OFF(relay.stream.require_failover_ready), 0, 0,
+     "PostgreSQL 17+: exit 1 at the start when the slot is not a\n"
+     "failover slot or the primary shows a standby's copy could\n"
+     "not survive a promotion (default: a warning)"},
+    {"standby", 0, "CDC_STANDBY", NULL, "false", 0, OPT_BOOL, OFF(relay.stream.standby), 0, 0,
+     "one of a pair of relays on the same slot: while another\n"
+     "session holds the slot, wait for it without limit (polled\n"
+     "every second) and take over once it is free, instead of\n"
+     "exit 4 after 15 s; the slot's position wins over the\n"
+     "state file's (docs/operations.md)"},
     {"start-lsn", 0, NULL, "X/Y", NULL, CFG_CLI_ONLY, OPT_LSN, OFF(relay.stream.start_lsn), 0, 0,
      "relay only transactions whose commit LSN is >= X/Y;\n"
      "refused if older than the slot's confirmed_flush_lsn"},
@@ -432,6 +447,10 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
         return cfg_seterr(errbuf, errlen,
                           "--start-lsn, --end-lsn, --source messages, --heartbeat-interval and "
                           "--replay-window need --mode stream");
+    if (o->relay.poll_mode && o->relay.stream.standby)
+        return cfg_seterr(errbuf, errlen,
+                          "--standby needs --mode stream (poll mode relays share the table: run "
+                          "them side by side)");
     if (!o->relay.poll_mode && o->relay.poll.until_empty)
         return cfg_seterr(errbuf, errlen, "--until-empty needs --mode poll");
     r = row("checkpoint-topic");
@@ -498,6 +517,7 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
         return cfg_seterr(errbuf, errlen, "--message-prefix must not be empty");
     o->relay.stream.create_slot = !o->no_create_slot;
     o->relay.stream.create_publication = !o->no_create_publication;
+    o->relay.stream.failover_slot = !o->no_failover_slot;
     if (!o->no_state_file) {
         if (cfg_get(&o->set, row("state-file")) == NULL) {
             snprintf(o->default_state, sizeof(o->default_state), "cdc-relay.%s.state",

@@ -58,7 +58,7 @@ struct options {
     struct outbox_columns columns; /* relay.columns points here */
     char header_spec[4096];        /* --header-columns, cut into names for columns */
     bool no_state_file;
-    bool no_create_slot, no_create_publication, print_config;
+    bool no_create_slot, no_create_publication, print_config, no_failover_slot;
     char table_schema[128], table_name[128];
     char default_state[512];
     struct sink_prop props[OPTIONS_MAX_KAFKA_PROPS]; /* names owned, values borrowed */

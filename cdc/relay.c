@@ -29,6 +29,10 @@
  * before the relay gives up (RELAY_EXIT_TEMPORARY): a killed relay's
  * walsender lingers until it notices the closed socket. */
 #define RELAY_BUSY_GIVE_UP_US INT64_C(15000000)
+/* --standby: how often a waiting relay looks at the slot again. A dead
+ * relay's walsender frees it within moments of the closed socket, so this
+ * bounds the takeover time; each look is one short connection. */
+#define RELAY_STANDBY_POLL_MS 1000
 
 struct relay {
     struct stream s; /* the loop's state; s.src is rc while it is open */
@@ -49,7 +53,9 @@ struct relay {
 
     struct watch *watch;
     char app_name[48];
-    bool first; /* no stream started yet in this run */
+    bool first;               /* no stream started yet in this run */
+    bool streamed_once;       /* START_REPLICATION succeeded at least once */
+    int64_t standby_since_us; /* --standby: waiting for the slot since */
     int backoff_ms;
     int64_t busy_since_us;  /* the slot busy (not by us) since; 0: not busy */
     int own_holder_logged;  /* pid of our own walsender last logged as holding the slot */
@@ -201,6 +207,7 @@ static bool first_start_position(struct relay *r, const struct repl_slot_info *i
         .state_file = cfg->state_file != NULL,
         .start_lsn = cfg->start_lsn,
         .checkpoint = r->s.eos != NULL ? r->eos_checkpoint : 0,
+        .standby = cfg->standby,
     };
     struct resume_slot slot = resume_slot_of(info);
     struct resume_plan plan;
@@ -217,9 +224,19 @@ static bool first_start_position(struct relay *r, const struct repl_slot_info *i
             in.state = &st;
     }
     why = resume_first_start(&in, &slot, &plan);
+    if (in.state != NULL && st.timeline != 0 && st.timeline != info->timeline &&
+        strcmp(st.systemid, info->systemid) == 0)
+        log_info("state file %s was written on timeline %u, the server is on %u: a standby was "
+                 "promoted since (same system identifier)",
+                 cfg->state_file, (unsigned)st.timeline, (unsigned)info->timeline);
     if (plan.note == RESUME_NOTE_NO_STATE_YET)
         log_info("no state file %s yet: starting from slot \"%s\" at " LSN_FMT, cfg->state_file,
                  cfg->slot, LSN_ARGS(info->confirmed_flush));
+    if (plan.note == RESUME_NOTE_PAIR_AHEAD)
+        log_info("slot \"%s\" is at " LSN_FMT ", past this relay's saved position " LSN_FMT
+                 " (state file %s): the other relay of the pair delivered up to there "
+                 "(--standby); starting from the slot",
+                 cfg->slot, LSN_ARGS(info->confirmed_flush), LSN_ARGS(st.lsn), cfg->state_file);
     if (plan.note == RESUME_NOTE_SAVED)
         log_info("resuming from saved position " LSN_FMT " (state file %s, slot at " LSN_FMT ")",
                  LSN_ARGS(st.lsn), cfg->state_file, LSN_ARGS(info->confirmed_flush));
@@ -262,9 +279,67 @@ static enum step make_producer(struct relay *r)
     return STEP_ON;
 }
 
+/*
+ * PostgreSQL 17+, at the first connection: whether a promoted standby would
+ * have the slot (docs/operations.md, "Failover to a standby"). A warning, or
+ * with --require-failover-ready a refusal (false, logged).
+ */
+static bool failover_ready(struct relay *r, const struct repl_slot_info *info)
+{
+    const struct relay_stream_config *cfg = r->cfg;
+    enum log_level level = cfg->require_failover_ready ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN;
+
+    if (info->server_version < 170000)
+        return true;
+    if (!info->failover)
+        log_write(level,
+                  "replication slot \"%s\" has failover = false%s: a promoted standby will not "
+                  "have it, and the relay stops there (docs/operations.md, \"Failover to a "
+                  "standby\")",
+                  cfg->slot,
+                  cfg->failover_slot ? " (created so before, or by hand)"
+                                     : " (--no-failover-slot)");
+    else if (info->failover_gaps[0] != '\0')
+        log_write(level,
+                  "failover slot \"%s\": %s; a standby's copy may not survive a promotion "
+                  "(docs/operations.md, \"Failover to a standby\")",
+                  cfg->slot, info->failover_gaps);
+    else
+        return true;
+    if (!cfg->require_failover_ready)
+        return true;
+    r->result = RELAY_EXIT_ERROR;
+    return false;
+}
+
+/*
+ * --standby, before this run ever streamed: the slot is held by another
+ * session (the active relay of the pair). Logged once when the wait starts;
+ * systemd hears READY=1 then, as a waiting standby is doing its job.
+ */
+static enum step standby_wait(struct relay *r)
+{
+    char status[256];
+
+    r->backoff_ms = RELAY_STANDBY_POLL_MS;
+    if (r->s.standby_waiting) {
+        log_debug("standby: %s", r->s.err);
+        return STEP_RETRY;
+    }
+    r->s.standby_waiting = true;
+    r->standby_since_us = pace_monotonic_us();
+    log_info("standby: %s; waiting for it to be free, looking every %d ms", r->s.err,
+             RELAY_STANDBY_POLL_MS);
+    snprintf(status, sizeof(status), "standby: waiting for slot %s", r->cfg->slot);
+    notify_ready(status);
+    stream_observe(&r->s, true);
+    return STEP_RETRY;
+}
+
 /* repl_open and what its outcome means: a busy slot is waited for (without
- * limit when its holder is this process's own walsender, else for
- * RELAY_BUSY_GIVE_UP_US), connection trouble retried with backoff. */
+ * limit when its holder is this process's own walsender, or with --standby
+ * before the first stream, else for RELAY_BUSY_GIVE_UP_US), connection
+ * trouble retried with backoff. */
 static enum step open_slot(struct relay *r, struct repl_slot_info *info)
 {
     const struct relay_common_config *common = r->s.common;
@@ -286,6 +361,18 @@ static enum step open_slot(struct relay *r, struct repl_slot_info *info)
         r->s.stats.reconnects_pg++;
         return STEP_RETRY;
     }
+    if (st == REPL_EBUSY && r->cfg->standby && !r->streamed_once)
+        return standby_wait(r);
+    if (st == REPL_EBUSY && r->cfg->standby) {
+        /* The other relay of the pair took over while this one was
+         * reconnecting: the tracker and producer now lag the slot, so start
+         * over as the pair's standby rather than wait here. */
+        log_error("%s: the other relay of the pair took over; exit %d, to be started again as "
+                  "the standby",
+                  r->s.err, RELAY_EXIT_TEMPORARY);
+        r->result = RELAY_EXIT_TEMPORARY;
+        return STEP_OUT;
+    }
     if (st == REPL_EBUSY) {
         int64_t now = pace_monotonic_us();
 
@@ -304,6 +391,15 @@ static enum step open_slot(struct relay *r, struct repl_slot_info *info)
         r->backoff_ms = 1000;
         r->s.stats.reconnects_pg++;
         return STEP_RETRY;
+    }
+    if (st == REPL_EFATAL && !r->first && info->timeline != 0 && info->timeline != r->s.timeline &&
+        strcmp(info->systemid, r->s.systemid) == 0) {
+        log_error("%s. The server is on timeline %u now, was %u: a standby was promoted, and it "
+                  "has no copy of the slot (failover slots need PostgreSQL 17+ and the "
+                  "settings in docs/operations.md, \"Failover to a standby\", which also has "
+                  "the re-emit procedure)",
+                  r->s.err, (unsigned)info->timeline, (unsigned)r->s.timeline);
+        return STEP_OUT;
     }
     if (st == REPL_EFATAL) {
         log_error("%s", r->s.err);
@@ -335,8 +431,15 @@ static enum step open_slot(struct relay *r, struct repl_slot_info *info)
                  "table exists)",
                  r->cfg->publication, common->table_schema, common->table_name);
     if (info->created)
-        log_info("created replication slot \"%s\" (pgoutput) at " LSN_FMT, r->cfg->slot,
-                 LSN_ARGS(info->confirmed_flush));
+        log_info("created replication slot \"%s\" (pgoutput%s) at " LSN_FMT, r->cfg->slot,
+                 info->failover ? ", failover" : "", LSN_ARGS(info->confirmed_flush));
+    if (r->first && !failover_ready(r, info))
+        return STEP_OUT;
+    if (!r->first && info->timeline != r->s.timeline)
+        log_warn("the server is on timeline %u now, was %u, with the same system identifier: a "
+                 "standby was promoted; continuing from its copy of slot \"%s\"",
+                 (unsigned)info->timeline, (unsigned)r->s.timeline, r->cfg->slot);
+    r->s.timeline = info->timeline;
     return STEP_ON;
 }
 
@@ -405,6 +508,16 @@ static enum step choose_start(struct relay *r, const struct repl_slot_info *info
         tracker_free(r->s.tracker);
         r->s.tracker = tracker_new(*start);
     }
+    if (why == RESUME_SLOT_PAST_DELIVERED && r->cfg->standby) {
+        log_error("slot \"%s\" has confirmed_flush_lsn " LSN_FMT
+                  ", ahead of the last position this relay delivered (" LSN_FMT
+                  "): the other relay of the pair took over and moved it on while this one was "
+                  "reconnecting; exit %d, to be started again as the standby",
+                  r->cfg->slot, LSN_ARGS(info->confirmed_flush), LSN_ARGS(*start),
+                  RELAY_EXIT_TEMPORARY);
+        r->result = RELAY_EXIT_TEMPORARY;
+        return STEP_OUT;
+    }
     if (why != RESUME_OK) {
         log_refusal(r, why, info, NULL, *start);
         return STEP_OUT;
@@ -425,6 +538,13 @@ static enum step start_streaming(struct relay *r, const struct repl_slot_info *i
         log_error("%s", r->s.err);
         return STEP_OUT;
     }
+    if (st == REPL_EBUSY && r->cfg->standby && !r->streamed_once) {
+        /* The other relay of the pair won the race for the slot: wait
+         * again, and check the start position again after. */
+        drop_connection(r);
+        r->first = true;
+        return standby_wait(r);
+    }
     if (st != REPL_OK) {
         log_warn("%s", r->s.err);
         drop_connection(r);
@@ -435,6 +555,12 @@ static enum step start_streaming(struct relay *r, const struct repl_slot_info *i
         return STEP_RETRY;
     }
     r->slot_created_unused = false;
+    r->streamed_once = true;
+    if (r->s.standby_waiting) {
+        log_info("standby: taking over slot \"%s\" after waiting %.1f s", r->cfg->slot,
+                 (double)(pace_monotonic_us() - r->standby_since_us) / 1e6);
+        r->s.standby_waiting = false;
+    }
     log_info("streaming slot \"%s\" publication \"%s\" from " LSN_FMT " (database \"%s\")",
              r->cfg->slot, r->cfg->publication, LSN_ARGS(start), info->dbname);
     r->s.fb.last_sent_us = 0; /* answer a new server at once */
@@ -550,6 +676,7 @@ static void relay_init(struct relay *r, const struct relay_common_config *common
         .table_name = common->table_name,
         .create_slot = cfg->create_slot,
         .create_publication = cfg->create_publication,
+        .failover_slot = cfg->failover_slot,
         .proto_version = 1,
         .connect_timeout_s = common->connect_timeout_s,
         .stop_fd = common->stop.fd,
@@ -593,7 +720,10 @@ enum relay_exit relay_run(const struct relay_common_config *common,
         if ((step = make_producer(&r)) != STEP_ON)
             break;
         if (r.backoff_ms > 0) {
-            log_info("reconnecting in %d ms", r.backoff_ms);
+            if (r.s.standby_waiting)
+                log_debug("standby: looking at the slot again in %d ms", r.backoff_ms);
+            else
+                log_info("reconnecting in %d ms", r.backoff_ms);
             pace_sleep_ms(r.backoff_ms, &common->stop);
             if (*common->stop.flag)
                 break;

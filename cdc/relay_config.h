@@ -45,6 +45,13 @@ struct relay_stream_config {
     const char *publication;
     bool create_slot;
     bool create_publication;
+    /* --standby: wait without limit while another session holds the slot, then
+     * take over from the slot's position */
+    bool standby;
+    bool failover_slot; /* create the slot with FAILOVER on PostgreSQL 17+ */
+    /* --require-failover-ready: refuse to start while the primary shows a
+     * failover slot could not survive a promotion (else a warning) */
+    bool require_failover_ready;
     uint64_t start_lsn; /* 0: resume from the slot */
     uint64_t end_lsn;   /* 0: run until stopped */
     int status_interval_ms;

@@ -40,6 +40,9 @@ struct repl_opts {
     const char *table_name;
     bool create_slot;
     bool create_publication;
+    /* PostgreSQL 17+: create the slot with FAILOVER, so standbys with
+     * sync_replication_slots keep a copy a promotion can continue from */
+    bool failover_slot;
     int proto_version;
     bool messages; /* message mode: pgoutput 'messages' on, the publication may be empty */
     int connect_timeout_s;
@@ -58,10 +61,16 @@ struct repl_opts {
 /* What the server said about the slot before streaming. */
 struct repl_slot_info {
     bool created;             /* this call created it */
+    bool failover;            /* the slot has failover = true (PostgreSQL 17+) */
     uint64_t confirmed_flush; /* slot's confirmed_flush_lsn (consistent point if created) */
     bool publication_created;
     char dbname[128];
-    char systemid[32];          /* IDENTIFY_SYSTEM systemid: which cluster this is */
+    char systemid[32];  /* IDENTIFY_SYSTEM systemid: which cluster this is */
+    uint32_t timeline;  /* IDENTIFY_SYSTEM timeline: a promotion moves it on */
+    int server_version; /* PQserverVersion, e.g. 170006 */
+    /* A failover slot on 17+: what the primary shows missing for a standby's
+     * copy to survive a promotion ("" when nothing; docs/operations.md) */
+    char failover_gaps[512];
     uint64_t server_wal_end;    /* IDENTIFY_SYSTEM xlogpos */
     struct repl_walsender self; /* this connection's walsender */
     /* REPL_EBUSY: the session holding the slot (pid 0 when unknown), and

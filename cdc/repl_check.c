@@ -84,6 +84,8 @@ static enum repl_status identify(struct repl_conn *rc, struct repl_slot_info *in
         return REPL_EFATAL;
     }
     snprintf(info->systemid, sizeof(info->systemid), "%s", PQgetvalue(res, 0, 0));
+    info->timeline = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
+    info->server_version = PQserverVersion(rc->conn);
     if (!lsn_parse(PQgetvalue(res, 0, 2), &info->server_wal_end))
         info->server_wal_end = 0;
     if (PQgetisnull(res, 0, 3)) {
@@ -228,8 +230,11 @@ static enum repl_status create_slot(struct repl_conn *rc, struct repl_slot_info 
 
     if (!repl_quote(rc, rc->opts->slot, false, slot_id, sizeof(slot_id), err, errlen))
         return REPL_EFATAL;
-    snprintf(sql, sizeof(sql), "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT 'nothing')",
-             slot_id);
+    /* FAILOVER (PostgreSQL 17+): standbys with sync_replication_slots keep
+     * a copy of the slot, so a promoted one can be streamed from. */
+    info->failover = rc->opts->failover_slot && PQserverVersion(rc->conn) >= 170000;
+    snprintf(sql, sizeof(sql), "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT 'nothing'%s)",
+             slot_id, info->failover ? ", FAILOVER true" : "");
     res = repl_exec_interruptible(rc, sql, &stopped);
     if (stopped) {
         pgconn_set_err(err, errlen, "stopped while creating replication slot \"%s\"",
@@ -342,8 +347,10 @@ static enum repl_status ensure_slot(struct repl_conn *rc, struct repl_slot_info 
     st = repl_queryf(rc, PGRES_TUPLES_OK, &res, NULL, err, errlen,
                      "SELECT slot_type, coalesce(plugin, ''), coalesce(database, ''), active, "
                      "coalesce(active_pid::text, ''), coalesce(wal_status, ''), "
-                     "coalesce(confirmed_flush_lsn::text, '0/0') "
-                     "FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
+                     "coalesce(confirmed_flush_lsn::text, '0/0'), "
+                     /* failover: PostgreSQL 17+; NULL before */
+                     "coalesce(pg_catalog.to_jsonb(s.*) ->> 'failover', 'false') "
+                     "FROM pg_catalog.pg_replication_slots s WHERE slot_name = %s",
                      slot);
     if (st != REPL_OK)
         return st;
@@ -394,10 +401,59 @@ static enum repl_status ensure_slot(struct repl_conn *rc, struct repl_slot_info 
     } else if (!lsn_parse(PQgetvalue(res, 0, 6), &info->confirmed_flush)) {
         pgconn_set_err(err, errlen, "cannot parse confirmed_flush_lsn '%s'", PQgetvalue(res, 0, 6));
     } else {
+        info->failover = strcmp(PQgetvalue(res, 0, 7), "true") == 0;
         st = REPL_OK;
     }
     PQclear(res);
     return st;
+}
+
+/* Appends one finding to a "; "-separated list. */
+static void add_gap(char *gaps, size_t len, const char *what)
+{
+    size_t used = strlen(gaps);
+
+    snprintf(gaps + used, len - used, "%s%s", used > 0 ? "; " : "", what);
+}
+
+/*
+ * A failover slot (17+): what the primary can show of what a standby's copy
+ * needs to survive a promotion. The standby's own settings
+ * (sync_replication_slots, dbname in primary_conninfo) and its copy's state
+ * are only visible on the standby (docs/operations.md). Findings go to
+ * info->failover_gaps; a query that fails leaves a finding, not an error.
+ */
+static void check_failover(struct repl_conn *rc, struct repl_slot_info *info)
+{
+    PGresult *res = NULL;
+    char err[256];
+
+    info->failover_gaps[0] = '\0';
+    if (!info->failover || info->server_version < 170000)
+        return;
+    if (repl_run_query(rc,
+                       "SELECT pg_catalog.current_setting('synchronized_standby_slots') = '', "
+                       "count(*) FILTER (WHERE s.active), "
+                       "count(*) FILTER (WHERE s.active AND s.xmin IS NOT NULL) "
+                       "FROM pg_catalog.pg_replication_slots s WHERE s.slot_type = 'physical'",
+                       PGRES_TUPLES_OK, &res, NULL, err, sizeof(err)) != REPL_OK ||
+        PQntuples(res) != 1 || PQnfields(res) != 3) {
+        add_gap(info->failover_gaps, sizeof(info->failover_gaps),
+                "the primary's settings could not be read");
+        PQclear(res);
+        return;
+    }
+    if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+        add_gap(info->failover_gaps, sizeof(info->failover_gaps),
+                "synchronized_standby_slots is empty on the primary (the relay may be sent "
+                "transactions no standby has: a promotion loses them, after they reached Kafka)");
+    if (atoi(PQgetvalue(res, 0, 1)) == 0)
+        add_gap(info->failover_gaps, sizeof(info->failover_gaps),
+                "no standby streams through a physical slot (primary_slot_name on the standby)");
+    else if (atoi(PQgetvalue(res, 0, 2)) == 0)
+        add_gap(info->failover_gaps, sizeof(info->failover_gaps),
+                "no standby streaming through a physical slot sends hot_standby_feedback");
+    PQclear(res);
 }
 
 enum repl_status repl_check_server(struct repl_conn *rc, struct repl_slot_info *info, char *err,
@@ -411,5 +467,7 @@ enum repl_status repl_check_server(struct repl_conn *rc, struct repl_slot_info *
         st = ensure_publication(rc, info, err, errlen);
     if (st == REPL_OK)
         st = ensure_slot(rc, info, err, errlen);
+    if (st == REPL_OK)
+        check_failover(rc, info);
     return st;
 }

@@ -25,6 +25,12 @@ static enum resume_reason from_state(const struct resume_first *in, const struct
         return RESUME_STATE_OTHER_CLUSTER;
     if (slot->created)
         return RESUME_SLOT_DROPPED;
+    if (slot->confirmed_flush > st->lsn && in->standby) {
+        /* In a pair the other relay moves the slot on while this one waits:
+         * the slot, not this state file, says what was delivered. */
+        plan->note = RESUME_NOTE_PAIR_AHEAD;
+        return RESUME_OK;
+    }
     if (slot->confirmed_flush > st->lsn)
         return RESUME_SLOT_PAST_STATE;
     if (st->lsn > slot->server_wal_end)

@@ -48,6 +48,8 @@ enum resume_note {
     RESUME_NOTE_NONE = 0,
     RESUME_NOTE_NO_STATE_YET, /* a state file is kept, none exists yet, the slot is not new */
     RESUME_NOTE_SAVED,        /* resuming from the saved position */
+    RESUME_NOTE_PAIR_AHEAD,   /* --standby: the slot is past the saved position (the pair's
+                                 other relay moved it); starting from the slot */
 };
 
 struct resume_first {
@@ -56,6 +58,7 @@ struct resume_first {
     const struct relay_state *state; /* what it holds; NULL when none exists yet */
     uint64_t start_lsn;              /* --start-lsn; 0: none */
     uint64_t checkpoint;             /* --exactly-once checkpoint's end LSN; 0: none */
+    bool standby;                    /* --standby: another relay may have moved the slot on */
 };
 
 struct resume_plan {

@@ -3,13 +3,16 @@
  *   slot=cdc_outbox_slot
  *   systemid=7441234567890123456
  *   lsn=0/1A2B3C4
- * Unknown keys are ignored (room to grow); the three above are required.
+ *   timeline=1
+ * Unknown keys are ignored (room to grow); the first three are required,
+ * timeline is optional (files written before it existed lack it: 0).
  */
 #include "state.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -42,6 +45,8 @@ int state_load(const char *path, struct relay_state *st, char *err, size_t errle
         } else if (strcmp(line, "systemid") == 0) {
             snprintf(st->systemid, sizeof(st->systemid), "%s", eq + 1);
             have |= 2;
+        } else if (strcmp(line, "timeline") == 0) {
+            st->timeline = (uint32_t)strtoul(eq + 1, NULL, 10);
         } else if (strcmp(line, "lsn") == 0) {
             if (!lsn_parse(eq + 1, &st->lsn)) {
                 snprintf(err, errlen, "state file %s: lsn '%s' is not X/Y", path, eq + 1);
@@ -85,8 +90,8 @@ int state_save(const char *path, const struct relay_state *st, char *err, size_t
     int fd, n;
 
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    n = snprintf(body, sizeof(body), "slot=%s\nsystemid=%s\nlsn=" LSN_FMT "\n", st->slot,
-                 st->systemid, LSN_ARGS(st->lsn));
+    n = snprintf(body, sizeof(body), "slot=%s\nsystemid=%s\nlsn=" LSN_FMT "\ntimeline=%u\n",
+                 st->slot, st->systemid, LSN_ARGS(st->lsn), (unsigned)st->timeline);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
         snprintf(err, errlen, "cannot write state file %s: %s", tmp, strerror(errno));

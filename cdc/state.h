@@ -15,6 +15,7 @@
 struct relay_state {
     char slot[128];
     char systemid[32];
+    uint32_t timeline; /* 0: not recorded (a file from before timelines were) */
     uint64_t lsn;
 };
 

@@ -28,6 +28,9 @@
 /* Messages handled before the loop serves reports and feedback again, so a
  * backlog cannot starve the status updates. */
 #define STREAM_RECV_BUDGET 2048
+/* The publication check of a clean stop: polled this often, this many times. */
+#define STREAM_STOP_CHECK_POLL_MS 50
+#define STREAM_STOP_CHECK_POLLS   100
 
 static const struct stream_clock pace_clock = {pace_monotonic_us, pace_now_us};
 
@@ -163,6 +166,7 @@ static bool send_status(struct stream *s, bool reply_requested)
 
         snprintf(st.slot, sizeof(st.slot), "%s", s->cfg->slot);
         snprintf(st.systemid, sizeof(st.systemid), "%s", s->systemid);
+        st.timeline = s->timeline;
         if (state_save(s->cfg->state_file, &st, s->err, sizeof(s->err)) != 0) {
             log_error("%s; stopping so that nothing is confirmed unsaved", s->err);
             s->fatal = true;
@@ -252,6 +256,7 @@ void stream_observe(struct stream *s, bool force)
     snap.pending_known = tracker_oldest_pending_time(s->tracker, &snap.oldest_pending_commit_us);
     snap.streaming = s->streaming;
     snap.catching_up = s->catchup.active;
+    snap.standby_waiting = s->standby_waiting;
     snap.last_server_msg_us = s->last_server_msg_us;
     memcpy(snap.latency, s->latency, sizeof(snap.latency));
     metrics_board_publish(s->common->metrics, &snap);
@@ -626,6 +631,52 @@ enum stream_end stream_run(struct stream *s)
     return eos_stream_end(s, stream(s));
 }
 
+/*
+ * A clean stop confirms everything delivered, so whoever reads the slot next
+ * (a restart without the state file, the standby of a pair) sends nothing
+ * again: the publication check that lets it be confirmed runs now rather
+ * than at its interval. Bounded (STREAM_STOP_CHECK_POLLS); a check that
+ * fails or does not end leaves the confirmed position where it was:
+ * duplicates at the next start, never a loss.
+ */
+static void publication_check_before_stop(struct stream *s)
+{
+    uint64_t safe = tracker_safe_lsn(s->tracker);
+
+    if (s->cfg->source_messages || s->watch == NULL || s->src == NULL)
+        return;
+    for (int i = 0; i < STREAM_STOP_CHECK_POLLS && safe > s->confirm.pub_verified; i++) {
+        struct pollfd pfd[4];
+        int n;
+
+        if (!s->check_running) {
+            s->check_covers =
+                confirm_pub_check_started(&s->confirm, safe, s->write_lsn, s->clock->mono_us());
+            s->watch_ops->check_start(s->watch);
+            s->check_running = true;
+        }
+        switch (s->watch_ops->check_result(s->watch, s->err, sizeof(s->err))) {
+        case RELAY_CHECK_RUNNING:
+            break;
+        case RELAY_CHECK_PASSED:
+            s->check_running = false;
+            confirm_pub_verified(&s->confirm, s->check_covers);
+            continue;
+        case RELAY_CHECK_GONE:
+            s->check_running = false;
+            log_error("%s", s->err);
+            return;
+        case RELAY_CHECK_FAILED:
+            s->check_running = false;
+            log_warn("%s; confirming only up to " LSN_FMT, s->err,
+                     LSN_ARGS(s->confirm.pub_verified));
+            return;
+        }
+        n = s->watch_ops->pollfds(s->watch, pfd, 4);
+        (void)poll(pfd, (nfds_t)n, STREAM_STOP_CHECK_POLL_MS);
+    }
+}
+
 bool stream_drain(struct stream *s)
 {
     int64_t budget_ms = s->common->shutdown_timeout_ms;
@@ -648,6 +699,7 @@ bool stream_drain(struct stream *s)
     (void)tracker_safe_lsn(s->tracker); /* pops what was delivered, so idle is accurate */
     if (s->fatal || s->rewind || tracker_failed(s->tracker) || !tracker_idle(s->tracker))
         complete = false;
+    publication_check_before_stop(s);
     if (s->src != NULL && send_status(s, false))
         log_info("confirmed position " LSN_FMT, LSN_ARGS(tracker_safe_lsn(s->tracker)));
     return complete;

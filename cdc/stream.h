@@ -86,6 +86,7 @@ struct stream {
     bool check_running;    /* a publication check was started and has no outcome yet */
     uint64_t check_covers; /* what it confirms if it passes */
     char systemid[32];     /* the cluster, for the state file */
+    uint32_t timeline;     /* and its timeline (IDENTIFY_SYSTEM of the latest connection) */
 
     /* what status updates report (state file, replay window, publication
      * check, held keepalive position) */
@@ -110,6 +111,7 @@ struct stream {
     int64_t xlog_sent_us; /* send time in the header of the XLogData being handled */
     struct prom_hist latency[LATENCY_STAGES];
     bool streaming;
+    bool standby_waiting; /* --standby: waiting for the slot another session holds */
     int64_t next_publish_us;
     struct catchup catchup;
     char err[1024];

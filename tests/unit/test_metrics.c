@@ -392,6 +392,7 @@ static void test_render_parses_back(void)
             "cdc_relay_broker_rtt_seconds",
             "cdc_relay_streaming",
             "cdc_relay_catching_up",
+            "cdc_relay_standby_waiting",
             "cdc_relay_ready",
             "process_cpu_seconds_total",
             "process_open_fds",
@@ -435,12 +436,20 @@ static void test_render_idle_and_clamped(void)
     CHECK_EQ_INT(value_of(&e, "cdc_relay_lag_seconds"), 0); /* nothing in flight */
     CHECK_EQ_INT(value_of(&e, "cdc_relay_streaming"), 0);
     CHECK_EQ_INT(value_of(&e, "cdc_relay_ready"), 0);
+    CHECK_EQ_INT(value_of(&e, "cdc_relay_standby_waiting"), 0);
     /* no producer: the broker families are present, without samples */
     CHECK(family_find(&e, "cdc_relay_broker_up") != NULL);
     CHECK(find(&e, "cdc_relay_broker_up", "broker", "127.0.0.1:9092/1") == NULL);
     /* without process figures or library versions those families are left out */
     CHECK(family_find(&e, "process_start_time_seconds") == NULL);
     CHECK(family_find(&e, "cdc_relay_build_info") == NULL);
+    free(text);
+    /* a --standby relay waiting for the slot: not ready, and says why */
+    s.standby_waiting = true;
+    text = metrics_render(&s, NULL, NULL, 1000, 1000);
+    CHECK(exposition_parse(text, &e));
+    CHECK_EQ_INT(value_of(&e, "cdc_relay_standby_waiting"), 1);
+    CHECK_EQ_INT(value_of(&e, "cdc_relay_ready"), 0);
     free(text);
 }
 

@@ -168,6 +168,37 @@ static void test_reconnect(void)
     }
 }
 
+/* --standby: a slot past the saved position is the pair's other relay's
+ * doing, so the start is the slot's; every other check of the file stays. */
+static void test_first_start_of_a_standby(void)
+{
+    struct relay_state st = {.slot = "s1", .systemid = "7000", .lsn = 400};
+    struct resume_first in = {.slot = "s1", .state_file = true, .state = &st, .standby = true};
+    struct resume_slot slot = {.confirmed_flush = 500, .server_wal_end = 900, .systemid = "7000"};
+    struct resume_plan plan;
+
+    CHECK_EQ_INT(resume_first_start(&in, &slot, &plan), RESUME_OK);
+    CHECK_EQ_U64(plan.start, 500);
+    CHECK_EQ_INT(plan.note, RESUME_NOTE_PAIR_AHEAD);
+    /* a slot that moved back (server crash): the saved position, as without */
+    st.lsn = 700;
+    CHECK_EQ_INT(resume_first_start(&in, &slot, &plan), RESUME_OK);
+    CHECK_EQ_U64(plan.start, 700);
+    CHECK_EQ_INT(plan.note, RESUME_NOTE_SAVED);
+    st.lsn = 950;
+    CHECK_EQ_INT(resume_first_start(&in, &slot, &plan), RESUME_STATE_PAST_SERVER);
+    st.lsn = 400;
+    slot.created = true;
+    CHECK_EQ_INT(resume_first_start(&in, &slot, &plan), RESUME_SLOT_DROPPED);
+    slot.created = false;
+    snprintf(st.systemid, sizeof(st.systemid), "7001");
+    CHECK_EQ_INT(resume_first_start(&in, &slot, &plan), RESUME_STATE_OTHER_CLUSTER);
+    /* without --standby the same slot is refused */
+    snprintf(st.systemid, sizeof(st.systemid), "7000");
+    in.standby = false;
+    CHECK_EQ_INT(resume_first_start(&in, &slot, &plan), RESUME_SLOT_PAST_STATE);
+}
+
 static void test_checkpoint_against_the_server(void)
 {
     struct resume_slot slot = {.confirmed_flush = 100, .server_wal_end = 900, .systemid = "7000"};
@@ -180,6 +211,7 @@ static void test_checkpoint_against_the_server(void)
 int main(void)
 {
     RUN(test_first_start);
+    RUN(test_first_start_of_a_standby);
     RUN(test_reconnect);
     RUN(test_checkpoint_against_the_server);
     return check_summary();

@@ -17,7 +17,8 @@ static void test_round_trip_and_malformed_files(void)
 {
     char dir[] = "/tmp/test_state.XXXXXX";
     char path[256], err[512];
-    struct relay_state st = {.slot = "cdc_outbox_slot", .systemid = "7441", .lsn = 0x16B374D848ULL};
+    struct relay_state st = {
+        .slot = "cdc_outbox_slot", .systemid = "7441", .timeline = 3, .lsn = 0x16B374D848ULL};
     struct relay_state back;
 
     if (mkdtemp(dir) == NULL) {
@@ -32,6 +33,7 @@ static void test_round_trip_and_malformed_files(void)
     CHECK_STR(back.slot, "cdc_outbox_slot");
     CHECK_STR(back.systemid, "7441");
     CHECK_EQ_U64(back.lsn, 0x16B374D848ULL);
+    CHECK_EQ_INT(back.timeline, 3);
     st.lsn = 0x16B374D900ULL;
     CHECK_EQ_INT(state_save(path, &st, err, sizeof(err)), 0); /* replaces */
     CHECK_EQ_INT(state_load(path, &back, err, sizeof(err)), 1);
@@ -44,6 +46,7 @@ static void test_round_trip_and_malformed_files(void)
     write_file(path, "# comment\nfuture=1\nslot=x\nsystemid=1\nlsn=0/10\n");
     CHECK_EQ_INT(state_load(path, &back, err, sizeof(err)), 1);
     CHECK_EQ_U64(back.lsn, 0x10);
+    CHECK_EQ_INT(back.timeline, 0); /* a file from before the timeline was recorded */
 
     snprintf(path, sizeof(path), "%s/missing-dir/relay.state", dir);
     CHECK_EQ_INT(state_save(path, &st, err, sizeof(err)), -1);
