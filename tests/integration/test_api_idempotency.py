@@ -316,6 +316,17 @@ def _wait_for_sleeper(stack):
     )
 
 
+def _lock_waiters(stack) -> int:
+    """Sessions of this database waiting for another transaction's row lock."""
+    return int(
+        stack.pg.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND wait_event = 'transactionid'",
+            url=stack.url,
+        )
+    )
+
+
 @pytest.mark.parametrize("outcome", ["ROLLBACK", "COMMIT"])
 def test_request_waits_for_an_uncommitted_holder_of_its_key(api, outcome):
     """The key row inserted (uncommitted) by another transaction blocks our
@@ -324,17 +335,26 @@ def test_request_waits_for_an_uncommitted_holder_of_its_key(api, outcome):
     key = unique_name("held")
     stored = '{"id": "held", "note": "stored by the other transaction"}'
     holder = threading.Thread(
-        target=_hold_key, args=(api, key, outcome, 1.5), kwargs={"body": stored}
+        target=_hold_key, args=(api, key, outcome, 3), kwargs={"body": stored}
     )
     holder.start()
+    answer = []
     try:
         _wait_for_sleeper(api)
-        t0 = time.monotonic()
-        s, h, b = post(api, '{"item": "book", "quantity": 2}', key)
-        waited = time.monotonic() - t0
+        request = threading.Thread(
+            target=lambda: answer.append(post(api, '{"item": "book", "quantity": 2}', key))
+        )
+        request.start()
+        # Seen in the server, not timed: a loaded machine stretches any delay.
+        waited = False
+        while request.is_alive() and holder.is_alive() and not waited:
+            waited = _lock_waiters(api) > 0
+            time.sleep(0.05)
+        request.join(30)
     finally:
         holder.join(30)
-    assert waited > 0.5, "the request should have waited for the holder"
+    assert waited, "the request should have waited for the holder's lock"
+    s, h, b = answer[0]
     assert s == 201, b
     if outcome == "ROLLBACK":
         assert "idempotent-replayed" not in h
