@@ -17,25 +17,6 @@
 #include "prune_sql.h"
 #include "xmem.h"
 
-/* By SQLSTATE only (common/pgerr.h): a lost connection or a passing state
- * (lock timeout, deadlock, serialization) is worth another run; the rest
- * needs a person. */
-static enum outbox_pg_status classify(PGconn *conn, const PGresult *res)
-{
-    switch (pgconn_result_kind(conn, res)) {
-    case PGERR_CONNECTION:
-    case PGERR_TRANSIENT:
-    case PGERR_SESSION:
-    case PGERR_IN_USE:
-        return OUTBOX_PG_ERETRY;
-    case PGERR_PERMANENT:
-    case PGERR_LOGIN:
-    case PGERR_SCHEMA:
-        break;
-    }
-    return OUTBOX_PG_EFATAL;
-}
-
 /* Runs sql with nparams text parameters; on failure fills err (what: the
  * step) and returns the classified status with *res cleared. */
 static enum outbox_pg_status run(PGconn *conn, const char *what, const char *sql, int nparams,
@@ -49,7 +30,7 @@ static enum outbox_pg_status run(PGconn *conn, const char *what, const char *sql
         (want != PGRES_TUPLES_OK || (PQnfields(*res) == ncols && PQntuples(*res) >= 1)))
         return OUTBOX_PG_OK;
     pgconn_set_err(err, errlen, "%s failed: %s", what, PQerrorMessage(conn));
-    st = PQresultStatus(*res) == want ? OUTBOX_PG_EFATAL : classify(conn, *res);
+    st = PQresultStatus(*res) == want ? OUTBOX_PG_EFATAL : outbox_pg_classify(conn, *res);
     PQclear(*res);
     *res = NULL;
     return st;
@@ -239,7 +220,7 @@ enum outbox_pg_status prune_pg_partitions(struct pg_conn *conn, const char *sql,
     snprintf(cutoff, sizeof(cutoff), "%lld", (long long)cutoff_us);
     res = PQexecParams(conn, sql, 3, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 5) {
-        enum outbox_pg_status st = classify(conn, res);
+        enum outbox_pg_status st = outbox_pg_classify(conn, res);
 
         pgconn_set_err(err, errlen, "listing the partitions failed: %s", PQerrorMessage(conn));
         PQclear(res);
@@ -270,7 +251,7 @@ static enum outbox_pg_status command(PGconn *conn, const char *what, const char 
 
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         pgconn_set_err(err, errlen, "%s failed: %s", what, PQerrorMessage(conn));
-        st = classify(conn, res);
+        st = outbox_pg_classify(conn, res);
     }
     PQclear(res);
     return st;
