@@ -236,3 +236,27 @@ def test_partitioned_outbox_streams_and_prunes_by_partition(stack):
     assert r.returncode == 0 and "1 partitions dropped (5 rows)" in r.stdout, r.stdout + r.stderr
     assert ids_in_table(stack, "outbox_p") == set(now)
     assert late
+
+
+@pytest.mark.timeout(180)
+def test_replay_window_holds_the_slot_back_and_the_state_file_does_not(stack):
+    stack.start_relay("--replay-window", "1h")
+    rows = insert_old(stack, 40, "w")
+    assert len(stack.events(count=40, timeout=60)) == 40
+    # The slot stays an hour behind: by it alone nothing is known delivered.
+    r = run_bin("cdc-relay", "prune", "--slot", stack.slot, "--no-state-file", "--older-than", "1d",
+                "--wait", "3s", env={"DATABASE_URL": stack.url})
+    assert r.returncode == 5 and "--replay-window" in r.stderr, r.stdout + r.stderr
+    assert ids_in_table(stack) == set(rows)
+    # The relay's state file has the delivered position: prune goes by it.
+    r = prune(stack, "--older-than", "1d", "--wait", "60s")
+    assert r.returncode == 0 and " 40 rows deleted" in r.stdout, r.stdout + r.stderr
+    assert "or the state file" in r.stderr
+    assert ids_in_table(stack) == set()
+    # A state file of another slot is not taken for this one's.
+    other = stack.state_file + ".other"
+    with open(stack.state_file) as f, open(other, "w") as g:
+        g.write(f.read().replace(f"slot={stack.slot}", "slot=someone_else"))
+    r = run_bin("cdc-relay", "prune", "--slot", stack.slot, "--state-file", other, "--older-than",
+                "1d", "--wait", "1s", env={"DATABASE_URL": stack.url})
+    assert r.returncode == 5 and "going by the slot alone" in r.stderr, r.stdout + r.stderr
