@@ -84,15 +84,16 @@ enum outbox_pg_status prune_pg_partitions(struct pg_conn *conn, const char *sql,
 
 enum prune_pg_verdict {
     PRUNE_PG_DROPPED = 0, /* detached (and dropped unless keep) */
-    PRUNE_PG_KEPT,        /* a row does not qualify (or none at all) */
+    PRUNE_PG_KEPT,        /* a row does not qualify */
     PRUNE_PG_BUSY,        /* a lock was not granted in time: next run */
 };
 
 /*
  * In one transaction: locks the partition (ACCESS EXCLUSIVE, waiting at
  * most lock_timeout_ms), runs check_sql (prune_sql_partition_check) on it,
- * and when every row qualifies (at least one row) detaches it from the root
- * and drops it (keep: leaves it as a table of its own). dry_run: the check
+ * and when every row qualifies (an empty partition too: its range is past)
+ * detaches it from the root and drops it (keep: leaves it as a table of its
+ * own). dry_run: the check
  * only, without locks. *rows gets the partition's rows.
  */
 enum outbox_pg_status

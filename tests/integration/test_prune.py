@@ -137,6 +137,7 @@ def test_prune_never_removes_an_undelivered_row_under_load(stack):
     assert stack.relay.alive
 
 
+@pytest.mark.matrix
 @pytest.mark.timeout(120)
 def test_prune_dry_run_slot_checks_and_poll_mode(stack):
     # No slot: nothing is known delivered (exit 4).
@@ -187,6 +188,7 @@ CREATE TABLE outbox_p_now PARTITION OF outbox_p FOR VALUES FROM ('{d3}') TO ('{d
 """
 
 
+@pytest.mark.matrix
 @pytest.mark.timeout(240)
 def test_partitioned_outbox_streams_and_prunes_by_partition(stack):
     stack.pg.psql(PARTITIONED.format(d5=day(-5), d4=day(-4), d3=day(-3), d2=day(2)),
