@@ -13,11 +13,10 @@
 #include "log.h"
 #include "lsn.h"
 #include "outbox_pg.h"
+#include "pgtime.h"
 #include "prune_pg.h"
 #include "prune_sql.h"
 #include "state.h"
-
-#define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
 
 /* How often the delivered position is asked for while waiting for it. */
 #define WAIT_STEP_MS 500
@@ -295,7 +294,7 @@ int prune_run(const struct prune_config *cfg)
     int rc = PRUNE_EXIT_ERROR;
 
     run.bounds.cutoff_us = cfg->now_us - cfg->older_than_s * 1000000;
-    outbox_format_timestamp(run.bounds.cutoff_us - PG_EPOCH_OFFSET_US, cutoff, sizeof(cutoff));
+    outbox_format_timestamp(pgtime_from_unix_us(run.bounds.cutoff_us), cutoff, sizeof(cutoff));
     run.conn = outbox_pg_connect(cfg->database_url, "cdc-relay-prune", cfg->connect_timeout_s,
                                  &fatal, run.err, sizeof(run.err));
     if (run.conn == NULL) {

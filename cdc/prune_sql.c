@@ -10,18 +10,6 @@
 
 #include "poll_sql.h"
 
-/* "schema"."table" into buf. */
-static bool relation(const char *schema, const char *table, char *buf, size_t buflen)
-{
-    char s[260], t[260];
-    int n;
-
-    if (!poll_sql_quote_ident(schema, s, sizeof(s)) || !poll_sql_quote_ident(table, t, sizeof(t)))
-        return false;
-    n = snprintf(buf, buflen, "%s.%s", s, t);
-    return n > 0 && (size_t)n < buflen;
-}
-
 bool prune_sql_cond(const struct outbox_layout *layout, bool poll_mode, char *buf, size_t buflen)
 {
     const struct outbox_columns *cols = layout->cols;
@@ -70,7 +58,7 @@ bool prune_sql_batch(const char *schema, const char *table, const struct outbox_
     char rel[540], cond[1200];
     int first = poll_mode ? 2 : 3, n;
 
-    if (!relation(schema, table, rel, sizeof(rel)) ||
+    if (!poll_sql_qualified(schema, table, rel, sizeof(rel)) ||
         !prune_sql_cond(layout, poll_mode, cond, sizeof(cond)))
         return false;
     n = snprintf(buf, buflen,
@@ -91,7 +79,7 @@ bool prune_sql_count(const char *schema, const char *table, const struct outbox_
     char rel[540], cond[1200];
     int n;
 
-    if (!relation(schema, table, rel, sizeof(rel)) ||
+    if (!poll_sql_qualified(schema, table, rel, sizeof(rel)) ||
         !prune_sql_cond(layout, poll_mode, cond, sizeof(cond)))
         return false;
     n = snprintf(buf, buflen, "SELECT pg_catalog.count(*) FROM %s WHERE %s", rel, cond);
@@ -105,7 +93,7 @@ bool prune_sql_partition_check(const char *schema, const char *table,
     char rel[540], cond[1200];
     int n;
 
-    if (!relation(schema, table, rel, sizeof(rel)) ||
+    if (!poll_sql_qualified(schema, table, rel, sizeof(rel)) ||
         !prune_sql_cond(layout, poll_mode, cond, sizeof(cond)))
         return false;
     /* IS NOT TRUE: a NULL timestamp does not qualify, and keeps the partition. */
