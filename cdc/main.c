@@ -20,6 +20,7 @@
 #include "notify.h"
 #include "options.h"
 #include "poll_relay.h"
+#include "prune.h"
 #include "relay.h"
 #include "repl.h"
 #include "sink_kafka.h"
@@ -51,6 +52,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "Usage: cdc-relay [OPTIONS]\n"
                  "       cdc-relay audit --since TIME [--until TIME] [OPTIONS]\n"
+                 "       cdc-relay prune --older-than DUR [OPTIONS]\n"
                  "\n"
                  "Streams inserts into the outbox table from a Postgres logical replication slot\n"
                  "(pgoutput) to Kafka, and confirms each position to Postgres only after Kafka\n"
@@ -89,7 +91,21 @@ static void usage(FILE *out)
             "prints each row whose event is missing and each message no row explains, then a\n"
             "summary line. The same options as the relay say where the table, the topics and\n"
             "the brokers are. The audit's exit status: 0 all found, nothing unexpected; 1\n"
-            "error; 2 bad usage; 4 events missing; 5 none missing but unexpected messages.\n");
+            "error; 2 bad usage; 4 events missing; 5 none missing but unexpected messages.\n"
+            "\n"
+            "cdc-relay prune --older-than DUR [OPTIONS]: deletes outbox rows whose\n"
+            "--timestamp-column is older than DUR and whose events were delivered, in\n"
+            "batches of --batch-size rows, each its own transaction. Stream mode: prune\n"
+            "reads the WAL position L and the oldest running transaction H together, waits\n"
+            "(--wait) until the slot's confirmed position, or the --state-file's, reaches\n"
+            "L, then deletes only rows written by transactions older than H, which\n"
+            "committed before L. Poll mode: only rows whose --published-column is set. A\n"
+            "partitioned outbox (RANGE on --timestamp-column) loses whole partitions that\n"
+            "end before the cutoff and hold only such rows (detached and dropped, or\n"
+            "--keep-detached) (docs/operations.md#pruning-the-outbox). The prune's exit\n"
+            "status: 0 done (or --max-duration reached); 1 error; 2 bad usage; 4 the slot\n"
+            "is missing or unusable; 5 the delivered position did not reach L within\n"
+            "--wait (temporary: the relay is stopped or behind).\n");
 }
 
 /* The libraries as loaded (cdc_relay_build_info, --version). */
@@ -103,6 +119,42 @@ static const struct version_libs *relay_libs(void)
     libs.jansson = sink_jansson_version();
     libs.libmicrohttpd = metrics_http_mhd_version();
     return &libs;
+}
+
+/* cdc-relay prune: no metrics, no systemd notifications, the summary on
+ * stdout; a signal stops it between batches. */
+static int run_prune(const struct options *o)
+{
+    const struct relay_common_config *common = &o->relay.common;
+    struct prune_config pc = {
+        .database_url = common->database_url,
+        .table_schema = common->table_schema,
+        .table_name = common->table_name,
+        .columns = common->columns,
+        .poll_mode = o->relay.poll_mode,
+        .slot = o->relay.stream.slot,
+        .state_file = o->relay.stream.state_file,
+        .now_us = o->now_us,
+        .older_than_s = o->prune.older_than_s,
+        .batch_size = o->prune.batch_size,
+        .batch_pause_ms = o->prune.batch_pause_ms,
+        .max_duration_ms = o->prune.max_duration_ms,
+        .wait_ms = o->prune.wait_ms,
+        .lock_timeout_ms = o->prune.lock_timeout_ms,
+        .dry_run = o->prune.dry_run,
+        .keep_detached = o->prune.keep_detached,
+        .connect_timeout_s = common->connect_timeout_s,
+        .stop = &stop_requested,
+        .out = stdout,
+    };
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    return prune_run(&pc);
 }
 
 /* cdc-relay audit: no metrics, no systemd notifications, the report on stdout. */
@@ -184,6 +236,12 @@ int main(int argc, char **argv)
 
         options_fini(&opt);
         return audit_rc;
+    }
+    if (opt.command == OPTIONS_CMD_PRUNE) {
+        int prune_rc = run_prune(&opt);
+
+        options_fini(&opt);
+        return prune_rc;
     }
     notify_init();
     cfg->common.stop.flag = &stop_requested;

@@ -255,6 +255,32 @@ static const struct cfg_opt opts[] = {
      DAY_MS,
      "audit: read each topic from this long before the range's\n"
      "start (clocks of the database and the relay differ)"},
+    /* cdc-relay prune (docs/operations.md#pruning-the-outbox) */
+    {"older-than", 0, "CDC_PRUNE_OLDER_THAN", "DUR", NULL, 0, OPT_DUR_S64, OFF(prune.older_than_s),
+     0, DURATION_MAX_MS,
+     "prune: remove delivered rows whose --timestamp-column is\n"
+     "older than DUR (7d, 36h) (required by prune)"},
+    {"batch-size", 0, "CDC_PRUNE_BATCH_SIZE", "N", "1000", 0, OPT_INT, OFF(prune.batch_size), 1,
+     100000, "prune: rows per DELETE, each its own transaction"},
+    {"batch-pause", 0, "CDC_PRUNE_BATCH_PAUSE", "DUR", "0", 0, OPT_DUR_MS,
+     OFF(prune.batch_pause_ms), 0, 600000,
+     "prune: sleep between batches (a bare number is\nmilliseconds)"},
+    {"max-duration", 0, "CDC_PRUNE_MAX_DURATION", "DUR", "off", 0, OPT_DUR_OFF,
+     OFF(prune.max_duration_ms), 1, DAY_MS,
+     "prune: start no batch or partition after DUR of deleting\n"
+     "(exit 0; the next run goes on)"},
+    {"wait", 0, "CDC_PRUNE_WAIT", "DUR", "60s", 0, OPT_DUR, OFF(prune.wait_ms), 0, DAY_MS,
+     "prune: wait this long for the slot (or the state file) to\n"
+     "confirm the WAL position prune started at; exit 5 if not"},
+    {"lock-timeout", 0, "CDC_PRUNE_LOCK_TIMEOUT", "DUR", "2s", 0, OPT_DUR,
+     OFF(prune.lock_timeout_ms), 1, 600000,
+     "prune, partitioned outbox: wait this long for a\n"
+     "partition's locks, else keep it for the next run"},
+    {"keep-detached", 0, "CDC_PRUNE_KEEP_DETACHED", NULL, "false", 0, OPT_BOOL,
+     OFF(prune.keep_detached), 0, 0,
+     "prune, partitioned outbox: detach old partitions, do not\ndrop them"},
+    {"dry-run", 0, NULL, NULL, NULL, CFG_CLI_ONLY, OPT_BOOL, OFF(prune.dry_run), 0, 0,
+     "prune: count what would be removed, remove nothing"},
     {"print-config", 0, NULL, NULL, NULL, CFG_CLI_ONLY, OPT_BOOL, OFF(print_config), 0, 0,
      "print the effective configuration (each value and where it\n"
      "came from, secrets masked) and exit 0 without connecting"},
@@ -398,6 +424,39 @@ static const struct cfg_opt *row(const char *name)
     return NULL;
 }
 
+/* Whether any of the names was given as a flag (the environment and the
+ * shared config file may hold a command's settings, which others ignore). */
+static bool flag_given(struct options *o, const char *const *names)
+{
+    for (; *names != NULL; names++) {
+        const struct cfg_item *it = cfg_get(&o->set, row(*names));
+
+        if (it != NULL && it->source == CFG_SOURCE_FLAG)
+            return true;
+    }
+    return false;
+}
+
+static int check_prune(struct options *o, char *errbuf, size_t errlen)
+{
+    static const char *const prune_only[] = {
+        "older-than",   "batch-size",    "batch-pause", "max-duration", "wait",
+        "lock-timeout", "keep-detached", "dry-run",     NULL,
+    };
+
+    if (o->command != OPTIONS_CMD_PRUNE) {
+        if (flag_given(o, prune_only))
+            return cfg_seterr(errbuf, errlen,
+                              "--older-than, --batch-size, --batch-pause, --max-duration, "
+                              "--wait, --lock-timeout, --keep-detached and --dry-run are for "
+                              "the prune command: cdc-relay prune --older-than ...");
+        return 0;
+    }
+    if (cfg_get(&o->set, row("older-than")) == NULL)
+        return cfg_seterr(errbuf, errlen, "prune needs --older-than (7d, 36h, ...)");
+    return 0;
+}
+
 /* Checks that need more than one option, or a default computed from another. */
 static int check_combined(struct options *o, char *errbuf, size_t errlen)
 {
@@ -511,6 +570,8 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
                           "--since, --until, --topics and --clock-skew are for the audit "
                           "command: cdc-relay audit --since ...");
     }
+    if (check_prune(o, errbuf, errlen) != 0)
+        return -1;
     if (strcmp(o->metrics_listen, "none") == 0)
         o->metrics_listen = NULL;
     if (*o->relay.stream.message_prefix == '\0')
@@ -545,6 +606,10 @@ int options_parse(struct options *o, int argc, char **argv, options_getenv_fn ge
     /* cdc-relay audit ...: a command, then the same options */
     if (argc > 1 && strcmp(argv[1], "audit") == 0) {
         o->command = OPTIONS_CMD_AUDIT;
+        argc--;
+        argv++;
+    } else if (argc > 1 && strcmp(argv[1], "prune") == 0) {
+        o->command = OPTIONS_CMD_PRUNE;
         argc--;
         argv++;
     }

@@ -26,6 +26,7 @@
 enum options_command {
     OPTIONS_CMD_RELAY = 0, /* the daemon */
     OPTIONS_CMD_AUDIT,     /* cdc-relay audit ... (cdc/audit.h) */
+    OPTIONS_CMD_PRUNE,     /* cdc-relay prune ... (cdc/prune.h) */
 };
 
 enum options_action {
@@ -54,6 +55,12 @@ struct options {
     struct {
         int64_t since_us, until_us;
     } audit;
+    /* prune: --older-than (given or not), --batch-size, ... */
+    struct {
+        int64_t older_than_s;
+        int batch_size, batch_pause_ms, max_duration_ms, wait_ms, lock_timeout_ms;
+        bool dry_run, keep_detached;
+    } prune;
     int64_t now_us;                /* when the options were parsed: "now" and "2h" ago */
     struct outbox_columns columns; /* relay.columns points here */
     char header_spec[4096];        /* --header-columns, cut into names for columns */

@@ -19,12 +19,18 @@
 #include "outbox.h"
 
 struct pg_conn;
+struct pg_result;
 
 enum outbox_pg_status {
     OUTBOX_PG_OK = 0,
     OUTBOX_PG_ERETRY = -1, /* connection trouble or a transient server state */
     OUTBOX_PG_EFATAL = -2, /* something a person must fix (table, column, rights, login) */
 };
+
+/* A failed command's result by its SQLSTATE (common/pgerr.h): connection
+ * loss and passing server or session states are OUTBOX_PG_ERETRY; a missing
+ * table or column, missing rights, bad SQL or bad data OUTBOX_PG_EFATAL. */
+enum outbox_pg_status outbox_pg_classify(struct pg_conn *conn, const struct pg_result *res);
 
 /* What the table is, besides the layout. */
 struct outbox_pg_table {

@@ -32,8 +32,7 @@ bool poll_sql_quote_ident(const char *name, char *buf, size_t buflen)
     return true;
 }
 
-/* "schema"."table" into buf. */
-static bool qualified(const char *schema, const char *table, char *buf, size_t buflen)
+bool poll_sql_qualified(const char *schema, const char *table, char *buf, size_t buflen)
 {
     char s[256], t[256];
     int n;
@@ -92,7 +91,7 @@ bool poll_sql_select(const char *schema, const char *table, const struct outbox_
     char rel[520], ts[260], ts_us[700], id[260], published[260], tail[1400];
     size_t n = 0;
 
-    if (layout->timestamp < 0 || !qualified(schema, table, rel, sizeof(rel)) ||
+    if (layout->timestamp < 0 || !poll_sql_qualified(schema, table, rel, sizeof(rel)) ||
         !poll_sql_quote_ident(cols->timestamp, ts, sizeof(ts)) ||
         !poll_sql_ts_us(ts, layout->timestamp_kind, commit_ts, ts_us, sizeof(ts_us)) ||
         !poll_sql_quote_ident(cols->role[OUTBOX_COL_ID], id, sizeof(id)) ||
@@ -137,7 +136,7 @@ bool poll_sql_mark(const char *schema, const char *table, const struct outbox_co
     char rel[520], id[260], published[260];
     int n;
 
-    if (!qualified(schema, table, rel, sizeof(rel)) ||
+    if (!poll_sql_qualified(schema, table, rel, sizeof(rel)) ||
         !poll_sql_quote_ident(cols->role[OUTBOX_COL_ID], id, sizeof(id)) ||
         !poll_sql_quote_ident(cols->published, published, sizeof(published)))
         return false;
@@ -153,7 +152,7 @@ bool poll_sql_range(const char *schema, const char *table, const struct outbox_l
     char rel[520], ts[260], id[260], route[260], type[260], lo[320], hi[320];
     int n;
 
-    if (layout->timestamp < 0 || !qualified(schema, table, rel, sizeof(rel)) ||
+    if (layout->timestamp < 0 || !poll_sql_qualified(schema, table, rel, sizeof(rel)) ||
         !poll_sql_quote_ident(cols->timestamp, ts, sizeof(ts)) ||
         !poll_sql_quote_ident(cols->role[OUTBOX_COL_ID], id, sizeof(id)) ||
         !poll_sql_quote_ident(cols->role[OUTBOX_COL_AGGREGATE_TYPE], route, sizeof(route)) ||
@@ -182,7 +181,7 @@ bool poll_sql_ids_exist(const char *schema, const char *table, const struct outb
     char rel[520], id[260];
     int n;
 
-    if (!qualified(schema, table, rel, sizeof(rel)) ||
+    if (!poll_sql_qualified(schema, table, rel, sizeof(rel)) ||
         !poll_sql_quote_ident(cols->role[OUTBOX_COL_ID], id, sizeof(id)))
         return false;
     n = snprintf(

@@ -32,6 +32,10 @@ enum poll_sql_col {
  */
 bool poll_sql_quote_ident(const char *name, char *buf, size_t buflen);
 
+/* "schema"."table", each part quoted as above; false when either part is
+ * empty or the result does not fit. */
+bool poll_sql_qualified(const char *schema, const char *table, char *buf, size_t buflen);
+
 /*
  * The batch query: the oldest unpublished rows, locked, skipping rows another
  * relay holds; $1 is the batch size. Column names come from layout->cols

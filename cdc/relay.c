@@ -427,8 +427,8 @@ static enum step open_slot(struct relay *r, struct repl_slot_info *info)
     if (info->confirmed_flush > r->s.confirmed_lsn)
         r->s.confirmed_lsn = info->confirmed_flush; /* until our first status update */
     if (info->publication_created)
-        log_info("created publication \"%s\" (for table %s.%s with publish = 'insert' when the "
-                 "table exists)",
+        log_info("created publication \"%s\" (for table %s.%s with publish = 'insert', "
+                 "publish_via_partition_root = true when the table exists)",
                  r->cfg->publication, common->table_schema, common->table_name);
     if (info->created)
         log_info("created replication slot \"%s\" (pgoutput%s) at " LSN_FMT, r->cfg->slot,

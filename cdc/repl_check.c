@@ -106,7 +106,7 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
     char pub_id[REPL_QUOTED_MAX], sch_id[REPL_QUOTED_MAX], tab_id[REPL_QUOTED_MAX];
     PGresult *res = NULL;
     enum repl_status st = REPL_EFATAL;
-    bool table_exists;
+    bool table_exists, partitioned;
 
     if (!repl_quote(rc, o->publication, true, pub, sizeof(pub), err, errlen) ||
         !repl_quote(rc, o->table_schema, true, sch, sizeof(sch), err, errlen) ||
@@ -121,7 +121,8 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
         "SELECT c.oid IS NOT NULL, p.oid IS NOT NULL, coalesce(p.pubinsert, false), "
         "EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables t WHERE t.pubname = %s "
         "AND t.schemaname = %s AND t.tablename = %s), "
-        "EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = %s) "
+        "EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = %s), "
+        "coalesce(c.relkind = 'p', false), coalesce(p.pubviaroot, false) "
         "FROM (SELECT 1) one "
         "LEFT JOIN pg_catalog.pg_class c ON c.oid = "
         "pg_catalog.to_regclass(pg_catalog.format('%%I.%%I', %s, %s)) "
@@ -131,6 +132,7 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
         goto out;
     st = REPL_EFATAL;
     table_exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    partitioned = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
     /* Message mode needs no table: its events are not rows. */
     if (!table_exists && !o->messages) {
         pgconn_set_err(
@@ -148,7 +150,8 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
             pgconn_set_err(
                 err, errlen,
                 "publication \"%s\" does not exist; create it with CREATE PUBLICATION %s FOR "
-                "TABLE %s.%s WITH (publish = 'insert') or drop --no-create-publication",
+                "TABLE %s.%s WITH (publish = 'insert', publish_via_partition_root = true) or drop "
+                "--no-create-publication",
                 o->publication, pub_id, sch_id, tab_id);
             goto out;
         }
@@ -164,9 +167,13 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
                            o->publication, o->slot);
             goto out;
         }
+        /* publish_via_partition_root: an insert into a partition of a
+         * partitioned outbox arrives as the outbox itself (no effect on an
+         * ordinary table). */
         if (table_exists)
             st = repl_queryf(rc, PGRES_COMMAND_OK, &cres, state, err, errlen,
-                             "CREATE PUBLICATION %s FOR TABLE %s.%s WITH (publish = 'insert')",
+                             "CREATE PUBLICATION %s FOR TABLE %s.%s WITH (publish = 'insert', "
+                             "publish_via_partition_root = true)",
                              pub_id, sch_id, tab_id);
         else
             st = repl_queryf(rc, PGRES_COMMAND_OK, &cres, state, err, errlen,
@@ -204,6 +211,22 @@ static enum repl_status ensure_publication(struct repl_conn *rc, struct repl_slo
             "publication \"%s\" does not publish inserts: ALTER PUBLICATION %s SET (publish = "
             "'insert')",
             o->publication, pub_id);
+        goto out;
+    }
+    /* Without publish_via_partition_root a partition's inserts come under
+     * the partition's own name, which the relay does not take for the
+     * outbox: they would be skipped. Altering the option here would not
+     * help the WAL the slot has yet to send (decoded with the publication
+     * as it was) and would change the publication for its other readers,
+     * so a person decides (docs/operations.md#a-partitioned-outbox). */
+    if (partitioned && strcmp(PQgetvalue(res, 0, 6), "t") != 0) {
+        pgconn_set_err(
+            err, errlen,
+            "table %s.%s is partitioned but publication \"%s\" publishes its partitions under "
+            "their own names: ALTER PUBLICATION %s SET (publish_via_partition_root = true) "
+            "before any row is inserted into a partition, or relay the rows inserted before it "
+            "again (docs/operations.md#a-partitioned-outbox)",
+            o->table_schema, o->table_name, o->publication, pub_id);
         goto out;
     }
     if (strcmp(PQgetvalue(res, 0, 3), "t") != 0) {

@@ -84,8 +84,8 @@ GRANT SELECT ON outbox TO :"relay_role";
 -- The publication is made here (creating one needs ownership of the table),
 -- so the relay runs with --no-create-publication. Created before any slot,
 -- as the relay requires (docs/protocol.md#p9).
-SELECT format('CREATE PUBLICATION %I FOR TABLE outbox WITH (publish = %L)', :'publication',
-              'insert')
+SELECT format('CREATE PUBLICATION %I FOR TABLE outbox WITH (publish = %L, '
+              'publish_via_partition_root = true)', :'publication', 'insert')
 WHERE NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = :'publication') \gexec
 
 COMMIT;

@@ -3,9 +3,10 @@
 scenario: real Postgres and Kafka (tests/harness), 200 orders posted (half
 with a traceparent header) and relayed with a header column, a relay
 restart, both /metrics scraped (process_* from /proc), the systemd
-notifications sent to a socket of ours, SIGTERM for both, then
-`cdc-relay audit` over the orders' range. Fails unless every run reports 0
-errors and 0 bytes definitely lost. `make valgrind`."""
+notifications sent to a socket of ours, `cdc-relay audit` over the orders'
+range and `cdc-relay prune` of their rows while the relay runs, then
+SIGTERM for both. Fails unless every run reports 0 errors and 0 bytes
+definitely lost. `make valgrind`."""
 
 from __future__ import annotations
 
@@ -111,10 +112,6 @@ def main() -> int:
         for base in (addr, relay_metrics):
             with urllib.request.urlopen(f"http://{base}/metrics", timeout=30) as resp:
                 assert b"process_resident_memory_bytes" in resp.read()
-        api.send_signal(signal.SIGTERM)
-        relay.send_signal(signal.SIGTERM)
-        ok &= verdict("orders-api", api, api_log)
-        ok &= verdict("cdc-relay", relay, relay_log)
         # The audit command: every order's event found, exit 0.
         audit_log = run / "audit.log"
         audit = start("cdc-relay", ["audit", "--since", "1h"], env, audit_log)
@@ -122,6 +119,19 @@ def main() -> int:
         if "200 found, 0 missing" not in audit_log.read_text():
             print(f"valgrind: the audit did not find the 200 events:\n{audit_log.read_text()[-2000:]}")
             ok = False
+        # The prune command, the relay still running to confirm: all 200 rows
+        # delivered, deleted in batches.
+        prune_log = run / "prune.log"
+        prune = start("cdc-relay", ["prune", "--older-than", "0", "--batch-size", "50",
+                                    "--state-file", str(run / "relay.state")], env, prune_log)
+        ok &= verdict("cdc-relay prune", prune, prune_log)
+        if "200 rows deleted" not in prune_log.read_text():
+            print(f"valgrind: prune did not delete the 200 rows:\n{prune_log.read_text()[-2000:]}")
+            ok = False
+        api.send_signal(signal.SIGTERM)
+        relay.send_signal(signal.SIGTERM)
+        ok &= verdict("orders-api", api, api_log)
+        ok &= verdict("cdc-relay", relay, relay_log)
     finally:
         try:
             kafka.stop()
