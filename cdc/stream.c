@@ -365,12 +365,12 @@ static enum stream_end eos_stream_end(struct stream *s, enum stream_end end)
 
     if (s->eos == NULL)
         return end;
-    /* A produce refused for a fatal error asks for a rewind; here a new
-     * producer would fence the relay that fenced this one. */
+    /* A produce refused for a fatal error asks for a rewind; when fenced, a
+     * new producer would fence the relay that fenced this one. */
     if (end == STREAM_REWIND && s->sink != NULL &&
-        s->sink_ops->fatal(s->sink, fatal, sizeof(fatal))) {
+        s->sink_ops->fatal(s->sink, fatal, sizeof(fatal)) && s->sink_ops->fenced(s->sink)) {
         snprintf(s->err, sizeof(s->err), "producer hit a fatal error (%s)", fatal);
-        end = stream_eos_end(s, s->sink_ops->fenced(s->sink) ? EOS_FENCED : EOS_FATAL);
+        end = stream_eos_end(s, EOS_FENCED);
     }
     if (!eos_open(s->eos))
         return end;
@@ -440,9 +440,14 @@ static enum stream_end check_kafka(struct stream *s)
     if (s->fatal)
         return STREAM_FATAL;
     if (s->sink_ops->fatal(s->sink, fatal, sizeof(fatal))) {
-        if (s->eos != NULL) {
+        /* Only fencing ends an exactly-once relay. Any other fatal error (a
+         * broker refusing EndTxn after a restart or a hang: INVALID_TXN_STATE)
+         * is survived like an abortable one, since the new producer's
+         * init_transactions aborts what this one left open; an exit here would
+         * stay down under systemd (RestartPreventExitStatus=1). */
+        if (s->eos != NULL && s->sink_ops->fenced(s->sink)) {
             snprintf(s->err, sizeof(s->err), "producer hit a fatal error (%s)", fatal);
-            return stream_eos_end(s, s->sink_ops->fenced(s->sink) ? EOS_FENCED : EOS_FATAL);
+            return stream_eos_end(s, EOS_FENCED);
         }
         log_warn("producer hit a fatal error (%s); rewinding with a new producer", fatal);
         return STREAM_REWIND;
