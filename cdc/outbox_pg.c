@@ -19,7 +19,7 @@
  * and passing server or session states are retried; a missing table or
  * column, missing rights, bad SQL or bad data (a timestamp out of range)
  * need a person. */
-static enum outbox_pg_status classify(PGconn *conn, const PGresult *res)
+enum outbox_pg_status outbox_pg_classify(PGconn *conn, const PGresult *res)
 {
     switch (pgconn_result_kind(conn, res)) {
     case PGERR_CONNECTION:
@@ -85,7 +85,7 @@ static enum outbox_pg_status read_columns(PGconn *conn, const char *oid, const c
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 2) {
         pgconn_set_err(err, errlen, "cannot read the columns of %s.%s: %s", schema, table,
                        PQerrorMessage(conn));
-        st = classify(conn, res);
+        st = outbox_pg_classify(conn, res);
         PQclear(res);
         return st;
     }
@@ -136,7 +136,7 @@ enum outbox_pg_status outbox_pg_inspect(struct pg_conn *conn, const char *schema
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         pgconn_set_err(err, errlen, "cannot inspect table %s.%s: %s", schema, table,
                        PQerrorMessage(conn));
-        st = classify(conn, res);
+        st = outbox_pg_classify(conn, res);
     } else if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
         t->exists = true;
         t->can_select = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
@@ -186,7 +186,7 @@ enum outbox_pg_status outbox_pg_scan_range(struct pg_conn *conn, const char *sch
                 stopped = true;
         } else if (rs != PGRES_SINGLE_TUPLE && rs != PGRES_TUPLES_OK && st == OUTBOX_PG_OK) {
             pgconn_set_err(err, errlen, "row query failed: %s", PQerrorMessage(conn));
-            st = classify(conn, res);
+            st = outbox_pg_classify(conn, res);
         }
         PQclear(res);
     }
@@ -216,7 +216,7 @@ enum outbox_pg_status outbox_pg_ids_exist(struct pg_conn *conn, const char *sche
     res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         pgconn_set_err(err, errlen, "id lookup failed: %s", PQerrorMessage(conn));
-        st = classify(conn, res);
+        st = outbox_pg_classify(conn, res);
     } else {
         /* n is small (the messages no row of the range explains): a scan
          * of the answer per id is fine. */

@@ -27,6 +27,8 @@
 #include "outbox.h"
 #include "outbox_message.h"
 #include "pgout.h"
+#include "reemit.h"
+#include "reemit_serve.h"
 #include "relcache.h"
 #include "repl.h"
 #include "state.h"
@@ -297,7 +299,9 @@ static bool send_status(struct relay *r, bool reply_requested)
     if (flush > r->pub_verified_lsn)
         flush = r->pub_verified_lsn;
     write = r->write_lsn > delivered ? r->write_lsn : delivered;
-    if (repl_send_status(r->rc, write, flush, flush, now - PG_EPOCH_OFFSET_US, reply_requested,
+    /* apply is the delivered position, held back by nothing: what
+     * `cdc-relay reemit --wait` reads (pg_stat_replication.replay_lsn). */
+    if (repl_send_status(r->rc, write, flush, delivered, now - PG_EPOCH_OFFSET_US, reply_requested,
                          r->err, sizeof(r->err)) != REPL_OK) {
         log_warn("%s", r->err);
         return false;
@@ -420,12 +424,13 @@ static bool should_stop(struct relay *r)
     return !r->in_txn || pace_monotonic_us() >= r->stop_deadline_us;
 }
 
-/* Keeps the walsender content while the producer's queue is full (R4):
- * serves delivery reports and keeps sending status updates, without reading
- * further WAL. Returns true to retry the produce, false to leave the stream. */
-static bool wait_for_queue(struct relay *r, enum stream_end *end)
+/* Keeps the walsender content while the relay is not reading the stream
+ * (R4: the producer's queue is full; a re-emit reads the table): serves
+ * delivery reports, waiting up to poll_ms for one, and keeps sending status
+ * updates. Returns true to go on, false to leave the stream (*end set). */
+static bool keep_stream_alive(struct relay *r, int poll_ms, enum stream_end *end)
 {
-    sink_poll(r->sink, 100);
+    sink_poll(r->sink, poll_ms);
     /* The relay is not reading, so the server's silence means nothing. */
     r->last_server_msg_us = pace_monotonic_us();
     r->probe_sent = false;
@@ -444,6 +449,11 @@ static bool wait_for_queue(struct relay *r, enum stream_end *end)
         return false;
     }
     return true;
+}
+
+static bool wait_for_queue(struct relay *r, enum stream_end *end)
+{
+    return keep_stream_alive(r, 100, end);
 }
 
 /* ---- --exactly-once hooks (eos.h); each is a no-op without it ---------- */
@@ -523,7 +533,8 @@ static enum stream_end eos_stream_end(struct relay *r, enum stream_end end)
     return end == STREAM_RETRY ? STREAM_REWIND : end;
 }
 
-static bool produce_event(struct relay *r, const struct outbox_event *evp, enum stream_end *end);
+static bool produce_event(struct relay *r, const struct outbox_event *evp,
+                          const struct sink_meta *meta, enum stream_end *end);
 
 /*
  * Sends an event that can never become its own message to the
@@ -531,10 +542,11 @@ static bool produce_event(struct relay *r, const struct outbox_event *evp, enum 
  * is the event's delivery (the position does not pass it before). why is
  * copied. Returns false (end set, logged) when even that is impossible.
  */
-static bool dead_letter(struct relay *r, const struct outbox_event *ev, const char *topic,
-                        const char *why, bool drop_value, enum stream_end *end)
+static bool dead_letter(struct relay *r, const struct outbox_event *ev,
+                        const struct sink_meta *meta, const char *topic, const char *why,
+                        bool drop_value, enum stream_end *end)
 {
-    struct sink_meta meta = {.lsn = r->txn_lsn, .commit_ts = r->txn_ts};
+    struct sink_meta txn_meta = {.lsn = r->txn_lsn, .commit_ts = r->txn_ts};
     char reason[512];
     struct sink_dead_letter dl = {
         .original_topic = topic, .error = reason, .drop_value = drop_value};
@@ -544,8 +556,8 @@ static bool dead_letter(struct relay *r, const struct outbox_event *ev, const ch
               ev->id.ptr ? (int)ev->id.len : -1, "sending event to dead-letter topic %s: %s",
               r->cfg->dead_letter_topic, reason);
     for (;;) {
-        enum sink_status st =
-            sink_produce_dead_letter(r->sink, ev, &meta, &dl, r->txn_seq, r->err, sizeof(r->err));
+        enum sink_status st = sink_produce_dead_letter(r->sink, ev, meta != NULL ? meta : &txn_meta,
+                                                       &dl, r->txn_seq, r->err, sizeof(r->err));
 
         if (st == SINK_OK)
             break;
@@ -602,7 +614,7 @@ static bool handle_insert(struct relay *r, enum stream_end *end)
 
         r->received++;
         snprintf(why, sizeof(why), "bad outbox row: %s", outbox_strerror(ost));
-        return dead_letter(r, &ev, NULL, why, false, end);
+        return dead_letter(r, &ev, NULL, NULL, why, false, end);
     }
     if (ost != OUTBOX_OK) {
         log_event(LOG_LEVEL_ERROR, r->txn_commit_lsn, ev.id.ptr ? ev.id.ptr : "?",
@@ -611,7 +623,7 @@ static bool handle_insert(struct relay *r, enum stream_end *end)
         *end = STREAM_FATAL;
         return false;
     }
-    return produce_event(r, &ev, end);
+    return produce_event(r, &ev, NULL, end);
 }
 
 /* Message mode: a transactional pg_logical_emit_message with the outbox
@@ -644,18 +656,22 @@ static bool handle_outbox_message(struct relay *r, enum stream_end *end)
         *end = STREAM_FATAL;
         return false;
     }
-    ok = produce_event(r, &om.ev, end);
+    ok = produce_event(r, &om.ev, NULL, end);
     outbox_message_free(&om);
     return ok;
 }
 
 /* Routes and produces one event of the open transaction, waiting while the
- * producer's queue is full. */
-static bool produce_event(struct relay *r, const struct outbox_event *evp, enum stream_end *end)
+ * producer's queue is full. meta NULL: the transaction's lsn and commit_ts. */
+static bool produce_event(struct relay *r, const struct outbox_event *evp,
+                          const struct sink_meta *metap, enum stream_end *end)
 {
     const struct outbox_event ev = *evp;
     char topic[256];
     struct sink_meta meta = {.lsn = r->txn_lsn, .commit_ts = r->txn_ts};
+
+    if (metap != NULL)
+        meta = *metap;
 
     r->received++;
     memset(topic, 0, sizeof(topic)); /* a name too long is left unterminated */
@@ -668,7 +684,7 @@ static bool produce_event(struct relay *r, const struct outbox_event *evp, enum 
                      "template '%s'",
                      (int)ev.aggregate_type.len, ev.aggregate_type.ptr, r->cfg->topic_template);
             topic[sizeof(topic) - 1] = '\0';
-            return dead_letter(r, &ev, topic, why, false, end);
+            return dead_letter(r, &ev, &meta, topic, why, false, end);
         }
         log_event(LOG_LEVEL_ERROR, r->txn_commit_lsn, ev.id.ptr, (int)ev.id.len,
                   "outbox event: aggregate_type '%.*s' does not make a valid Kafka topic name "
@@ -701,7 +717,7 @@ static bool produce_event(struct relay *r, const struct outbox_event *evp, enum 
 
             snprintf(why, sizeof(why), "cannot produce event to topic %.255s: %.200s", topic,
                      r->err);
-            return dead_letter(r, &ev, topic, why, st == SINK_ETOOLARGE, end);
+            return dead_letter(r, &ev, &meta, topic, why, st == SINK_ETOOLARGE, end);
         }
         r->failed++;
         log_event(LOG_LEVEL_ERROR, r->txn_commit_lsn, ev.id.ptr, (int)ev.id.len,
@@ -830,6 +846,123 @@ static bool handle_commit(struct relay *r, enum stream_end *end)
     return true;
 }
 
+/* ---- re-emit requests (cdc/reemit_serve.h) ------------------------------ */
+
+static enum stream_end check_kafka(struct relay *r);
+
+#define REEMIT_BATCH_ROWS 1000
+
+struct reemit_ctx {
+    struct relay *r;
+    enum stream_end end;
+    char request[LSN_STR_MAX];
+};
+
+static bool reemit_emit(void *arg, const struct outbox_event *ev, const char *commit_ts)
+{
+    struct reemit_ctx *x = arg;
+    struct sink_meta meta = {
+        .commit_ts = commit_ts != NULL ? commit_ts : x->r->txn_ts,
+        .replay_request = x->request,
+    };
+
+    return produce_event(x->r, ev, &meta, &x->end);
+}
+
+static bool reemit_idle(void *arg)
+{
+    struct reemit_ctx *x = arg;
+
+    if (!keep_stream_alive(x->r, 0, &x->end))
+        return false;
+    return (x->end = check_kafka(x->r)) == STREAM_STOP;
+}
+
+/*
+ * A re-emit request for this relay's slot, decoded at its place in the
+ * stream: its rows are produced now, in the request's transaction, before
+ * anything committed after it is read (per-key order), and that
+ * transaction's position waits for every one of their acknowledgements.
+ */
+static bool handle_reemit_request(struct relay *r, enum stream_end *end)
+{
+    const struct pgout_msg *m = r->msg;
+    struct reemit_ctx x = {.r = r, .end = STREAM_STOP};
+    struct reemit_source src = {
+        .database_url = r->cfg->database_url,
+        .connect_timeout_s = r->cfg->connect_timeout_s,
+        .table_schema = r->cfg->table_schema,
+        .table_name = r->cfg->table_name,
+        .columns = r->cfg->columns,
+        .batch_rows = REEMIT_BATCH_ROWS,
+    };
+    struct reemit_hooks hooks = {.emit = reemit_emit, .idle = reemit_idle, .arg = &x};
+    struct reemit_request req;
+    const char *why = NULL;
+    uint64_t sent, skipped;
+    enum reemit_result res;
+    int64_t t0;
+    double secs;
+
+    if (!(m->u.message.flags & 1) || r->skip_txn)
+        return true; /* not from cdc-relay reemit, or served before this reconnect */
+    if (!r->in_txn) {
+        log_error("protocol error: transactional message outside a transaction");
+        *end = STREAM_FATAL;
+        return false;
+    }
+    if (!reemit_request_parse(m->u.message.content, m->u.message.len, &req, &why)) {
+        log_event(LOG_LEVEL_WARN, m->u.message.lsn, NULL, -1, "ignoring a bad re-emit request: %s",
+                  why);
+        return true;
+    }
+    lsn_format(m->u.message.lsn, x.request, sizeof(x.request));
+    if (strcmp(req.slot, r->cfg->slot) != 0) {
+        log_event(LOG_LEVEL_INFO, m->u.message.lsn, NULL, -1,
+                  "re-emit request %s is for slot \"%s\", not this relay's", x.request, req.slot);
+        reemit_request_free(&req);
+        return true;
+    }
+    if (req.kind == REEMIT_IDS)
+        log_event(LOG_LEVEL_INFO, m->u.message.lsn, NULL, -1,
+                  "re-emit request %s: ids %s..%s of %s.%s", x.request, req.first_id, req.last_id,
+                  src.table_schema, src.table_name);
+    else
+        log_event(LOG_LEVEL_INFO, m->u.message.lsn, NULL, -1,
+                  "re-emit request %s: rows of %s.%s from %lld to %lld (Unix us)", x.request,
+                  src.table_schema, src.table_name, (long long)req.since_us,
+                  (long long)req.until_us);
+    t0 = pace_monotonic_us();
+    res = reemit_serve(&src, &req, &hooks, &sent, &skipped, r->err, sizeof(r->err));
+    reemit_request_free(&req);
+    secs = (double)(pace_monotonic_us() - t0) / 1e6;
+    switch (res) {
+    case REEMIT_DONE:
+        log_event(LOG_LEVEL_INFO, m->u.message.lsn, NULL, -1,
+                  "re-emit request %s: %llu events produced, %llu bad rows skipped, in %.1f s "
+                  "(%.0f rows/s); confirmed once Kafka acknowledged them",
+                  x.request, (unsigned long long)sent, (unsigned long long)skipped, secs,
+                  secs > 0 ? (double)sent / secs : 0.0);
+        return true;
+    case REEMIT_STOPPED:
+        log_event(LOG_LEVEL_WARN, m->u.message.lsn, NULL, -1,
+                  "re-emit request %s interrupted after %llu events; it is served again from "
+                  "its start when the stream comes back",
+                  x.request, (unsigned long long)sent);
+        *end = x.end;
+        return false;
+    case REEMIT_ERETRY:
+        log_warn("re-emit request %s: %s; reconnecting, it is served again", x.request, r->err);
+        *end = STREAM_RETRY;
+        return false;
+    case REEMIT_EFATAL:
+        break;
+    }
+    log_error("re-emit request %s: %s; stopping without confirming it", x.request, r->err);
+    *end = STREAM_FATAL;
+    return false;
+}
+
 static bool handle_xlogdata(struct relay *r, const uint8_t *buf, int len, enum stream_end *end)
 {
     enum pgout_status st;
@@ -861,6 +994,9 @@ static bool handle_xlogdata(struct relay *r, const uint8_t *buf, int len, enum s
     case PGOUT_MSG_INSERT:
         return handle_insert(r, end);
     case PGOUT_MSG_MESSAGE:
+        if (r->msg->u.message.prefix.len == strlen(REEMIT_PREFIX) &&
+            memcmp(r->msg->u.message.prefix.ptr, REEMIT_PREFIX, strlen(REEMIT_PREFIX)) == 0)
+            return handle_reemit_request(r, end);
         if (r->cfg->source_messages &&
             r->msg->u.message.prefix.len == strlen(r->cfg->message_prefix) &&
             memcmp(r->msg->u.message.prefix.ptr, r->cfg->message_prefix,

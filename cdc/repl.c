@@ -642,12 +642,12 @@ enum repl_status repl_start(struct repl_conn *rc, uint64_t start_lsn, char *err,
         return REPL_EFATAL;
     }
     /* publication_names is split like an identifier list, so the quoted
-     * identifier goes inside the literal (docs/protocol.md#pgoutput-options). */
+     * identifier goes inside the literal (docs/protocol.md#pgoutput-options).
+     * Messages are on in every mode: a re-emit request is one (cdc/reemit.h). */
     snprintf(sql, sizeof(sql),
              "START_REPLICATION SLOT %s LOGICAL " LSN_FMT " (proto_version '%d', "
-             "publication_names %s%s)",
-             slot_id, LSN_ARGS(start_lsn), rc->opts->proto_version, pub_lit,
-             rc->opts->messages ? ", messages 'true'" : "");
+             "publication_names %s, messages 'true')",
+             slot_id, LSN_ARGS(start_lsn), rc->opts->proto_version, pub_lit);
     PQfreemem(slot_id);
     PQfreemem(pub_id);
     PQfreemem(pub_lit);
