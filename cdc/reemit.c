@@ -155,51 +155,26 @@ static bool append(char *buf, size_t buflen, size_t *n, const char *s)
     return true;
 }
 
-static bool append_col(char *buf, size_t buflen, size_t *n, const char *col, const char *suffix)
-{
-    char q[260];
-
-    return poll_sql_quote_ident(col, q, sizeof(q)) && append(buf, buflen, n, "t.") &&
-           append(buf, buflen, n, q) && append(buf, buflen, n, suffix);
-}
-
-/* The row time as timestamptz: the column (a time, or bigint Unix ms). */
-static bool row_time(const char *ts, enum outbox_ts_kind kind, bool commit_ts, char *buf,
-                     size_t buflen)
-{
-    char t[320];
-    int n;
-
-    if (kind == OUTBOX_TS_EPOCH_MS)
-        n = snprintf(t, sizeof(t), "pg_catalog.to_timestamp(t.%s / 1000.0)", ts);
-    else if (kind == OUTBOX_TS_TIME)
-        n = snprintf(t, sizeof(t), "t.%s", ts);
-    else
-        return false;
-    if (n < 0 || (size_t)n >= sizeof(t))
-        return false;
-    if (commit_ts)
-        n = snprintf(buf, buflen, "COALESCE(pg_catalog.pg_xact_commit_timestamp(t.xmin), %s)", t);
-    else
-        n = snprintf(buf, buflen, "%s", t);
-    return n > 0 && (size_t)n < buflen;
-}
-
 bool reemit_sql_select(const char *schema, const char *table, const struct outbox_layout *layout,
                        enum reemit_kind kind, bool commit_ts, char *buf, size_t buflen)
 {
     const struct outbox_columns *cols = layout->cols;
     bool has_time = layout->timestamp >= 0 && (layout->timestamp_kind == OUTBOX_TS_TIME ||
                                                layout->timestamp_kind == OUTBOX_TS_EPOCH_MS);
-    char s[256], t[256], ts[260], id[260], when[800], range[1400], tail[3600];
+    char s[256], t[256], ts[260], col[270], id[260], us[900], range[1400], tail[3600];
     size_t n = 0;
 
     if (!poll_sql_quote_ident(schema, s, sizeof(s)) || !poll_sql_quote_ident(table, t, sizeof(t)) ||
         !poll_sql_quote_ident(cols->role[OUTBOX_COL_ID], id, sizeof(id)))
         return false;
+    /* The row time in Unix microseconds, as poll mode reads it: the commit
+     * time where the server tracks it, else the column. */
     if (has_time && (!poll_sql_quote_ident(cols->timestamp, ts, sizeof(ts)) ||
-                     !row_time(ts, layout->timestamp_kind, commit_ts, when, sizeof(when))))
+                     snprintf(col, sizeof(col), "t.%s", ts) >= (int)sizeof(col) ||
+                     !poll_sql_ts_us(col, layout->timestamp_kind, commit_ts, us, sizeof(us))))
         return false;
+    if (!has_time)
+        snprintf(us, sizeof(us), "NULL::pg_catalog.int8");
     if (kind == REEMIT_TIME) {
         if (!has_time)
             return false;
@@ -221,30 +196,11 @@ bool reemit_sql_select(const char *schema, const char *table, const struct outbo
     }
     if (buflen > 0)
         buf[0] = '\0';
-    if (!append(buf, buflen, &n, "SELECT "))
+    if (!append(buf, buflen, &n, "SELECT ") ||
+        !poll_sql_event_columns(layout, "t.", us, buf, buflen, &n))
         return false;
-    for (int c = 0; c < OUTBOX_NCOLS; c++)
-        if (!append_col(buf, buflen, &n, cols->role[c], "::pg_catalog.text, "))
-            return false;
-    if (has_time) {
-        char us[900];
-
-        snprintf(us, sizeof(us), "(pg_catalog.date_part('epoch', %s) * 1000000)::pg_catalog.int8, ",
-                 when);
-        if (!append(buf, buflen, &n, us))
-            return false;
-    } else if (!append(buf, buflen, &n, "NULL::pg_catalog.int8, ")) {
-        return false;
-    }
-    if (layout->traceparent >= 0
-            ? !append_col(buf, buflen, &n, cols->traceparent, "::pg_catalog.text")
-            : !append(buf, buflen, &n, "NULL::pg_catalog.text"))
-        return false;
-    for (size_t h = 0; h < layout->nheaders; h++)
-        if (!append(buf, buflen, &n, ", ") ||
-            !append_col(buf, buflen, &n, cols->headers[h].column, "::pg_catalog.text"))
-            return false;
     /*
+     * Ordered by the row time (column 6, POLL_SQL_COL_TS_US + 1), then id.
      * Visible to the request's snapshot: pg_visible_in_snapshot takes a
      * 64-bit transaction id, and a row has only the 32 bits of xmin; the
      * epoch is the one that puts it at or before the next id now (right for
@@ -257,8 +213,8 @@ bool reemit_sql_select(const char *schema, const char *table, const struct outbo
                  " WHERE %s AND pg_catalog.pg_visible_in_snapshot(GREATEST(3, n.nx - "
                  "((n.nx %% 4294967296) - t.xmin::pg_catalog.text::pg_catalog.int8 + 4294967296) "
                  "%% 4294967296)::pg_catalog.text::pg_catalog.xid8, $3::pg_catalog.pg_snapshot)"
-                 " ORDER BY %s%st.%s",
-                 s, t, range, has_time ? when : "", has_time ? ", " : "", id) >= (int)sizeof(tail))
+                 " ORDER BY %st.%s",
+                 s, t, range, has_time ? "6, " : "", id) >= (int)sizeof(tail))
         return false;
     return append(buf, buflen, &n, tail);
 }
