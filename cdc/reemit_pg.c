@@ -4,6 +4,7 @@
  */
 #include "reemit_pg.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,15 +315,40 @@ fail:
     return NULL;
 }
 
-enum outbox_pg_status reemit_pg_fetch(struct reemit_cursor *c, int limit, int *nrows, char *err,
+enum outbox_pg_status reemit_pg_fetch(struct reemit_cursor *c, int limit, bool (*wait)(void *arg),
+                                      void *arg, bool *stopped, int *nrows, char *err,
                                       size_t errlen)
 {
     char sql[64];
+    PGresult *res;
 
     PQclear(c->batch);
+    c->batch = NULL;
     *nrows = 0;
+    *stopped = false;
     snprintf(sql, sizeof(sql), "FETCH FORWARD %d FROM cdc_reemit", limit);
-    c->batch = PQexec(c->conn, sql);
+    if (!PQsendQuery(c->conn, sql)) {
+        pgconn_set_err(err, errlen, "re-emit fetch failed: %s", PQerrorMessage(c->conn));
+        return OUTBOX_PG_ERETRY;
+    }
+    /* The first fetch sorts the whole range: however long that takes, the
+     * caller keeps its replication stream answered. */
+    while (PQisBusy(c->conn)) {
+        struct pollfd p = {.fd = PQsocket(c->conn), .events = POLLIN};
+
+        (void)poll(&p, 1, 1000);
+        if (!PQconsumeInput(c->conn)) {
+            pgconn_set_err(err, errlen, "re-emit fetch failed: %s", PQerrorMessage(c->conn));
+            return OUTBOX_PG_ERETRY;
+        }
+        if (PQisBusy(c->conn) && !wait(arg)) {
+            *stopped = true; /* reemit_pg_close ends the session, and the query */
+            return OUTBOX_PG_OK;
+        }
+    }
+    c->batch = PQgetResult(c->conn);
+    while ((res = PQgetResult(c->conn)) != NULL)
+        PQclear(res);
     if (PQresultStatus(c->batch) != PGRES_TUPLES_OK || PQnfields(c->batch) != c->ncols) {
         enum outbox_pg_status st = outbox_pg_classify(c->conn, c->batch);
 

@@ -57,8 +57,11 @@ struct reemit_cursor *reemit_pg_open(const char *dburl, int connect_timeout_s, c
                                      const struct reemit_request *req, struct outbox_layout *layout,
                                      enum outbox_pg_status *st, char *err, size_t errlen);
 
-/* The next at most limit rows; *nrows 0 at the end. */
-enum outbox_pg_status reemit_pg_fetch(struct reemit_cursor *c, int limit, int *nrows, char *err,
+/* The next at most limit rows; *nrows 0 at the end. While the server
+ * works, wait(arg) is called about every second; when it returns false the
+ * fetch gives up with *stopped set (close the cursor). */
+enum outbox_pg_status reemit_pg_fetch(struct reemit_cursor *c, int limit, bool (*wait)(void *arg),
+                                      void *arg, bool *stopped, int *nrows, char *err,
                                       size_t errlen) MUSTCHECK;
 
 /* Column col (enum poll_sql_col order) of row of the last fetch, NUL-terminated, borrowed

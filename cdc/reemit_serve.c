@@ -66,13 +66,19 @@ enum reemit_result reemit_serve(const struct reemit_source *src, const struct re
     if (c == NULL)
         return st == OUTBOX_PG_EFATAL ? REEMIT_EFATAL : REEMIT_ERETRY;
     for (;;) {
+        bool stopped;
         int n;
 
         if (!hooks->idle(hooks->arg)) {
             result = REEMIT_STOPPED;
             break;
         }
-        st = reemit_pg_fetch(c, src->batch_rows, &n, err, errlen);
+        st =
+            reemit_pg_fetch(c, src->batch_rows, hooks->idle, hooks->arg, &stopped, &n, err, errlen);
+        if (stopped) {
+            result = REEMIT_STOPPED;
+            break;
+        }
         if (st != OUTBOX_PG_OK) {
             result = st == OUTBOX_PG_EFATAL ? REEMIT_EFATAL : REEMIT_ERETRY;
             break;

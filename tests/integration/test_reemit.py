@@ -188,7 +188,7 @@ def test_reemit_id_and_time_ranges_while_orders_arrive(stack):
     assert other.returncode == 1 and 'no slot "nobody"' in other.stderr
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(600)
 def test_reemit_survives_sigkill_of_the_relay(stack):
     n = 100000
     relay = stack.start_relay()
@@ -221,6 +221,13 @@ def test_reemit_survives_sigkill_of_the_relay(stack):
     resent = {m["headers"]["id"] for m in msgs if m["headers"].get("replay_request") == request}
     assert resent == rows(stack, "true")
     assert relay.alive
+
+    # The rate of a request served by a running relay, as the command reports it.
+    r = reemit(stack, "--since", since, "--wait", "--wait-timeout", "300", timeout=330)
+    assert r.returncode == 0, r.stdout + r.stderr
+    delivered = re.search(r"^delivered: (\d+) rows in .*$", r.stdout, re.M)
+    assert delivered and int(delivered.group(1)) == n, r.stdout
+    print(f"cdc-relay reemit --since ... --wait: {delivered.group(0)}")
 
 
 def test_reemit_checks_its_arguments(stack):
