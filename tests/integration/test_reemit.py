@@ -130,6 +130,9 @@ def db_now(stack: Stack) -> str:
                          " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", url=stack.url)
 
 
+# The request and its query use pg_current_snapshot, pg_visible_in_snapshot and
+# xid8: on every PostgreSQL version.
+@pytest.mark.matrix
 @pytest.mark.timeout(300)
 def test_reemit_id_and_time_ranges_while_orders_arrive(stack):
     relay = stack.start_relay()
