@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cfg_print.h"
 #include "duration.h"
 
 enum opt_kind {

@@ -634,16 +634,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) PRINTF_FMT(2, 0);
 /* libmicrohttpd's own messages (bind errors, dropped connections) into our log. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    char msg[512];
-    size_t n;
-
     UNUSED(cls);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    n = strlen(msg);
-    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-        msg[--n] = '\0';
-    copy_printable(msg, sizeof(msg), msg);
-    log_warn("http server: %s", msg);
+    log_library_message("http server", fmt, ap);
 }
 
 struct http_server *http_server_start(const struct http_options *opt, char *errbuf, size_t errlen)

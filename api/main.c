@@ -18,6 +18,7 @@
 #include "api/http.h"
 #include "api/migrations.h"
 #include "api/orders.h"
+#include "api/migrate_pg.h"
 #include "api/store_pg.h"
 #include "log.h"
 #include "notify.h"
@@ -83,8 +84,8 @@ static int run_migrate(const struct config *cfg)
     char err[STORE_ERR_MAX];
     int applied = 0, version = 0;
 
-    if (store_pg_migrate(cfg->database_url, cfg->db_timeout_ms, migrations, migrations_count,
-                         &applied, &version, err, sizeof(err)) != 0) {
+    if (migrate_pg_run(cfg->database_url, cfg->db_timeout_ms, migrations, migrations_count,
+                       &applied, &version, err, sizeof(err)) != 0) {
         log_fields(LOG_LEVEL_ERROR, "migrate failed", LOG_STR("error", err));
         return 1;
     }

@@ -1,19 +1,16 @@
 /*
  * PostgreSQL storage for orders-api: a fixed pool of libpq connections with
- * prepared statements (implementing struct store_ops), and the schema
- * migrator behind --migrate. The only api/ module that includes the libpq header.
+ * prepared statements (api/store_sql.c), implementing struct store_ops. The
+ * migrator behind --migrate is api/migrate_pg.c; both share api/pgsession.c.
  */
 #ifndef ORDERS_API_STORE_PG_H
 #define ORDERS_API_STORE_PG_H
 
 #include <stdint.h>
 
-#include "api/migrations.h"
 #include "compiler.h"
 #include "store.h"
 
-/* Session advisory lock held while migrating ("ordersmg" in ASCII). */
-#define STORE_PG_MIGRATE_LOCK_KEY INT64_C(0x6F72646572736D67)
 /* Minimum time between reconnect attempts of one pooled connection. */
 #define STORE_PG_RECONNECT_MS 1000
 
@@ -58,19 +55,6 @@ struct store_pg *store_pg_open(const struct store_pg_options *opt, int *connecte
 
 /* Closes every connection. Callers must have stopped using the store. NULL is a no-op. */
 void store_pg_close(struct store_pg *st);
-
-/*
- * Applies the pending entries of migs[0..count) (ascending versions), each in
- * its own transaction together with its schema_migrations row, under a session
- * advisory lock (STORE_PG_MIGRATE_LOCK_KEY); creates schema_migrations if
- * missing. timeout_ms bounds connecting only (migrations get no
- * statement_timeout). Logs (info) each migration applied, and waiting for the lock.
- * *applied gets the number applied, *version the highest version now recorded.
- * @returns 0, or -1 with errbuf naming the failed step or migration and the
- * server's message; the failed migration leaves nothing behind.
- */
-int store_pg_migrate(const char *database_url, int timeout_ms, const struct migration *migs,
-                     int count, int *applied, int *version, char *errbuf, size_t errlen) MUSTCHECK;
 
 /* libpq's run-time version number (PQlibVersion), for --version and build_info. */
 int store_pg_libpq_version(void);

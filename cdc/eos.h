@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "compiler.h"
-#include "sink_kafka.h"
+#include "eos_kafka.h"
 #include "tracker.h"
 
 struct eos_config {

@@ -123,22 +123,22 @@ static const struct version_libs *relay_libs(void)
 /* cdc-relay audit: no metrics, no systemd notifications, the report on stdout. */
 static int run_audit(const struct options *o)
 {
-    const struct relay_config *cfg = &o->relay;
+    const struct relay_common_config *common = &o->relay.common;
     struct audit_config ac = {
-        .database_url = cfg->database_url,
-        .brokers = cfg->brokers,
-        .kafka_props = cfg->kafka_props,
-        .nkafka_props = cfg->nkafka_props,
-        .table_schema = cfg->table_schema,
-        .table_name = cfg->table_name,
-        .columns = cfg->columns,
-        .topic_template = cfg->topic_template,
+        .database_url = common->database_url,
+        .brokers = common->brokers,
+        .kafka_props = common->kafka_props,
+        .nkafka_props = common->nkafka_props,
+        .table_schema = common->table_schema,
+        .table_name = common->table_name,
+        .columns = common->columns,
+        .topic_template = common->topic_template,
         .topics = o->audit_topics,
-        .dead_letter_topic = cfg->dead_letter_topic,
+        .dead_letter_topic = o->relay.stream.dead_letter_topic,
         .since_us = o->audit.since_us,
         .until_us = o->audit.until_us,
         .clock_skew_ms = o->clock_skew_ms,
-        .connect_timeout_s = cfg->connect_timeout_s,
+        .connect_timeout_s = common->connect_timeout_s,
         .out = stdout,
     };
 
@@ -148,14 +148,14 @@ static int run_audit(const struct options *o)
 /* cdc-relay reemit: the request's LSN on stdout, progress and errors logged. */
 static int run_reemit(struct options *o)
 {
-    const struct relay_config *cfg = &o->relay;
+    const struct relay_common_config *common = &o->relay.common;
     struct reemit_cmd_config rc = {
-        .database_url = cfg->database_url,
-        .slot = cfg->slot,
-        .table_schema = cfg->table_schema,
-        .table_name = cfg->table_name,
-        .columns = cfg->columns,
-        .connect_timeout_s = cfg->connect_timeout_s,
+        .database_url = common->database_url,
+        .slot = o->relay.stream.slot,
+        .table_schema = common->table_schema,
+        .table_name = common->table_name,
+        .columns = common->columns,
+        .connect_timeout_s = common->connect_timeout_s,
         .req = &o->reemit.req,
         .wait = o->reemit.wait,
         .wait_timeout_ms = o->reemit.wait_timeout_ms,
@@ -201,7 +201,7 @@ int main(int argc, char **argv)
     case OPTIONS_RUN:
         break;
     }
-    if (cfg->database_url == NULL) {
+    if (cfg->common.database_url == NULL) {
         fprintf(stderr, "cdc-relay: no database: set DATABASE_URL or pass --database-url\n");
         options_fini(&opt);
         return RELAY_EXIT_USAGE;
@@ -211,10 +211,11 @@ int main(int argc, char **argv)
     log_output = opt.log_format;
     /* libpq's and librdkafka's messages may quote what they were given:
      * never a password or a key (docs/security.md). */
-    log_add_dsn_secrets(cfg->database_url);
-    for (size_t i = 0; i < cfg->nkafka_props; i++)
-        if (sink_prop_is_secret(cfg->kafka_props[i].name))
-            log_add_secret(cfg->kafka_props[i].value, strlen(cfg->kafka_props[i].value));
+    log_add_dsn_secrets(cfg->common.database_url);
+    for (size_t i = 0; i < cfg->common.nkafka_props; i++)
+        if (sink_prop_is_secret(cfg->common.kafka_props[i].name))
+            log_add_secret(cfg->common.kafka_props[i].value,
+                           strlen(cfg->common.kafka_props[i].value));
     if (opt.command == OPTIONS_CMD_AUDIT) {
         int audit_rc = run_audit(&opt);
 
@@ -228,12 +229,12 @@ int main(int argc, char **argv)
         return reemit_rc;
     }
     notify_init();
-    cfg->stop = &stop_requested;
+    cfg->common.stop.flag = &stop_requested;
 
     if (pipe(stop_pipe) == 0) {
         fcntl(stop_pipe[0], F_SETFL, O_NONBLOCK);
         fcntl(stop_pipe[1], F_SETFL, O_NONBLOCK);
-        cfg->stop_fd = stop_pipe[0];
+        cfg->common.stop.fd = stop_pipe[0];
     }
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
@@ -243,17 +244,17 @@ int main(int argc, char **argv)
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
 
-    snprintf(table, sizeof(table), "%s.%s", cfg->table_schema, cfg->table_name);
-    log_redact_dsn(cfg->database_url, dsn_shown, sizeof(dsn_shown));
+    snprintf(table, sizeof(table), "%s.%s", cfg->common.table_schema, cfg->common.table_name);
+    log_redact_dsn(cfg->common.database_url, dsn_shown, sizeof(dsn_shown));
     if (cfg->poll_mode)
         log_fields(LOG_LEVEL_INFO, "starting", LOG_STR("version", ORDERS_CDC_VERSION),
                    LOG_STR("mode", "poll"), LOG_STR("table", table),
-                   LOG_STR("brokers", cfg->brokers), LOG_STR("database", dsn_shown));
+                   LOG_STR("brokers", cfg->common.brokers), LOG_STR("database", dsn_shown));
     else
         log_fields(LOG_LEVEL_INFO, "starting", LOG_STR("version", ORDERS_CDC_VERSION),
-                   LOG_STR("mode", "stream"), LOG_STR("slot", cfg->slot),
-                   LOG_STR("publication", cfg->publication), LOG_STR("table", table),
-                   LOG_STR("brokers", cfg->brokers), LOG_STR("database", dsn_shown));
+                   LOG_STR("mode", "stream"), LOG_STR("slot", cfg->stream.slot),
+                   LOG_STR("publication", cfg->stream.publication), LOG_STR("table", table),
+                   LOG_STR("brokers", cfg->common.brokers), LOG_STR("database", dsn_shown));
     if (opt.metrics_listen != NULL) {
         char addr[128];
         sigset_t stop_set;
@@ -276,13 +277,14 @@ int main(int argc, char **argv)
         }
         metrics_http_addr(http, addr, sizeof(addr));
         log_fields(LOG_LEVEL_INFO, "metrics listening", LOG_STR("addr", addr));
-        cfg->metrics = board;
+        cfg->common.metrics = board;
     }
     /* READY=1 comes from the loop once it can do its work (streaming, or
      * connected in poll mode); until then systemd shows this. */
     notify_status(cfg->poll_mode ? "connecting to Postgres"
                                  : "connecting to Postgres and the slot");
-    rc = cfg->poll_mode ? poll_relay_run(cfg) : relay_run(cfg);
+    rc = cfg->poll_mode ? poll_relay_run(&cfg->common, &cfg->poll)
+                        : relay_run(&cfg->common, &cfg->stream);
     metrics_http_stop(http);
     metrics_board_free(board);
 

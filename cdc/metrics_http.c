@@ -129,15 +129,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) PRINTF_FMT(2, 0);
 /* libmicrohttpd's own messages (bind errors, dropped connections) into our log. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    char msg[512];
-    size_t n;
-
     UNUSED(cls);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    n = strlen(msg);
-    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-        msg[--n] = '\0';
-    log_warn("metrics http server: %s", msg);
+    log_library_message("metrics http server", fmt, ap);
 }
 
 /* "HOST:PORT" or "[V6]:PORT" into a socket address (numeric or resolvable host). */

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "audit.h"
+#include "cfg_print.h"
 #include "reemit.h"
 #include "duration.h"
 #include "lsn.h"
@@ -61,20 +62,20 @@ static const struct cfg_opt opts[] = {
      "read options from FILE: \"name = value\" lines, '#'\n"
      "comments, kafka.NAME = VALUE for -X (docs/configuration.md)"},
     {"database-url", 0, "DATABASE_URL", "URL", NULL, CFG_SECRET_DSN | CFG_FILE_FORM, OPT_STR,
-     OFF(relay.database_url), 0, 0,
+     OFF(relay.common.database_url), 0, 0,
      "libpq URI or conninfo of the database holding the outbox\n"
      "(required); --database-url-file PATH, DATABASE_URL_FILE or\n"
      "database-url-file read it from a file (a systemd credential)"},
-    {"brokers", 0, "KAFKA_BROKERS", "LIST", "127.0.0.1:9092", 0, OPT_STR, OFF(relay.brokers), 0, 0,
-     "Kafka bootstrap servers"},
-    {"slot", 0, "CDC_SLOT", "NAME", "cdc_outbox_slot", 0, OPT_STR, OFF(relay.slot), 0, 0,
+    {"brokers", 0, "KAFKA_BROKERS", "LIST", "127.0.0.1:9092", 0, OPT_STR, OFF(relay.common.brokers),
+     0, 0, "Kafka bootstrap servers"},
+    {"slot", 0, "CDC_SLOT", "NAME", "cdc_outbox_slot", 0, OPT_STR, OFF(relay.stream.slot), 0, 0,
      "logical replication slot (created when missing)"},
     {"publication", 0, "CDC_PUBLICATION", "NAME", "cdc_outbox_pub", 0, OPT_STR,
-     OFF(relay.publication), 0, 0, "publication (created when missing)"},
+     OFF(relay.stream.publication), 0, 0, "publication (created when missing)"},
     {"table", 0, "CDC_TABLE", "SCHEMA.NAME", "public.outbox", 0, OPT_STR, OFF(table), 0, 0,
      "outbox table"},
     {"topic-template", 0, "CDC_TOPIC_TEMPLATE", "TMPL", "${aggregate_type}.events", 0, OPT_STR,
-     OFF(relay.topic_template), 0, 0,
+     OFF(relay.common.topic_template), 0, 0,
      "topic for each event; ${aggregate_type} (or Debezium's\n"
      "${routedByValue}) and ${event_type} are replaced"},
     /* The column mapping (docs/relay.md#the-outbox-table-and-its-columns). */
@@ -119,13 +120,13 @@ static const struct cfg_opt opts[] = {
      "table: inserts into the outbox table; messages: also\n"
      "transactional pg_logical_emit_message events"},
     {"message-prefix", 0, "CDC_MESSAGE_PREFIX", "P", "outbox", 0, OPT_STR,
-     OFF(relay.message_prefix), 0, 0, "prefix of those messages"},
+     OFF(relay.stream.message_prefix), 0, 0, "prefix of those messages"},
     {"heartbeat-interval", 0, "CDC_HEARTBEAT_INTERVAL", "DUR", "off", 0, OPT_DUR_OFF,
-     OFF(relay.heartbeat_interval_ms), 1, DAY_MS,
+     OFF(relay.stream.heartbeat_interval_ms), 1, DAY_MS,
      "write a logical message (prefix cdc-relay-heartbeat) this\n"
      "often so a silent database still lets the slot advance"},
     {"dead-letter-topic", 0, "CDC_DEAD_LETTER_TOPIC", "NAME", NULL, 0, OPT_STR,
-     OFF(relay.dead_letter_topic), 0, 0,
+     OFF(relay.stream.dead_letter_topic), 0, 0,
      "send events that can never be delivered as they are (NULL\n"
      "aggregate_id, invalid topic name, too large, authorization,\n"
      "unknown topic) to NAME with dl_* headers instead of\n"
@@ -134,25 +135,26 @@ static const struct cfg_opt opts[] = {
      0, "fail if the slot is missing instead of creating it"},
     {"no-create-publication", 0, "CDC_NO_CREATE_PUBLICATION", NULL, "false", 0, OPT_BOOL,
      OFF(no_create_publication), 0, 0, "fail if the publication is missing instead of creating it"},
-    {"start-lsn", 0, NULL, "X/Y", NULL, CFG_CLI_ONLY, OPT_LSN, OFF(relay.start_lsn), 0, 0,
+    {"start-lsn", 0, NULL, "X/Y", NULL, CFG_CLI_ONLY, OPT_LSN, OFF(relay.stream.start_lsn), 0, 0,
      "relay only transactions whose commit LSN is >= X/Y;\n"
      "refused if older than the slot's confirmed_flush_lsn"},
-    {"end-lsn", 0, NULL, "X/Y", NULL, CFG_CLI_ONLY, OPT_LSN, OFF(relay.end_lsn), 0, 0,
+    {"end-lsn", 0, NULL, "X/Y", NULL, CFG_CLI_ONLY, OPT_LSN, OFF(relay.stream.end_lsn), 0, 0,
      "stop (exit 0) after the last transaction whose commit LSN\n"
      "is <= X/Y"},
     {"status-interval", 0, "CDC_STATUS_INTERVAL", "DUR", "10s", 0, OPT_DUR,
-     OFF(relay.status_interval_ms), 1, DAY_MS,
+     OFF(relay.stream.status_interval_ms), 1, DAY_MS,
      "standby status update cadence; also how often, while\n"
      "there is a new position to confirm, the relay checks that\n"
      "the table is still in the publication (exit 1 if not)"},
     {"server-timeout", 0, "CDC_SERVER_TIMEOUT", "DUR", "60s", 0, OPT_DUR,
-     OFF(relay.server_timeout_ms), 1, DAY_MS,
+     OFF(relay.common.server_timeout_ms), 1, DAY_MS,
      "reconnect when the server sent nothing this long; a probe\n"
      "is sent at half of it"},
     {"shutdown-timeout", 0, "CDC_SHUTDOWN_TIMEOUT", "DUR", "30s", 0, OPT_DUR,
-     OFF(relay.shutdown_timeout_ms), 1, DAY_MS, "on SIGTERM/SIGINT, wait this long for deliveries"},
-    {"reconnect-max", 0, "CDC_RECONNECT_MAX", "DUR", "30s", 0, OPT_DUR, OFF(relay.reconnect_max_ms),
-     1, DAY_MS, "cap of the reconnect backoff"},
+     OFF(relay.common.shutdown_timeout_ms), 1, DAY_MS,
+     "on SIGTERM/SIGINT, wait this long for deliveries"},
+    {"reconnect-max", 0, "CDC_RECONNECT_MAX", "DUR", "30s", 0, OPT_DUR,
+     OFF(relay.common.reconnect_max_ms), 1, DAY_MS, "cap of the reconnect backoff"},
     {"state-file", 0, "CDC_STATE_FILE", "PATH", "cdc-relay.<slot>.state", 0, OPT_STR,
      OFF(state_file), 0, 0,
      "where the last delivered position is saved (written\n"
@@ -161,7 +163,7 @@ static const struct cfg_opt opts[] = {
     {"no-state-file", 0, "CDC_NO_STATE_FILE", NULL, "false", 0, OPT_BOOL, OFF(no_state_file), 0, 0,
      "keep no state file (resume from the slot alone)"},
     {"replay-window", 0, "CDC_REPLAY_WINDOW", "DUR", "0", 0, OPT_DUR_S64,
-     OFF(relay.replay_window_s), 0, DURATION_MAX_MS,
+     OFF(relay.stream.replay_window_s), 0, DURATION_MAX_MS,
      "hold the slot's confirmed position back by DUR (15m, 2h)\n"
      "so that window can be replayed with --start-lsn;\n"
      "costs that much WAL on the server"},
@@ -170,31 +172,31 @@ static const struct cfg_opt opts[] = {
      "outbox (SELECT ... FOR UPDATE SKIP LOCKED, then UPDATE\n"
      "published_at), for databases without logical replication;\n"
      "needs the published_at column (sql/0004)"},
-    {"poll-interval", 0, "CDC_POLL_INTERVAL", "DUR", "1s", 0, OPT_DUR, OFF(relay.poll_interval_ms),
+    {"poll-interval", 0, "CDC_POLL_INTERVAL", "DUR", "1s", 0, OPT_DUR, OFF(relay.poll.interval_ms),
      1, DAY_MS, "poll mode: wait after a poll that found nothing"},
-    {"poll-batch", 0, "CDC_POLL_BATCH", "N", "500", 0, OPT_INT, OFF(relay.poll_batch), 1, 100000,
+    {"poll-batch", 0, "CDC_POLL_BATCH", "N", "500", 0, OPT_INT, OFF(relay.poll.batch), 1, 100000,
      "poll mode: rows per batch (one transaction)"},
     {"poll-batch-timeout", 0, "CDC_POLL_BATCH_TIMEOUT", "DUR", "30s", 0, OPT_DUR,
-     OFF(relay.poll_batch_timeout_ms), 1, DAY_MS,
+     OFF(relay.poll.batch_timeout_ms), 1, DAY_MS,
      "poll mode: a batch Kafka has not acknowledged by then is\n"
      "rolled back and sent again"},
-    {"until-empty", 0, NULL, NULL, NULL, CFG_CLI_ONLY, OPT_BOOL, OFF(relay.poll_until_empty), 0, 0,
+    {"until-empty", 0, NULL, NULL, NULL, CFG_CLI_ONLY, OPT_BOOL, OFF(relay.poll.until_empty), 0, 0,
      "poll mode: exit 0 at the first poll that finds no\nunpublished row"},
-    {"exactly-once", 0, "CDC_EXACTLY_ONCE", NULL, "false", 0, OPT_BOOL, OFF(relay.exactly_once), 0,
-     0,
+    {"exactly-once", 0, "CDC_EXACTLY_ONCE", NULL, "false", 0, OPT_BOOL,
+     OFF(relay.stream.exactly_once), 0, 0,
      "Kafka transactions aligned to Postgres transactions, with a\n"
      "checkpoint in the same transaction: read_committed\n"
      "consumers see each event once (docs/guarantees.md)"},
     {"checkpoint-topic", 0, "CDC_CHECKPOINT_TOPIC", "NAME", "cdc-relay.checkpoints", 0, OPT_STR,
-     OFF(relay.checkpoint_topic), 0, 0,
+     OFF(relay.stream.checkpoint_topic), 0, 0,
      "exactly-once: compacted topic of the checkpoints (created\n"
      "when missing)"},
-    {"txn-max-events", 0, "CDC_TXN_MAX_EVENTS", "N", "10000", 0, OPT_U64, OFF(relay.txn_max_events),
-     1, 100000000,
+    {"txn-max-events", 0, "CDC_TXN_MAX_EVENTS", "N", "10000", 0, OPT_U64,
+     OFF(relay.stream.txn_max_events), 1, 100000000,
      "exactly-once: close a Kafka transaction after this many\n"
      "events (between source transactions, never inside one)"},
-    {"txn-max-ms", 0, "CDC_TXN_MAX_MS", "DUR", "100ms", 0, OPT_DUR_MS, OFF(relay.txn_max_ms), 1,
-     100000000,
+    {"txn-max-ms", 0, "CDC_TXN_MAX_MS", "DUR", "100ms", 0, OPT_DUR_MS, OFF(relay.stream.txn_max_ms),
+     1, 100000000,
      "exactly-once: ... or once it is this old (a bare number is\n"
      "milliseconds)"},
     {"kafka", 'X', "CDC_KAFKA_", "NAME=VALUE", NULL, CFG_KAFKA, OPT_KAFKA, 0, 0, 0,
@@ -374,14 +376,14 @@ static int apply_kafka(struct options *o, char *errbuf, size_t errlen)
 
         if (!(it->opt->flags & CFG_KAFKA))
             continue;
-        if (o->relay.nkafka_props == OPTIONS_MAX_KAFKA_PROPS)
+        if (o->relay.common.nkafka_props == OPTIONS_MAX_KAFKA_PROPS)
             return cfg_seterr(errbuf, errlen, "more than %d Kafka properties",
                               OPTIONS_MAX_KAFKA_PROPS);
         /* File lines come before flags (cfg sorts by source), and librdkafka
          * keeps the last value set: a flag beats the file. */
-        o->props[o->relay.nkafka_props].name = xstrndup(it->key, it->key_len);
-        o->props[o->relay.nkafka_props].value = it->value;
-        o->relay.nkafka_props++;
+        o->props[o->relay.common.nkafka_props].name = xstrndup(it->key, it->key_len);
+        o->props[o->relay.common.nkafka_props].value = it->value;
+        o->relay.common.nkafka_props++;
     }
     return 0;
 }
@@ -453,7 +455,8 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
     const char *dot;
     size_t slen;
 
-    if (o->relay.start_lsn != 0 && o->relay.end_lsn != 0 && o->relay.end_lsn < o->relay.start_lsn)
+    if (o->relay.stream.start_lsn != 0 && o->relay.stream.end_lsn != 0 &&
+        o->relay.stream.end_lsn < o->relay.stream.start_lsn)
         return cfg_seterr(errbuf, errlen, "--end-lsn is before --start-lsn");
     r = row("table");
     cfg_label(cfg_get(&o->set, r), r, label, sizeof(label));
@@ -470,12 +473,12 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
         strchr(dot + 1, '.') != NULL || strlen(dot + 1) >= sizeof(o->table_name))
         return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not SCHEMA.NAME", label, o->table);
     memcpy(o->table_name, dot + 1, strlen(dot + 1) + 1);
-    o->relay.table_schema = o->table_schema;
-    o->relay.table_name = o->table_name;
+    o->relay.common.table_schema = o->table_schema;
+    o->relay.common.table_name = o->table_name;
 
     r = row("source");
     if (strcmp(o->source, "messages") == 0)
-        o->relay.source_messages = true;
+        o->relay.stream.source_messages = true;
     else if (strcmp(o->source, "table") != 0)
         return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not table or messages",
                           cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)), o->source);
@@ -487,24 +490,27 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
                           cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)), o->mode);
     /* Options poll mode would silently ignore are refused instead. */
     if (o->relay.poll_mode &&
-        (o->relay.start_lsn != 0 || o->relay.end_lsn != 0 || o->relay.source_messages ||
-         o->relay.heartbeat_interval_ms > 0 || o->relay.replay_window_s > 0))
+        (o->relay.stream.start_lsn != 0 || o->relay.stream.end_lsn != 0 ||
+         o->relay.stream.source_messages || o->relay.stream.heartbeat_interval_ms > 0 ||
+         o->relay.stream.replay_window_s > 0))
         return cfg_seterr(errbuf, errlen,
                           "--start-lsn, --end-lsn, --source messages, --heartbeat-interval and "
                           "--replay-window need --mode stream");
-    if (!o->relay.poll_mode && o->relay.poll_until_empty)
+    if (!o->relay.poll_mode && o->relay.poll.until_empty)
         return cfg_seterr(errbuf, errlen, "--until-empty needs --mode poll");
     r = row("checkpoint-topic");
-    if (!outbox_topic_valid(o->relay.checkpoint_topic, strlen(o->relay.checkpoint_topic)))
+    if (!outbox_topic_valid(o->relay.stream.checkpoint_topic,
+                            strlen(o->relay.stream.checkpoint_topic)))
         return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not a valid Kafka topic name",
                           cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)),
-                          o->relay.checkpoint_topic);
+                          o->relay.stream.checkpoint_topic);
     r = row("dead-letter-topic");
-    if (o->relay.dead_letter_topic != NULL &&
-        !outbox_topic_valid(o->relay.dead_letter_topic, strlen(o->relay.dead_letter_topic)))
+    if (o->relay.stream.dead_letter_topic != NULL &&
+        !outbox_topic_valid(o->relay.stream.dead_letter_topic,
+                            strlen(o->relay.stream.dead_letter_topic)))
         return cfg_seterr(errbuf, errlen, "%s: \"%.64s\" is not a valid Kafka topic name",
                           cfg_label(cfg_get(&o->set, r), r, label, sizeof(label)),
-                          o->relay.dead_letter_topic);
+                          o->relay.stream.dead_letter_topic);
     if (strcmp(o->columns.traceparent, "none") == 0)
         o->columns.traceparent = NULL;
     else
@@ -536,7 +542,7 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
                               o->until);
         if (o->audit.until_us <= o->audit.since_us)
             return cfg_seterr(errbuf, errlen, "--until is not after --since");
-        if (o->relay.source_messages || o->relay.poll_mode)
+        if (o->relay.stream.source_messages || o->relay.poll_mode)
             return cfg_seterr(errbuf, errlen,
                               "audit reads the outbox table: --source messages and --mode poll "
                               "do not apply");
@@ -560,25 +566,25 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
         return cfg_seterr(errbuf, errlen,
                           "--ids, --lsn, --wait and --wait-timeout are for the reemit command: "
                           "cdc-relay reemit --ids A..B");
-    if (strcmp(o->relay.message_prefix, REEMIT_PREFIX) == 0)
+    if (strcmp(o->relay.stream.message_prefix, REEMIT_PREFIX) == 0)
         return cfg_seterr(errbuf, errlen,
                           "--message-prefix: \"%s\" is the prefix of re-emit requests; choose "
                           "another",
                           REEMIT_PREFIX);
     if (strcmp(o->metrics_listen, "none") == 0)
         o->metrics_listen = NULL;
-    if (*o->relay.message_prefix == '\0')
+    if (*o->relay.stream.message_prefix == '\0')
         return cfg_seterr(errbuf, errlen, "--message-prefix must not be empty");
-    o->relay.create_slot = !o->no_create_slot;
-    o->relay.create_publication = !o->no_create_publication;
+    o->relay.stream.create_slot = !o->no_create_slot;
+    o->relay.stream.create_publication = !o->no_create_publication;
     if (!o->no_state_file) {
         if (cfg_get(&o->set, row("state-file")) == NULL) {
             snprintf(o->default_state, sizeof(o->default_state), "cdc-relay.%s.state",
-                     o->relay.slot);
+                     o->relay.stream.slot);
             o->state_file = o->default_state;
             cfg_set_derived(&o->set, row("state-file"), o->default_state);
         }
-        o->relay.state_file = o->state_file;
+        o->relay.stream.state_file = o->state_file;
     }
     return 0;
 }
@@ -606,11 +612,11 @@ int options_parse(struct options *o, int argc, char **argv, options_getenv_fn ge
         argv++;
     }
     o->now_us = options_now_us();
-    o->relay.connect_timeout_s = 10;
-    o->relay.kafka_props = o->props;
-    o->relay.stop_fd = -1;
+    o->relay.common.connect_timeout_s = 10;
+    o->relay.common.kafka_props = o->props;
+    o->relay.common.stop.fd = -1;
     outbox_columns_default(&o->columns);
-    o->relay.columns = &o->columns;
+    o->relay.common.columns = &o->columns;
     o->log_level = LOG_LEVEL_INFO;
     o->log_format = LOG_FORMAT_TEXT;
 
@@ -668,9 +674,9 @@ void options_fini(struct options *o)
 {
     if (o == NULL)
         return;
-    for (size_t i = 0; i < o->relay.nkafka_props; i++)
+    for (size_t i = 0; i < o->relay.common.nkafka_props; i++)
         free((char *)o->props[i].name);
-    o->relay.nkafka_props = 0;
+    o->relay.common.nkafka_props = 0;
     cfg_fini(&o->set);
 }
 

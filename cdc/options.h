@@ -18,7 +18,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "reemit.h"
-#include "relay.h"
+#include "relay_config.h"
 #include "sink_kafka.h"
 
 #define OPTIONS_MAX_KAFKA_PROPS 256
@@ -40,7 +40,8 @@ enum options_action {
 struct options {
     enum options_command command;
     enum options_action action;
-    struct relay_config relay; /* ready for relay_run, apart from stop/stop_fd/metrics */
+    struct relay_config
+        relay; /* ready for relay_run or poll_relay_run, apart from stop and metrics */
     enum log_level log_level;
     enum log_format log_format;
     const char *metrics_listen; /* NULL: off (--metrics-listen none) */

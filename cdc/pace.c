@@ -20,16 +20,26 @@ int64_t pace_monotonic_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-void pace_sleep_ms(int ms, const struct relay_config *cfg)
+void pace_sleep_ms(int ms, const struct stop_signal *stop)
 {
-    struct pollfd pfd = {.fd = cfg->stop_fd, .events = POLLIN};
+    struct pollfd pfd = {.fd = stop->fd, .events = POLLIN};
 
-    if (cfg->stop != NULL && *cfg->stop)
+    if (stop->flag != NULL && *stop->flag)
         return;
-    if (cfg->stop_fd >= 0)
+    if (stop->fd >= 0)
         (void)poll(&pfd, 1, ms);
     else
         (void)poll(NULL, 0, ms);
+}
+
+bool pace_stop_requested(const struct stop_signal *stop, int timeout_ms, int64_t now_us,
+                         int64_t *deadline_us)
+{
+    if (stop->flag == NULL || !*stop->flag)
+        return false;
+    if (*deadline_us == 0)
+        *deadline_us = now_us + (int64_t)timeout_ms * 1000;
+    return true;
 }
 
 int pace_backoff_next(int current_ms, int max_ms)

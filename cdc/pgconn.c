@@ -101,9 +101,7 @@ static enum pgconn_status handshake(PGconn *conn, int timeout_s, int stop_fd, ch
                                     size_t errlen)
 {
     PostgresPollingStatusType ps = PGRES_POLLING_WRITING;
-    /* libpq treats a connect_timeout of 1 as 2 */
-    int64_t deadline =
-        timeout_s > 0 ? mono_ms() + (int64_t)(timeout_s < 2 ? 2 : timeout_s) * 1000 : -1;
+    int64_t deadline = timeout_s > 0 ? mono_ms() + (int64_t)timeout_s * 1000 : -1;
 
     while (ps != PGRES_POLLING_OK && ps != PGRES_POLLING_FAILED) {
         struct pollfd pfd[2] = {
@@ -113,8 +111,7 @@ static enum pgconn_status handshake(PGconn *conn, int timeout_s, int stop_fd, ch
         int n;
 
         if (deadline >= 0 && wait_ms <= 0) {
-            pgconn_set_err(err, errlen, "timeout expired after %d s (connect_timeout)",
-                           timeout_s < 2 ? 2 : timeout_s);
+            pgconn_set_err(err, errlen, "timeout expired after %d s (connect_timeout)", timeout_s);
             return PGCONN_ERETRY;
         }
         n = poll(pfd, stop_fd >= 0 ? 2 : 1, wait_ms);
@@ -161,11 +158,12 @@ static enum pgconn_status classify_failure(PGconn *conn, bool replication, char 
     return st;
 }
 
-PGconn *pgconn_open(const struct pgconn_opts *o, enum pgconn_status *st, char *err, size_t errlen)
+PGconn *pgconn_start(const struct pgconn_opts *o, int *timeout_s, enum pgconn_status *st, char *err,
+                     size_t errlen)
 {
     struct pgparams p;
     PGconn *conn;
-    const char *timeout, *server_encoding, *client_encoding;
+    const char *timeout;
 
     if (!build(o, &p)) {
         pgconn_set_err(err, errlen,
@@ -175,8 +173,12 @@ PGconn *pgconn_open(const struct pgconn_opts *o, enum pgconn_status *st, char *e
     }
     conn = PQconnectStartParams(p.keys, p.vals, 0);
     timeout = pgparams_get(&p, "connect_timeout");
+    *timeout_s = timeout ? atoi(timeout) : 0;
+    /* libpq treats a connect_timeout of 1 as 2 */
+    if (*timeout_s == 1)
+        *timeout_s = 2;
+    pgparams_fini(&p);
     if (conn == NULL) {
-        pgparams_fini(&p);
         pgconn_set_err(err, errlen, "out of memory");
         *st = PGCONN_ERETRY;
         return NULL;
@@ -184,21 +186,16 @@ PGconn *pgconn_open(const struct pgconn_opts *o, enum pgconn_status *st, char *e
     /* Before the handshake: a server error during it is then formatted with
      * its SQLSTATE. */
     PQsetErrorVerbosity(conn, PQERRORS_VERBOSE);
-    *st = PQstatus(conn) == CONNECTION_BAD
-              ? PGCONN_ERETRY
-              : handshake(conn, timeout ? atoi(timeout) : 0, o->stop_fd, err, errlen);
-    pgparams_fini(&p);
-    if (*st == PGCONN_ESTOP || (*st == PGCONN_ERETRY && PQstatus(conn) != CONNECTION_BAD)) {
-        if (*st == PGCONN_ESTOP)
-            pgconn_set_err(err, errlen, "stopped while connecting");
-        PQfinish(conn);
-        return NULL;
-    }
-    if (PQstatus(conn) != CONNECTION_OK) {
-        *st = classify_failure(conn, o->replication, err, errlen);
-        PQfinish(conn);
-        return NULL;
-    }
+    *st = PGCONN_OK;
+    return conn;
+}
+
+enum pgconn_status pgconn_established(PGconn *conn, bool replication, char *err, size_t errlen)
+{
+    const char *server_encoding, *client_encoding;
+
+    if (PQstatus(conn) != CONNECTION_OK)
+        return classify_failure(conn, replication, err, errlen);
     PQsetErrorVerbosity(conn, PQERRORS_DEFAULT);
     client_encoding = PQparameterStatus(conn, "client_encoding");
     server_encoding = PQparameterStatus(conn, "server_encoding");
@@ -207,8 +204,9 @@ PGconn *pgconn_open(const struct pgconn_opts *o, enum pgconn_status *st, char *e
                        "the server kept client_encoding %s, not " PGPARAMS_CLIENT_ENCODING
                        " as asked (a connection pooler?): text would not reach Kafka as stored",
                        client_encoding ? client_encoding : "(unknown)");
-        *st = PGCONN_EFATAL;
-    } else if (server_encoding != NULL && strcmp(server_encoding, "SQL_ASCII") == 0) {
+        return PGCONN_EFATAL;
+    }
+    if (server_encoding != NULL && strcmp(server_encoding, "SQL_ASCII") == 0) {
         /* SQL_ASCII stores whatever bytes each client sent, unchecked and
          * unconverted: nothing says what encoding a row's text is in, so the
          * relay cannot promise UTF-8 to consumers. */
@@ -217,8 +215,27 @@ PGconn *pgconn_open(const struct pgconn_opts *o, enum pgconn_status *st, char *e
                        "saying their encoding; the relay needs a real encoding (UTF8 is best): "
                        "move the data to a database created with ENCODING 'UTF8'",
                        PQdb(conn));
-        *st = PGCONN_EFATAL;
+        return PGCONN_EFATAL;
     }
+    return PGCONN_OK;
+}
+
+PGconn *pgconn_open(const struct pgconn_opts *o, enum pgconn_status *st, char *err, size_t errlen)
+{
+    int timeout_s;
+    PGconn *conn = pgconn_start(o, &timeout_s, st, err, errlen);
+
+    if (conn == NULL)
+        return NULL;
+    *st = PQstatus(conn) == CONNECTION_BAD ? PGCONN_ERETRY
+                                           : handshake(conn, timeout_s, o->stop_fd, err, errlen);
+    if (*st == PGCONN_ESTOP || (*st == PGCONN_ERETRY && PQstatus(conn) != CONNECTION_BAD)) {
+        if (*st == PGCONN_ESTOP)
+            pgconn_set_err(err, errlen, "stopped while connecting");
+        PQfinish(conn);
+        return NULL;
+    }
+    *st = pgconn_established(conn, o->replication, err, errlen);
     if (*st != PGCONN_OK) {
         PQfinish(conn);
         return NULL;

@@ -45,6 +45,20 @@ struct pgconn_opts {
  */
 PGconn *pgconn_open(const struct pgconn_opts *o, enum pgconn_status *st, char *err, size_t errlen);
 
+/*
+ * pgconn_open in two halves, for a connection made without blocking
+ * (cdc/watch.c drives it from the stream loop's poll()): pgconn_start
+ * returns the connection PQconnectStartParams made with the same parameters
+ * (NULL with *st and err when the URL does not parse or memory ran out) and
+ * the connect_timeout in effect (0: none); drive it with PQconnectPoll. Once
+ * that says PGRES_POLLING_OK or PGRES_POLLING_FAILED, pgconn_established
+ * classifies a failure and checks the session as pgconn_open does: PGCONN_OK,
+ * or a status with err (the caller PQfinishes the connection).
+ */
+PGconn *pgconn_start(const struct pgconn_opts *o, int *timeout_s, enum pgconn_status *st, char *err,
+                     size_t errlen);
+enum pgconn_status pgconn_established(PGconn *conn, bool replication, char *err, size_t errlen);
+
 /* The SQLSTATE of res, or "" (no result, or an error libpq made up). */
 const char *pgconn_sqlstate(const PGresult *res);
 

@@ -19,13 +19,12 @@
 #include "metrics.h"
 #include "notify.h"
 #include "outbox.h"
+#include "pgtime.h"
 #include "poll_pg.h"
 #include "poll_sql.h"
-#include "sink_kafka.h"
+#include "shell.h"
+#include "sink_ops.h"
 #include "xmem.h"
-
-#define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
-#define METRICS_PUBLISH_US 100000
 
 enum batch_end {
     BATCH_DONE,   /* committed, or found nothing */
@@ -36,7 +35,8 @@ enum batch_end {
 };
 
 struct poller {
-    const struct relay_config *cfg;
+    const struct relay_common_config *common;
+    const struct relay_poll_config *cfg;
     struct poll_pg *pp;
     struct sink *sink;
     bool commit_ts; /* the server tracks commit timestamps */
@@ -52,13 +52,8 @@ struct poller {
     int64_t stop_deadline_us;
 
     /* observability only (docs/observability.md) */
-    uint64_t received;
-    uint64_t produced;
-    uint64_t delivered;
-    uint64_t failed;
+    struct relay_stats stats;
     uint64_t published; /* rows marked published by a committed batch */
-    uint64_t reconnects_pg;
-    uint64_t reconnects_kafka;
     uint64_t in_flight;
     bool pending_known;
     int64_t oldest_pending_us;
@@ -67,34 +62,22 @@ struct poller {
     char err[1024];
 };
 
-/* Publishes the metrics snapshot, at most every METRICS_PUBLISH_US unless
- * forced. Changes nothing the loop decides with. The LSN gauges stay 0:
- * poll mode has no WAL position. */
+/* Publishes the metrics snapshot (shell_publish_due's cadence). Changes
+ * nothing the loop decides with. The LSN gauges stay 0: poll mode has no
+ * WAL position. */
 static void observe(struct poller *p, bool force)
 {
-    int64_t now = pace_monotonic_us();
     struct metrics_snapshot snap;
 
-    if (p->cfg->metrics == NULL || (!force && now < p->next_publish_us))
+    if (!shell_publish_due(p->common->metrics, &p->next_publish_us, pace_monotonic_us(), force))
         return;
-    p->next_publish_us = now + METRICS_PUBLISH_US;
-    memset(&snap, 0, sizeof(snap));
-    snap.events_received = p->received;
-    snap.events_produced = p->produced;
-    snap.events_delivered = p->delivered;
-    snap.events_failed = p->failed;
-    snap.reconnects_postgres = p->reconnects_pg;
-    snap.reconnects_kafka = p->reconnects_kafka;
+    shell_snapshot(&snap, &p->stats, p->common->server_timeout_ms, &sink_kafka_ops, p->sink);
     snap.events_in_flight = p->in_flight;
     snap.pending_known = p->pending_known && p->in_flight > 0;
     snap.oldest_pending_commit_us = p->oldest_pending_us;
     snap.streaming = poll_pg_ok(p->pp); /* "connected" in poll mode */
     snap.last_server_msg_us = p->last_server_us;
-    snap.server_timeout_ms = p->cfg->server_timeout_ms;
-    snap.have_kafka = p->sink != NULL;
-    if (p->sink != NULL)
-        sink_stats(p->sink, &snap.kafka);
-    metrics_board_publish(p->cfg->metrics, &snap);
+    metrics_board_publish(p->common->metrics, &snap);
 }
 
 static void on_delivery(void *arg, uint64_t seq, const char *err, bool permanent,
@@ -110,10 +93,10 @@ static void on_delivery(void *arg, uint64_t seq, const char *err, bool permanent
         p->in_flight--;
     if (err == NULL) {
         p->batch_acked++;
-        p->delivered++;
+        p->stats.delivered++;
         return;
     }
-    p->failed++;
+    p->stats.failed++;
     if (permanent) {
         log_write_fields(LOG_LEVEL_ERROR, fields, 1,
                          "delivery failed permanently, stopping without marking the batch "
@@ -127,15 +110,15 @@ static void on_delivery(void *arg, uint64_t seq, const char *err, bool permanent
     }
 }
 
-/* True while a stop request still leaves time to finish the batch; sets the
- * deadline (--shutdown-timeout) the first time it sees the request. */
+/* True once a stop request left no more time to finish the batch
+ * (--shutdown-timeout from when it was first seen). */
 static bool stop_deadline_passed(struct poller *p)
 {
-    if (!*p->cfg->stop)
-        return false;
-    if (p->stop_deadline_us == 0)
-        p->stop_deadline_us = pace_monotonic_us() + (int64_t)p->cfg->shutdown_timeout_ms * 1000;
-    return pace_monotonic_us() >= p->stop_deadline_us;
+    int64_t now = pace_monotonic_us();
+
+    return pace_stop_requested(&p->common->stop, p->common->shutdown_timeout_ms, now,
+                               &p->stop_deadline_us) &&
+           now >= p->stop_deadline_us;
 }
 
 /*
@@ -162,14 +145,14 @@ static enum batch_end wait_kafka(struct poller *p, int64_t deadline_us, int want
         if (stop_deadline_passed(p)) {
             log_warn("stop requested and the batch is not acknowledged after %d ms; rolling it "
                      "back (its rows stay unpublished and are sent again by the next run)",
-                     p->cfg->shutdown_timeout_ms);
+                     p->common->shutdown_timeout_ms);
             return BATCH_STOP;
         }
         if (pace_monotonic_us() >= deadline_us) {
             log_warn("batch not acknowledged by Kafka within %d ms (%d of %d events); rolling it "
                      "back so no transaction stays open, and producing it again with a new "
                      "producer",
-                     p->cfg->poll_batch_timeout_ms, p->batch_acked, want_acked);
+                     p->cfg->batch_timeout_ms, p->batch_acked, want_acked);
             return BATCH_REWIND;
         }
         sink_poll(p->sink, 100);
@@ -188,18 +171,35 @@ static enum batch_end bad_row(struct poller *p, const char *id, const char *why)
     return BATCH_FATAL;
 }
 
+/* wait_kafka while the producer's queue is full, for shell_produce. */
+struct queue_wait {
+    struct poller *p;
+    int64_t deadline_us;
+    enum batch_end end;
+};
+
+static bool wait_for_queue(void *arg)
+{
+    struct queue_wait *qw = arg;
+
+    qw->end = wait_kafka(qw->p, qw->deadline_us, -1);
+    return qw->end == BATCH_DONE;
+}
+
 static enum batch_end run_batch(struct poller *p, int *nrows)
 {
-    const struct relay_config *cfg = p->cfg;
+    const struct relay_poll_config *cfg = p->cfg;
     enum poll_pg_status st;
     enum batch_end end = BATCH_DONE;
+    enum sink_status sst;
+    struct queue_wait qw;
     int64_t deadline_us;
     const char **ids = NULL;
     int *id_lens = NULL;
     char *array = NULL;
     int n;
 
-    st = poll_pg_fetch(p->pp, cfg->poll_batch, &n, p->err, sizeof(p->err));
+    st = poll_pg_fetch(p->pp, cfg->batch, &n, p->err, sizeof(p->err));
     *nrows = 0;
     if (st != POLL_PG_OK) {
         if (st == POLL_PG_EFATAL) {
@@ -219,7 +219,8 @@ static enum batch_end run_batch(struct poller *p, int *nrows)
     p->batch_acked = 0;
     p->in_flight = 0;
     p->pending_known = false;
-    deadline_us = pace_monotonic_us() + (int64_t)cfg->poll_batch_timeout_ms * 1000;
+    deadline_us = pace_monotonic_us() + (int64_t)cfg->batch_timeout_ms * 1000;
+    qw = (struct queue_wait){.p = p, .deadline_us = deadline_us};
     ids = xmalloc(sizeof(*ids) * (size_t)n);
     id_lens = xmalloc(sizeof(*id_lens) * (size_t)n);
 
@@ -245,7 +246,7 @@ static enum batch_end run_batch(struct poller *p, int *nrows)
         ev.traceparent.len = len;
         ev.nheaders = p->layout.nheaders;
         for (size_t h = 0; h < ev.nheaders; h++) {
-            ev.headers[h].name = cfg->columns->headers[h].header;
+            ev.headers[h].name = p->common->columns->headers[h].header;
             ev.headers[h].value.ptr = poll_pg_value(p->pp, i, POLL_SQL_COL_HEADERS + (int)h, &len);
             ev.headers[h].value.len = len;
         }
@@ -263,7 +264,7 @@ static enum batch_end run_batch(struct poller *p, int *nrows)
         if (ts_text != NULL) {
             int64_t unix_us = strtoll(ts_text, NULL, 10);
 
-            outbox_format_timestamp(unix_us - PG_EPOCH_OFFSET_US, ts, sizeof(ts));
+            outbox_format_timestamp(pgtime_from_unix_us(unix_us), ts, sizeof(ts));
             if (!p->pending_known) {
                 p->pending_known = true;
                 p->oldest_pending_us = unix_us;
@@ -271,35 +272,28 @@ static enum batch_end run_batch(struct poller *p, int *nrows)
         }
         ids[i] = ev.id.ptr;
         id_lens[i] = (int)ev.id.len;
-        p->received++;
-        if (!outbox_topic(cfg->topic_template, &ev, topic, sizeof(topic))) {
+        p->stats.received++;
+        if (!outbox_topic(p->common->topic_template, &ev, topic, sizeof(topic))) {
             char why[512];
 
-            snprintf(why, sizeof(why),
-                     "aggregate_type '%.*s' does not make a valid Kafka topic name from template "
-                     "'%s'",
-                     (int)ev.aggregate_type.len, ev.aggregate_type.ptr, cfg->topic_template);
+            shell_bad_topic(why, sizeof(why), &ev, p->common->topic_template);
             end = bad_row(p, ev.id.ptr, why);
             goto out;
         }
-        for (;;) {
-            enum sink_status sst =
-                sink_produce(p->sink, topic, &ev, &meta, p->batch_no, p->err, sizeof(p->err));
-
-            if (sst == SINK_OK)
-                break;
-            if (sst == SINK_QUEUE_FULL) {
-                if ((end = wait_kafka(p, deadline_us, -1)) != BATCH_DONE)
-                    goto abandon;
-                continue;
-            }
-            p->failed++;
+        sst = shell_produce(&sink_kafka_ops, p->sink, topic, &ev, &meta, NULL, p->batch_no,
+                            wait_for_queue, &qw, p->err, sizeof(p->err));
+        if (sst == SINK_QUEUE_FULL) {
+            end = qw.end;
+            goto abandon;
+        }
+        if (sst != SINK_OK) {
+            p->stats.failed++;
             log_write_fields(LOG_LEVEL_ERROR, (struct log_field[]){{"event_id", ev.id.ptr, -1}}, 1,
                              "cannot produce event to topic %s: %s", topic, p->err);
             end = sst == SINK_EPERMANENT ? BATCH_FATAL : BATCH_REWIND;
             goto abandon;
         }
-        p->produced++;
+        p->stats.produced++;
         p->in_flight++;
     }
     if ((end = wait_kafka(p, deadline_us, n)) != BATCH_DONE)
@@ -331,27 +325,28 @@ out:
     return end;
 }
 
-enum relay_exit poll_relay_run(const struct relay_config *cfg)
+enum relay_exit poll_relay_run(const struct relay_common_config *common,
+                               const struct relay_poll_config *cfg)
 {
-    struct poller p = {.cfg = cfg};
+    struct poller p = {.common = common, .cfg = cfg};
     enum relay_exit result = RELAY_EXIT_ERROR;
     int backoff_ms = 0;
 
     srandom((unsigned)pace_monotonic_us());
     observe(&p, true);
-    while (!*cfg->stop) {
+    while (!*common->stop.flag) {
         enum batch_end end;
         int n = 0;
 
         if (backoff_ms > 0) {
             log_info("retrying in %d ms", backoff_ms);
-            pace_sleep_ms(backoff_ms, cfg);
-            if (*cfg->stop)
+            pace_sleep_ms(backoff_ms, &common->stop);
+            if (*common->stop.flag)
                 break;
         }
         if (p.sink == NULL) {
-            p.sink = sink_new(cfg->brokers, cfg->kafka_props, cfg->nkafka_props, on_delivery, &p,
-                              p.err, sizeof(p.err));
+            p.sink = sink_new(common->brokers, common->kafka_props, common->nkafka_props,
+                              on_delivery, &p, p.err, sizeof(p.err));
             if (p.sink == NULL) {
                 log_error("%s", p.err);
                 goto out;
@@ -360,9 +355,9 @@ enum relay_exit poll_relay_run(const struct relay_config *cfg)
         if (p.pp == NULL) {
             enum poll_pg_status st;
 
-            p.pp = poll_pg_open(cfg->database_url, cfg->table_schema, cfg->table_name, cfg->columns,
-                                cfg->connect_timeout_s, cfg->stop_fd, &p.commit_ts, &p.layout, &st,
-                                p.err, sizeof(p.err));
+            p.pp = poll_pg_open(common->database_url, common->table_schema, common->table_name,
+                                common->columns, common->connect_timeout_s, common->stop.fd,
+                                &p.commit_ts, &p.layout, &st, p.err, sizeof(p.err));
             if (p.pp == NULL) {
                 if (st == POLL_PG_ESTOP)
                     break;
@@ -371,19 +366,19 @@ enum relay_exit poll_relay_run(const struct relay_config *cfg)
                     goto out;
                 }
                 log_warn("%s", p.err);
-                p.reconnects_pg++;
-                backoff_ms = pace_backoff_next(backoff_ms, cfg->reconnect_max_ms);
+                p.stats.reconnects_pg++;
+                backoff_ms = pace_backoff_next(backoff_ms, common->reconnect_max_ms);
                 observe(&p, true);
                 continue;
             }
             p.last_server_us = pace_monotonic_us();
             log_info("polling table %s.%s: batches of %d, every %d ms when idle; commit_ts from "
                      "%s%s%s",
-                     cfg->table_schema, cfg->table_name, cfg->poll_batch, cfg->poll_interval_ms,
+                     common->table_schema, common->table_name, cfg->batch, cfg->interval_ms,
                      p.commit_ts ? "commit timestamps (track_commit_timestamp = on)"
-                                 : cfg->columns->timestamp,
+                                 : common->columns->timestamp,
                      p.commit_ts ? "" : " (track_commit_timestamp = off)",
-                     p.layout.traceparent >= 0 || cfg->columns->traceparent == NULL
+                     p.layout.traceparent >= 0 || common->columns->traceparent == NULL
                          ? ""
                          : "; no traceparent column: events carry no traceparent header");
             observe(&p, true);
@@ -396,19 +391,19 @@ enum relay_exit poll_relay_run(const struct relay_config *cfg)
         case BATCH_DONE:
             backoff_ms = 0;
             if (n == 0) {
-                if (cfg->poll_until_empty) {
+                if (cfg->until_empty) {
                     log_info("outbox drained: no unpublished row left");
                     result = RELAY_EXIT_OK;
                     goto out;
                 }
-                pace_sleep_ms(cfg->poll_interval_ms, cfg);
+                pace_sleep_ms(cfg->interval_ms, &common->stop);
             }
             break;
         case BATCH_RETRY:
             poll_pg_close(p.pp);
             p.pp = NULL;
-            p.reconnects_pg++;
-            backoff_ms = pace_backoff_next(backoff_ms, cfg->reconnect_max_ms);
+            p.stats.reconnects_pg++;
+            backoff_ms = pace_backoff_next(backoff_ms, common->reconnect_max_ms);
             break;
         case BATCH_REWIND:
             /* The purged in-flight events may still have reached Kafka:
@@ -416,8 +411,8 @@ enum relay_exit poll_relay_run(const struct relay_config *cfg)
             sink_free(p.sink);
             p.sink = NULL;
             p.rewind = false;
-            p.reconnects_kafka++;
-            backoff_ms = pace_backoff_next(backoff_ms, cfg->reconnect_max_ms);
+            p.stats.reconnects_kafka++;
+            backoff_ms = pace_backoff_next(backoff_ms, common->reconnect_max_ms);
             break;
         case BATCH_STOP:
             result = RELAY_EXIT_OK;
@@ -429,7 +424,7 @@ enum relay_exit poll_relay_run(const struct relay_config *cfg)
     result = RELAY_EXIT_OK;
 out:
     log_info("relay stopped: %llu events produced, %llu delivered, %llu rows marked published",
-             (unsigned long long)p.produced, (unsigned long long)p.delivered,
+             (unsigned long long)p.stats.produced, (unsigned long long)p.stats.delivered,
              (unsigned long long)p.published);
     poll_pg_close(p.pp);
     p.pp = NULL;

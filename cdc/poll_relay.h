@@ -9,11 +9,11 @@
 #ifndef ORDERS_CDC_POLL_RELAY_H
 #define ORDERS_CDC_POLL_RELAY_H
 
-#include "relay.h"
+#include "relay_config.h"
 
-/* Runs until stopped (or, with cfg->poll_until_empty, until a poll finds
- * nothing); uses cfg's database, table, topic template, Kafka and poll_*
- * settings. Returns how it ended; every failure is already logged. */
-enum relay_exit poll_relay_run(const struct relay_config *cfg);
+/* Runs until stopped (or, with cfg->until_empty, until a poll finds
+ * nothing). Returns how it ended; every failure is already logged. */
+enum relay_exit poll_relay_run(const struct relay_common_config *common,
+                               const struct relay_poll_config *cfg);
 
 #endif

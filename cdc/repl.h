@@ -3,8 +3,8 @@
  * (replication=database). Checks the server's preconditions, creates the
  * publication and the pgoutput slot when missing, starts streaming, and moves
  * CopyBoth messages in and status updates out. Does not log; every failure
- * is returned with a message in the caller's buffer. The only file of the
- * relay that includes libpq-fe.h.
+ * is returned with a message in the caller's buffer. libpq stays inside it
+ * and the other database modules (tools/check_deps.sh).
  */
 #ifndef ORDERS_CDC_REPL_H
 #define ORDERS_CDC_REPL_H
@@ -14,11 +14,7 @@
 #include <stdint.h>
 
 #include "compiler.h"
-
-/* Wire sizes of the CopyBoth envelope (docs/protocol.md#the-copyboth-envelope). */
-#define REPL_XLOGDATA_HDR_LEN (1 + 8 + 8 + 8)
-#define REPL_KEEPALIVE_LEN    (1 + 8 + 8 + 1)
-#define REPL_STATUS_LEN       (1 + 8 + 8 + 8 + 8 + 1)
+#include "replmsg.h"
 
 /* A walsender, as pg_stat_replication shows it: enough to know it again. */
 struct repl_walsender {
@@ -93,12 +89,14 @@ enum repl_status repl_start(struct repl_conn *rc, uint64_t start_lsn, char *err,
                             size_t errlen) MUSTCHECK;
 
 /*
- * Receives one CopyData message without blocking. Returns its length with
- * *buf pointing at it (borrowed until the next repl_recv or repl_close), 0
- * when nothing is buffered (wait for repl_socket to be readable, then call
- * again), or a negative repl_status when the stream ended or failed.
+ * Receives one CopyData message without blocking and parses its envelope
+ * (cdc/replmsg.c). Returns 1 with *msg filled (its data borrowed until the
+ * next repl_recv or repl_close), 0 when nothing is buffered (wait for
+ * repl_socket to be readable, then call again), or a negative repl_status
+ * when the stream ended or failed (REPL_EFATAL for a message that is not
+ * XLogData or a keepalive, or shorter than its header).
  */
-int repl_recv(struct repl_conn *rc, const uint8_t **buf, char *err, size_t errlen) MUSTCHECK;
+int repl_recv(struct repl_conn *rc, struct replmsg *msg, char *err, size_t errlen) MUSTCHECK;
 
 /* Reads what the socket has into libpq's buffer; call when it is readable. */
 enum repl_status repl_consume(struct repl_conn *rc, char *err, size_t errlen) MUSTCHECK;
@@ -111,34 +109,6 @@ int repl_socket(const struct repl_conn *rc);
 enum repl_status repl_send_status(struct repl_conn *rc, uint64_t write_lsn, uint64_t flush_lsn,
                                   uint64_t apply_lsn, int64_t now_pg_us, bool reply_requested,
                                   char *err, size_t errlen) MUSTCHECK;
-
-/*
- * Heartbeat (docs/protocol.md#p1): a second, ordinary connection that writes a
- * non-transactional logical message every interval, so the slot's database
- * produces WAL the relay can confirm even when nothing else happens there.
- */
-struct repl_heartbeat;
-
-/* Returns a new heartbeat connection (free with repl_heartbeat_close) or
- * NULL with err filled. */
-struct repl_heartbeat *repl_heartbeat_open(const struct repl_opts *opts, char *err, size_t errlen);
-
-/* Collects the previous heartbeat's answer if it came, then sends the next
- * one without waiting. Returns REPL_OK, or REPL_ERETRY when the connection
- * failed (close it and open a new one later). */
-enum repl_status repl_heartbeat_tick(struct repl_heartbeat *hb, char *err, size_t errlen) MUSTCHECK;
-
-void repl_heartbeat_close(struct repl_heartbeat *hb); /* NULL-safe */
-
-/*
- * Asks, on a short-lived ordinary connection, whether the outbox table is
- * still in the publication (pgoutput silently stops streaming its inserts
- * when it is not). Returns REPL_OK when it is, REPL_EFATAL when it is not (or
- * the publication is gone), REPL_ERETRY when the question could not be asked;
- * err filled unless REPL_OK. Blocks for one connection and one query.
- */
-enum repl_status repl_publication_check(const struct repl_opts *opts, char *err,
-                                        size_t errlen) MUSTCHECK;
 
 /* Ends the copy stream politely (CopyDone, then drain to CommandComplete for
  * at most timeout_ms) and closes the connection. NULL-safe. */

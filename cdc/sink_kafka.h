@@ -1,9 +1,10 @@
 /*
  * The Kafka side: one idempotent librdkafka producer (acks=all,
  * murmur2_random) that turns outbox events into messages and reports each
- * delivery back by the sequence number it was produced with. The only file of
- * the relay that includes rdkafka.h. Not thread-safe: call everything,
- * including sink_poll (which runs the delivery callback), from one thread.
+ * delivery back by the sequence number it was produced with; with
+ * --exactly-once, its transactions are in cdc/eos_kafka.h. Not thread-safe:
+ * call everything, including sink_poll (which runs the delivery callback),
+ * from one thread.
  */
 #ifndef ORDERS_CDC_SINK_KAFKA_H
 #define ORDERS_CDC_SINK_KAFKA_H
@@ -132,6 +133,10 @@ int sink_outstanding(const struct sink *s);
 /* True once librdkafka raised a fatal error; err gets its text. */
 bool sink_fatal(struct sink *s, char *err, size_t errlen);
 
+/* True when the producer's fatal error is a fencing one (a newer instance
+ * with the same transactional.id). */
+bool sink_fenced(struct sink *s);
+
 /* A file descriptor that becomes readable when reports are waiting, for
  * poll() next to the replication socket. Drain it with sink_poll. */
 int sink_wakeup_fd(const struct sink *s);
@@ -172,75 +177,6 @@ void sink_stats(const struct sink *s, struct sink_stats *out);
  */
 bool sink_stats_parse(const char *json, size_t len, const struct sink_stats *prev,
                       struct sink_stats *out);
-
-/*
- * Kafka transactions (--exactly-once, docs/protocol.md#k7). The producer must
- * have been made with a transactional.id. Each call blocks at most
- * timeout_ms (commit and abort: the operation goes on in the background
- * and the call may be repeated after SINK_TXN_RETRY, as rdkafka.h allows).
- */
-enum sink_txn_status {
-    SINK_TXN_OK = 0,
-    SINK_TXN_RETRY,  /* timed out or retriable: call again */
-    SINK_TXN_ABORT,  /* abortable: abort, then start over from the checkpoint */
-    SINK_TXN_FENCED, /* a newer producer with the same transactional.id took over */
-    SINK_TXN_FATAL,  /* the producer is unusable */
-};
-
-/* init_transactions: fences older producers with the same transactional.id
- * and aborts what they left open. */
-enum sink_txn_status sink_txn_init(struct sink *s, int timeout_ms, char *err,
-                                   size_t errlen) MUSTCHECK;
-enum sink_txn_status sink_txn_begin(struct sink *s, char *err, size_t errlen) MUSTCHECK;
-/* Flushes every message of the transaction (serving their delivery
- * reports), then commits it. */
-enum sink_txn_status sink_txn_commit(struct sink *s, int timeout_ms, char *err,
-                                     size_t errlen) MUSTCHECK;
-enum sink_txn_status sink_txn_abort(struct sink *s, int timeout_ms, char *err,
-                                    size_t errlen) MUSTCHECK;
-
-/* True when the producer's fatal error is a fencing one (a newer instance
- * with the same transactional.id). */
-bool sink_fenced(struct sink *s);
-
-/* The checkpoint record: key = slot, value = JSON
- * {"slot": "...", "end_lsn": "X/Y", "systemid": "..."}. */
-struct sink_checkpoint {
-    char slot[128];
-    char systemid[32];
-    uint64_t end_lsn; /* commit end LSN of the last source transaction in the batch */
-};
-
-/* Writes the JSON value into buf (NUL-terminated); returns its length, or 0
- * when it does not fit. Pure. */
-size_t sink_checkpoint_format(const struct sink_checkpoint *cp, char *buf, size_t buflen);
-
-/* Parses a checkpoint value. Pure; false (out untouched) when it is not one. */
-bool sink_checkpoint_parse(const char *json, size_t len, struct sink_checkpoint *out);
-
-/* Produces the checkpoint record into the open transaction (key cp->slot).
- * Its delivery report does not reach the sink_delivery_fn: a failure shows
- * as an abortable error of the commit. */
-enum sink_status sink_checkpoint_produce(struct sink *s, const char *topic,
-                                         const struct sink_checkpoint *cp, char *err,
-                                         size_t errlen) MUSTCHECK;
-
-/* Creates topic (1 partition, cleanup.policy=compact, the broker's default
- * replication factor) when the broker does not list it. Returns 1 created,
- * 0 already there, -1 error (err filled). */
-int sink_checkpoint_topic_ensure(struct sink *s, const char *topic, int timeout_ms, char *err,
-                                 size_t errlen) MUSTCHECK;
-
-/*
- * Reads topic from the beginning to its last stable offset with a
- * read_committed consumer of its own (bootstrap brokers, then props: pass
- * the user's -X properties only) and returns the last checkpoint whose key
- * is slot: 1 found (*out filled), 0 none, -1 error (err filled; also when
- * the end is not reached within timeout_ms). Does not log.
- */
-int sink_checkpoint_read(const char *brokers, const struct sink_prop *props, size_t nprops,
-                         const char *topic, const char *slot, int timeout_ms,
-                         struct sink_checkpoint *out, char *err, size_t errlen) MUSTCHECK;
 
 /* librdkafka's and jansson's run-time versions ("2.0.2", "2.14"), for
  * --version and build_info (jansson parses the statistics here). */

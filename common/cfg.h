@@ -159,19 +159,6 @@ bool cfg_parse_bool(const char *s, bool *out);
  * private keys), whose values --print-config masks. */
 bool cfg_kafka_secret(const char *name, size_t len);
 
-/*
- * --help body: one entry per row with its flag, help, variable and default.
- */
-void cfg_usage(FILE *f, const struct cfg_opt *opts, size_t nopts);
-
-/*
- * --print-config: every row that is not an action, as "name = value  [source]"
- * (source: default, file PATH:LINE, env NAME, flag --name; a value read from a
- * file adds "<- PATH"), then one line per -X/kafka. property. Secrets are masked: CFG_SECRET_DSN
- * values through log_redact_dsn, Kafka properties for which cfg_kafka_secret is true as "***".
- */
-void cfg_print(FILE *f, const struct cfg_set *set);
-
 /* Formats an error into errbuf (when errlen > 0) and returns -1, so a
  * validator can `return cfg_seterr(...)`. */
 int cfg_seterr(char *errbuf, size_t errlen, const char *fmt, ...) PRINTF_FMT(3, 4);

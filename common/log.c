@@ -664,3 +664,18 @@ void log_add_dsn_secrets(const char *dsn)
         }
     }
 }
+
+void log_library_message(const char *who, const char *fmt, va_list ap)
+{
+    char msg[512];
+    size_t n;
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)msg[i] < 0x20 || (unsigned char)msg[i] > 0x7e || msg[i] == '"')
+            msg[i] = '?';
+    log_warn("%s: %s", who, msg);
+}

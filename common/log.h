@@ -12,6 +12,7 @@
 #ifndef ORDERS_COMMON_LOG_H
 #define ORDERS_COMMON_LOG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -111,6 +112,14 @@ void log_add_secret(const char *s, size_t len);
 /* Registers the passwords of a libpq connection string (the forms
  * log_redact_dsn knows), both as written and percent-decoded. */
 void log_add_dsn_secrets(const char *dsn);
+
+/*
+ * A library's own message, formatted by the library's format (libmicrohttpd's
+ * error logger in both binaries): logged at warn level as "who: message" on
+ * one line, its trailing newline dropped and anything but printable ASCII
+ * written as '?'.
+ */
+void log_library_message(const char *who, const char *fmt, va_list ap) PRINTF_FMT(2, 0);
 
 #define log_error(...) log_write(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_write(LOG_LEVEL_WARN, __VA_ARGS__)

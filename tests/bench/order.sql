@@ -1,5 +1,5 @@
--- pgbench script for `make bench`: orders-api's insert (api/store_pg.c,
--- sql_create_table), one order and its OrderCreated outbox row in one
+-- pgbench script for `make bench`: orders-api's insert (api/store_sql.c,
+-- store_sql_create_table), one order and its OrderCreated outbox row in one
 -- statement, so one transaction; random item and quantity as post.lua sends.
 \set n random(1, 1000000)
 \set q random(1, 5)

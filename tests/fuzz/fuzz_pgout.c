@@ -1,11 +1,13 @@
-/* fuzz-sources: cdc/pgout.c */
+/* fuzz-sources: cdc/pgout.c cdc/replmsg.c */
 /* fuzz-fixtures: tests/fixtures/pgoutput */
 /*
  * libFuzzer target for the pgoutput decoder: every input, under every
  * proto_version and both entry points, must end in PGOUT_OK or an error code,
  * never a crash or UB, and a decoded message's views must lie inside the input.
+ * The same input also goes through the CopyData envelope parser
+ * (cdc/replmsg.c), whose payload view must lie inside it too.
  * Build: clang -g -fsanitize=fuzzer,address,undefined -I. -Icommon \
- *            tests/fuzz/fuzz_pgout.c cdc/pgout.c
+ *            tests/fuzz/fuzz_pgout.c cdc/pgout.c cdc/replmsg.c
  * Replay without libFuzzer: add -DWITH_MAIN (no -fsanitize=fuzzer) and pass files.
  */
 #include <stddef.h>
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "cdc/pgout.h"
+#include "cdc/replmsg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -126,9 +129,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct pgout_msg msg;
     enum pgout_status st;
+    struct replmsg rm;
 
     fuzz_data = data;
     fuzz_size = size;
+    if (replmsg_parse(data, size, &rm) == REPLMSG_OK) {
+        if (rm.kind == REPLMSG_XLOGDATA)
+            in_input(rm.data, rm.len);
+        else if (rm.kind != REPLMSG_KEEPALIVE || rm.data != NULL)
+            abort();
+    }
     for (int proto = 0; proto <= 5; proto++) {
         st = pgout_decode(data, size, proto, &msg);
         if (pgout_strerror(st) == NULL)

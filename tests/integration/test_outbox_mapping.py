@@ -146,6 +146,9 @@ TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 BLOBS = [bytes(range(256)), b"", b"\x00", b"\xff\xfe\\x41", b"{\"json\": true}"]
 
 
+# pgoutput's Relation and text forms of bytea, varchar and bigint columns:
+# on every PostgreSQL version.
+@pytest.mark.matrix
 @pytest.mark.timeout(240)
 def test_bytea_payload_and_header_columns_in_stream_and_poll_mode(stack):
     table = unique_name("outbox_bin")

@@ -13,10 +13,13 @@ sends nothing for it. These tests run on every version (`matrix`)."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import time
 
 import pytest
 
-from stack import Stack
+from harness import _psql_bin
+from stack import Stack, lsn_int
 
 pytestmark = pytest.mark.matrix
 
@@ -111,3 +114,68 @@ def test_publication_without_the_table_or_inserts_is_refused_at_start(stack):
     relay = stack.start_relay(wait=False)
     assert relay.wait(60) == 1, relay.log_tail()
     assert "does not publish inserts" in relay.log_text()
+
+
+def _check_backends(stack) -> list[tuple[int, str]]:
+    out = stack.pg.psql(
+        "SELECT pid, coalesce(wait_event_type, '') FROM pg_stat_activity"
+        " WHERE application_name = 'cdc-relay-check'",
+        url=stack.url,
+    )
+    return [(int(p), w) for p, w in (line.split("|") for line in out.splitlines() if line)]
+
+
+@pytest.mark.timeout(180)
+def test_a_stalled_publication_check_leaves_the_stream_running(stack):
+    """The check runs on a connection of its own that the loop never waits
+    for (docs/relay.md): while its query waits for a lock, the orders made in
+    the meantime still reach Kafka and the server keeps getting answers, but
+    nothing received after the stalled check started is confirmed until it
+    answers. The connection stays open from one check to the next."""
+    relay = stack.start_relay("--status-interval", "1")
+    assert stack.post_order("first")[0] == 201
+    assert len(stack.events(count=1, timeout=60)) == 1
+    stack.wait_until(lambda: stack.confirmed_flush() > 0, 15, "a first confirmation")
+    stack.wait_until(lambda: len(_check_backends(stack)) == 1, 15, "the check's connection")
+    (check_pid, _), = _check_backends(stack)
+    blocker = subprocess.Popen(
+        [_psql_bin(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", stack.url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        # pg_publication_tables reads pg_publication_rel: the next check waits.
+        blocker.stdin.write(
+            "BEGIN;\nLOCK TABLE pg_catalog.pg_publication_rel IN ACCESS EXCLUSIVE MODE;\nSELECT 1;\n"
+        )
+        blocker.stdin.flush()
+        stack.wait_until(
+            lambda: stack.pg.psql(
+                "SELECT count(*) FROM pg_locks WHERE granted AND mode = 'AccessExclusiveLock'"
+                " AND relation = 'pg_catalog.pg_publication_rel'::regclass",
+                url=stack.url,
+            ) == "1",
+            15,
+            "the lock",
+        )
+        locked_at = stack.current_lsn()
+        assert stack.post_order("during")[0] == 201
+        stack.wait_until(
+            lambda: any(w == "Lock" for _, w in _check_backends(stack)), 30, "a check waiting for the lock"
+        )
+        for i in range(3):
+            assert stack.post_order(f"while stalled {i}")[0] == 201
+        assert len(stack.events(count=5, timeout=30)) == 5
+        time.sleep(2)
+        assert relay.alive
+        assert stack.confirmed_flush() <= locked_at
+    finally:
+        blocker.stdin.write("ROLLBACK;\n")
+        blocker.stdin.close()
+        blocker.wait(30)
+    last = max(lsn_int(e["headers"]["lsn"]) for e in stack.events(count=5))
+    stack.wait_until(lambda: stack.confirmed_flush() > last, 30, "confirmation once the check answered")
+    assert [pid for pid, _ in _check_backends(stack)] == [check_pid]
+    assert relay.alive

@@ -296,19 +296,19 @@ static void test_relay_precedence(void)
 
     /* Defaults alone. */
     CHECK_EQ_INT(relay_run_opts(&o, NULL, NULL, err), 0);
-    CHECK(o.relay.database_url == NULL);
-    CHECK_STR(o.relay.brokers, "127.0.0.1:9092");
-    CHECK_STR(o.relay.slot, "cdc_outbox_slot");
-    CHECK_STR(o.relay.table_schema, "public");
-    CHECK_STR(o.relay.table_name, "outbox");
-    CHECK_EQ_INT(o.relay.status_interval_ms, 10000);
-    CHECK_EQ_INT(o.relay.server_timeout_ms, 60000);
-    CHECK_EQ_INT(o.relay.shutdown_timeout_ms, 30000);
-    CHECK_EQ_INT(o.relay.reconnect_max_ms, 30000);
-    CHECK_EQ_INT(o.relay.heartbeat_interval_ms, 0);
-    CHECK(o.relay.create_slot && o.relay.create_publication);
-    CHECK_STR(o.relay.state_file, "cdc-relay.cdc_outbox_slot.state");
-    CHECK_EQ_INT(o.relay.nkafka_props, 0);
+    CHECK(o.relay.common.database_url == NULL);
+    CHECK_STR(o.relay.common.brokers, "127.0.0.1:9092");
+    CHECK_STR(o.relay.stream.slot, "cdc_outbox_slot");
+    CHECK_STR(o.relay.common.table_schema, "public");
+    CHECK_STR(o.relay.common.table_name, "outbox");
+    CHECK_EQ_INT(o.relay.stream.status_interval_ms, 10000);
+    CHECK_EQ_INT(o.relay.common.server_timeout_ms, 60000);
+    CHECK_EQ_INT(o.relay.common.shutdown_timeout_ms, 30000);
+    CHECK_EQ_INT(o.relay.common.reconnect_max_ms, 30000);
+    CHECK_EQ_INT(o.relay.stream.heartbeat_interval_ms, 0);
+    CHECK(o.relay.stream.create_slot && o.relay.stream.create_publication);
+    CHECK_STR(o.relay.stream.state_file, "cdc-relay.cdc_outbox_slot.state");
+    CHECK_EQ_INT(o.relay.common.nkafka_props, 0);
     CHECK_EQ_INT(o.log_level, LOG_LEVEL_INFO);
     CHECK_STR(o.metrics_listen, "127.0.0.1:8491"); /* on by default, loopback only */
     options_fini(&o);
@@ -326,16 +326,16 @@ static void test_relay_precedence(void)
 
     /* flag > env > file > default, per option. */
     CHECK_EQ_INT(relay_run_opts(&o, env, args, err), 0);
-    CHECK_STR(o.relay.slot, "s_flag");         /* flag beats env and file */
-    CHECK_STR(o.relay.publication, "p_env");   /* env beats file */
-    CHECK_STR(o.relay.brokers, "b_file:9092"); /* file beats default */
-    CHECK_EQ_INT(o.relay.status_interval_ms, 3000);
-    CHECK(!o.relay.create_slot);
+    CHECK_STR(o.relay.stream.slot, "s_flag");         /* flag beats env and file */
+    CHECK_STR(o.relay.stream.publication, "p_env");   /* env beats file */
+    CHECK_STR(o.relay.common.brokers, "b_file:9092"); /* file beats default */
+    CHECK_EQ_INT(o.relay.stream.status_interval_ms, 3000);
+    CHECK(!o.relay.stream.create_slot);
     CHECK_EQ_INT(o.log_level, LOG_LEVEL_INFO); /* empty variable: unset */
-    CHECK_STR(o.relay.state_file, "cdc-relay.s_flag.state");
+    CHECK_STR(o.relay.stream.state_file, "cdc-relay.s_flag.state");
     /* Kafka properties: file lines first, then -X, so the flag's acks wins in librdkafka. */
-    CHECK_EQ_INT(o.relay.nkafka_props, 3);
-    if (o.relay.nkafka_props == 3) {
+    CHECK_EQ_INT(o.relay.common.nkafka_props, 3);
+    if (o.relay.common.nkafka_props == 3) {
         CHECK_STR(o.props[0].name, "linger.ms");
         CHECK_STR(o.props[0].value, "50");
         CHECK_STR(o.props[1].name, "acks");
@@ -352,12 +352,12 @@ static void test_relay_precedence(void)
         const char *args2[] = {"--config", other, NULL};
 
         CHECK_EQ_INT(relay_run_opts(&o, env2, args2, err), 0);
-        CHECK_STR(o.relay.slot, "s_other");
-        CHECK(o.relay.create_slot);
+        CHECK_STR(o.relay.stream.slot, "s_other");
+        CHECK(o.relay.stream.create_slot);
         options_fini(&o);
         CHECK_EQ_INT(relay_run_opts(&o, env2, NULL, err), 0);
-        CHECK_STR(o.relay.slot, "s_file");
-        CHECK(o.relay.create_slot); /* env false beats file true */
+        CHECK_STR(o.relay.stream.slot, "s_file");
+        CHECK(o.relay.stream.create_slot); /* env false beats file true */
         options_fini(&o);
     }
 
@@ -382,17 +382,17 @@ static void test_relay_precedence(void)
                            NULL};
 
         CHECK_EQ_INT(relay_run_opts(&o, NULL, a, err), 0);
-        CHECK_STR(o.relay.table_schema, "sch");
-        CHECK_STR(o.relay.table_name, "tbl");
-        CHECK_EQ_INT(o.relay.heartbeat_interval_ms, 2500);
-        CHECK_EQ_INT(o.relay.replay_window_s, 900);
-        CHECK_EQ_U64(o.relay.start_lsn, 0x10);
-        CHECK_EQ_U64(o.relay.end_lsn, UINT64_C(1) << 32);
-        CHECK(o.relay.state_file == NULL);
-        CHECK(o.relay.source_messages);
+        CHECK_STR(o.relay.common.table_schema, "sch");
+        CHECK_STR(o.relay.common.table_name, "tbl");
+        CHECK_EQ_INT(o.relay.stream.heartbeat_interval_ms, 2500);
+        CHECK_EQ_INT(o.relay.stream.replay_window_s, 900);
+        CHECK_EQ_U64(o.relay.stream.start_lsn, 0x10);
+        CHECK_EQ_U64(o.relay.stream.end_lsn, UINT64_C(1) << 32);
+        CHECK(o.relay.stream.state_file == NULL);
+        CHECK(o.relay.stream.source_messages);
         CHECK_EQ_INT(o.log_format, LOG_FORMAT_JSON);
         CHECK_STR(o.metrics_listen, "127.0.0.1:0");
-        CHECK(!o.relay.create_publication);
+        CHECK(!o.relay.stream.create_publication);
         options_fini(&o);
     }
 }
@@ -441,12 +441,12 @@ static void test_relay_errors(void)
             const char *a[] = {"--status-interval", "4", NULL};
 
             CHECK_EQ_INT(relay_run_opts(&o, bad_file_env, a, err), 0);
-            CHECK_EQ_INT(o.relay.status_interval_ms, 4000);
+            CHECK_EQ_INT(o.relay.stream.status_interval_ms, 4000);
             options_fini(&o);
         }
         /* Repeated flags: the last one wins. */
         CHECK_EQ_INT(relay_run_opts(&o, NULL, a13, err), 0);
-        CHECK_EQ_INT(o.relay.status_interval_ms, 4000);
+        CHECK_EQ_INT(o.relay.stream.status_interval_ms, 4000);
         options_fini(&o);
     }
     /* Errors never echo the database URL. */
@@ -501,8 +501,8 @@ static void test_relay_kafka_properties(void)
 
         snprintf(file_arg, sizeof(file_arg), "file=%s", props2);
         CHECK_EQ_INT(relay_run_opts(&o, env, args, err), 0);
-        CHECK_EQ_INT(o.relay.nkafka_props, 6);
-        if (o.relay.nkafka_props == 6) {
+        CHECK_EQ_INT(o.relay.common.nkafka_props, 6);
+        if (o.relay.common.nkafka_props == 6) {
             /* CDC_KAFKA_CONFIG's file, then -X file=, then the -X flags in order */
             CHECK_STR(o.props[0].name, "linger.ms");
             CHECK_STR(o.props[0].value, "11");
@@ -527,8 +527,8 @@ static void test_relay_kafka_properties(void)
                        ":2: kafka-config: cannot open Kafka properties file \"/nonexistent/x\"");
         options_fini(&o);
         CHECK_EQ_INT(relay_run_opts(&o, env, args, err), 0);
-        CHECK_EQ_INT(o.relay.nkafka_props, 3);
-        if (o.relay.nkafka_props == 3)
+        CHECK_EQ_INT(o.relay.common.nkafka_props, 3);
+        if (o.relay.common.nkafka_props == 3)
             CHECK_STR(o.props[0].value, "from-conf"); /* config file lines come first */
         options_fini(&o);
     }
@@ -598,9 +598,9 @@ static void test_relay_secrets_from_files_and_env(void)
         env[10] = NULL;
         CHECK_EQ_INT(relay_run_opts(&o, env, NULL, err), 0);
         /* trailing CR/LF dropped, the rest kept byte for byte */
-        CHECK_STR(o.relay.database_url, "postgresql://relay:pw@db/orders");
-        CHECK_EQ_INT(o.relay.nkafka_props, 4);
-        for (size_t i = 0; i < o.relay.nkafka_props; i++) {
+        CHECK_STR(o.relay.common.database_url, "postgresql://relay:pw@db/orders");
+        CHECK_EQ_INT(o.relay.common.nkafka_props, 4);
+        for (size_t i = 0; i < o.relay.common.nkafka_props; i++) {
             const char *n = o.props[i].name, *v = o.props[i].value;
 
             if (strcmp(n, "sasl.password") == 0)
@@ -622,7 +622,7 @@ static void test_relay_secrets_from_files_and_env(void)
                              NULL};
 
         CHECK_EQ_INT(relay_run_opts(&o, env, NULL, err), 0);
-        CHECK_STR(o.relay.database_url, "postgresql://from-env/db");
+        CHECK_STR(o.relay.common.database_url, "postgresql://from-env/db");
         options_fini(&o);
     }
     /* Precedence: the config file < its file form's own level rules; env < flag. */
@@ -634,14 +634,14 @@ static void test_relay_secrets_from_files_and_env(void)
         const char *args[] = {"-X", "sasl.password=from-flag", NULL};
 
         CHECK_EQ_INT(relay_run_opts(&o, env, NULL, err), 0);
-        CHECK_STR(o.relay.database_url, "postgresql://relay:pw@db/orders");
-        CHECK_EQ_INT(o.relay.nkafka_props, 2);
-        if (o.relay.nkafka_props == 2) /* file line, then the variable: the variable wins */
+        CHECK_STR(o.relay.common.database_url, "postgresql://relay:pw@db/orders");
+        CHECK_EQ_INT(o.relay.common.nkafka_props, 2);
+        if (o.relay.common.nkafka_props == 2) /* file line, then the variable: the variable wins */
             CHECK_STR(o.props[1].value, "from-env");
         options_fini(&o);
         CHECK_EQ_INT(relay_run_opts(&o, env, args, err), 0);
-        CHECK_EQ_INT(o.relay.nkafka_props, 3);
-        if (o.relay.nkafka_props == 3)
+        CHECK_EQ_INT(o.relay.common.nkafka_props, 3);
+        if (o.relay.common.nkafka_props == 3)
             CHECK_STR(o.props[2].value, "from-flag");
         options_fini(&o);
     }
@@ -653,10 +653,10 @@ static void test_relay_secrets_from_files_and_env(void)
                                NULL};
 
         CHECK_EQ_INT(relay_run_opts(&o, NULL, args, err), 0);
-        CHECK_STR(o.relay.database_url, "postgresql://relay:pw@db/orders");
+        CHECK_STR(o.relay.common.database_url, "postgresql://relay:pw@db/orders");
         options_fini(&o);
         CHECK_EQ_INT(relay_run_opts(&o, NULL, args2, err), 0);
-        CHECK_STR(o.relay.database_url, "postgresql://last/db");
+        CHECK_STR(o.relay.common.database_url, "postgresql://last/db");
         options_fini(&o);
     }
     /* Errors: both forms in the environment, a missing file, a bad name. */
@@ -711,26 +711,26 @@ static void test_relay_columns(void)
             "tracingspancontext", NULL};
 
         CHECK_EQ_INT(relay_run_opts(&o, env, args, err), 0);
-        CHECK_STR(o.relay.columns->role[OUTBOX_COL_ID], "id");
-        CHECK_STR(o.relay.columns->role[OUTBOX_COL_AGGREGATE_TYPE], "aggregatetype");
-        CHECK_STR(o.relay.columns->role[OUTBOX_COL_AGGREGATE_ID], "aggregateid");
-        CHECK_STR(o.relay.columns->role[OUTBOX_COL_EVENT_TYPE], "type");
-        CHECK_STR(o.relay.columns->traceparent, "tracingspancontext");
-        CHECK(o.relay.columns->traceparent_required);
-        CHECK_EQ_INT(o.relay.columns->nheaders, 2);
-        CHECK_STR(o.relay.columns->headers[0].header, "x-tenant");
-        CHECK_STR(o.relay.columns->headers[1].column, "schema_version");
+        CHECK_STR(o.relay.common.columns->role[OUTBOX_COL_ID], "id");
+        CHECK_STR(o.relay.common.columns->role[OUTBOX_COL_AGGREGATE_TYPE], "aggregatetype");
+        CHECK_STR(o.relay.common.columns->role[OUTBOX_COL_AGGREGATE_ID], "aggregateid");
+        CHECK_STR(o.relay.common.columns->role[OUTBOX_COL_EVENT_TYPE], "type");
+        CHECK_STR(o.relay.common.columns->traceparent, "tracingspancontext");
+        CHECK(o.relay.common.columns->traceparent_required);
+        CHECK_EQ_INT(o.relay.common.columns->nheaders, 2);
+        CHECK_STR(o.relay.common.columns->headers[0].header, "x-tenant");
+        CHECK_STR(o.relay.common.columns->headers[1].column, "schema_version");
         options_fini(&o);
     }
     {
         const char *args[] = {"--traceparent-column", "none", NULL};
 
         CHECK_EQ_INT(relay_run_opts(&o, NULL, NULL, err), 0);
-        CHECK_STR(o.relay.columns->traceparent, "traceparent");
-        CHECK(!o.relay.columns->traceparent_required); /* the default is optional */
+        CHECK_STR(o.relay.common.columns->traceparent, "traceparent");
+        CHECK(!o.relay.common.columns->traceparent_required); /* the default is optional */
         options_fini(&o);
         CHECK_EQ_INT(relay_run_opts(&o, NULL, args, err), 0);
-        CHECK(o.relay.columns->traceparent == NULL);
+        CHECK(o.relay.common.columns->traceparent == NULL);
         options_fini(&o);
     }
     {
@@ -769,13 +769,14 @@ static void test_durations(void)
         const char *args[] = {"--shutdown-timeout", "1m30s", "--heartbeat-interval", "0.5s", NULL};
 
         CHECK_EQ_INT(relay_run_opts(&o, env, args, err), 0);
-        CHECK_EQ_INT(o.relay.status_interval_ms, 10000);
-        CHECK_EQ_INT(o.relay.server_timeout_ms, 120000);
-        CHECK_EQ_INT(o.relay.txn_max_ms, 250);    /* bare: milliseconds, as before */
-        CHECK_EQ_INT(o.relay.replay_window_s, 2); /* rounded up: never less WAL kept than asked */
-        CHECK_EQ_INT(o.relay.poll_interval_ms, 500);
-        CHECK_EQ_INT(o.relay.shutdown_timeout_ms, 90000);
-        CHECK_EQ_INT(o.relay.heartbeat_interval_ms, 500);
+        CHECK_EQ_INT(o.relay.stream.status_interval_ms, 10000);
+        CHECK_EQ_INT(o.relay.common.server_timeout_ms, 120000);
+        CHECK_EQ_INT(o.relay.stream.txn_max_ms, 250); /* bare: milliseconds, as before */
+        CHECK_EQ_INT(o.relay.stream.replay_window_s,
+                     2); /* rounded up: never less WAL kept than asked */
+        CHECK_EQ_INT(o.relay.poll.interval_ms, 500);
+        CHECK_EQ_INT(o.relay.common.shutdown_timeout_ms, 90000);
+        CHECK_EQ_INT(o.relay.stream.heartbeat_interval_ms, 500);
         options_fini(&o);
     }
     {
@@ -783,10 +784,10 @@ static void test_durations(void)
         const char *args[] = {"--reconnect-max", "45", "--status-interval", "0.25", NULL};
 
         CHECK_EQ_INT(relay_run_opts(&o, env, args, err), 0);
-        CHECK_EQ_INT(o.relay.txn_max_ms, 2000);
-        CHECK_EQ_INT(o.relay.replay_window_s, 7200);
-        CHECK_EQ_INT(o.relay.reconnect_max_ms, 45000); /* bare: seconds, as before */
-        CHECK_EQ_INT(o.relay.status_interval_ms, 250);
+        CHECK_EQ_INT(o.relay.stream.txn_max_ms, 2000);
+        CHECK_EQ_INT(o.relay.stream.replay_window_s, 7200);
+        CHECK_EQ_INT(o.relay.common.reconnect_max_ms, 45000); /* bare: seconds, as before */
+        CHECK_EQ_INT(o.relay.stream.status_interval_ms, 250);
         options_fini(&o);
     }
     {

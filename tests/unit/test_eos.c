@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cdc/eos.h"
-#include "cdc/sink_kafka.h"
+#include "cdc/eos_kafka.h"
 #include "cdc/tracker.h"
 #include "unit/check.h"
 

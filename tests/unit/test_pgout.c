@@ -5,7 +5,7 @@
  * corruptions, and the test encoder. Each capture runs the same script, so
  * one check per kind of stream holds for every version; where a version
  * sends something else, the check says so.
- * Fixtures are read from $FIXTURES_DIR, else FIXTURES_DIR, else tests/fixtures.
+ * Fixtures are read from $FIXTURES_DIR, else tests/fixtures (tests/support/fixture.c).
  */
 #include <dirent.h>
 #include <inttypes.h>
@@ -17,14 +17,10 @@
 
 #include "cdc/pgout.h"
 #include "cdc/relcache.h"
-#include "hex.h"
 #include "lsn.h"
+#include "support/fixture.h"
 #include "support/pgout_build.h"
 #include "unit/check.h"
-
-#ifndef FIXTURES_DIR
-#define FIXTURES_DIR "tests/fixtures"
-#endif
 
 #define OUTBOX_ID(n) "00000000-0000-0000-0000-00000000000" #n
 
@@ -42,125 +38,38 @@ static const char unicode_text[] = "quote ' tab\t \xc3\xbc"
                                    "n\xc3\xaf"
                                    "code";
 
-struct fx_msg {
-    uint64_t lsn;
-    uint8_t *data;
-    size_t len;
-    bool streamed; /* inside S..E: decode with pgout_decode_streamed */
-};
-
-struct fx {
-    struct fx_msg *msgs;
-    size_t n;
-    int proto;
-};
-
 /* Both decoded messages are ~128 KB: keep them off the stack. */
 static struct pgout_msg msg;
 static struct pgout_msg msg2;
 
-static const char *fixtures_dir(void)
-{
-    const char *dir = getenv("FIXTURES_DIR");
-
-    return dir != NULL && dir[0] != '\0' ? dir : FIXTURES_DIR;
-}
-
-/* Parses one "<lsn> <hex>" line into m. */
-static bool fx_parse_line(char *line, struct fx_msg *m)
-{
-    char *hex = strchr(line, ' ');
-    size_t nhex;
-
-    if (hex == NULL)
-        return false;
-    *hex++ = '\0';
-    if (!lsn_parse(line, &m->lsn))
-        return false;
-    nhex = strcspn(hex, "\r\n");
-    if (nhex == 0 || nhex % 2 != 0)
-        return false;
-    m->len = nhex / 2;
-    m->data = malloc(m->len);
-    if (m->data == NULL)
-        return false;
-    for (size_t i = 0; i < m->len; i++) {
-        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
-
-        if (hi < 0 || lo < 0) {
-            free(m->data);
-            return false;
-        }
-        m->data[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return true;
-}
+/* A loaded fixture and the protocol version it was captured with. */
+struct fx {
+    struct fixture_msg *msgs;
+    size_t n;
+    int proto;
+};
 
 static void fx_free(struct fx *fx)
 {
-    for (size_t i = 0; i < fx->n; i++)
-        free(fx->msgs[i].data);
-    free(fx->msgs);
+    struct fixture f = {fx->msgs, fx->n};
+
+    fixture_free(&f);
     fx->msgs = NULL;
     fx->n = 0;
 }
 
-/*
- * Loads a fixture file; a missing or malformed fixture is a counted failure,
- * never a silent skip. Marks the messages between 'S' and 'E' as streamed.
- */
+/* Loads a fixture file; a missing or malformed fixture is a counted failure,
+ * never a silent skip. */
 static bool fx_load(const char *name, int proto, struct fx *fx)
 {
-    char path[1024];
-    char *line = NULL;
-    size_t cap = 0, alloc = 0;
-    bool streamed = false, ok = true;
-    FILE *f;
+    struct fixture f;
+    bool ok = fixture_load(name, &f);
 
-    fx->msgs = NULL;
-    fx->n = 0;
-    fx->proto = proto;
-    snprintf(path, sizeof(path), "%s/%s", fixtures_dir(), name);
-    f = fopen(path, "r");
-    if (f == NULL) {
-        fprintf(stderr, "cannot open fixture %s (run from the repo root or set FIXTURES_DIR)\n",
-                path);
-        CHECK(f != NULL);
-        return false;
-    }
-    while (getline(&line, &cap, f) > 0) {
-        struct fx_msg *m;
-
-        if (line[0] == '#' || line[0] == '\n')
-            continue;
-        if (fx->n == alloc) {
-            alloc = alloc ? alloc * 2 : 64;
-            fx->msgs = realloc(fx->msgs, alloc * sizeof(*fx->msgs));
-            if (fx->msgs == NULL)
-                abort();
-        }
-        m = &fx->msgs[fx->n];
-        if (!fx_parse_line(line, m)) {
-            fprintf(stderr, "%s: bad line %zu\n", path, fx->n + 1);
-            ok = false;
-            break;
-        }
-        if (m->data[0] == PGOUT_MSG_STREAM_STOP)
-            streamed = false;
-        m->streamed = streamed;
-        if (m->data[0] == PGOUT_MSG_STREAM_START)
-            streamed = true;
-        fx->n++;
-    }
-    free(line);
-    fclose(f);
     CHECK(ok);
-    CHECK(fx->n > 0);
-    if (!ok || fx->n == 0) {
-        fx_free(fx);
-        return false;
-    }
-    return true;
+    fx->msgs = f.msgs;
+    fx->n = f.n;
+    fx->proto = proto;
+    return ok;
 }
 
 static enum pgout_status fx_decode(const struct fx *fx, const uint8_t *buf, size_t len,
@@ -286,7 +195,7 @@ static void reencode(const struct pgout_msg *m, struct pgout_build *b)
     }
 }
 
-static bool parallel_abort(const struct fx *fx, const struct fx_msg *m)
+static bool parallel_abort(const struct fx *fx, const struct fixture_msg *m)
 {
     return fx->proto >= 4 && m->data[0] == PGOUT_MSG_STREAM_ABORT &&
            m->len == STREAM_ABORT_PARALLEL_LEN;
@@ -303,7 +212,7 @@ static void check_fixture_generic(const struct fx *fx)
 
     pgout_build_init(&b);
     for (size_t i = 0; i < fx->n; i++) {
-        const struct fx_msg *m = &fx->msgs[i];
+        const struct fixture_msg *m = &fx->msgs[i];
         enum pgout_status st = fx_decode(fx, m->data, m->len, m->streamed, &msg);
         uint8_t *copy;
 
@@ -359,11 +268,11 @@ static void check_fixture_generic(const struct fx *fx)
     pgout_build_fini(&b);
 }
 
-static const struct fx_msg *find_message(const struct fx *fx, const char *prefix,
-                                         const char *content)
+static const struct fixture_msg *find_message(const struct fx *fx, const char *prefix,
+                                              const char *content)
 {
     for (size_t i = 0; i < fx->n; i++) {
-        const struct fx_msg *m = &fx->msgs[i];
+        const struct fixture_msg *m = &fx->msgs[i];
 
         if (m->data[0] != PGOUT_MSG_MESSAGE ||
             fx_decode(fx, m->data, m->len, m->streamed, &msg) != PGOUT_OK)
@@ -380,7 +289,7 @@ static size_t find_change(const struct fx *fx, char tag, uint32_t relid, uint16_
                           const char *want)
 {
     for (size_t i = 0; i < fx->n; i++) {
-        const struct fx_msg *m = &fx->msgs[i];
+        const struct fixture_msg *m = &fx->msgs[i];
         const struct pgout_tuple *tup;
 
         if (m->data[0] != (uint8_t)tag ||
@@ -418,7 +327,7 @@ static void check_proto1_framing(const struct fx *fx, struct relcache *rc)
     int begins = 0, commits = 0, unknown_rel = 0, width_mismatch = 0;
 
     for (size_t i = 0; i < fx->n; i++) {
-        const struct fx_msg *m = &fx->msgs[i];
+        const struct fixture_msg *m = &fx->msgs[i];
         const struct relcache_rel *rel = NULL;
         uint32_t relid = 0;
 
@@ -497,7 +406,7 @@ static void check_fixture_proto1(const char *file)
     struct relcache *rc;
     const struct relcache_rel *outbox, *sink;
     uint32_t outbox_relid = 0, sink_relid = 0;
-    const struct fx_msg *m;
+    const struct fixture_msg *m;
     size_t i;
     static const char *const outbox_cols[] = {"id",         "aggregate_type", "aggregate_id",
                                               "event_type", "payload",        "created_at"};
@@ -791,7 +700,7 @@ static void check_fixture_stream(const char *file, int proto, int txns)
         return;
     check_fixture_generic(&fx);
     for (size_t i = 0; i < fx.n; i++) {
-        const struct fx_msg *m = &fx.msgs[i];
+        const struct fixture_msg *m = &fx.msgs[i];
 
         if (!decode_at(&fx, i))
             continue;
@@ -871,7 +780,7 @@ static void check_fixture_stream(const char *file, int proto, int txns)
 
     /* The same bytes are wrong for proto 1 and in the other framing. */
     for (size_t i = 0; i < fx.n; i++) {
-        const struct fx_msg *m = &fx.msgs[i];
+        const struct fixture_msg *m = &fx.msgs[i];
 
         if (m->data[0] == PGOUT_MSG_STREAM_START) {
             CHECK_EQ_INT(pgout_decode(m->data, m->len, 1, &msg), PGOUT_EBADTAG);
@@ -1360,7 +1269,7 @@ static void test_regressions(void)
     int nfiles = 0;
     DIR *dir;
 
-    snprintf(dirpath, sizeof(dirpath), "%s/pgoutput/regress", fixtures_dir());
+    snprintf(dirpath, sizeof(dirpath), "%s/pgoutput/regress", fixture_dir());
     dir = opendir(dirpath);
     CHECK(dir != NULL);
     if (dir == NULL) {

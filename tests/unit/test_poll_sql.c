@@ -130,6 +130,46 @@ static void test_select_mapped(void)
     CHECK(!poll_sql_select("public", "outbox", &layout, false, buf, sizeof(buf)));
 }
 
+/* The audit's statements: every function named in pg_catalog (the session's
+ * search_path is pg_catalog anyway), the bounds converted once per query. */
+static void test_range_and_ids_exist(void)
+{
+    static const char *const names[] = {"id",   "aggregatetype", "aggregateid",
+                                        "type", "payload",       "timestamp"};
+    static const uint32_t types[] = {2950, 1043, 1043, 1043, 3802, OUTBOX_INT8_OID};
+    char buf[POLL_SQL_MAX];
+    struct outbox_columns oc, mapped;
+    struct outbox_layout layout;
+
+    outbox_columns_default(&oc);
+    layout_of(&layout, &oc, default_names, default_types, 7);
+    CHECK(poll_sql_range("public", "outbox", &layout, buf, sizeof(buf)));
+    CHECK_STR(buf, "SELECT \"id\"::text, \"aggregate_type\"::text, \"event_type\"::text"
+                   " FROM \"public\".\"outbox\""
+                   " WHERE \"created_at\" >= pg_catalog.to_timestamp($1::float8 / 1000000)"
+                   " AND \"created_at\" < pg_catalog.to_timestamp($2::float8 / 1000000)");
+    CHECK(poll_sql_ids_exist("public", "outbox", &oc, buf, sizeof(buf)));
+    CHECK_STR(buf, "SELECT x FROM pg_catalog.unnest($1::text[]) AS x WHERE EXISTS"
+                   " (SELECT 1 FROM \"public\".\"outbox\" WHERE \"id\"::text = x)");
+
+    /* Debezium's table: bigint Unix milliseconds, [floor, ceil) of the range. */
+    outbox_columns_default(&mapped);
+    mapped.role[OUTBOX_COL_AGGREGATE_TYPE] = "aggregatetype";
+    mapped.role[OUTBOX_COL_AGGREGATE_ID] = "aggregateid";
+    mapped.role[OUTBOX_COL_EVENT_TYPE] = "type";
+    mapped.timestamp = "timestamp";
+    layout_of(&layout, &mapped, names, types, 6);
+    CHECK(poll_sql_range("s", "outboxevent", &layout, buf, sizeof(buf)));
+    CHECK_STR(buf, "SELECT \"id\"::text, \"aggregatetype\"::text, \"type\"::text"
+                   " FROM \"s\".\"outboxevent\""
+                   " WHERE \"timestamp\" >= pg_catalog.div($1::bigint, 1000)"
+                   " AND \"timestamp\" < pg_catalog.div($2::bigint + 999, 1000)");
+    CHECK(!poll_sql_range("s", "outboxevent", &layout, buf, 100)); /* does not fit */
+    layout.timestamp_kind = OUTBOX_TS_OTHER;
+    CHECK(!poll_sql_range("s", "outboxevent", &layout, buf, sizeof(buf)));
+    CHECK(!poll_sql_ids_exist("", "outboxevent", &mapped, buf, sizeof(buf)));
+}
+
 static void test_mark(void)
 {
     char buf[256];
@@ -175,6 +215,7 @@ int main(void)
     RUN(test_select);
     RUN(test_select_mapped);
     RUN(test_mark);
+    RUN(test_range_and_ids_exist);
     RUN(test_array);
     return check_summary();
 }
