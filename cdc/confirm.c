@@ -58,7 +58,7 @@ static uint64_t window_hold(struct confirm *c, uint64_t delivered, int64_t now_u
 struct confirm_status confirm_next(struct confirm *c, uint64_t delivered, uint64_t received,
                                    int64_t now_us)
 {
-    struct confirm_status st = {.flush = delivered};
+    struct confirm_status st = {.flush = delivered, .apply = delivered};
 
     /* R9: on disk before the server may forget it. */
     if (c->state_file && delivered > c->saved)

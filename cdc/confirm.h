@@ -46,14 +46,18 @@ void confirm_start(struct confirm *c, uint64_t saved, uint64_t slot_confirmed, u
 struct confirm_status {
     uint64_t save;  /* write this to the state file first, then send; 0: nothing new to save */
     uint64_t write; /* newest position received, at least flush */
-    uint64_t flush; /* what the server may consider handled; apply is the same */
+    uint64_t flush; /* what the server may consider handled */
+    /* delivered, held back by nothing: what `cdc-relay reemit --wait` reads
+     * (pg_stat_replication.replay_lsn); the server frees nothing by it */
+    uint64_t apply;
 };
 
 /*
  * The update to send at now_us (monotonic) when delivered is the delivery
  * watermark (tracker_safe_lsn) and received the newest position received.
  * flush is delivered, held back by the replay window (the newest delivered
- * position at least the window old) and by the publication check. Takes a
+ * position at least the window old) and by the publication check; apply is
+ * delivered as it is. Takes a
  * replay-window sample (at most one per window/CONFIRM_SAMPLES, at least 1 s
  * apart), so call it once per update sent.
  */

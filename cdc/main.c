@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "reemit_cmd.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
@@ -53,6 +54,8 @@ static void usage(FILE *out)
     fprintf(out, "Usage: cdc-relay [OPTIONS]\n"
                  "       cdc-relay audit --since TIME [--until TIME] [OPTIONS]\n"
                  "       cdc-relay prune --older-than DUR [OPTIONS]\n"
+                 "       cdc-relay reemit --ids A..B | --since TIME [--until TIME] [--wait] "
+                 "[OPTIONS]\n"
                  "\n"
                  "Streams inserts into the outbox table from a Postgres logical replication slot\n"
                  "(pgoutput) to Kafka, and confirms each position to Postgres only after Kafka\n"
@@ -97,15 +100,27 @@ static void usage(FILE *out)
             "--timestamp-column is older than DUR and whose events were delivered, in\n"
             "batches of --batch-size rows, each its own transaction. Stream mode: prune\n"
             "reads the WAL position L and the oldest running transaction H together, waits\n"
-            "(--wait) until the slot's confirmed position, or the --state-file's, reaches\n"
-            "L, then deletes only rows written by transactions older than H, which\n"
+            "(--confirm-timeout) until the slot's confirmed position, or the --state-file's,\n"
+            "reaches L, then deletes only rows written by transactions older than H, which\n"
             "committed before L. Poll mode: only rows whose --published-column is set. A\n"
             "partitioned outbox (RANGE on --timestamp-column) loses whole partitions that\n"
             "end before the cutoff and hold only such rows (detached and dropped, or\n"
             "--keep-detached) (docs/operations.md#pruning-the-outbox). The prune's exit\n"
             "status: 0 done (or --max-duration reached); 1 error; 2 bad usage; 4 the slot\n"
             "is missing or unusable; 5 the delivered position did not reach L within\n"
-            "--wait (temporary: the relay is stopped or behind).\n");
+            "--confirm-timeout (temporary: the relay is stopped or behind).\n"
+            "\n"
+            "cdc-relay reemit --ids A..B | --since TIME [--until TIME] [--wait]: asks the relay\n"
+            "streaming --slot to send the outbox rows of the range again (id column in [A, B],\n"
+            "or --timestamp-column in [since, until)), as they existed when the command ran:\n"
+            "same id, key, payload and headers, commit_ts the row's time, plus the headers\n"
+            "replayed: true and replay_request: the request's LSN, no lsn header. The request\n"
+            "is a transactional logical decoding message; the relay serves it at its place in\n"
+            "the WAL, before anything committed after it (per-key order), and confirms it only\n"
+            "once Kafka acknowledged every row (after a crash it is served again: duplicates,\n"
+            "never a gap). Prints the request's LSN and the row count. --wait polls until the\n"
+            "relay delivered it. Exit status: 0 written (and delivered, with --wait); 1 error;\n"
+            "2 bad usage; 4 not delivered within --wait-timeout.\n");
 }
 
 /* The libraries as loaded (cdc_relay_build_info, --version). */
@@ -182,6 +197,28 @@ static int run_audit(const struct options *o)
     return audit_run(&ac);
 }
 
+/* cdc-relay reemit: the request's LSN on stdout, progress and errors logged. */
+static int run_reemit(struct options *o)
+{
+    const struct relay_common_config *common = &o->relay.common;
+    struct reemit_cmd_config rc = {
+        .database_url = common->database_url,
+        .slot = o->relay.stream.slot,
+        .table_schema = common->table_schema,
+        .table_name = common->table_name,
+        .columns = common->columns,
+        .connect_timeout_s = common->connect_timeout_s,
+        .req = &o->reemit.req,
+        .wait = o->reemit.wait,
+        .wait_timeout_ms = o->reemit.wait_timeout_ms,
+        .out = stdout,
+    };
+    int status = reemit_cmd_run(&rc);
+
+    reemit_request_free(&o->reemit.req);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     static struct options opt;
@@ -242,6 +279,12 @@ int main(int argc, char **argv)
 
         options_fini(&opt);
         return prune_rc;
+    }
+    if (opt.command == OPTIONS_CMD_REEMIT) {
+        int reemit_rc = run_reemit(&opt);
+
+        options_fini(&opt);
+        return reemit_rc;
     }
     notify_init();
     cfg->common.stop.flag = &stop_requested;

@@ -14,6 +14,7 @@
 
 #include "audit.h"
 #include "cfg_print.h"
+#include "reemit.h"
 #include "duration.h"
 #include "lsn.h"
 #include "outbox.h"
@@ -269,7 +270,8 @@ static const struct cfg_opt opts[] = {
      OFF(prune.max_duration_ms), 1, DAY_MS,
      "prune: start no batch or partition after DUR of deleting\n"
      "(exit 0; the next run goes on)"},
-    {"wait", 0, "CDC_PRUNE_WAIT", "DUR", "60s", 0, OPT_DUR, OFF(prune.wait_ms), 0, DAY_MS,
+    {"confirm-timeout", 0, "CDC_PRUNE_CONFIRM_TIMEOUT", "DUR", "60s", 0, OPT_DUR,
+     OFF(prune.wait_ms), 0, DAY_MS,
      "prune: wait this long for the slot (or the state file) to\n"
      "confirm the WAL position prune started at; exit 5 if not"},
     {"lock-timeout", 0, "CDC_PRUNE_LOCK_TIMEOUT", "DUR", "2s", 0, OPT_DUR,
@@ -281,6 +283,19 @@ static const struct cfg_opt opts[] = {
      "prune, partitioned outbox: detach old partitions, do not\ndrop them"},
     {"dry-run", 0, NULL, NULL, NULL, CFG_CLI_ONLY, OPT_BOOL, OFF(prune.dry_run), 0, 0,
      "prune: count what would be removed, remove nothing"},
+    /* cdc-relay reemit (docs/operations.md#re-emitting-events); --since and
+     * --until choose a time range there too */
+    {"ids", 0, NULL, "A..B", NULL, CFG_CLI_ONLY, OPT_STR, OFF(reemit.ids), 0, 0,
+     "reemit: the rows whose id column is in [A, B] (the\n"
+     "column type's order); A alone: that one row"},
+    {"lsn", 0, NULL, "X..Y", NULL, CFG_CLI_ONLY, OPT_STR, OFF(reemit.lsn), 0, 0,
+     "reemit: refused with how an LSN range is replayed\n"
+     "(--start-lsn/--end-lsn, docs/operations.md)"},
+    {"wait", 0, NULL, NULL, NULL, CFG_CLI_ONLY, OPT_BOOL, OFF(reemit.wait), 0, 0,
+     "reemit: wait until the relay has delivered the request's\n"
+     "events (exit 0) or --wait-timeout passes (exit 4)"},
+    {"wait-timeout", 0, "CDC_REEMIT_WAIT_TIMEOUT", "DUR", "1h", 0, OPT_DUR,
+     OFF(reemit.wait_timeout_ms), 1000, 7 * DAY_MS, "reemit --wait: how long to wait"},
     {"print-config", 0, NULL, NULL, NULL, CFG_CLI_ONLY, OPT_BOOL, OFF(print_config), 0, 0,
      "print the effective configuration (each value and where it\n"
      "came from, secrets masked) and exit 0 without connecting"},
@@ -440,7 +455,7 @@ static bool flag_given(struct options *o, const char *const *names)
 static int check_prune(struct options *o, char *errbuf, size_t errlen)
 {
     static const char *const prune_only[] = {
-        "older-than",   "batch-size",    "batch-pause", "max-duration", "wait",
+        "older-than",   "batch-size",    "batch-pause", "max-duration", "confirm-timeout",
         "lock-timeout", "keep-detached", "dry-run",     NULL,
     };
 
@@ -448,12 +463,63 @@ static int check_prune(struct options *o, char *errbuf, size_t errlen)
         if (flag_given(o, prune_only))
             return cfg_seterr(errbuf, errlen,
                               "--older-than, --batch-size, --batch-pause, --max-duration, "
-                              "--wait, --lock-timeout, --keep-detached and --dry-run are for "
+                              "--confirm-timeout, --lock-timeout, --keep-detached and --dry-run "
+                              "are for "
                               "the prune command: cdc-relay prune --older-than ...");
         return 0;
     }
     if (cfg_get(&o->set, row("older-than")) == NULL)
         return cfg_seterr(errbuf, errlen, "prune needs --older-than (7d, 36h, ...)");
+    return 0;
+}
+
+/* cdc-relay reemit: one range, of ids or of time; not an LSN range, not in
+ * poll mode. */
+static int reemit_check(struct options *o, char *errbuf, size_t errlen)
+{
+    int ranges = (o->reemit.ids != NULL) + (o->since != NULL) + (o->reemit.lsn != NULL);
+
+    if (ranges != 1)
+        return cfg_seterr(errbuf, errlen,
+                          "reemit needs one range: --ids A..B, or --since T [--until T]");
+    if (o->reemit.lsn != NULL)
+        return cfg_seterr(
+            errbuf, errlen,
+            "reemit --lsn: an LSN range is a range of the WAL, not of the outbox table, and is "
+            "replayed from the slot by a relay run with --start-lsn X --end-lsn Y while the WAL "
+            "is still there (--replay-window; docs/operations.md, \"Replay from a saved LSN\"); "
+            "its events carry their original lsn header and no replayed header. To re-send "
+            "rows by identity use --ids or --since/--until");
+    if (o->audit_topics != NULL)
+        return cfg_seterr(errbuf, errlen, "--topics is for the audit command");
+    if (cfg_get(&o->set, row("until")) != NULL && o->since == NULL)
+        return cfg_seterr(errbuf, errlen, "--until goes with --since");
+    if (o->relay.poll_mode)
+        return cfg_seterr(
+            errbuf, errlen,
+            "reemit serves requests through the replication stream; in --mode poll a row is sent "
+            "again when its published column is NULL again (UPDATE ... SET published_at = NULL "
+            "WHERE ...), without a replayed header (docs/operations.md#re-emitting-events)");
+    if (o->reemit.ids != NULL) {
+        if (!reemit_parse_ids(o->reemit.ids, &o->reemit.req))
+            return cfg_seterr(errbuf, errlen,
+                              "--ids: \"%.64s\" is not A..B or A (bounds of 1 to %d bytes)",
+                              o->reemit.ids, REEMIT_ID_MAX - 1);
+        return 0;
+    }
+    o->reemit.req.kind = REEMIT_TIME;
+    if (!audit_parse_time(o->since, o->now_us, &o->reemit.req.since_us))
+        return cfg_seterr(errbuf, errlen,
+                          "--since: \"%.64s\" is not a time (2026-12-05T10:00:00Z, 2026-12-05, "
+                          "now, or a duration ago such as 2h)",
+                          o->since);
+    if (!audit_parse_time(o->until, o->now_us, &o->reemit.req.until_us))
+        return cfg_seterr(errbuf, errlen,
+                          "--until: \"%.64s\" is not a time (2026-12-05T10:00:00Z, 2026-12-05, "
+                          "now, or a duration ago such as 5m)",
+                          o->until);
+    if (o->reemit.req.until_us <= o->reemit.req.since_us)
+        return cfg_seterr(errbuf, errlen, "--until is not after --since");
     return 0;
 }
 
@@ -560,6 +626,9 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
             return cfg_seterr(errbuf, errlen,
                               "audit reads the outbox table: --source messages and --mode poll "
                               "do not apply");
+    } else if (o->command == OPTIONS_CMD_REEMIT) {
+        if (reemit_check(o, errbuf, errlen) != 0)
+            return -1;
     } else if (o->since != NULL || o->audit_topics != NULL ||
                cfg_get(&o->set, row("until")) != NULL ||
                (cfg_get(&o->set, row("clock-skew")) != NULL &&
@@ -572,6 +641,18 @@ static int check_combined(struct options *o, char *errbuf, size_t errlen)
     }
     if (check_prune(o, errbuf, errlen) != 0)
         return -1;
+    if (o->command != OPTIONS_CMD_REEMIT &&
+        (o->reemit.ids != NULL || o->reemit.lsn != NULL || o->reemit.wait ||
+         (cfg_get(&o->set, row("wait-timeout")) != NULL &&
+          cfg_get(&o->set, row("wait-timeout"))->source == CFG_SOURCE_FLAG)))
+        return cfg_seterr(errbuf, errlen,
+                          "--ids, --lsn, --wait and --wait-timeout are for the reemit command: "
+                          "cdc-relay reemit --ids A..B");
+    if (strcmp(o->relay.stream.message_prefix, REEMIT_PREFIX) == 0)
+        return cfg_seterr(errbuf, errlen,
+                          "--message-prefix: \"%s\" is the prefix of re-emit requests; choose "
+                          "another",
+                          REEMIT_PREFIX);
     if (strcmp(o->metrics_listen, "none") == 0)
         o->metrics_listen = NULL;
     if (*o->relay.stream.message_prefix == '\0')
@@ -610,6 +691,10 @@ int options_parse(struct options *o, int argc, char **argv, options_getenv_fn ge
         argv++;
     } else if (argc > 1 && strcmp(argv[1], "prune") == 0) {
         o->command = OPTIONS_CMD_PRUNE;
+        argc--;
+        argv++;
+    } else if (argc > 1 && strcmp(argv[1], "reemit") == 0) {
+        o->command = OPTIONS_CMD_REEMIT;
         argc--;
         argv++;
     }

@@ -17,6 +17,7 @@
 #include "compiler.h"
 #include "log.h"
 #include "outbox.h"
+#include "reemit.h"
 #include "relay_config.h"
 #include "sink_kafka.h"
 
@@ -27,6 +28,7 @@ enum options_command {
     OPTIONS_CMD_RELAY = 0, /* the daemon */
     OPTIONS_CMD_AUDIT,     /* cdc-relay audit ... (cdc/audit.h) */
     OPTIONS_CMD_PRUNE,     /* cdc-relay prune ... (cdc/prune.h) */
+    OPTIONS_CMD_REEMIT,    /* cdc-relay reemit ... (cdc/reemit_cmd.h) */
 };
 
 enum options_action {
@@ -61,6 +63,14 @@ struct options {
         int batch_size, batch_pause_ms, max_duration_ms, wait_ms, lock_timeout_ms;
         bool dry_run, keep_detached;
     } prune;
+    /* reemit: --ids, --lsn as given, --wait, --wait-timeout; the request
+     * (kind and range; slot and snapshot are filled by the command) */
+    struct {
+        const char *ids, *lsn;
+        bool wait;
+        int wait_timeout_ms;
+        struct reemit_request req;
+    } reemit;
     int64_t now_us;                /* when the options were parsed: "now" and "2h" ago */
     struct outbox_columns columns; /* relay.columns points here */
     char header_spec[4096];        /* --header-columns, cut into names for columns */
@@ -76,7 +86,7 @@ struct options {
 typedef char *(*options_getenv_fn)(const char *name);
 
 /*
- * Fills *o from argv (argv[1] "audit" selects that command, the options
+ * Fills *o from argv (argv[1] "audit" or "reemit" selects that command, the options
  * following it), getenv_fn, the config file (--config or CDC_CONFIG) and
  * the defaults, and validates every value; envp (the whole environment,
  * NAME=VALUE strings, may be NULL) gives the CDC_KAFKA_* properties. DATABASE_URL is not required

@@ -17,7 +17,8 @@ static const char *const column_names[OUTBOX_NCOLS] = {
 
 /* Headers every event gets from the relay itself: a column cannot take them. */
 static const char *const reserved_headers[] = {
-    "id", "event_type", "aggregate_type", "lsn", "commit_ts", "traceparent",
+    "id",        "event_type",  "aggregate_type", "lsn",
+    "commit_ts", "traceparent", "replayed",       "replay_request", /* cdc-relay reemit's */
 };
 
 const char *outbox_column_name(enum outbox_col col)
@@ -79,7 +80,8 @@ bool outbox_header_columns_parse(char *text, struct outbox_columns *c, const cha
         }
         if (header_reserved(hdr)) {
             *why = "a header the relay sets itself (id, event_type, aggregate_type, lsn, "
-                   "commit_ts, traceparent): give the column another header name (col=name)";
+                   "commit_ts, traceparent, replayed, replay_request): give the column another "
+                   "header name (col=name)";
             return false;
         }
         for (size_t i = 0; i < c->nheaders; i++) {

@@ -79,7 +79,7 @@ const char *outbox_column_name(enum outbox_col col);
  * then point into it). Spaces around names are dropped. False with *why (a
  * static string) for an empty name, more than OUTBOX_MAX_HEADERS entries, a
  * header name used twice, or a header name the relay sets itself (id,
- * event_type, aggregate_type, lsn, commit_ts, traceparent).
+ * event_type, aggregate_type, lsn, commit_ts, traceparent, replayed, replay_request).
  */
 bool outbox_header_columns_parse(char *text, struct outbox_columns *c, const char **why);
 

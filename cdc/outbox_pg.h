@@ -60,6 +60,11 @@ struct pg_conn *outbox_pg_connect(const char *dburl, const char *app, int connec
 
 void outbox_pg_close(struct pg_conn *conn); /* NULL-safe */
 
+/* What a failed command's result means to these commands, by its SQLSTATE
+ * (common/pgerr.h): connection loss and passing states are ERETRY; a
+ * missing table or column, rights, bad SQL or data are EFATAL. */
+enum outbox_pg_status outbox_pg_classify(struct pg_conn *conn, const struct pg_result *res);
+
 /* A row of outbox_pg_scan_range: id, route, type (NUL-terminated, borrowed
  * for the call; NULL for SQL NULL). Return false to stop the scan. */
 typedef bool (*outbox_pg_row_fn)(void *arg, const char *id, const char *route, const char *type);

@@ -84,6 +84,28 @@ bool poll_sql_ts_us(const char *quoted, enum outbox_ts_kind kind, bool commit_ts
     return n > 0 && (size_t)n < buflen;
 }
 
+bool poll_sql_event_columns(const struct outbox_layout *layout, const char *alias,
+                            const char *ts_us, char *buf, size_t buflen, size_t *n)
+{
+    const struct outbox_columns *cols = layout->cols;
+
+    for (int c = 0; c < OUTBOX_NCOLS; c++)
+        if (!append(buf, buflen, n, alias) ||
+            !append_col(buf, buflen, n, cols->role[c], "::text, "))
+            return false;
+    if (!append(buf, buflen, n, ts_us) || !append(buf, buflen, n, ", "))
+        return false;
+    if (layout->traceparent >= 0 ? !append(buf, buflen, n, alias) ||
+                                       !append_col(buf, buflen, n, cols->traceparent, "::text")
+                                 : !append(buf, buflen, n, "NULL::text"))
+        return false;
+    for (size_t h = 0; h < layout->nheaders; h++)
+        if (!append(buf, buflen, n, ", ") || !append(buf, buflen, n, alias) ||
+            !append_col(buf, buflen, n, cols->headers[h].column, "::text"))
+            return false;
+    return true;
+}
+
 bool poll_sql_select(const char *schema, const char *table, const struct outbox_layout *layout,
                      bool commit_ts, char *buf, size_t buflen)
 {
@@ -109,20 +131,9 @@ bool poll_sql_select(const char *schema, const char *table, const struct outbox_
      * the default created_at is the inserting transaction's start time, so
      * this is start order, not commit order (docs/relay.md, "Polling mode").
      */
-    if (!append(buf, buflen, &n, "SELECT "))
+    if (!append(buf, buflen, &n, "SELECT ") ||
+        !poll_sql_event_columns(layout, "", ts_us, buf, buflen, &n))
         return false;
-    for (int c = 0; c < OUTBOX_NCOLS; c++)
-        if (!append_col(buf, buflen, &n, cols->role[c], "::text, "))
-            return false;
-    if (!append(buf, buflen, &n, ts_us) || !append(buf, buflen, &n, ", "))
-        return false;
-    if (layout->traceparent >= 0 ? !append_col(buf, buflen, &n, cols->traceparent, "::text")
-                                 : !append(buf, buflen, &n, "NULL::text"))
-        return false;
-    for (size_t h = 0; h < layout->nheaders; h++)
-        if (!append(buf, buflen, &n, ", ") ||
-            !append_col(buf, buflen, &n, cols->headers[h].column, "::text"))
-            return false;
     if (snprintf(tail, sizeof(tail),
                  " FROM %s WHERE %s IS NULL ORDER BY %s, %s LIMIT $1 FOR UPDATE SKIP LOCKED", rel,
                  published, ts, id) >= (int)sizeof(tail))

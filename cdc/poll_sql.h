@@ -50,6 +50,15 @@ bool poll_sql_qualified(const char *schema, const char *table, char *buf, size_t
 bool poll_sql_select(const char *schema, const char *table, const struct outbox_layout *layout,
                      bool commit_ts, char *buf, size_t buflen);
 
+/*
+ * Appends the batch query's column list (enum poll_sql_col) at *n in buf:
+ * the roles, ts_us (an expression), the traceparent column or NULL, the
+ * header columns, each column name quoted after alias ("" or "t."). Also
+ * the list of the re-emit query (cdc/reemit.c). False when it does not fit.
+ */
+bool poll_sql_event_columns(const struct outbox_layout *layout, const char *alias,
+                            const char *ts_us, char *buf, size_t buflen, size_t *n);
+
 /* The timestamp column as Unix microseconds (bigint), the column name
  * quoted: e.g. (extract(epoch FROM "created_at") * 1000000)::bigint. False
  * when it does not fit or the kind is not a time. */

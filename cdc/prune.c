@@ -132,7 +132,7 @@ static int wait_delivered(struct run *run)
             log_error("the delivered position %s (slot \"%s\"%s) did not reach %s within %d ms: "
                       "is the relay running and caught up? With --replay-window the slot's "
                       "position stays that far behind; run prune with the relay's --state-file, "
-                      "or a longer --wait",
+                      "or a longer --confirm-timeout",
                       d_text, cfg->slot, state_matches ? ", state file" : "", l_text, cfg->wait_ms);
             return PRUNE_EXIT_BEHIND;
         }

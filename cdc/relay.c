@@ -52,6 +52,7 @@ struct relay {
     bool slot_created_unused;
 
     struct watch *watch;
+    struct reemit_source reemit; /* s.reemit: the table read for re-emit requests */
     char app_name[48];
     bool first;               /* no stream started yet in this run */
     bool streamed_once;       /* START_REPLICATION succeeded at least once */
@@ -653,6 +654,18 @@ static void finish(struct relay *r)
     stream_fini(&r->s);
 }
 
+/* Rows read per batch of a re-emit request's cursor. */
+#define REEMIT_BATCH_ROWS 1000
+
+static enum reemit_result serve_reemit(void *src, const struct reemit_request *req,
+                                       const struct reemit_hooks *hooks, uint64_t *sent,
+                                       uint64_t *skipped, char *err, size_t errlen)
+{
+    return reemit_serve(src, req, hooks, sent, skipped, err, errlen);
+}
+
+static const struct relay_reemit_ops reemit_ops = {serve_reemit};
+
 /* Everything the run needs before its first connection. */
 static void relay_init(struct relay *r, const struct relay_common_config *common,
                        const struct relay_stream_config *cfg)
@@ -691,6 +704,16 @@ static void relay_init(struct relay *r, const struct relay_common_config *common
     r->watch = watch_new(&r->opts);
     r->s.watch = r->watch;
     r->s.watch_ops = &watch_ops;
+    r->reemit = (struct reemit_source){
+        .database_url = common->database_url,
+        .connect_timeout_s = common->connect_timeout_s,
+        .table_schema = common->table_schema,
+        .table_name = common->table_name,
+        .columns = common->columns,
+        .batch_rows = REEMIT_BATCH_ROWS,
+    };
+    r->s.reemit = &r->reemit;
+    r->s.reemit_ops = &reemit_ops;
     if (cfg->exactly_once) {
         struct eos_config ec = {
             .slot = cfg->slot,

@@ -4,7 +4,8 @@
  * reports come from (the sink), and the side checks next to the stream (the
  * watch). Small structs of function pointers: the relay plugs in libpq
  * (cdc/repl.c) and librdkafka (cdc/sink_kafka.c), the unit tests a recorded
- * stream and a recording producer (tests/unit/test_stream.c).
+ * stream and a recording producer (tests/unit/test_stream.c). And the
+ * re-emit server: the table read for a `cdc-relay reemit` request.
  */
 #ifndef ORDERS_CDC_RELAY_OPS_H
 #define ORDERS_CDC_RELAY_OPS_H
@@ -14,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "reemit_serve.h"
 #include "repl.h"
 #include "replmsg.h"
 #include "sink_ops.h"
@@ -27,10 +29,10 @@ struct relay_source_ops {
     /* Reads what the socket has; call when it is readable. */
     enum repl_status (*consume)(void *src, char *err, size_t errlen);
     int (*socket)(const void *src);
-    /* A standby status update (apply = flush); now_pg_us: µs since 2000-01-01. */
+    /* A standby status update; now_pg_us: µs since 2000-01-01. */
     enum repl_status (*send_status)(void *src, uint64_t write_lsn, uint64_t flush_lsn,
-                                    int64_t now_pg_us, bool reply_requested, char *err,
-                                    size_t errlen);
+                                    uint64_t apply_lsn, int64_t now_pg_us, bool reply_requested,
+                                    char *err, size_t errlen);
 };
 
 /* How a publication check went. */
@@ -60,6 +62,15 @@ struct relay_watch_ops {
     /* Drives the heartbeat's connection; REPL_ERETRY (err filled, to be
      * logged) when it failed: the next beat connects again. */
     enum repl_status (*beat_progress)(void *watch, char *err, size_t errlen);
+};
+
+/* Re-emit requests (cdc/reemit_serve.h): the rows of a request's range,
+ * read from the table on a connection of their own and handed to the loop
+ * one at a time through hooks; the argument is the server's own handle. */
+struct relay_reemit_ops {
+    enum reemit_result (*serve)(void *reemit, const struct reemit_request *req,
+                                const struct reemit_hooks *hooks, uint64_t *sent, uint64_t *skipped,
+                                char *err, size_t errlen);
 };
 
 /* libpq's replication connection (cdc/repl.c); the handle is a struct repl_conn. */

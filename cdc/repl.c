@@ -233,12 +233,12 @@ enum repl_status repl_start(struct repl_conn *rc, uint64_t start_lsn, char *err,
         !repl_quote(rc, pub_id, true, pub_lit, sizeof(pub_lit), err, errlen))
         return REPL_EFATAL;
     /* publication_names is split like an identifier list, so the quoted
-     * identifier goes inside the literal (docs/protocol.md#pgoutput-options). */
+     * identifier goes inside the literal (docs/protocol.md#pgoutput-options).
+     * Messages are on in every mode: a re-emit request is one (cdc/reemit.h). */
     snprintf(sql, sizeof(sql),
              "START_REPLICATION SLOT %s LOGICAL " LSN_FMT " (proto_version '%d', "
-             "publication_names %s%s)",
-             slot_id, LSN_ARGS(start_lsn), rc->opts->proto_version, pub_lit,
-             rc->opts->messages ? ", messages 'true'" : "");
+             "publication_names %s, messages 'true')",
+             slot_id, LSN_ARGS(start_lsn), rc->opts->proto_version, pub_lit);
     res = repl_exec_interruptible(rc, sql, &stopped);
     if (stopped) {
         pgconn_set_err(err, errlen, "stopped while starting replication");
@@ -424,10 +424,10 @@ static int source_socket(const void *rc)
 }
 
 static enum repl_status source_send_status(void *rc, uint64_t write_lsn, uint64_t flush_lsn,
-                                           int64_t now_pg_us, bool reply_requested, char *err,
-                                           size_t errlen)
+                                           uint64_t apply_lsn, int64_t now_pg_us,
+                                           bool reply_requested, char *err, size_t errlen)
 {
-    return repl_send_status(rc, write_lsn, flush_lsn, flush_lsn, now_pg_us, reply_requested, err,
+    return repl_send_status(rc, write_lsn, flush_lsn, apply_lsn, now_pg_us, reply_requested, err,
                             errlen);
 }
 

@@ -44,7 +44,7 @@ struct repl_opts {
      * sync_replication_slots keep a copy a promotion can continue from */
     bool failover_slot;
     int proto_version;
-    bool messages; /* message mode: pgoutput 'messages' on, the publication may be empty */
+    bool messages; /* message mode: the publication may be empty (messages are always on) */
     int connect_timeout_s;
     int stop_fd; /* readable = give up waiting (signal self-pipe), or -1 */
     /* The replication connection's application_name (unless the URL sets

@@ -468,7 +468,8 @@ void sink_free(struct sink *s)
 /*
  * The headers of an event (docs/architecture.md#fixed-interfaces): id,
  * event_type, aggregate_type, lsn, commit_ts, then traceparent and the
- * --header-columns ones. Poll mode has no commit LSN: its messages carry no
+ * --header-columns ones, then replayed and replay_request on a re-sent
+ * event (cdc-relay reemit). Poll mode has no commit LSN: its messages carry no
  * lsn header at all rather than an empty or made-up one. Columns a bad row
  * lacks (a dead-letter copy) are left out; a NULL header column is a header
  * with a null value.
@@ -492,6 +493,10 @@ static rd_kafka_headers_t *event_headers(const struct outbox_event *ev,
     for (size_t i = 0; i < ev->nheaders; i++)
         rd_kafka_header_add(hdrs, ev->headers[i].name, -1, ev->headers[i].value.ptr,
                             (ssize_t)ev->headers[i].value.len);
+    if (meta->replay_request != NULL) {
+        rd_kafka_header_add(hdrs, SINK_REPLAYED_HDR, -1, "true", -1);
+        rd_kafka_header_add(hdrs, SINK_REPLAY_REQUEST_HDR, -1, meta->replay_request, -1);
+    }
     return hdrs;
 }
 

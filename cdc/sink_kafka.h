@@ -68,7 +68,13 @@ enum sink_status {
 struct sink_meta {
     const char *lsn;       /* commit LSN, "X/Y"; NULL: no lsn header (poll mode) */
     const char *commit_ts; /* ISO 8601 UTC */
+    /* A re-sent event (cdc-relay reemit): the request's LSN, sent with
+     * replayed: true as the replay_request header; NULL: a live event. */
+    const char *replay_request;
 };
+
+#define SINK_REPLAYED_HDR       "replayed"
+#define SINK_REPLAY_REQUEST_HDR "replay_request"
 
 /* Produces ev to topic (payload copied). */
 enum sink_status sink_produce(struct sink *s, const char *topic, const struct outbox_event *ev,

@@ -174,7 +174,7 @@ static bool send_status(struct stream *s, bool reply_requested)
         }
         confirm_saved(&s->confirm, cs.save);
     }
-    if (s->src_ops->send_status(s->src, cs.write, cs.flush,
+    if (s->src_ops->send_status(s->src, cs.write, cs.flush, cs.apply,
                                 pgtime_from_unix_us(s->clock->wall_us()), reply_requested, s->err,
                                 sizeof(s->err)) != REPL_OK) {
         log_warn("%s", s->err);
@@ -278,12 +278,10 @@ bool stream_should_stop(struct stream *s)
     return !s->in_txn || now >= s->stop_deadline_us;
 }
 
-/* Keeps the walsender content while the producer's queue is full (R4):
- * serves delivery reports and keeps sending status updates, without reading
- * further WAL. Returns true to retry the produce, false to leave the stream. */
-bool stream_wait_for_queue(struct stream *s, enum stream_end *end)
+/* Keeps the walsender content while the loop is not reading further WAL. */
+bool stream_keep_alive(struct stream *s, int poll_ms, enum stream_end *end)
 {
-    s->sink_ops->poll(s->sink, 100);
+    s->sink_ops->poll(s->sink, poll_ms);
     /* The relay is not reading, so the server's silence means nothing. */
     s->last_server_msg_us = s->clock->mono_us();
     s->probe_sent = false;
@@ -433,7 +431,7 @@ static bool handle_keepalive(struct stream *s, const struct replmsg *m, enum str
     return !end_position_reached(s, wal_end, end);
 }
 
-static enum stream_end check_kafka(struct stream *s)
+enum stream_end stream_check_kafka(struct stream *s)
 {
     char fatal[512];
 
@@ -565,7 +563,7 @@ static enum stream_end stream(struct stream *s)
             s->probe_sent = false;
         }
         s->sink_ops->poll(s->sink, 0);
-        if ((end = check_kafka(s)) != STREAM_STOP)
+        if ((end = stream_check_kafka(s)) != STREAM_STOP)
             return end;
         if (!stream_eos_close(s, false, &end))
             return end;

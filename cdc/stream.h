@@ -9,7 +9,8 @@
  * decides.
  *
  * The struct is the loop's state, shared by cdc/stream.c (the loop),
- * cdc/stream_txn.c (the messages of a transaction) and cdc/relay.c; other
+ * cdc/stream_txn.c (the messages of a transaction), cdc/stream_reemit.c
+ * (re-emit requests) and cdc/relay.c; other
  * modules use the functions only.
  */
 #ifndef ORDERS_CDC_STREAM_H
@@ -55,6 +56,8 @@ struct stream {
     const struct relay_sink_ops *sink_ops;
     void *watch; /* NULL: no publication check, no heartbeat */
     const struct relay_watch_ops *watch_ops;
+    void *reemit; /* NULL: a re-emit request for this slot stops the stream */
+    const struct relay_reemit_ops *reemit_ops;
     struct eos *eos; /* --exactly-once; NULL otherwise (needs the librdkafka sink) */
 
     struct tracker *tracker;
@@ -163,9 +166,22 @@ bool stream_handle_xlogdata(struct stream *s, const struct replmsg *m, enum stre
 /* The stop request (between transactions, or --shutdown-timeout into one). */
 bool stream_should_stop(struct stream *s);
 
-/* Keeps the server answered while the producer's queue is full (R4);
- * false with *end set when the stream must end instead of retrying. */
-bool stream_wait_for_queue(struct stream *s, enum stream_end *end);
+/* Keeps the server answered while the loop is not reading the stream (R4:
+ * the producer's queue is full; a re-emit reads the table): serves delivery
+ * reports, waiting up to poll_ms for one, and sends status updates when due.
+ * False with *end set when the stream must end instead of going on. */
+bool stream_keep_alive(struct stream *s, int poll_ms, enum stream_end *end);
+
+/* Kafka's state: STREAM_STOP when there is no trouble, else how to end. */
+enum stream_end stream_check_kafka(struct stream *s);
+
+/* Routes and produces one event of the open transaction, waiting while the
+ * producer's queue is full; meta NULL: the transaction's lsn and commit_ts. */
+bool stream_produce_event(struct stream *s, const struct outbox_event *ev,
+                          const struct sink_meta *meta, enum stream_end *end);
+
+/* A `cdc-relay reemit` request (prefix REEMIT_PREFIX), cdc/stream_reemit.c. */
+bool stream_handle_reemit(struct stream *s, enum stream_end *end);
 
 /* --exactly-once: commits the open Kafka transaction between source
  * transactions when it is due (or force). */

@@ -14,13 +14,12 @@
 #include "log.h"
 #include "outbox_message.h"
 #include "pgtime.h"
+#include "reemit.h"
 #include "relcache.h"
 #include "tracker.h"
 #include "xmem.h"
 
-static bool produce_event(struct stream *s, const struct outbox_event *evp, enum stream_end *end);
-
-/* stream_wait_for_queue while the producer's queue is full, for shell_produce. */
+/* stream_keep_alive while the producer's queue is full, for shell_produce. */
 struct queue_wait {
     struct stream *s;
     enum stream_end *end;
@@ -30,17 +29,19 @@ static bool wait_for_queue(void *arg)
 {
     struct queue_wait *qw = arg;
 
-    return stream_wait_for_queue(qw->s, qw->end);
+    return stream_keep_alive(qw->s, 100, qw->end);
 }
 
 /*
  * Sends an event that can never become its own message to the
  * dead-letter topic, under the transaction's seq so that its acknowledgement
  * is the event's delivery (the position does not pass it before). why is
- * copied. Returns false (end set, logged) when even that is impossible.
+ * copied; meta NULL: the transaction's. Returns false (end set, logged) when
+ * even that is impossible.
  */
-static bool dead_letter(struct stream *s, const struct outbox_event *ev, const char *topic,
-                        const char *why, bool drop_value, enum stream_end *end)
+static bool dead_letter(struct stream *s, const struct outbox_event *ev,
+                        const struct sink_meta *metap, const char *topic, const char *why,
+                        bool drop_value, enum stream_end *end)
 {
     struct sink_meta meta = {.lsn = s->txn_lsn, .commit_ts = s->txn_ts};
     char reason[512];
@@ -49,6 +50,8 @@ static bool dead_letter(struct stream *s, const struct outbox_event *ev, const c
     struct queue_wait qw = {s, end};
     enum sink_status st;
 
+    if (metap != NULL)
+        meta = *metap;
     snprintf(reason, sizeof(reason), "%s", why);
     log_event(LOG_LEVEL_WARN, s->txn_commit_lsn, ev->id.ptr ? ev->id.ptr : "?",
               ev->id.ptr ? (int)ev->id.len : -1, "sending event to dead-letter topic %s: %s",
@@ -106,7 +109,7 @@ static bool handle_insert(struct stream *s, enum stream_end *end)
 
         s->stats.received++;
         snprintf(why, sizeof(why), "bad outbox row: %s", outbox_strerror(ost));
-        return dead_letter(s, &ev, NULL, why, false, end);
+        return dead_letter(s, &ev, NULL, NULL, why, false, end);
     }
     if (ost != OUTBOX_OK) {
         log_event(LOG_LEVEL_ERROR, s->txn_commit_lsn, ev.id.ptr ? ev.id.ptr : "?",
@@ -115,7 +118,7 @@ static bool handle_insert(struct stream *s, enum stream_end *end)
         *end = STREAM_FATAL;
         return false;
     }
-    return produce_event(s, &ev, end);
+    return stream_produce_event(s, &ev, NULL, end);
 }
 
 /* Message mode: a transactional pg_logical_emit_message with the outbox
@@ -148,14 +151,13 @@ static bool handle_outbox_message(struct stream *s, enum stream_end *end)
         *end = STREAM_FATAL;
         return false;
     }
-    ok = produce_event(s, &om.ev, end);
+    ok = stream_produce_event(s, &om.ev, NULL, end);
     outbox_message_free(&om);
     return ok;
 }
 
-/* Routes and produces one event of the open transaction, waiting while the
- * producer's queue is full. */
-static bool produce_event(struct stream *s, const struct outbox_event *evp, enum stream_end *end)
+bool stream_produce_event(struct stream *s, const struct outbox_event *evp,
+                          const struct sink_meta *metap, enum stream_end *end)
 {
     const struct outbox_event ev = *evp;
     char topic[256];
@@ -163,6 +165,8 @@ static bool produce_event(struct stream *s, const struct outbox_event *evp, enum
     struct queue_wait qw = {s, end};
     enum sink_status st;
 
+    if (metap != NULL)
+        meta = *metap;
     s->stats.received++;
     memset(topic, 0, sizeof(topic)); /* a name too long is left unterminated */
     if (!outbox_topic(s->common->topic_template, &ev, topic, sizeof(topic))) {
@@ -171,7 +175,7 @@ static bool produce_event(struct stream *s, const struct outbox_event *evp, enum
         shell_bad_topic(why, sizeof(why), &ev, s->common->topic_template);
         if (s->cfg->dead_letter_topic != NULL) {
             topic[sizeof(topic) - 1] = '\0';
-            return dead_letter(s, &ev, topic, why, false, end);
+            return dead_letter(s, &ev, &meta, topic, why, false, end);
         }
         log_event(LOG_LEVEL_ERROR, s->txn_commit_lsn, ev.id.ptr, (int)ev.id.len,
                   "outbox event: %s; stopping without confirming it", why);
@@ -194,7 +198,7 @@ static bool produce_event(struct stream *s, const struct outbox_event *evp, enum
         char why[512];
 
         snprintf(why, sizeof(why), "cannot produce event to topic %.255s: %.200s", topic, s->err);
-        return dead_letter(s, &ev, topic, why, st == SINK_ETOOLARGE, end);
+        return dead_letter(s, &ev, &meta, topic, why, st == SINK_ETOOLARGE, end);
     }
     if (st != SINK_OK) {
         s->stats.failed++;
@@ -348,6 +352,9 @@ bool stream_handle_xlogdata(struct stream *s, const struct replmsg *m, enum stre
     case PGOUT_MSG_INSERT:
         return handle_insert(s, end);
     case PGOUT_MSG_MESSAGE:
+        if (s->msg->u.message.prefix.len == strlen(REEMIT_PREFIX) &&
+            memcmp(s->msg->u.message.prefix.ptr, REEMIT_PREFIX, strlen(REEMIT_PREFIX)) == 0)
+            return stream_handle_reemit(s, end);
         if (s->cfg->source_messages &&
             s->msg->u.message.prefix.len == strlen(s->cfg->message_prefix) &&
             memcmp(s->msg->u.message.prefix.ptr, s->cfg->message_prefix,

@@ -16,7 +16,7 @@
 #include "compiler.h"
 
 #define CFG_MAX_ITEMS     320 /* assignments kept from all sources (-X included) */
-#define CFG_MAX_OPTS      64  /* rows in one table */
+#define CFG_MAX_OPTS      128 /* rows in one table */
 #define CFG_MAX_FILE_SIZE (1 << 20)
 #define CFG_MAX_FILES     24   /* the config file, Kafka properties files, value files */
 #define CFG_NAMES_MAX     4096 /* bytes of Kafka property names made from variables */

@@ -108,6 +108,15 @@ def main() -> int:
         else:
             print("valgrind: not every order reached Kafka")
             ok = False
+        # cdc-relay reemit: the command, and the running relay serving its
+        # request (reading the rows, producing them with the replayed header).
+        reemit_log = run / "reemit.log"
+        reemit = start("cdc-relay", ["reemit", "--since", "1h", "--wait", "--wait-timeout", "110"],
+                       env, reemit_log)
+        ok &= verdict("cdc-relay reemit", reemit, reemit_log)
+        if "delivered: 200 rows" not in reemit_log.read_text():
+            print(f"valgrind: the re-emit was not delivered:\n{reemit_log.read_text()[-2000:]}")
+            ok = False
         relay_metrics = wait_log(relay_log, r"metrics listening addr=(\S+)").group(1)
         for base in (addr, relay_metrics):
             with urllib.request.urlopen(f"http://{base}/metrics", timeout=30) as resp:

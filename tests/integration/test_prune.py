@@ -88,7 +88,7 @@ def test_prune_never_removes_an_undelivered_row_under_load(stack):
     assert stack.relay.wait(60) == 0
     undelivered = insert_old(stack, 50, "b")
     before = ids_in_table(stack)
-    r = prune(stack, "--older-than", "1d", "--wait", "2s")
+    r = prune(stack, "--older-than", "1d", "--confirm-timeout", "2s")
     assert r.returncode == 5, r.stdout + r.stderr
     assert "did not reach" in r.stderr and "--replay-window" in r.stderr
     assert ids_in_table(stack) == before
@@ -102,7 +102,7 @@ def test_prune_never_removes_an_undelivered_row_under_load(stack):
     try:
         time.sleep(1.0)
         p = stack.spawn("cdc-relay", *prune_args(stack, "--older-than", "1d", "--batch-size", "20",
-                                                 "--batch-pause", "100ms", "--wait", "60s"),
+                                                 "--batch-pause", "100ms", "--confirm-timeout", "60s"),
                         env={"DATABASE_URL": stack.url}, wait_for=r"prune: delivered up to",
                         timeout=90)
         time.sleep(0.5)
@@ -131,7 +131,7 @@ def test_prune_never_removes_an_undelivered_row_under_load(stack):
     # Once the relay caught up, a second run takes the rest of the old rows.
     total = len(inserted) + 100
     assert len(stack.events(count=total, timeout=90)) >= total
-    r = prune(stack, "--older-than", "1d", "--wait", "60s")
+    r = prune(stack, "--older-than", "1d", "--confirm-timeout", "60s")
     assert r.returncode == 0, r.stdout + r.stderr
     assert ids_in_table(stack) == remaining - inserted  # the 100 young rows
     assert stack.relay.alive
@@ -230,7 +230,7 @@ def test_partitioned_outbox_streams_and_prunes_by_partition(stack):
     stack.relay.signal(signal.SIGTERM)
     assert stack.relay.wait(60) == 0
     late = insert_old(stack, 5, "late", age="4 days - 1 hour", table="outbox_p")
-    r = prune(stack, "--table", "public.outbox_p", "--older-than", "36h", "--wait", "1s")
+    r = prune(stack, "--table", "public.outbox_p", "--older-than", "36h", "--confirm-timeout", "1s")
     assert r.returncode == 5, r.stdout + r.stderr
     stack.start_relay("--table", "public.outbox_p")
     assert len(stack.events(count=95, timeout=60)) == 95
@@ -247,11 +247,11 @@ def test_replay_window_holds_the_slot_back_and_the_state_file_does_not(stack):
     assert len(stack.events(count=40, timeout=60)) == 40
     # The slot stays an hour behind: by it alone nothing is known delivered.
     r = run_bin("cdc-relay", "prune", "--slot", stack.slot, "--no-state-file", "--older-than", "1d",
-                "--wait", "3s", env={"DATABASE_URL": stack.url})
+                "--confirm-timeout", "3s", env={"DATABASE_URL": stack.url})
     assert r.returncode == 5 and "--replay-window" in r.stderr, r.stdout + r.stderr
     assert ids_in_table(stack) == set(rows)
     # The relay's state file has the delivered position: prune goes by it.
-    r = prune(stack, "--older-than", "1d", "--wait", "60s")
+    r = prune(stack, "--older-than", "1d", "--confirm-timeout", "60s")
     assert r.returncode == 0 and " 40 rows deleted" in r.stdout, r.stdout + r.stderr
     assert "or the state file" in r.stderr
     assert ids_in_table(stack) == set()
@@ -260,5 +260,5 @@ def test_replay_window_holds_the_slot_back_and_the_state_file_does_not(stack):
     with open(stack.state_file) as f, open(other, "w") as g:
         g.write(f.read().replace(f"slot={stack.slot}", "slot=someone_else"))
     r = run_bin("cdc-relay", "prune", "--slot", stack.slot, "--state-file", other, "--older-than",
-                "1d", "--wait", "1s", env={"DATABASE_URL": stack.url})
+                "1d", "--confirm-timeout", "1s", env={"DATABASE_URL": stack.url})
     assert r.returncode == 5 and "going by the slot alone" in r.stderr, r.stdout + r.stderr

@@ -2,7 +2,8 @@
  * What a status update reports (cdc/confirm.c, docs/protocol.md#r2, #r3,
  * #r9, #r10): every combination of the state file, the publication check and
  * the received position around one delivered position, the replay window over
- * time, the publication check's cadence and the held keepalive.
+ * time, the publication check's cadence and the held keepalive. apply is the
+ * delivered position in every row: nothing that holds flush back holds it.
  */
 #include "cdc/confirm.h"
 #include "unit/check.h"
@@ -63,6 +64,7 @@ static void test_every_combination_without_window(void)
                 CHECK_EQ_U64(st.save, save_axis[a].save);
                 CHECK_EQ_U64(st.flush, pub_axis[b].flush);
                 CHECK_EQ_U64(st.write, write_axis[d].write);
+                CHECK_EQ_U64(st.apply, 100);
             }
 }
 
@@ -124,6 +126,7 @@ static void test_replay_window_over_time(void)
             fprintf(stderr, "row %zu (t=%lld ds):\n", i, (long long)window_rows[i].at_s10);
         CHECK_EQ_U64(st.flush, window_rows[i].flush);
         CHECK_EQ_U64(st.write, window_rows[i].delivered);
+        CHECK_EQ_U64(st.apply, window_rows[i].delivered); /* the window holds flush only */
     }
 }
 
@@ -142,6 +145,7 @@ static void test_replay_window_and_publication_check_take_the_lower(void)
     confirm_pub_verified(&c, 300);
     CHECK_EQ_U64(confirm_next(&c, 500, 500, 0).flush, 100);      /* window holds 100 */
     CHECK_EQ_U64(confirm_next(&c, 600, 600, 11 * S).flush, 300); /* window 500, check 300 */
+    CHECK_EQ_U64(confirm_next(&c, 600, 600, 11 * S).apply, 600); /* neither holds apply */
     confirm_pub_verified(&c, 1000);
     CHECK_EQ_U64(confirm_next(&c, 600, 600, 12 * S).flush, 500);
     /* the state file is written with the delivered position, not the flush */
@@ -203,7 +207,8 @@ static void test_publication_check_covers_what_was_received_when_it_started(void
     covered = confirm_pub_check_started(&c, 100, 250, 20 * S);
     CHECK_EQ_U64(covered, 250);
     CHECK_EQ_U64(confirm_pub_check_started(&c, 300, 250, 40 * S), 300);
-    CHECK_EQ_U64(confirm_next(&c, 300, 400, 41 * S).flush, 0); /* nothing verified yet */
+    CHECK_EQ_U64(confirm_next(&c, 300, 400, 41 * S).flush, 0);   /* nothing verified yet */
+    CHECK_EQ_U64(confirm_next(&c, 300, 400, 41 * S).apply, 300); /* delivered, unverified */
     confirm_pub_verified(&c, covered);
     CHECK_EQ_U64(confirm_next(&c, 300, 400, 42 * S).flush, 250);
     confirm_pub_verified(&c, 1000); /* a reconnect validated up to the server's end */

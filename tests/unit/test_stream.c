@@ -23,7 +23,9 @@
 #include "cdc/tracker.h"
 #include "log.h"
 #include "lsn.h"
+#include "cdc/reemit.h"
 #include "support/fixture.h"
+#include "support/pgout_build.h"
 #include "unit/check.h"
 
 #define PROTO1_FILE   "pgoutput/pg15_proto1.hex"
@@ -116,6 +118,7 @@ struct event {
     uint64_t seq;
     char id[64];
     char topic[64];
+    char replay[32];  /* replay_request header; "" for a live event */
     uint64_t end_lsn; /* its transaction's commit end, from the oracle */
     enum ev_state state;
 };
@@ -170,6 +173,12 @@ static struct world {
     long checks_started;
     long gone_at_check; /* the check (1-based) that finds the table gone; 0: never */
     uint64_t check_covers, verified;
+
+    /* re-emit server */
+    uint64_t reemit_end; /* the request transaction's commit end */
+    int reemit_rows;     /* rows it hands over */
+    int reemit_served;
+    char reemit_ids[2][REEMIT_ID_MAX];
 } w;
 
 static int64_t fake_mono(void)
@@ -312,7 +321,8 @@ static void bad(const char *what, const struct status *st)
 }
 
 static enum repl_status src_send_status(void *arg, uint64_t write_lsn, uint64_t flush_lsn,
-                                        int64_t now_pg_us, bool reply, char *err, size_t errlen)
+                                        uint64_t apply_lsn, int64_t now_pg_us, bool reply,
+                                        char *err, size_t errlen)
 {
     struct status st = {write_lsn, flush_lsn, reply, w.next, w.now, w.queue_full ? w.waits : 0};
 
@@ -321,10 +331,17 @@ static enum repl_status src_send_status(void *arg, uint64_t write_lsn, uint64_t 
     (void)err;
     (void)errlen;
     for (size_t i = 0; i < w.nev; i++)
-        if (w.ev[i].state != EV_DELIVERED && flush_lsn >= w.ev[i].end_lsn) {
-            bad("confirms a transaction Kafka has not acknowledged", &st);
+        if (w.ev[i].state != EV_DELIVERED && apply_lsn >= w.ev[i].end_lsn) {
+            bad(flush_lsn >= w.ev[i].end_lsn
+                    ? "confirms a transaction Kafka has not acknowledged"
+                    : "reports as applied a transaction Kafka has not acknowledged",
+                &st);
             break;
         }
+    if (apply_lsn < flush_lsn)
+        bad("apply behind flush", &st);
+    if (!is_position(apply_lsn))
+        bad("reports as applied a position the server never sent as one", &st);
     if (flush_lsn > w.verified && flush_lsn != START_LSN)
         bad("confirms past what a publication check covered", &st);
     if (!is_position(flush_lsn))
@@ -392,7 +409,10 @@ static enum sink_status sink_produce_fake(void *arg, const char *topic,
     e->seq = seq;
     snprintf(e->id, sizeof(e->id), "%.*s", (int)ev->id.len, ev->id.ptr);
     snprintf(e->topic, sizeof(e->topic), "%s", topic);
-    e->end_lsn = end_of_commit(lsn_of(meta->lsn));
+    snprintf(e->replay, sizeof(e->replay), "%s",
+             meta->replay_request != NULL ? meta->replay_request : "");
+    /* a re-sent event has no lsn header: its transaction is the request's */
+    e->end_lsn = meta->lsn != NULL ? end_of_commit(lsn_of(meta->lsn)) : w.reemit_end;
     e->state = EV_OUTSTANDING;
     return SINK_OK;
 }
@@ -536,6 +556,8 @@ static const struct relay_watch_ops fake_watch = {
 
 /* ---- running a scenario ------------------------------------------------- */
 
+static const struct relay_reemit_ops fake_reemit;
+
 static void world_init(const struct fixture *fx, const struct oracle *o)
 {
     memset(&w, 0, sizeof(w));
@@ -588,6 +610,8 @@ static enum stream_end world_run(FILE *log_file)
     w.s.sink_ops = &fake_sink;
     w.s.watch = &w;
     w.s.watch_ops = &fake_watch;
+    w.s.reemit = &w;
+    w.s.reemit_ops = &fake_reemit;
     tracker_free(w.s.tracker);
     w.s.tracker = tracker_new(START_LSN);
     confirm_start(&w.s.confirm, 0, START_LSN, START_LSN);
@@ -912,6 +936,116 @@ static void test_streamed_transactions_are_a_protocol_error(void)
     fixture_free(&fx);
 }
 
+/* ---- a cdc-relay reemit request ------------------------------------------ */
+
+static enum reemit_result reemit_serve_fake(void *arg, const struct reemit_request *req,
+                                            const struct reemit_hooks *hooks, uint64_t *sent,
+                                            uint64_t *skipped, char *err, size_t errlen)
+{
+    (void)arg;
+    (void)err;
+    (void)errlen;
+    w.reemit_served++;
+    snprintf(w.reemit_ids[0], sizeof(w.reemit_ids[0]), "%s", req->first_id);
+    snprintf(w.reemit_ids[1], sizeof(w.reemit_ids[1]), "%s", req->last_id);
+    *sent = *skipped = 0;
+    for (int i = 0; i < w.reemit_rows; i++) {
+        char id[16];
+        struct outbox_event ev = {
+            .id = {id, (size_t)snprintf(id, sizeof(id), "again-%d", i)},
+            .aggregate_type = {"order", 5},
+            .aggregate_id = {"k", 1},
+            .event_type = {"OrderCreated", 12},
+            .payload = {"{}", 2},
+        };
+
+        if (!hooks->idle(hooks->arg) || !hooks->emit(hooks->arg, &ev, "2026-12-05T10:00:00Z"))
+            return REEMIT_STOPPED;
+        (*sent)++;
+    }
+    return REEMIT_DONE;
+}
+
+static const struct relay_reemit_ops fake_reemit = {reemit_serve_fake};
+
+/* proto1, then one transaction holding a request for slot "s" (ids a..b),
+ * its rows re-sent while reports are held past its Commit. */
+static void test_reemit_request_is_produced_in_its_transaction(void)
+{
+    struct reemit_request req = {.kind = REEMIT_IDS, .slot = "s"};
+    struct fixture fx = {0};
+    struct oracle o = proto1_oracle;
+    struct pgout_build b[3];
+    uint64_t begin_lsn = proto1_oracle.last_end + 0x100;
+    uint64_t msg_lsn = begin_lsn + 0x10, commit_lsn = begin_lsn + 0x80, end_lsn = commit_lsn + 0x30;
+    uint64_t keepalive = end_lsn + 0x100;
+    char request[LSN_STR_MAX];
+    char *json;
+    FILE *log_file = tmpfile();
+    enum stream_end end;
+
+    if (!load_proto1())
+        return;
+    snprintf(req.first_id, sizeof(req.first_id), "a");
+    snprintf(req.last_id, sizeof(req.last_id), "b");
+    req.snapshot = "100:100:";
+    json = reemit_request_format(&req);
+    CHECK(json != NULL);
+    if (json == NULL)
+        return;
+    for (int i = 0; i < 3; i++)
+        pgout_build_init(&b[i]);
+    pgout_build_begin(&b[0], commit_lsn, 0, 900);
+    pgout_build_message(&b[1], 0, 1, msg_lsn, REEMIT_PREFIX, (uint32_t)strlen(json), json);
+    pgout_build_commit(&b[2], 0, commit_lsn, end_lsn, 0);
+    fx.n = proto1.n + 3;
+    fx.msgs = calloc(fx.n, sizeof(*fx.msgs));
+    memcpy(fx.msgs, proto1.msgs, proto1.n * sizeof(*fx.msgs));
+    for (int i = 0; i < 3; i++)
+        fx.msgs[proto1.n + (size_t)i] = (struct fixture_msg){.lsn = i == 0   ? begin_lsn
+                                                                    : i == 1 ? msg_lsn
+                                                                             : commit_lsn,
+                                                             .data = b[i].data,
+                                                             .len = b[i].len};
+    o.txns[o.ntxns++] = (struct txn){commit_lsn, end_lsn};
+    o.last_end = end_lsn;
+
+    world_init(&fx, &o);
+    w.policy = REPORT_HOLD;
+    w.hold_until = w.now + 60 * SEC; /* past the request's Commit and a few updates */
+    w.reemit_end = end_lsn;
+    w.reemit_rows = 3;
+    script_fixture();
+    script_tail(keepalive);
+    end = world_run(log_file);
+
+    lsn_format(msg_lsn, request, sizeof(request));
+    CHECK_EQ_INT(end, STREAM_STOP);
+    CHECK_EQ_INT(w.reemit_served, 1);
+    CHECK_STR(w.reemit_ids[0], "a");
+    CHECK_STR(w.reemit_ids[1], "b");
+    CHECK_EQ_INT(w.nev, o.nevents + 3);
+    for (size_t i = 0; i < w.nev; i++) {
+        bool again = i >= o.nevents;
+
+        CHECK_STR(w.ev[i].replay, again ? request : "");
+        CHECK_STR(w.ev[i].topic, "order.events");
+        CHECK_EQ_INT(w.ev[i].state, EV_DELIVERED);
+        if (again)
+            CHECK_EQ_U64(w.ev[i].end_lsn, end_lsn);
+    }
+    CHECK(logged(log_file, "3 events produced"));
+    /* the request's transaction waited for its rows (src_send_status checks
+     * every update), then everything was confirmed */
+    CHECK_EQ_U64(last_flush(), keepalive);
+    CHECK_EQ_INT(w.bad_status, 0);
+    fclose(log_file);
+    free(fx.msgs);
+    for (int i = 0; i < 3; i++)
+        pgout_build_fini(&b[i]);
+    free(json);
+}
+
 int main(void)
 {
     log_threshold = LOG_LEVEL_INFO;
@@ -925,6 +1059,7 @@ int main(void)
     RUN(test_table_gone_from_the_publication);
     RUN(test_binary_columns_stop_the_stream);
     RUN(test_streamed_transactions_are_a_protocol_error);
+    RUN(test_reemit_request_is_produced_in_its_transaction);
     fixture_free(&proto1);
     return check_summary();
 }
