@@ -243,12 +243,12 @@ static const struct cfg_opt opts[] = {
      "listening addr=HOST:PORT'); none: no listener"},
     /* cdc-relay audit (docs/operations.md#auditing-a-time-range) */
     {"since", 0, NULL, "TIME", NULL, CFG_CLI_ONLY, OPT_STR, OFF(since), 0, 0,
-     "audit: the range's start, by --timestamp-column: an ISO\n"
-     "8601 time (2026-12-05T10:00:00Z), a date, now, or a\n"
-     "duration ago (2h) (required by audit)"},
+     "audit, reemit: the range's start, by --timestamp-column:\n"
+     "an ISO 8601 time (2026-12-05T10:00:00Z), a date, now, or\n"
+     "a duration ago (2h) (required by audit)"},
     {"until", 0, NULL, "TIME", "now", CFG_CLI_ONLY, OPT_STR, OFF(until), 0, 0,
-     "audit: the range's end (excluded); leave the relay time to\n"
-     "deliver, e.g. --until 5m"},
+     "audit, reemit: the range's end (excluded); leave the relay\n"
+     "time to deliver, e.g. --until 5m"},
     {"topics", 0, NULL, "LIST", NULL, CFG_CLI_ONLY, OPT_STR, OFF(audit_topics), 0, 0,
      "audit: read these topics (comma-separated) for the rows'\n"
      "events, instead of the ones --topic-template makes"},

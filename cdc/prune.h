@@ -26,7 +26,7 @@ enum prune_exit {
     PRUNE_EXIT_OK = 0,      /* done (or --max-duration reached: the next run goes on) */
     PRUNE_EXIT_ERROR = 1,   /* could not prune (logged) */
     PRUNE_EXIT_NO_SLOT = 4, /* the slot is missing or unusable: nothing is known delivered */
-    PRUNE_EXIT_BEHIND = 5,  /* the delivered position did not reach L within --wait */
+    PRUNE_EXIT_BEHIND = 5,  /* the delivered position did not reach L within --confirm-timeout */
 };
 
 struct prune_config {

@@ -31,6 +31,9 @@
 /* The publication check of a clean stop: polled this often, this many times. */
 #define STREAM_STOP_CHECK_POLL_MS 50
 #define STREAM_STOP_CHECK_POLLS   100
+/* --exactly-once: unfenced fatal producer errors in a row, with no Kafka
+ * commit between them, before the relay gives up (exit 1) */
+#define STREAM_FATAL_REWINDS_MAX 5
 
 static const struct stream_clock pace_clock = {pace_monotonic_us, pace_now_us};
 
@@ -302,8 +305,41 @@ bool stream_keep_alive(struct stream *s, int poll_ms, enum stream_end *end)
     return true;
 }
 
+/* An unfenced fatal producer error in exactly-once mode (a broker refusing
+ * EndTxn after a restart or a hang: INVALID_TXN_STATE) is survived like an
+ * abortable one, since the new producer's init_transactions aborts what this
+ * one left open; an exit would stay down under systemd
+ * (RestartPreventExitStatus=1). Unless it keeps coming back without a single
+ * Kafka commit in between: then it is the configuration, not the broker. */
+static enum stream_end eos_fatal_rewind(struct stream *s, const char *fatal)
+{
+    uint64_t commits = eos_commits(s->eos);
+
+    if (commits != s->fatal_commits) {
+        s->fatal_commits = commits;
+        s->fatal_rewinds = 0;
+    }
+    if (++s->fatal_rewinds > STREAM_FATAL_REWINDS_MAX) {
+        snprintf(s->err, sizeof(s->err),
+                 "producer hit a fatal error %d times in a row without a Kafka commit in "
+                 "between (%s)",
+                 s->fatal_rewinds, fatal);
+        log_error("%s", s->err);
+        return STREAM_FATAL;
+    }
+    log_warn("producer hit a fatal error (%s); aborting the Kafka transaction and rewinding to "
+             "the last checkpoint with a new producer",
+             fatal);
+    return STREAM_REWIND;
+}
+
 enum stream_end stream_eos_end(struct stream *s, enum eos_result res)
 {
+    char fatal[512];
+
+    if (res == EOS_FATAL && s->sink != NULL && s->sink_ops->fatal(s->sink, fatal, sizeof(fatal)) &&
+        !s->sink_ops->fenced(s->sink))
+        return eos_fatal_rewind(s, fatal);
     switch (res) {
     case EOS_OK:
         return STREAM_STOP;
@@ -438,12 +474,9 @@ enum stream_end stream_check_kafka(struct stream *s)
     if (s->fatal)
         return STREAM_FATAL;
     if (s->sink_ops->fatal(s->sink, fatal, sizeof(fatal))) {
-        /* Only fencing ends an exactly-once relay. Any other fatal error (a
-         * broker refusing EndTxn after a restart or a hang: INVALID_TXN_STATE)
-         * is survived like an abortable one, since the new producer's
-         * init_transactions aborts what this one left open; an exit here would
-         * stay down under systemd (RestartPreventExitStatus=1). */
-        if (s->eos != NULL && s->sink_ops->fenced(s->sink)) {
+        if (s->eos != NULL) {
+            if (!s->sink_ops->fenced(s->sink))
+                return eos_fatal_rewind(s, fatal);
             snprintf(s->err, sizeof(s->err), "producer hit a fatal error (%s)", fatal);
             return stream_eos_end(s, EOS_FENCED);
         }

@@ -99,6 +99,10 @@ struct stream {
     bool rewind;
     bool fatal;
     bool fenced; /* --exactly-once: another relay took over */
+    /* --exactly-once: rewinds for an unfenced fatal producer error since the
+     * Kafka commit count was last seen to move (fatal_commits) */
+    int fatal_rewinds;
+    uint64_t fatal_commits;
 
     /* Test-only (tests/faults): CDC_TEST_FAILPOINT=after-delivery-before-status
      * makes the first successful delivery report _exit(70), so Kafka has the
