@@ -25,6 +25,7 @@ import re
 import signal
 import subprocess
 import time
+import urllib.parse
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -62,8 +63,14 @@ def utf8(s: str) -> bytes:
     return s.encode("utf-8", "surrogateescape")
 
 
+ROLE_PW = "Enc-3f9a51c2"
+
+
 def role_url(pg: Postgres, role: str, db: str) -> str:
-    return f"postgresql://{role}@127.0.0.1:{pg.port}/{db}"
+    """db as role, on whichever server pg is (the compose server asks for a
+    password where the harness's own trusts loopback)."""
+    url = urllib.parse.urlsplit(pg.url_for(db))
+    return urllib.parse.urlunsplit(url._replace(netloc=f"{role}:{ROLE_PW}@{url.hostname}:{url.port}"))
 
 
 def api_request(base: str, method: str, path: str, body: bytes | None = None):
@@ -197,7 +204,7 @@ def test_encodings_and_search_paths_change_nothing(pg, kafka, spawn):
     url = pg.new_database()
     db = url.rsplit("/", 1)[1]
     role = unique_name("enc")
-    pg.psql(f'CREATE ROLE "{role}" LOGIN SUPERUSER REPLICATION', dbname="postgres")
+    pg.psql(f"CREATE ROLE \"{role}\" LOGIN SUPERUSER REPLICATION PASSWORD '{ROLE_PW}'", dbname="postgres")
     psql_utf8(url, decoy_sql(mark))
     pg.psql(
         f"ALTER DATABASE \"{db}\" SET client_encoding = 'LATIN1';"
@@ -323,7 +330,7 @@ def test_sql_ascii_database_is_refused(pg, kafka, spawn):
                     env={"DATABASE_URL": url, "KAFKA_BROKERS": kafka.brokers}, timeout=60)  # fmt: skip
         assert r.returncode == 1, (mode, r.stderr)
         assert "SQL_ASCII" in r.stderr, r.stderr
-    assert pg.psql("SELECT count(*) FROM pg_replication_slots", dbname="postgres") == "0"
+    assert pg.psql(f"SELECT count(*) FROM pg_replication_slots WHERE database = '{db}'", dbname="postgres") == "0"
 
 
 # ---- translated server messages ---------------------------------------------

@@ -119,7 +119,7 @@ def test_publication_without_the_table_or_inserts_is_refused_at_start(stack):
 def _check_backends(stack) -> list[tuple[int, str]]:
     out = stack.pg.psql(
         "SELECT pid, coalesce(wait_event_type, '') FROM pg_stat_activity"
-        " WHERE application_name = 'cdc-relay-check'",
+        " WHERE application_name = 'cdc-relay-check' AND datname = current_database()",
         url=stack.url,
     )
     return [(int(p), w) for p, w in (line.split("|") for line in out.splitlines() if line)]
