@@ -35,6 +35,20 @@ enum outbox_pg_status outbox_pg_classify(PGconn *conn, const PGresult *res)
     return OUTBOX_PG_EFATAL;
 }
 
+enum outbox_pg_status outbox_pg_command(PGconn *conn, const char *sql, const char *what, char *err,
+                                        size_t errlen)
+{
+    PGresult *res = PQexec(conn, sql);
+    enum outbox_pg_status st = OUTBOX_PG_OK;
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        pgconn_set_err(err, errlen, "%s failed: %s", what, PQerrorMessage(conn));
+        st = outbox_pg_classify(conn, res);
+    }
+    PQclear(res);
+    return st;
+}
+
 struct pg_conn *outbox_pg_connect(const char *dburl, const char *app, int connect_timeout_s,
                                   bool *fatal, char *err, size_t errlen)
 {

@@ -32,6 +32,11 @@ enum outbox_pg_status {
  * table or column, missing rights, bad SQL or bad data OUTBOX_PG_EFATAL. */
 enum outbox_pg_status outbox_pg_classify(struct pg_conn *conn, const struct pg_result *res);
 
+/* Runs sql, a command (or several) without parameters whose result is not
+ * needed; on failure err is "<what> failed: <server's message>". */
+enum outbox_pg_status outbox_pg_command(struct pg_conn *conn, const char *sql, const char *what,
+                                        char *err, size_t errlen);
+
 /* What the table is, besides the layout. */
 struct outbox_pg_table {
     bool exists;
@@ -59,11 +64,6 @@ struct pg_conn *outbox_pg_connect(const char *dburl, const char *app, int connec
                                   bool *fatal, char *err, size_t errlen);
 
 void outbox_pg_close(struct pg_conn *conn); /* NULL-safe */
-
-/* What a failed command's result means to these commands, by its SQLSTATE
- * (common/pgerr.h): connection loss and passing states are ERETRY; a
- * missing table or column, rights, bad SQL or data are EFATAL. */
-enum outbox_pg_status outbox_pg_classify(struct pg_conn *conn, const struct pg_result *res);
 
 /* A row of outbox_pg_scan_range: id, route, type (NUL-terminated, borrowed
  * for the call; NULL for SQL NULL). Return false to stop the scan. */

@@ -242,21 +242,6 @@ enum outbox_pg_status prune_pg_partitions(struct pg_conn *conn, const char *sql,
     return OUTBOX_PG_OK;
 }
 
-/* A command without parameters whose result is not needed. */
-static enum outbox_pg_status command(PGconn *conn, const char *what, const char *sql, char *err,
-                                     size_t errlen)
-{
-    PGresult *res = PQexec(conn, sql);
-    enum outbox_pg_status st = OUTBOX_PG_OK;
-
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        pgconn_set_err(err, errlen, "%s failed: %s", what, PQerrorMessage(conn));
-        st = outbox_pg_classify(conn, res);
-    }
-    PQclear(res);
-    return st;
-}
-
 enum outbox_pg_status
 prune_pg_partition_drop(struct pg_conn *conn, const char *root_schema, const char *root_table,
                         const struct prune_pg_partition *p, const char *check_sql,
@@ -281,17 +266,19 @@ prune_pg_partition_drop(struct pg_conn *conn, const char *root_schema, const cha
         return OUTBOX_PG_EFATAL;
     }
     if (!dry_run) {
-        if ((st = command(conn, "BEGIN", "BEGIN", err, errlen)) != OUTBOX_PG_OK)
+        if ((st = outbox_pg_command(conn, "BEGIN", "BEGIN", err, errlen)) != OUTBOX_PG_OK)
             return st;
         /* A lock waited for in the queue would stall every insert behind
          * it: give up soon and leave the partition to the next run. */
         snprintf(sql, sizeof(sql), "SET LOCAL lock_timeout = %d", lock_timeout_ms);
-        if ((st = command(conn, "setting lock_timeout", sql, err, errlen)) != OUTBOX_PG_OK)
+        if ((st = outbox_pg_command(conn, sql, "setting lock_timeout", err, errlen)) !=
+            OUTBOX_PG_OK)
             goto rollback;
         /* Locked before it is read: no row can arrive between the check and
          * the drop (a writer still open holds its lock until it ends). */
         snprintf(sql, sizeof(sql), "LOCK TABLE %s.%s IN ACCESS EXCLUSIVE MODE", ps, pn);
-        if ((st = command(conn, "locking the partition", sql, err, errlen)) != OUTBOX_PG_OK)
+        if ((st = outbox_pg_command(conn, sql, "locking the partition", err, errlen)) !=
+            OUTBOX_PG_OK)
             goto busy_or_fail;
     }
     st = run(conn, "checking the partition", check_sql, nparams, params, PGRES_TUPLES_OK, 2, &res,
@@ -310,14 +297,15 @@ prune_pg_partition_drop(struct pg_conn *conn, const char *root_schema, const cha
         return OUTBOX_PG_OK;
     }
     snprintf(sql, sizeof(sql), "ALTER TABLE %s.%s DETACH PARTITION %s.%s", rs, rn, ps, pn);
-    if ((st = command(conn, "detaching the partition", sql, err, errlen)) != OUTBOX_PG_OK)
+    if ((st = outbox_pg_command(conn, sql, "detaching the partition", err, errlen)) != OUTBOX_PG_OK)
         goto busy_or_fail;
     if (!keep) {
         snprintf(sql, sizeof(sql), "DROP TABLE %s.%s", ps, pn);
-        if ((st = command(conn, "dropping the partition", sql, err, errlen)) != OUTBOX_PG_OK)
+        if ((st = outbox_pg_command(conn, sql, "dropping the partition", err, errlen)) !=
+            OUTBOX_PG_OK)
             goto rollback;
     }
-    if ((st = command(conn, "COMMIT", "COMMIT", err, errlen)) != OUTBOX_PG_OK)
+    if ((st = outbox_pg_command(conn, "COMMIT", "COMMIT", err, errlen)) != OUTBOX_PG_OK)
         return st;
     *verdict = PRUNE_PG_DROPPED;
     return OUTBOX_PG_OK;

@@ -18,21 +18,6 @@
 
 #define REEMIT_SQL_MAX (POLL_SQL_MAX + 4096)
 
-/* Runs sql (no rows expected); on failure err says what and the status. */
-static enum outbox_pg_status exec_cmd(PGconn *conn, const char *sql, const char *what, char *err,
-                                      size_t errlen)
-{
-    PGresult *res = PQexec(conn, sql);
-    enum outbox_pg_status st = OUTBOX_PG_OK;
-
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        pgconn_set_err(err, errlen, "%s: %s", what, PQerrorMessage(conn));
-        st = outbox_pg_classify(conn, res);
-    }
-    PQclear(res);
-    return st;
-}
-
 /* One row, one column; NULL with err and *st set otherwise (PQclear it). */
 static PGresult *query1(PGconn *conn, const char *sql, int nparams, const char *const *params,
                         const char *what, enum outbox_pg_status *st, char *err, size_t errlen)
@@ -62,8 +47,9 @@ enum outbox_pg_status reemit_pg_request(struct pg_conn *conn, struct reemit_requ
     /* The snapshot of this transaction decides which rows exist for the
      * request: exactly what a SELECT here would see. The commit is made
      * durable before it returns, so the write position after it covers it. */
-    st = exec_cmd(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL synchronous_commit TO on",
-                  "BEGIN", err, errlen);
+    st = outbox_pg_command(
+        conn, "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL synchronous_commit TO on", "BEGIN",
+        err, errlen);
     if (st != OUTBOX_PG_OK)
         return st;
     res = query1(conn, "SELECT pg_catalog.pg_current_snapshot()::pg_catalog.text", 0, NULL,
@@ -295,8 +281,8 @@ struct reemit_cursor *reemit_pg_open(const char *dburl, int connect_timeout_s, c
     c->ncols = POLL_SQL_COL_HEADERS + (int)layout->nheaders;
     /* One snapshot and one sort for the whole request, read in batches;
      * a cursor's parameters are bound once, at DECLARE. */
-    *st =
-        exec_cmd(c->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "BEGIN", err, errlen);
+    *st = outbox_pg_command(c->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "BEGIN",
+                            err, errlen);
     if (*st != OUTBOX_PG_OK)
         goto fail;
     snprintf(decl, sizeof(decl), "DECLARE cdc_reemit NO SCROLL CURSOR FOR %s", sql);
