@@ -247,7 +247,13 @@ def test_failed_deliveries_abort_and_rewind_to_the_checkpoint(stack):
     make the relay abort the open Kafka transaction and rewind to the last
     checkpoint with a new producer: no duplicate, no loss."""
     stack.start_api(pool_size=4)
-    args = eos_args(stack, "-X", "message.timeout.ms=2000", "-X", "transaction.timeout.ms=60000")
+    # socket.timeout.ms below the pause: a request already sent when the broker
+    # hangs fails too. Without it, a pause that caught every message in flight
+    # (the relay flushing for a commit) timed nothing out, and nothing rewound.
+    args = eos_args(
+        stack, "-X", "message.timeout.ms=2000", "-X", "socket.timeout.ms=4000",
+        "-X", "transaction.timeout.ms=60000",
+    )  # fmt: skip
     relay = stack.start_relay(*args)
     stop = threading.Event()
 
@@ -259,7 +265,11 @@ def test_failed_deliveries_abort_and_rewind_to_the_checkpoint(stack):
     for w in workers:
         w.start()
     try:
-        time.sleep(2)
+        # The pause must catch the relay producing. (Not read with kcat: under
+        # load a transaction is always open, and a read_committed kcat -e
+        # never reaches the end of a partition.)
+        stack.wait_until(lambda: metric(relay, "cdc_relay_events_delivered_total") > 0, 60, "a delivery")
+        time.sleep(1)
         stack.kafka.pause()
         time.sleep(6)
         stack.kafka.resume()
