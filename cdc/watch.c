@@ -242,8 +242,12 @@ static void check_start(void *arg)
 
 static enum relay_check check_result(void *arg, char *err, size_t errlen)
 {
-    static const char sql[] = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables "
-                              "WHERE pubname = $1 AND schemaname = $2 AND tablename = $3)";
+    /* Whether the publication is there at all tells a DROP PUBLICATION
+     * (recovered with a new slot) from a table taken out of it. */
+    static const char sql[] =
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1), "
+        "EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables "
+        "WHERE pubname = $1 AND schemaname = $2 AND tablename = $3)";
     struct watch *w = arg;
     const struct repl_opts *o = w->opts;
     enum relay_check outcome = RELAY_CHECK_FAILED;
@@ -280,11 +284,19 @@ static enum relay_check check_result(void *arg, char *err, size_t errlen)
     }
     if (!side_done(&w->check, &res))
         return RELAY_CHECK_RUNNING;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) != 1) {
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) != 2) {
         pgconn_set_err(err, errlen, "publication check failed: %s", PQerrorMessage(w->check.conn));
         side_close(&w->check);
-    } else if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
+    } else if (strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
         outcome = RELAY_CHECK_PASSED;
+    } else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+        outcome = RELAY_CHECK_GONE;
+        pgconn_set_err(
+            err, errlen,
+            "publication \"%s\" does not exist (dropped while the relay ran): inserts into "
+            "%s.%s since then were not streamed, and are not confirmed; recover as in "
+            "docs/operations.md#publication-dropped",
+            o->publication, o->table_schema, o->table_name);
     } else {
         outcome = RELAY_CHECK_GONE;
         pgconn_set_err(
